@@ -1,0 +1,1 @@
+"""The redisguard monitor: config, drift engines, reports and the CLI."""

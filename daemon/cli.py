@@ -1,0 +1,57 @@
+"""Command-line entry point `redisguard`: builds the parser and dispatches to each part's command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.metadata import version
+
+from redisguard.daemon.errors import RedisguardError
+from redisguard.program.config import StackConfigError
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Imported here so `redisguard --help` stays fast and one part's import error
+    # names that part.
+    from redisguard.emulator import command as emulator_command
+
+    parser = argparse.ArgumentParser(
+        prog="redisguard",
+        description="Keep Memorystore Redis fleets managed with Pulumi in line with their "
+        "declared config: drift reports, memory checks and a local emulator.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('redisguard')}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity on stderr (default: %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    emulator_command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (RedisguardError, StackConfigError) as exc:
+        print(f"redisguard {args.command}: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Pulumi program `redis-fleet`: typed stack config and resource builders."""

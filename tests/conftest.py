@@ -1,0 +1,5 @@
+"""Shared pytest setup: each part's fixtures live in tests/fixtures/ and are loaded here."""
+
+pytest_plugins = [
+    "tests.fixtures.processes",
+]
