@@ -1,0 +1,427 @@
+"""Typed stack config of the redis-fleet program: one parse of `redis-fleet:redis` into frozen models."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+PROJECT_NAME = "redis-fleet"
+CONFIG_KEY = f"{PROJECT_NAME}:redis"
+
+Tier = Literal["BASIC", "STANDARD_HA"]
+RedisVersion = Literal["REDIS_3_2", "REDIS_4_0", "REDIS_5_0", "REDIS_6_X", "REDIS_7_0", "REDIS_7_2"]
+DayOfWeek = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
+PersistenceMode = Literal["DISABLED", "RDB"]
+SnapshotPeriod = Literal["ONE_HOUR", "SIX_HOURS", "TWELVE_HOURS", "TWENTY_FOUR_HOURS"]
+TransitEncryption = Literal["SERVER_AUTHENTICATION", "DISABLED"]
+ConnectMode = Literal["DIRECT_PEERING", "PRIVATE_SERVICE_ACCESS"]
+# The eviction policies Memorystore accepts for `maxmemory-policy`.
+MaxMemoryPolicy = Literal[
+    "noeviction",
+    "allkeys-lru",
+    "volatile-lru",
+    "allkeys-lfu",
+    "volatile-lfu",
+    "allkeys-random",
+    "volatile-random",
+    "volatile-ttl",
+]
+FlagValue = str | int | bool
+
+# GCP instance ids: start with a lowercase letter, then lowercase letters, digits and
+# hyphens, at most 40 characters, not ending in a hyphen.
+_INSTANCE_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+_KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
+_FLAG_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+# Flags redisguard sets itself on every `gcloud beta redis instances update`.
+_RESERVED_FLAGS = frozenset({"project", "region", "quiet", "async", "format", "account", "configuration"})
+
+MIN_MEMORY_GB = 1
+MAX_MEMORY_GB = 300
+MIN_MEMORY_GB_WITH_READ_REPLICAS = 5
+MAX_READ_REPLICAS = 5
+
+
+class StackConfigError(ValueError):
+    """The stack config is invalid; `problems` holds one line per problem, all of them."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = f"{source}: {count} problem{'s' if count != 1 else ''} in the stack config"
+        super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
+
+
+class BetaFlags(BaseModel):
+    """Extra `gcloud beta redis instances update` flags for features the provider lacks.
+
+    `apply` runs once when the instance is created (or when the flags change) and
+    `revert` runs when the instance is deleted or the flags are replaced.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    apply: dict[str, FlagValue] = Field(min_length=1)
+    revert: dict[str, FlagValue] = Field(default_factory=dict)
+
+    @field_validator("apply", "revert")
+    @classmethod
+    def _flag_names(cls, flags: dict[str, FlagValue]) -> dict[str, FlagValue]:
+        for name in flags:
+            if not _FLAG_NAME.match(name):
+                raise PydanticCustomError(
+                    "flag_name",
+                    "flag name {name} is invalid; write it without leading dashes, as lowercase "
+                    "words joined by hyphens (e.g. persistence-mode)",
+                    {"name": repr(name)},
+                )
+            if name in _RESERVED_FLAGS:
+                raise PydanticCustomError(
+                    "flag_reserved",
+                    "flag {name} is set by redisguard itself; not allowed: {reserved}",
+                    {"name": repr(name), "reserved": ", ".join(sorted(_RESERVED_FLAGS))},
+                )
+        return flags
+
+
+class ClusterConfig(BaseModel):
+    """One Memorystore Redis instance, in the flat snake_case format of the original team."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    name: str
+    memory_gb: int = Field(ge=MIN_MEMORY_GB, le=MAX_MEMORY_GB)
+    tier: Tier = "STANDARD_HA"
+    redis_version: RedisVersion = "REDIS_7_2"
+    display_name: str | None = None
+    location_id: str | None = None
+    maintenance_window_day: DayOfWeek | None = None
+    maintenance_start_hours: int | None = Field(default=None, ge=0, le=23)
+    maintenance_start_minutes: int | None = Field(default=None, ge=0, le=59)
+    max_memory_policy: MaxMemoryPolicy | None = None
+    active_defrag: bool | None = None
+    # RDB snapshots by default: backups are one of the properties the fleet must keep.
+    persistence_mode: PersistenceMode = "RDB"
+    snapshot_period: SnapshotPeriod | None = None
+    # AUTH cannot be turned off; the key is accepted only so `auth_enabled: true` stays valid.
+    auth_enabled: bool = True
+    transit_encryption: TransitEncryption = "SERVER_AUTHENTICATION"
+    replica_count: int | None = Field(default=None, ge=0, le=MAX_READ_REPLICAS)
+    read_replicas: bool = False
+    customer_managed_key: str | None = None
+    connect_mode: ConnectMode = "DIRECT_PEERING"
+    authorized_network: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    deletion_protection: bool = True
+    beta_flags: BetaFlags | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _instance_name(cls, name: str) -> str:
+        if not _INSTANCE_NAME.match(name):
+            raise PydanticCustomError(
+                "instance_name",
+                "{name} is not a valid instance name; it must start with a lowercase letter, "
+                "hold only lowercase letters, digits and hyphens, be at most 40 characters "
+                "long and not end with a hyphen",
+                {"name": repr(name)},
+            )
+        return name
+
+    @field_validator("location_id")
+    @classmethod
+    def _zone(cls, zone: str | None) -> str | None:
+        if zone is not None and not _ZONE.match(zone):
+            raise PydanticCustomError(
+                "zone", "{zone} is not a zone; expected a zone such as europe-west1-b", {"zone": repr(zone)}
+            )
+        return zone
+
+    @field_validator("customer_managed_key")
+    @classmethod
+    def _kms_key(cls, key: str | None) -> str | None:
+        if key is not None and not _KMS_KEY.match(key):
+            raise PydanticCustomError(
+                "kms_key",
+                "{key} is not a Cloud KMS key name; expected "
+                "projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY",
+                {"key": repr(key)},
+            )
+        return key
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            if not _LABEL_KEY.match(key):
+                raise PydanticCustomError(
+                    "label_key",
+                    "label key {key} is invalid; it must start with a lowercase letter and hold at "
+                    "most 63 lowercase letters, digits, underscores and hyphens",
+                    {"key": repr(key)},
+                )
+            if not _LABEL_VALUE.match(value):
+                raise PydanticCustomError(
+                    "label_value",
+                    "label {key} has the invalid value {value}; values hold at most 63 "
+                    "lowercase letters, digits, underscores and hyphens",
+                    {"key": repr(key), "value": repr(value)},
+                )
+        return labels
+
+    @field_validator("auth_enabled", mode="before")
+    @classmethod
+    def _auth_cannot_be_disabled(cls, value: Any) -> Any:
+        if value is not True:
+            raise PydanticCustomError(
+                "auth_required",
+                "{value} is not allowed; AUTH is always on for redisguard instances "
+                "(remove the key or set it to true)",
+                {"value": repr(value)},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> ClusterConfig:
+        problems: list[tuple[str, str]] = []
+        if self.tier == "BASIC":
+            if self.read_replicas:
+                problems.append(("read_replicas", "read replicas need tier STANDARD_HA (tier is BASIC)"))
+            if self.replica_count not in (None, 0):
+                problems.append(
+                    ("replica_count", f"{self.replica_count} does not fit tier BASIC; allowed: 0 or unset")
+                )
+        else:
+            if self.read_replicas:
+                if self.replica_count is not None and not 1 <= self.replica_count <= MAX_READ_REPLICAS:
+                    problems.append(
+                        (
+                            "replica_count",
+                            f"{self.replica_count} does not fit STANDARD_HA with read replicas; "
+                            f"allowed: 1 to {MAX_READ_REPLICAS}",
+                        )
+                    )
+                if self.memory_gb < MIN_MEMORY_GB_WITH_READ_REPLICAS:
+                    problems.append(
+                        (
+                            "memory_gb",
+                            f"{self.memory_gb} is too small for read replicas; allowed: "
+                            f"{MIN_MEMORY_GB_WITH_READ_REPLICAS} to {MAX_MEMORY_GB}",
+                        )
+                    )
+            elif self.replica_count not in (None, 1):
+                problems.append(
+                    (
+                        "replica_count",
+                        f"{self.replica_count} needs read_replicas: true; allowed without read "
+                        "replicas: 1 or unset",
+                    )
+                )
+        if self.persistence_mode == "DISABLED" and self.snapshot_period is not None:
+            problems.append(
+                ("snapshot_period", "is set but persistence_mode is DISABLED; set persistence_mode: RDB")
+            )
+        if self.maintenance_window_day is None and (
+            self.maintenance_start_hours is not None or self.maintenance_start_minutes is not None
+        ):
+            problems.append(("maintenance_window_day", "is required when a maintenance start time is set"))
+        if problems:
+            # One error carrying every cross-field problem; split again in _format_error.
+            raise PydanticCustomError(
+                "cross_field", "{problems}", {"problems": "\n".join(f"{k}\t{m}" for k, m in problems)}
+            )
+        return self
+
+    def effective_display_name(self) -> str:
+        return self.display_name or self.name
+
+    def effective_snapshot_period(self) -> SnapshotPeriod | None:
+        if self.persistence_mode != "RDB":
+            return None
+        return self.snapshot_period or "TWENTY_FOUR_HOURS"
+
+    def effective_replica_count(self) -> int:
+        """The replica count Memorystore will run, with its own defaults filled in."""
+        if self.tier == "BASIC":
+            return 0
+        if self.replica_count is not None:
+            return self.replica_count
+        return 2 if self.read_replicas else 1
+
+    def redis_configs(self) -> dict[str, str]:
+        """The `redisConfigs` map Memorystore applies to the Redis process."""
+        configs: dict[str, str] = {}
+        if self.max_memory_policy is not None:
+            configs["maxmemory-policy"] = self.max_memory_policy
+        if self.active_defrag is not None:
+            configs["activedefrag"] = "yes" if self.active_defrag else "no"
+        return configs
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A whole stack file: where it came from, its GCP settings and its clusters."""
+
+    stack: str
+    source: str
+    project: str | None
+    region: str | None
+    clusters: tuple[ClusterConfig, ...]
+
+    def cluster(self, name: str) -> ClusterConfig:
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise KeyError(name)
+
+
+def _format_error(prefix: str, error: ErrorDetails) -> list[str]:
+    loc = [str(part) for part in error["loc"]]
+    where = ".".join(loc)
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx", {})
+    if kind == "cross_field":
+        return [
+            f"{prefix}.{key}: {message}"
+            for key, message in (line.split("\t", 1) for line in str(ctx["problems"]).splitlines())
+        ]
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        parent_fields = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(key, parent_fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {', '.join(parent_fields)}"
+        return [f"{prefix}.{where}: unknown key{hint}"]
+    if kind == "missing":
+        return [f"{prefix}.{where}: required key is missing"]
+    if kind == "literal_error":
+        allowed = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return [f"{prefix}.{where}: {value!r} is not allowed; allowed values: {allowed}"]
+    if kind in {"greater_than_equal", "less_than_equal"}:
+        bounds = _BOUNDS.get(loc[-1])
+        allowed = f"{bounds[0]} to {bounds[1]}" if bounds else str(ctx)
+        return [f"{prefix}.{where}: {value!r} is out of range; allowed: {allowed}"]
+    if kind in {"int_type", "int_parsing", "int_from_float"}:
+        return [f"{prefix}.{where}: {value!r} is not a whole number"]
+    if kind in {"bool_type", "bool_parsing"}:
+        return [f"{prefix}.{where}: {value!r} is not a boolean; allowed values: true, false"]
+    if kind in {"string_type"}:
+        return [f"{prefix}.{where}: {value!r} is not a string"]
+    if kind in {"dict_type", "model_type", "model_attributes_type"}:
+        return [f"{prefix}.{where}: expected a mapping of keys to values, got {value!r}"]
+    if kind == "too_short":
+        return [f"{prefix}.{where}: must not be empty"]
+    message = error["msg"]
+    return [f"{prefix}.{where}: {message}" if where else f"{prefix}: {message}"]
+
+
+_BOUNDS = {
+    "memory_gb": (MIN_MEMORY_GB, MAX_MEMORY_GB),
+    "maintenance_start_hours": (0, 23),
+    "maintenance_start_minutes": (0, 59),
+    "replica_count": (0, MAX_READ_REPLICAS),
+}
+
+
+def _fields_at(loc: Sequence[str]) -> list[str]:
+    """The keys allowed at a location inside a cluster entry (for "did you mean")."""
+    if loc and loc[-1] == "beta_flags":
+        return list(BetaFlags.model_fields)
+    return [name for name in ClusterConfig.model_fields if name != "auth_enabled"]
+
+
+def parse_clusters(raw: Any, source: str) -> tuple[ClusterConfig, ...]:
+    """Validate the value of `redis-fleet:redis`; raise StackConfigError with every problem."""
+    if raw is None:
+        raise StackConfigError(source, [f"{CONFIG_KEY}: required key is missing"])
+    if not isinstance(raw, list):
+        raise StackConfigError(source, [f"{CONFIG_KEY}: expected a list of clusters, got {raw!r}"])
+    problems: list[str] = []
+    clusters: list[ClusterConfig] = []
+    first_index: dict[str, int] = {}
+    for index, entry in enumerate(raw):
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        prefix = f"{CONFIG_KEY}[{index}]" + (f" ({name})" if isinstance(name, str) else "")
+        if not isinstance(entry, Mapping):
+            problems.append(f"{prefix}: expected a mapping of cluster keys, got {entry!r}")
+            continue
+        # Checked on the raw names so a duplicate is reported even next to other problems.
+        if isinstance(name, str):
+            if name in first_index:
+                problems.append(
+                    f"{prefix}.name: {name!r} is already used by {CONFIG_KEY}[{first_index[name]}]; "
+                    "instance names must be unique"
+                )
+            else:
+                first_index[name] = index
+        try:
+            clusters.append(ClusterConfig.model_validate(dict(entry)))
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                problems.extend(_format_error(prefix, error))
+    if problems:
+        raise StackConfigError(source, problems)
+    return tuple(clusters)
+
+
+def stack_name_from_path(path: Path) -> str:
+    """`Pulumi.staging.yaml` -> `staging`."""
+    name = path.name
+    if name.startswith("Pulumi.") and name.endswith((".yaml", ".yml")) and name.count(".") >= 2:
+        return name.split(".", 1)[1].rsplit(".", 1)[0]
+    return path.stem
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Read a `Pulumi.<stack>.yaml` file and validate its redisguard config."""
+    path = Path(path)
+    source = str(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StackConfigError(source, ["file not found"]) from None
+    except OSError as exc:
+        raise StackConfigError(source, [f"cannot read the file: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise StackConfigError(source, [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(document, Mapping):
+        raise StackConfigError(source, ["expected a mapping with a `config:` key"])
+    # Pulumi stack files keep settings under `config:`; a bare mapping is accepted too so
+    # a snippet in the original team's format works as it is.
+    config = document.get("config", document)
+    if not isinstance(config, Mapping):
+        raise StackConfigError(source, ["config: expected a mapping of settings"])
+    problems: list[str] = []
+    project = config.get("gcp:project")
+    region = config.get("gcp:region")
+    for key, value in (("gcp:project", project), ("gcp:region", region)):
+        if value is not None and not isinstance(value, str):
+            problems.append(f"config.{key}: expected a string, got {value!r}")
+    try:
+        clusters = parse_clusters(config.get(CONFIG_KEY), source)
+    except StackConfigError as exc:
+        problems.extend(exc.problems)
+        clusters = ()
+    if problems:
+        raise StackConfigError(source, problems)
+    return StackConfig(
+        stack=stack_name_from_path(path),
+        source=source,
+        project=project if isinstance(project, str) else None,
+        region=region if isinstance(region, str) else None,
+        clusters=clusters,
+    )
