@@ -1,0 +1,206 @@
+"""Resource builders: one `RedisCluster` component (a Memorystore instance and its extras) per cluster."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_command as command
+import pulumi_gcp as gcp
+
+from redisguard.program.config import (
+    CONFIG_KEY,
+    PROJECT_NAME,
+    BetaFlags,
+    ClusterConfig,
+    FlagValue,
+    StackConfig,
+    StackConfigError,
+    parse_clusters,
+)
+
+COMPONENT_TYPE = "redisguard:fleet:RedisCluster"
+
+
+def instance_args(cluster: ClusterConfig, *, project: str | None, region: str | None) -> gcp.redis.InstanceArgs:
+    """The `gcp.redis.Instance` inputs for one cluster, with the enforced secure defaults."""
+    maintenance_policy = None
+    if cluster.maintenance_window_day is not None:
+        maintenance_policy = gcp.redis.InstanceMaintenancePolicyArgs(
+            weekly_maintenance_windows=[
+                gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowArgs(
+                    day=cluster.maintenance_window_day,
+                    start_time=gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowStartTimeArgs(
+                        hours=cluster.maintenance_start_hours or 0,
+                        minutes=cluster.maintenance_start_minutes or 0,
+                        seconds=0,
+                        nanos=0,
+                    ),
+                )
+            ]
+        )
+    persistence = gcp.redis.InstancePersistenceConfigArgs(
+        persistence_mode=cluster.persistence_mode,
+        rdb_snapshot_period=cluster.effective_snapshot_period(),
+    )
+    return gcp.redis.InstanceArgs(
+        name=cluster.name,
+        display_name=cluster.effective_display_name(),
+        memory_size_gb=cluster.memory_gb,
+        tier=cluster.tier,
+        redis_version=cluster.redis_version,
+        # Enforced: AUTH is on for every instance, whatever the config says.
+        auth_enabled=True,
+        transit_encryption_mode=cluster.transit_encryption,
+        connect_mode=cluster.connect_mode,
+        authorized_network=cluster.authorized_network,
+        customer_managed_key=cluster.customer_managed_key,
+        location_id=cluster.location_id,
+        maintenance_policy=maintenance_policy,
+        persistence_config=persistence,
+        redis_configs=cluster.redis_configs() or None,
+        replica_count=cluster.effective_replica_count() if cluster.tier == "STANDARD_HA" else None,
+        read_replicas_mode=(
+            ("READ_REPLICAS_ENABLED" if cluster.read_replicas else "READ_REPLICAS_DISABLED")
+            if cluster.tier == "STANDARD_HA"
+            else None
+        ),
+        labels=dict(cluster.labels) or None,
+        deletion_protection=cluster.deletion_protection,
+        project=project,
+        region=region,
+    )
+
+
+def _flag_arguments(flags: Mapping[str, FlagValue]) -> list[str]:
+    arguments: list[str] = []
+    for name, value in flags.items():
+        if value is True:
+            arguments.append(f"--{name}")
+        elif value is False:
+            arguments.append(f"--no-{name}")
+        else:
+            arguments.append(f"--{name}={value}")
+    return arguments
+
+
+def gcloud_update_command(
+    instance: str, flags: Mapping[str, FlagValue], *, project: str | None, region: str | None
+) -> str:
+    """A `gcloud beta redis instances update` line; every argument is shell-quoted."""
+    argv = ["gcloud", "beta", "redis", "instances", "update", instance, "--quiet"]
+    if project:
+        argv.append(f"--project={project}")
+    if region:
+        argv.append(f"--region={region}")
+    argv.extend(_flag_arguments(flags))
+    return shlex.join(argv)
+
+
+def beta_flags_commands(
+    cluster_name: str, flags: BetaFlags, *, project: str | None, region: str | None
+) -> tuple[str, str | None]:
+    """The (create, delete) commands that apply and revert a cluster's beta flags."""
+    create = gcloud_update_command(cluster_name, flags.apply, project=project, region=region)
+    delete = (
+        gcloud_update_command(cluster_name, flags.revert, project=project, region=region) if flags.revert else None
+    )
+    return create, delete
+
+
+class RedisCluster(pulumi.ComponentResource):
+    """A Memorystore Redis instance built from one cluster entry, plus its beta-flag command."""
+
+    instance: gcp.redis.Instance
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    current_location_id: pulumi.Output[str]
+    auth_string: pulumi.Output[str]
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        *,
+        project: str | None,
+        region: str | None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(COMPONENT_TYPE, cluster.name, None, opts)
+        self.instance = gcp.redis.Instance(
+            cluster.name,
+            args=instance_args(cluster, project=project, region=region),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Only the provider may change the AUTH string; never leak it in plain text.
+                additional_secret_outputs=["authString"],
+            ),
+        )
+        if cluster.beta_flags is not None:
+            create, delete = beta_flags_commands(cluster.name, cluster.beta_flags, project=project, region=region)
+            command.local.Command(
+                f"{cluster.name}-beta-flags",
+                create=create,
+                delete=delete,
+                # Re-run only when the flags change: a change replaces the command, which
+                # reverts the old flags first (delete before replace) and then applies the new.
+                triggers=[json.dumps(cluster.beta_flags.model_dump(), sort_keys=True)],
+                opts=pulumi.ResourceOptions(parent=self.instance, depends_on=[self.instance], delete_before_replace=True),
+            )
+        self.host = self.instance.host
+        self.port = self.instance.port
+        self.current_location_id = self.instance.current_location_id
+        self.auth_string = pulumi.Output.secret(self.instance.auth_string)
+        self.register_outputs(
+            {
+                "host": self.host,
+                "port": self.port,
+                "current_location_id": self.current_location_id,
+                "auth_string": self.auth_string,
+            }
+        )
+
+
+def build_fleet(stack: StackConfig) -> dict[str, RedisCluster]:
+    """Register one `RedisCluster` per cluster and export its connection details."""
+    clusters: dict[str, RedisCluster] = {}
+    for cluster in stack.clusters:
+        component = RedisCluster(cluster, project=stack.project, region=stack.region)
+        clusters[cluster.name] = component
+        pulumi.export(
+            cluster.name,
+            {
+                "host": component.host,
+                "port": component.port,
+                "current_location_id": component.current_location_id,
+                "auth_string": component.auth_string,
+            },
+        )
+    return clusters
+
+
+def stack_from_pulumi_config() -> StackConfig:
+    """Read and validate the running stack's config (raises StackConfigError)."""
+    stack = pulumi.get_stack()
+    source = f"Pulumi.{stack}.yaml"
+    raw = pulumi.Config(PROJECT_NAME).get_object("redis")
+    gcp_config = pulumi.Config("gcp")
+    clusters = parse_clusters(raw, source)
+    return StackConfig(
+        stack=stack,
+        source=source,
+        project=gcp_config.get("project"),
+        region=gcp_config.get("region"),
+        clusters=clusters,
+    )
+
+
+def main() -> None:
+    """Entry point of the Pulumi program: validate everything, then register resources."""
+    try:
+        stack = stack_from_pulumi_config()
+    except StackConfigError as exc:
+        # RunError prints the message without a Python traceback; nothing is registered.
+        raise pulumi.RunError(f"invalid {CONFIG_KEY} config in {exc}") from None
+    build_fleet(stack)
