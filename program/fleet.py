@@ -196,11 +196,11 @@ def stack_from_pulumi_config() -> StackConfig:
     )
 
 
-def main() -> None:
+def main() -> dict[str, RedisCluster]:
     """Entry point of the Pulumi program: validate everything, then register resources."""
     try:
         stack = stack_from_pulumi_config()
     except StackConfigError as exc:
         # RunError prints the message without a Python traceback; nothing is registered.
         raise pulumi.RunError(f"invalid {CONFIG_KEY} config in {exc}") from None
-    build_fleet(stack)
+    return build_fleet(stack)
