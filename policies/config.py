@@ -1,0 +1,299 @@
+"""Policy-config schemas (one frozen model per policy) and the "is this instance production?" decision."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pulumi_policy import PolicyConfigSchema
+
+DayOfWeek = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
+SnapshotPeriod = Literal["ONE_HOUR", "SIX_HOURS", "TWELVE_HOURS", "TWENTY_FOUR_HOURS"]
+EvictionPolicy = Literal[
+    "noeviction",
+    "allkeys-lru",
+    "volatile-lru",
+    "allkeys-lfu",
+    "volatile-lfu",
+    "allkeys-random",
+    "volatile-random",
+    "volatile-ttl",
+]
+
+# Memorystore's spelling of a Redis version (REDIS_6_X, REDIS_7_2), so a newer version can be
+# allowed by config without a new release of the pack.
+RedisVersion = Annotated[str, Field(pattern=r"^REDIS_[0-9]+_([0-9]+|X)$")]
+LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+ALL_DAYS: tuple[DayOfWeek, ...] = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+ALL_EVICTION_POLICIES: tuple[EvictionPolicy, ...] = (
+    "noeviction",
+    "allkeys-lru",
+    "volatile-lru",
+    "allkeys-lfu",
+    "volatile-lfu",
+    "allkeys-random",
+    "volatile-random",
+    "volatile-ttl",
+)
+# Snapshot periods from the shortest to the longest; Memorystore takes 24 hours when RDB is
+# on and no period is given.
+SNAPSHOT_PERIOD_HOURS: dict[str, int] = {"ONE_HOUR": 1, "SIX_HOURS": 6, "TWELVE_HOURS": 12, "TWENTY_FOUR_HOURS": 24}
+DEFAULT_SNAPSHOT_PERIOD = "TWENTY_FOUR_HOURS"
+
+DEFAULT_PRODUCTION_STACKS: tuple[str, ...] = ("production", "prod", "prod-*", "*-prod", "*-production")
+DEFAULT_PRODUCTION_LABELS: dict[str, str] = {"env": "production"}
+
+# Memorystore for Redis sizes: 1 GB is the smallest instance, 300 GB the largest, and read
+# replicas need at least 5 GB.
+MEMORYSTORE_MIN_GB = 1
+MEMORYSTORE_MAX_GB = 300
+MEMORYSTORE_MIN_GB_READ_REPLICAS = 5
+
+
+class PolicyConfigError(ValueError):
+    """A policy's config (from `--policy-pack-config`) is invalid; the message lists every problem."""
+
+
+class _PolicyConfig(BaseModel):
+    """Options every resource policy has."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    exempt_resources: tuple[str, ...] = Field(
+        default=(),
+        description="Resource names (globs, e.g. `legacy-*`) this policy skips. Each exemption should "
+        "name a ticket in the config file's history; prefer fixing the instance.",
+    )
+
+    def exempts(self, resource_name: str) -> bool:
+        return any(fnmatch.fnmatchcase(resource_name, pattern) for pattern in self.exempt_resources)
+
+
+class _ProductionScopedConfig(_PolicyConfig):
+    """Options of the policies that apply to production instances only."""
+
+    production_stacks: tuple[str, ...] = Field(
+        default=DEFAULT_PRODUCTION_STACKS,
+        description="Stack-name globs that make every instance in the stack production.",
+    )
+    production_labels: dict[str, str] = Field(
+        default=DEFAULT_PRODUCTION_LABELS,
+        description="Labels (key: value) any one of which makes an instance production, whatever its stack.",
+    )
+
+
+class AuthRequiredConfig(_PolicyConfig):
+    """Config of `memorystore-auth-required`."""
+
+
+class TransitEncryptionConfig(_PolicyConfig):
+    """Config of `memorystore-transit-encryption-required`."""
+
+
+class PersistenceConfig(_ProductionScopedConfig):
+    """Config of `memorystore-persistence-in-production`."""
+
+    max_snapshot_period: SnapshotPeriod = Field(
+        default="TWELVE_HOURS",
+        description="Longest accepted `rdbSnapshotPeriod`: at most this much data is lost when an instance "
+        "is restored from its last snapshot. An unset period means 24 hours (Memorystore's default).",
+    )
+
+
+class MemoryBoundsConfig(_PolicyConfig):
+    """Config of `memorystore-memory-bounds`."""
+
+    min_memory_gb: int = Field(
+        default=MEMORYSTORE_MIN_GB,
+        ge=MEMORYSTORE_MIN_GB,
+        le=MEMORYSTORE_MAX_GB,
+        description="Smallest accepted `memorySizeGb` (GB).",
+    )
+    max_memory_gb: int = Field(
+        default=MEMORYSTORE_MAX_GB,
+        ge=MEMORYSTORE_MIN_GB,
+        le=MEMORYSTORE_MAX_GB,
+        description="Largest accepted `memorySizeGb` (GB); 300 is Memorystore's limit.",
+    )
+    min_memory_gb_with_read_replicas: int = Field(
+        default=MEMORYSTORE_MIN_GB_READ_REPLICAS,
+        ge=MEMORYSTORE_MIN_GB_READ_REPLICAS,
+        le=MEMORYSTORE_MAX_GB,
+        description="Smallest accepted `memorySizeGb` (GB) when `readReplicasMode` is READ_REPLICAS_ENABLED; "
+        "Memorystore refuses read replicas below 5 GB.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MemoryBoundsConfig:
+        if self.min_memory_gb > self.max_memory_gb:
+            raise ValueError(f"minMemoryGb ({self.min_memory_gb}) must not exceed maxMemoryGb ({self.max_memory_gb})")
+        return self
+
+
+class HighAvailabilityConfig(_ProductionScopedConfig):
+    """Config of `memorystore-high-availability-in-production`."""
+
+
+class CmekConfig(_ProductionScopedConfig):
+    """Config of `memorystore-cmek-in-production`."""
+
+
+class MaintenanceWindowConfig(_PolicyConfig):
+    """Config of `memorystore-maintenance-window-required`."""
+
+    allowed_days: tuple[DayOfWeek, ...] = Field(
+        default=ALL_DAYS,
+        min_length=1,
+        description="Days a weekly maintenance window may start on (e.g. only weekend days).",
+    )
+
+
+class SupportedVersionConfig(_PolicyConfig):
+    """Config of `memorystore-supported-redis-version`."""
+
+    allowed_versions: tuple[RedisVersion, ...] = Field(
+        default=("REDIS_7_0", "REDIS_7_2"),
+        min_length=1,
+        description="Accepted `redisVersion` values, in Memorystore's spelling (REDIS_7_2).",
+    )
+
+
+class EvictionPolicyConfig(_PolicyConfig):
+    """Config of `memorystore-eviction-policy-explicit`."""
+
+    allowed_policies: tuple[EvictionPolicy, ...] = Field(
+        default=ALL_EVICTION_POLICIES,
+        min_length=1,
+        description="Accepted `maxmemory-policy` values.",
+    )
+
+
+class PrivateNetworkingConfig(_PolicyConfig):
+    """Config of `memorystore-private-networking`."""
+
+    forbidden_networks: tuple[NonEmpty, ...] = Field(
+        default=("default",),
+        description="VPC network names (the last segment of `authorizedNetwork`) that do not count as an "
+        "explicit private network.",
+    )
+
+
+class RequiredLabelsConfig(_PolicyConfig):
+    """Config of `memorystore-required-labels`."""
+
+    required_labels: tuple[LabelKey, ...] = Field(
+        default=("env", "team"),
+        description="Label keys every instance must carry with a non-empty value.",
+    )
+
+
+class DeletionProtectionConfig(_ProductionScopedConfig):
+    """Config of `memorystore-deletion-protection-in-production`."""
+
+    require_explicit: bool = Field(
+        default=False,
+        description="When true, an unset `deletionProtection` is a violation too (the provider treats unset as "
+        "on); `protect: true` on the resource always counts as protected.",
+    )
+
+
+class StackMemoryBudgetConfig(_PolicyConfig):
+    """Config of `memorystore-stack-memory-budget`."""
+
+    max_total_memory_gb: int = Field(
+        default=500,
+        ge=1,
+        description="Largest accepted sum of `memorySizeGb` over every Memorystore instance in the stack (GB).",
+    )
+
+
+C = TypeVar("C", bound=_PolicyConfig)
+
+
+def config_schema(model: type[_PolicyConfig]) -> PolicyConfigSchema:
+    """The JSON schema the engine validates `--policy-pack-config` against, with defaults it fills in."""
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    properties: dict[str, dict[str, Any]] = {}
+    for name, prop in schema.get("properties", {}).items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        if "items" in prop and isinstance(prop["items"], dict):
+            prop["items"] = {k: v for k, v in prop["items"].items() if k != "title"}
+        # Round-trip through JSON: tuples become lists, as in the config file.
+        properties[name] = json.loads(json.dumps(prop))
+    return PolicyConfigSchema(properties=properties)
+
+
+_CACHE: dict[tuple[type, str], Any] = {}
+
+
+def parse_config(policy_name: str, model: type[C], raw: Mapping[str, Any] | None) -> C:
+    """One policy's config from what the engine sent to Configure; every problem in one error."""
+    data = dict(raw or {})
+    key = (model, json.dumps(data, sort_keys=True, default=str))
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    try:
+        parsed = model.model_validate(_integral_floats(data))
+    except ValidationError as exc:
+        problems = []
+        errors = exc.errors()
+        item_errors = {err["loc"][0] for err in errors if len(err["loc"]) > 1}
+        for err in errors:
+            if err["type"] == "too_short" and err["loc"] and err["loc"][0] in item_errors:
+                continue  # pydantic's echo of a bad item ("not 0 items after validation")
+            where = ".".join(str(p) for p in err["loc"]) or "(config)"
+            problem = f"{where}: {err['msg'].removeprefix('Value error, ')}"
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items()))
+                problem = f"{where}: unknown option (allowed: {allowed}, enforcementLevel)"
+            elif "input" in err and err["loc"]:
+                problem += f" (got {json.dumps(err['input'], default=str)})"
+            problems.append(problem)
+        raise PolicyConfigError(f"policy config for '{policy_name}' is invalid: " + "; ".join(problems)) from None
+    _CACHE[key] = parsed
+    return parsed
+
+
+def _integral_floats(value: Any) -> Any:
+    # Config crosses the wire as a protobuf Struct, where every number is a double: 300 arrives
+    # as 300.0. Give integral numbers back their int type so int options validate.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class ProductionDecision:
+    """Whether an instance counts as production, and why (shown in messages)."""
+
+    production: bool
+    reason: str
+
+
+def is_production(stack: str, labels: Mapping[str, Any] | None, config: _ProductionScopedConfig) -> ProductionDecision:
+    """Production when the stack name matches a configured glob or the instance carries a production label."""
+    # A fully qualified name (org/project/stack) is matched by its stack part.
+    short = stack.rsplit("/", 1)[-1]
+    for pattern in config.production_stacks:
+        if fnmatch.fnmatchcase(short, pattern):
+            return ProductionDecision(True, f"stack '{short}' matches '{pattern}'")
+    for key, value in config.production_labels.items():
+        if labels is not None and labels.get(key) == value:
+            return ProductionDecision(True, f"label {key}={value}")
+    return ProductionDecision(
+        False,
+        f"stack '{short}' matches none of {', '.join(config.production_stacks) or '(no globs)'} "
+        f"and no production label ({', '.join(f'{k}={v}' for k, v in config.production_labels.items()) or 'none'})",
+    )
