@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     # Imported here so `redisguard --help` stays fast and one part's import error
     # names that part.
+    from redisguard.daemon import commands as drift_commands
     from redisguard.emulator import command as emulator_command
 
     parser = argparse.ArgumentParser(
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     emulator_command.register(sub)
+    drift_commands.register(sub)
     return parser
 
 

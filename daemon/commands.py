@@ -1,0 +1,358 @@
+"""The `drift-report`, `check-config` and `demo` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import queue
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, config_from_mapping, default_stack_names, load_config
+from redisguard.daemon.drift import engines_for, run_scan
+from redisguard.daemon.errors import ConfigError, PermanentError, TransientError
+from redisguard.daemon.ignore import BUILTIN_IGNORED_PATHS
+from redisguard.daemon.report import EXIT_DRIFT, EXIT_ERROR, FORMATS, DriftReport, StackReport, print_table, render
+from redisguard.program.config import StackConfigError, load_stack_file
+
+log = logging.getLogger(__name__)
+
+EXIT_CODES_HELP = "exit status: 0 all stacks in sync, 2 drift found, 1 a check failed (error wins over drift)"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    drift = sub.add_parser(
+        "drift-report",
+        help="report drift between the stack config, the Pulumi state and the live instances",
+        description="Check each configured stack for drift and print one report. The pulumi engine "
+        "runs `pulumi refresh --preview-only` through the Automation API (state is never written); "
+        "the live engine compares the declared clusters with the instances the Memorystore API lists. "
+        + EXIT_CODES_HELP
+        + ".",
+    )
+    drift.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
+    drift.add_argument(
+        "--stack",
+        metavar="NAME",
+        action="append",
+        help="check only this stack (repeatable; default: every stack in pulumi.stacks)",
+    )
+    drift.add_argument(
+        "--engine",
+        choices=["pulumi", "live", "all"],
+        default="all",
+        help="pulumi: refresh preview against the state; live: declared config against the API; all: both (default)",
+    )
+    drift.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
+    drift.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    drift.set_defaults(func=run_drift_report)
+
+    check = sub.add_parser(
+        "check-config",
+        help="validate redisguard.yaml and the stack files it points at",
+        description="Validate the config file (with REDISGUARD_* environment overrides applied) and "
+        "every Pulumi.<stack>.yaml it names; list every problem at once. Exit 0 valid, 1 invalid.",
+    )
+    check.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
+    check.set_defaults(func=run_check_config)
+
+    demo = sub.add_parser(
+        "demo",
+        help="start the emulator with the staging fleet, drift one instance and report it",
+        description="Start the local emulator with the staging fleet on free ports in a temporary "
+        "state folder, change one instance behind Pulumi's back through the Memorystore API, run the "
+        "live drift report against it and stop the emulator. Exits 0 when the demo ran (the drift "
+        "report's own exit code 2 is expected there).",
+    )
+    demo.add_argument(
+        "--fleet",
+        metavar="FILE",
+        default=str(_program_dir() / "Pulumi.staging.yaml"),
+        help="stack file whose clusters the emulator starts with (default: the staging stack)",
+    )
+    demo.add_argument("--format", choices=list(FORMATS), default="table", help="report format (default: table)")
+    demo.add_argument(
+        "--no-processes",
+        action="store_true",
+        help="run the emulator without redis-server processes (API only)",
+    )
+    demo.set_defaults(func=run_demo)
+
+
+# --- drift-report ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[object]:
+    """A progress bar on stderr when it is a terminal and more than one check runs."""
+    err = Console(stderr=True)
+    if total < 2 or not err.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("drift"), BarColumn(), TextColumn("{task.completed}/{task.total} checks"), TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("drift", total=total)
+
+        def advance(_: StackReport) -> None:
+            progress.advance(task)
+
+        yield advance
+
+
+def emit_report(report: DriftReport, fmt: str, output: str | None) -> None:
+    if output:
+        try:
+            Path(output).write_text(render(report, fmt), encoding="utf-8")
+        except OSError as exc:
+            raise PermanentError(f"cannot write the report to {output}: {exc.strerror}") from exc
+        return
+    if fmt == "table":
+        print_table(report, Console(soft_wrap=False))
+    else:
+        sys.stdout.write(render(report, fmt))
+        sys.stdout.flush()
+
+
+def _print_errors(command: str, report: DriftReport) -> None:
+    for s in report.stacks:
+        if s.status == "error":
+            print(f"redisguard {command}: error: stack {s.stack} ({s.engine}): {s.error}", file=sys.stderr)
+
+
+def run_drift_report(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    stacks = default_stack_names(config, args.stack)
+    engines = engines_for(args.engine)
+    log.debug("effective config %s", config.redacted())
+    with _progress(len(stacks) * len(engines)) as advance:
+        report = run_scan(config, stacks, engines, on_done=advance)  # type: ignore[arg-type]
+    emit_report(report, args.format, args.output)
+    _print_errors("drift-report", report)
+    return report.exit_code
+
+
+# --- check-config ------------------------------------------------------------------------------
+
+
+def run_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    problems: list[str] = []
+    summaries: list[str] = []
+    for name in config.pulumi.stacks:
+        path = config.pulumi.stack_file(name)
+        try:
+            stack = load_stack_file(path)
+        except FileNotFoundError:
+            problems.append(f"pulumi.stacks: {name!r} has no stack file {path}")
+            continue
+        except StackConfigError as exc:
+            problems.append(str(exc))
+            continue
+        where = f"{stack.project or 'gcp:project unset'}/{stack.region or 'gcp:region unset'}"
+        summaries.append(f"{name} ({where}, {len(stack.clusters)} cluster{'s' if len(stack.clusters) != 1 else ''})")
+        if not stack.project:
+            problems.append(f"{path}: gcp:project is not set; the live engine needs it")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    _print_config_summary(args.config or DEFAULT_CONFIG_FILE, config, summaries)
+    return 0
+
+
+def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequence[str]) -> None:
+    builtin = sum(len(v) for v in BUILTIN_IGNORED_PATHS.values())
+    lines = [
+        f"{source}: valid",
+        f"  pulumi.work_dir     {config.pulumi.work_dir}",
+        f"  pulumi.stacks       {', '.join(stacks)}",
+        f"  pulumi.backend_url  {config.pulumi.backend_url or '(from Pulumi.yaml or `pulumi login`)'}",
+        f"  refresh timeout     {config.pulumi.refresh_timeout_seconds:g}s per stack",
+        f"  parallelism         {config.parallelism}",
+        f"  gcp.redis_endpoint  {config.gcp.redis_endpoint or '(Google Cloud, default credentials)'}",
+        f"  gcp.monitoring      {config.gcp.monitoring_endpoint or '(Google Cloud, default credentials)'}",
+        f"  ignore rules        {len(config.ignore)} configured + {builtin} built-in",
+        f"  PULUMI_ACCESS_TOKEN {'set' if os.environ.get('PULUMI_ACCESS_TOKEN') else 'not set'}",
+    ]
+    print("\n".join(lines))
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+_READY = re.compile(
+    r"^redisguard emulator ready redis_api=(?P<api>\S+) monitoring=(?P<mon>\S+) project=(?P<project>\S+) "
+    r"region=(?P<region>\S+) instances=(?P<n>\d+)"
+)
+DEMO_INSTANCE = "redis-sidekiq"
+EMULATOR_START_TIMEOUT = 90.0
+EMULATOR_STOP_TIMEOUT = 20.0
+
+
+def _program_dir() -> Path:
+    import redisguard.program
+
+    return Path(redisguard.program.__file__).resolve().parent
+
+
+@dataclass
+class RunningEmulator:
+    process: subprocess.Popen[str]
+    redis_endpoint: str
+    monitoring_endpoint: str
+    project: str
+    region: str
+    instances: int
+
+
+def start_emulator(fleet: Path, state_dir: Path, *, project: str, region: str, no_processes: bool = False) -> RunningEmulator:
+    """Start `redisguard emulator` on free ports and wait for its ready line."""
+    cmd = [
+        sys.executable, "-m", "redisguard.daemon.cli", "emulator",
+        "--host", "127.0.0.1", "--redis-api-port", "0", "--monitoring-port", "0",
+        "--project", project, "--region", region,
+        "--state-dir", str(state_dir), "--fleet", str(fleet),
+    ]  # fmt: skip
+    if no_processes:
+        cmd.append("--no-processes")
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    stderr_tail: list[str] = []
+
+    def pump_stdout() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    def pump_stderr() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            stderr_tail.append(line.rstrip("\n"))
+            del stderr_tail[:-20]
+
+    threading.Thread(target=pump_stdout, daemon=True).start()
+    threading.Thread(target=pump_stderr, daemon=True).start()
+    deadline = time.monotonic() + EMULATOR_START_TIMEOUT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            stop_emulator(process)
+            raise TransientError(f"the emulator printed no ready line within {EMULATOR_START_TIMEOUT:g}s")
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if line is None:
+            process.wait()
+            detail = stderr_tail[-1] if stderr_tail else "no output"
+            raise PermanentError(f"the emulator exited with status {process.returncode} before it was ready: {detail}")
+        match = _READY.match(line)
+        if match:
+            return RunningEmulator(
+                process=process,
+                redis_endpoint=match["api"],
+                monitoring_endpoint=match["mon"],
+                project=match["project"],
+                region=match["region"],
+                instances=int(match["n"]),
+            )
+
+
+def stop_emulator(process: subprocess.Popen[str]) -> int | None:
+    """SIGTERM, then SIGKILL after a grace period; returns the exit status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=EMULATOR_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def change_out_of_band(emulator: RunningEmulator, instance_id: str) -> tuple[int, int]:
+    """Grow one instance's memory through the official client, as someone in the console would."""
+    from google.api_core import exceptions as gexc
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import redis_v1
+
+    client = redis_v1.CloudRedisClient(
+        transport="rest",
+        client_options={"api_endpoint": emulator.redis_endpoint},
+        credentials=AnonymousCredentials(),
+    )
+    name = f"projects/{emulator.project}/locations/{emulator.region}/instances/{instance_id}"
+    try:
+        before = client.get_instance(name=name).memory_size_gb
+        operation = client.update_instance(
+            update_mask={"paths": ["memory_size_gb"]},
+            instance=redis_v1.Instance(name=name, memory_size_gb=before + 1),
+        )
+        operation.result(timeout=60)
+    except gexc.GoogleAPICallError as exc:
+        raise PermanentError(f"the demo could not change {instance_id}: {exc.message}") from exc
+    return before, before + 1
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    out = Console()
+    fleet = Path(args.fleet)
+    try:
+        stack = load_stack_file(fleet)
+    except FileNotFoundError:
+        raise ConfigError(f"{fleet}: stack file not found") from None
+    if not stack.project or not stack.region:
+        raise ConfigError(f"{fleet}: the demo needs gcp:project and gcp:region in the stack file")
+    names = [c.name for c in stack.clusters]
+    target = DEMO_INSTANCE if DEMO_INSTANCE in names else names[0]
+    with tempfile.TemporaryDirectory(prefix="redisguard-demo-") as state_dir:
+        out.print(f"[bold]1.[/] starting the emulator with the {stack.stack} fleet ({len(names)} instances: {', '.join(names)})")
+        emulator = start_emulator(
+            fleet, Path(state_dir), project=stack.project, region=stack.region, no_processes=args.no_processes
+        )
+        try:
+            out.print(f"   ready: Memorystore API {emulator.redis_endpoint}, Cloud Monitoring {emulator.monitoring_endpoint}")
+            before, after = change_out_of_band(emulator, target)
+            out.print(
+                f"[bold]2.[/] changed {target} behind Pulumi's back through the Memorystore API: "
+                f"memory_size_gb {before} -> {after}"
+            )
+            config = config_from_mapping(
+                {
+                    "pulumi": {"work_dir": str(fleet.resolve().parent), "stacks": [stack.stack]},
+                    "gcp": {"redis_endpoint": emulator.redis_endpoint, "monitoring_endpoint": emulator.monitoring_endpoint},
+                },
+                source="demo config",
+            )
+            out.print(f"[bold]3.[/] redisguard drift-report --engine live --stack {stack.stack}")
+            report = run_scan(config, [stack.stack], ["live"])
+            emit_report(report, args.format, None)
+        finally:
+            status = stop_emulator(emulator.process)
+            out.print(f"[bold]4.[/] emulator stopped (exit status {status})")
+    code = report.exit_code
+    if code == EXIT_ERROR:
+        _print_errors("demo", report)
+        return EXIT_ERROR
+    if code == EXIT_DRIFT:
+        out.print(
+            f"drift-report would exit with code {EXIT_DRIFT} (drift found). That is expected here: the demo "
+            f"changed {target} itself. In CI, exit code 2 fails the job until someone reconciles the stack."
+        )
+    else:
+        out.print("[yellow]no drift found, although the demo changed an instance: check the emulator[/]")
+        return EXIT_ERROR
+    return 0

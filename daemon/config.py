@@ -1,0 +1,318 @@
+"""The `redisguard.yaml` model: one parse at the boundary into frozen, validated settings."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+from redisguard.daemon.errors import ConfigError
+
+ENV_PREFIX = "REDISGUARD_"
+ENV_NESTED_DELIMITER = "__"
+DEFAULT_CONFIG_FILE = "redisguard.yaml"
+
+BACKEND_SCHEMES = ("file://", "gs://", "s3://", "azblob://", "https://", "http://")
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PulumiSettings(_Section):
+    """Where the Pulumi program lives and which of its stacks redisguard watches."""
+
+    work_dir: Path = Field(
+        default=Path("program"),
+        description="The Pulumi project folder (holds Pulumi.yaml and Pulumi.<stack>.yaml). "
+        "A relative path is taken from the config file's folder.",
+    )
+    stacks: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("staging", "production"),
+        min_length=1,
+        description="Stacks to check, each with a Pulumi.<stack>.yaml in work_dir. Both engines "
+        "read these; the live engine also treats their projects as the watched projects.",
+    )
+    backend_url: str | None = Field(
+        default=None,
+        description="State backend (file://, gs://, s3://, azblob:// or a Pulumi Cloud https:// URL), "
+        "passed as PULUMI_BACKEND_URL. Unset: the project's own settings or `pulumi login`. "
+        "Pulumi Cloud reads PULUMI_ACCESS_TOKEN from the environment; it is never logged.",
+    )
+    refresh_timeout_seconds: float = Field(
+        default=600,
+        gt=0,
+        le=86400,
+        description="Per-stack limit for `pulumi refresh --preview-only`, in seconds. At the limit the "
+        "CLI and every process it started are killed and the stack reports a transient error. "
+        "Ten minutes covers a large stack over a slow link; a hung provider should not block the "
+        "next scheduled run.",
+    )
+
+    @field_validator("stacks", mode="before")
+    @classmethod
+    def _split_stacks(cls, value: Any) -> Any:
+        # From the environment: REDISGUARD_PULUMI__STACKS=staging,production or a JSON list.
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                try:
+                    return json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError("not a valid JSON list; use a comma-separated list of stack names") from None
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("stacks")
+    @classmethod
+    def _check_stacks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problems = [
+            f"stack name {name!r} may only hold letters, digits, '_', '.', '-'"
+            for name in value
+            if not _STACK_NAME.match(name)
+        ]
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            problems.append(f"stack listed more than once: {', '.join(duplicates)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("backend_url")
+    @classmethod
+    def _check_backend(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(BACKEND_SCHEMES):
+            raise ValueError(f"backend_url must start with one of {', '.join(BACKEND_SCHEMES)}")
+        return value
+
+    def stack_file(self, stack: str) -> Path:
+        """The stack's config file, `<work_dir>/Pulumi.<stack>.yaml`."""
+        return self.work_dir / f"Pulumi.{stack}.yaml"
+
+
+class GcpSettings(_Section):
+    """How redisguard reaches the Google Cloud APIs (or the local emulator)."""
+
+    redis_endpoint: str | None = Field(
+        default=None,
+        description="Memorystore admin API endpoint, e.g. http://127.0.0.1:8470 for the emulator. "
+        "When set, requests go there with anonymous credentials; unset, the real API with "
+        "Application Default Credentials.",
+    )
+    monitoring_endpoint: str | None = Field(
+        default=None,
+        description="Cloud Monitoring gRPC endpoint as host:port, e.g. 127.0.0.1:8471 for the emulator "
+        "(insecure channel). Unset: the real API.",
+    )
+    request_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="Timeout of one admin API call, in seconds; a listing of a whole project is a "
+        "few paged calls, so 30 s leaves room for a slow API without hiding a hung one.",
+    )
+
+    @field_validator("redis_endpoint")
+    @classmethod
+    def _check_redis_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
+            raise ValueError("redis_endpoint must look like http://HOST:PORT or https://HOST")
+        return value.rstrip("/") if value else value
+
+    @field_validator("monitoring_endpoint")
+    @classmethod
+    def _check_monitoring_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[^/\s:]+(:\d+)?$", value):
+            raise ValueError("monitoring_endpoint must look like HOST:PORT (no scheme)")
+        return value
+
+
+class IgnoreRule(_Section):
+    """A property the drift engines never report, for resources of one type (and name)."""
+
+    type: str = Field(default="*", description="Pulumi type token, e.g. gcp:redis/instance:Instance; * for any.")
+    path: str = Field(
+        min_length=1,
+        description="Property path in the engine's camelCase form, e.g. labels.last-touched-by or "
+        "maintenancePolicy.weeklyMaintenanceWindows[*].duration. Covers everything below it; * is a wildcard.",
+    )
+    resource: str = Field(default="*", description="Resource name (glob); * for every resource of the type.")
+
+
+class RedisguardConfig(BaseSettings):
+    """Everything redisguard reads from `redisguard.yaml`, with `REDISGUARD_*` environment overrides."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        case_sensitive=False,
+    )
+
+    pulumi: PulumiSettings = Field(default_factory=PulumiSettings)
+    parallelism: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="How many stack checks run at once. Each pulumi check is a CLI process plus "
+        "provider plugins, so keep it near the core count.",
+    )
+    gcp: GcpSettings = Field(default_factory=GcpSettings)
+    ignore: tuple[IgnoreRule, ...] = Field(default=(), description="Properties never reported as drift.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values come in as init kwargs; the environment must win over them so a
+        # deployment can override one key without editing the file.
+        return env_settings, init_settings
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective config for a log line (it holds no secrets; tokens come from the environment)."""
+        data = self.model_dump(mode="json")
+        data["pulumi"]["access_token"] = "[set]" if os.environ.get("PULUMI_ACCESS_TOKEN") else "[unset]"
+        return data
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> RedisguardConfig:
+    """Read, validate and resolve a config file; raise ConfigError listing every problem at once.
+
+    `path` None means `./redisguard.yaml`. `REDISGUARD_*` environment variables override its keys.
+    """
+    file = Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        hint = "" if path is not None else " (pass --config FILE)"
+        raise ConfigError(f"{file}: config file not found{hint}") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{file}:{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of keys (pulumi, parallelism, gcp, ignore), got {type(data).__name__}")
+    return config_from_mapping(data, source=str(file), base_dir=file.resolve().parent)
+
+
+def config_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<config>",
+    base_dir: Path | None = None,
+) -> RedisguardConfig:
+    """Validate an already-parsed mapping (the demo builds one in memory)."""
+    environ = dict(os.environ)
+    try:
+        config = RedisguardConfig(**dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source, environ)) from None
+    except SettingsError as exc:
+        # pydantic-settings could not even decode an environment value (e.g. bad JSON).
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"{source}: a {ENV_PREFIX}* environment override is invalid: {exc}{cause}") from None
+    work_dir = config.pulumi.work_dir
+    if not work_dir.is_absolute():
+        from_env = _env_name(("pulumi", "work_dir")) in {k.upper() for k in environ}
+        anchor = Path.cwd() if from_env or base_dir is None else base_dir
+        config = config.model_copy(
+            update={"pulumi": config.pulumi.model_copy(update={"work_dir": (anchor / work_dir).resolve()})}
+        )
+    return config
+
+
+def _env_name(loc: Sequence[str | int]) -> str:
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part) for part in loc).upper()
+
+
+def _format_loc(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model class whose fields a location's last key should be one of."""
+    model: Any = RedisguardConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        # tuple[IgnoreRule, ...] and plain nested models
+        args = getattr(annotation, "__args__", None)
+        candidate = args[0] if args else annotation
+        if not (isinstance(candidate, type) and issubclass(candidate, BaseModel)):
+            return None
+        model = candidate
+    return model
+
+
+def _format_errors(exc: ValidationError, source: str, environ: Mapping[str, str]) -> str:
+    env_keys = {k.upper() for k in environ}
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        where = _format_loc(loc)
+        env_name = _env_name([p for p in loc if isinstance(p, str)])
+        origin = f" (from {env_name})" if env_name in env_keys else ""
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            allowed = sorted(parent.model_fields) if parent else []
+            key = str(loc[-1]) if loc else ""
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            lines.append(f"{where}: unknown key{origin}; allowed keys: {', '.join(allowed)}{hint}")
+            continue
+        message = err["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        got = ""
+        if err["type"] != "missing":
+            got = f" (got {err['input']!r})"
+        lines.append(f"{where}: {message}{got}{origin}")
+    count = len(lines)
+    header = f"{source}: {count} problem{'s' if count != 1 else ''} in config"
+    return header + "\n  " + "\n  ".join(lines)
+
+
+def default_stack_names(config: RedisguardConfig, selected: Sequence[str] | None) -> tuple[str, ...]:
+    """The configured stacks, or the selected subset; an unknown name is a ConfigError."""
+    if not selected:
+        return config.pulumi.stacks
+    unknown = [name for name in selected if name not in config.pulumi.stacks]
+    if unknown:
+        raise ConfigError(
+            f"--stack {', '.join(unknown)}: not in pulumi.stacks; allowed: {', '.join(config.pulumi.stacks)}"
+        )
+    return tuple(dict.fromkeys(selected))
+
+
+EngineName = Literal["pulumi", "live"]

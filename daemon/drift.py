@@ -1,0 +1,113 @@
+"""One drift scan: every (stack, engine) check of the config run in parallel into one DriftReport."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from redisguard.daemon import drift_live, drift_pulumi
+from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.errors import ConfigError, PermanentError, RedisguardError
+from redisguard.daemon.ignore import IgnoreRules
+from redisguard.daemon.report import DriftItem, DriftReport, Engine, StackReport
+from redisguard.program.config import StackConfig, StackConfigError, load_stack_file
+
+log = logging.getLogger(__name__)
+
+ENGINES: tuple[Engine, ...] = ("pulumi", "live")
+
+
+@dataclass(frozen=True)
+class Job:
+    stack: str
+    engine: Engine
+
+
+def engines_for(choice: str) -> tuple[Engine, ...]:
+    """`--engine pulumi|live|all` as the engines to run."""
+    if choice == "all":
+        return ENGINES
+    if choice not in ENGINES:
+        raise ConfigError(f"--engine {choice!r}: allowed values: pulumi, live, all")
+    return (choice,)  # type: ignore[return-value]
+
+
+class _LiveContext:
+    """What the live checks of one scan share: stack files, one listing per project, who reports unmanaged."""
+
+    def __init__(self, config: RedisguardConfig, selected: Sequence[str]) -> None:
+        self.inventory = drift_live.Inventory(config.gcp)
+        self.stacks: dict[str, StackConfig] = {}
+        self.errors: dict[str, str] = {}
+        for name in config.pulumi.stacks:
+            try:
+                self.stacks[name] = load_stack_file(config.pulumi.stack_file(name))
+            except FileNotFoundError:
+                self.errors[name] = f"{config.pulumi.stack_file(name)}: stack file not found"
+            except StackConfigError as exc:
+                self.errors[name] = " ".join(str(exc).split())
+        # Unmanaged instances of a project are reported once, by the first selected stack watching it.
+        self.owners = drift_live.unmanaged_owners(self.stacks[n] for n in selected if n in self.stacks)
+
+    def check(self, name: str, rules: IgnoreRules) -> list[DriftItem]:
+        if name in self.errors:
+            raise ConfigError(self.errors[name])
+        stack = self.stacks[name]
+        others = [s for n, s in self.stacks.items() if n != name]
+        return drift_live.check_stack(
+            stack,
+            self.inventory,
+            rules,
+            watched=others,
+            report_unmanaged=self.owners.get(stack.project or "") == name,
+        )
+
+
+def run_scan(
+    config: RedisguardConfig,
+    stacks: Sequence[str],
+    engines: Sequence[Engine],
+    *,
+    on_done: Callable[[StackReport], None] | None = None,
+) -> DriftReport:
+    """Run every (stack, engine) check, at most `config.parallelism` at once; a failing check
+    becomes a stack with status `error`, never an exception."""
+    rules = IgnoreRules.from_config(config.ignore)
+    jobs = [Job(stack, engine) for engine in engines for stack in stacks]
+    live = _LiveContext(config, stacks) if "live" in engines else None
+
+    def run_job(job: Job) -> StackReport:
+        started = time.monotonic()
+        try:
+            if job.engine == "pulumi":
+                items = drift_pulumi.check_stack(job.stack, config.pulumi, rules)
+            else:
+                assert live is not None
+                items = live.check(job.stack, rules)
+            result = StackReport.from_items(job.stack, job.engine, items, time.monotonic() - started)
+        except RedisguardError as exc:
+            result = StackReport.failed(job.stack, job.engine, str(exc), time.monotonic() - started)
+        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' results
+            log.debug("drift check failed stack=%s engine=%s", job.stack, job.engine, exc_info=True)
+            error = PermanentError(f"unexpected {type(exc).__name__}: {exc}")
+            result = StackReport.failed(job.stack, job.engine, str(error), time.monotonic() - started)
+        log.debug(
+            "drift check stack=%s engine=%s status=%s drifted=%d duration=%.2fs",
+            result.stack,
+            result.engine,
+            result.status,
+            len(result.items),
+            result.duration_seconds,
+        )
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    if not jobs:
+        return DriftReport()
+    with ThreadPoolExecutor(max_workers=min(config.parallelism, len(jobs)), thread_name_prefix="drift") as pool:
+        results = list(pool.map(run_job, jobs))
+    return DriftReport(stacks=tuple(results))

@@ -1,0 +1,342 @@
+"""The pulumi drift engine: `pulumi refresh --preview-only` per stack through the Automation API, its engine events read into drift items."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pulumi.automation import (
+    CommandError,
+    CommandResult,
+    ConcurrentUpdateError,
+    EngineEvent,
+    InvalidVersionError,
+    DiffKind,
+    LocalWorkspaceOptions,
+    OnOutput,
+    OpType,
+    PropertyDiff,
+    PulumiCommand,
+    StackNotFoundError,
+    StepEventMetadata,
+    StepEventStateMetadata,
+    select_stack,
+)
+from pulumi.automation.errors import create_command_error
+
+from redisguard.daemon.config import PulumiSettings
+from redisguard.daemon.errors import PermanentError, TransientError
+from redisguard.daemon.ignore import IgnoreRules, PathPart, format_path, parse_path
+from redisguard.daemon.report import SECRET, DriftItem, PropertyDrift
+
+log = logging.getLogger(__name__)
+
+# The key Pulumi's JSON property encoding uses to mark a secret value.
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+# Properties that hold secrets whatever the event says (defence in depth: an event log
+# written with --show-secrets must still not put an AUTH string in a report).
+_SECRET_KEYS = frozenset({"authString", "auth_string", "password", "passphrase", "token", "privateKey"})
+_SKIPPED_TYPES = ("pulumi:pulumi:Stack", "pulumi:providers:")
+_MISSING = object()
+_KILL_GRACE_SECONDS = 5.0
+_INSTALL_HINT = "install it (https://www.pulumi.com/docs/install/) or use --engine live"
+
+
+# --- engine events -> drift items ------------------------------------------------------------
+
+
+def resource_name(urn: str) -> str:
+    """The logical name at the end of a URN (`urn:pulumi:stack::project::type::name`)."""
+    return urn.rsplit("::", 1)[-1] if "::" in urn else urn
+
+
+def _is_secret(value: Any) -> bool:
+    return value == SECRET or (isinstance(value, Mapping) and _SECRET_SIG in value)
+
+
+def _mask(value: Any, parts: Sequence[PathPart] = ()) -> Any:
+    """The value with every secret (marked, or under a secret-named key) replaced by `[secret]`."""
+    if any(isinstance(p, str) and p in _SECRET_KEYS for p in parts) and value is not None:
+        return SECRET
+    if _is_secret(value):
+        return SECRET
+    if isinstance(value, Mapping):
+        return {k: _mask(v, (*parts, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, parts) for v in value]
+    return value
+
+
+def _lookup(root: Any, parts: Sequence[PathPart]) -> Any:
+    value = root
+    for part in parts:
+        if _is_secret(value):
+            return SECRET
+        if isinstance(part, int):
+            if not isinstance(value, list) or part >= len(value):
+                return _MISSING
+            value = value[part]
+        else:
+            if not isinstance(value, Mapping) or part not in value:
+                return _MISSING
+            value = value[part]
+    return value
+
+
+def _state_value(state: StepEventStateMetadata | None, parts: Sequence[PathPart], inputs_only: bool) -> Any:
+    """A property from a state's inputs (what the program declared), else its outputs."""
+    if state is None:
+        return None
+    for source in (state.inputs, None if inputs_only else state.outputs):
+        if source is None:
+            continue
+        found = _lookup(source, parts)
+        if found is not _MISSING:
+            return _mask(found, parts)
+    return None
+
+
+def _leaf_diffs(old: Any, new: Any, parts: tuple[PathPart, ...]) -> Iterable[tuple[tuple[PathPart, ...], Any, Any]]:
+    """Paths where two values differ, down to the leaves (used when the provider gave no detailed diff)."""
+    if _is_secret(old) or _is_secret(new):
+        if old != new or _is_secret(old) != _is_secret(new):
+            yield parts, SECRET if old is not None else None, SECRET if new is not None else None
+        return
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in sorted(set(old) | set(new)):
+            yield from _leaf_diffs(old.get(key), new.get(key), (*parts, key))
+        return
+    if isinstance(old, list) and isinstance(new, list):
+        for i in range(max(len(old), len(new))):
+            yield from _leaf_diffs(old[i] if i < len(old) else None, new[i] if i < len(new) else None, (*parts, i))
+        return
+    if old != new:
+        yield parts, _mask(old, parts), _mask(new, parts)
+
+
+def _state_map(state: StepEventStateMetadata | None) -> Mapping[str, Any]:
+    if state is None:
+        return {}
+    return state.inputs if state.inputs else (state.outputs or {})
+
+
+def _changed_properties(md: StepEventMetadata) -> list[tuple[str, Any, Any]]:
+    """(path, state value, live value) for each property the refresh found changed."""
+    out: list[tuple[str, Any, Any]] = []
+    detailed: Mapping[str, PropertyDiff] = md.detailed_diff or {}
+    if detailed:
+        for raw_path, diff in detailed.items():
+            parts = parse_path(raw_path)
+            inputs_only = bool(diff.input_diff)
+            expected = _state_value(md.old, parts, inputs_only)
+            actual = _state_value(md.new, parts, inputs_only)
+            # The refresh diff is inverted from the `up` diff: "add" is a property the cloud has
+            # and the state does not, "delete" one the state has and the cloud no longer has.
+            if diff.diff_kind in (DiffKind.ADD, DiffKind.ADD_REPLACE):
+                expected = None
+            elif diff.diff_kind in (DiffKind.DELETE, DiffKind.DELETE_REPLACE):
+                actual = None
+            out.append((format_path(parts), expected, actual))
+        return out
+    old_map, new_map = _state_map(md.old), _state_map(md.new)
+    keys: Iterable[str] = md.diffs or sorted(set(old_map) | set(new_map))
+    if not md.diffs and md.old is not None and md.new is not None:
+        # Legacy refresh (no diff computed by the engine): compare outputs, as the engine did.
+        old_map, new_map = md.old.outputs or {}, md.new.outputs or {}
+        keys = sorted(set(old_map) | set(new_map))
+    for key in keys:
+        for parts, expected, actual in _leaf_diffs(old_map.get(key), new_map.get(key), (key,)):
+            out.append((format_path(parts), expected, actual))
+    return out
+
+
+def items_from_events(events: Iterable[EngineEvent], rules: IgnoreRules) -> list[DriftItem]:
+    """Drift items from a refresh preview's engine events (resOutputsEvent with op update/delete)."""
+    items: dict[str, DriftItem] = {}
+    for event in events:
+        outputs = event.res_outputs_event
+        if outputs is None:
+            continue
+        md = outputs.metadata
+        if md.type.startswith(_SKIPPED_TYPES):
+            continue
+        name = resource_name(md.urn)
+        if md.op == OpType.DELETE:
+            items[md.urn] = DriftItem(resource=name, type=md.type, kind="deleted")
+            continue
+        if md.op != OpType.UPDATE:
+            continue
+        properties = [
+            PropertyDrift(path=path, expected=expected, actual=actual)
+            for path, expected, actual in _changed_properties(md)
+            if not rules.ignored(md.type, name, path)
+        ]
+        if properties:  # only ignored properties changed: no phantom drift
+            properties.sort(key=lambda p: p.path)
+            items[md.urn] = DriftItem(resource=name, type=md.type, kind="changed", properties=tuple(properties))
+    return list(items.values())
+
+
+# --- the Automation API call ------------------------------------------------------------------
+
+
+class RefreshTimeout(Exception):
+    """The per-stack deadline passed; the CLI's process group was killed."""
+
+
+class BoundedPulumiCommand(PulumiCommand):
+    """The SDK's PulumiCommand with a deadline shared by every command of one stack check.
+
+    Each CLI run gets its own process group so that on timeout the CLI, its language host and
+    its provider plugins are killed together (the SDK's own `run` has no timeout).
+    """
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.deadline = time.monotonic() + timeout_seconds
+        super().__init__()  # runs `pulumi version`: FileNotFoundError when there is no CLI
+
+    def run(
+        self,
+        args: list[str],
+        cwd: str,
+        additional_env: Mapping[str, str],
+        on_output: OnOutput | None = None,
+        on_error: OnOutput | None = None,
+    ) -> CommandResult:
+        if "--non-interactive" not in args:
+            args.insert(0, "--non-interactive")
+        env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
+        stdout_chunks: list[str] = []
+        stderr_chunks: list[str] = []
+
+        def consume(stream: Any, callback: OnOutput | None, chunks: list[str]) -> None:
+            for line in iter(stream.readline, ""):
+                stripped = line.rstrip()
+                if callback:
+                    callback(stripped)
+                chunks.append(stripped)
+            stream.close()
+
+        with subprocess.Popen(
+            [self.command, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            encoding="utf-8",
+            start_new_session=True,
+        ) as process:
+            readers = [
+                threading.Thread(target=consume, args=(process.stdout, on_output, stdout_chunks), daemon=True),
+                threading.Thread(target=consume, args=(process.stderr, on_error, stderr_chunks), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            try:
+                process.wait(timeout=max(0.0, self.deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+                for reader in readers:
+                    reader.join(1)
+                raise RefreshTimeout(f"{args[1] if len(args) > 1 else 'pulumi'} ran past {self.timeout_seconds:g}s") from None
+            for reader in readers:
+                reader.join()
+        result = CommandResult(stdout="\n".join(stdout_chunks), stderr="\n".join(stderr_chunks), code=process.returncode)
+        if result.code != 0:
+            raise create_command_error(result)
+        return result
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """SIGTERM the CLI's process group, then SIGKILL whatever is left after a grace period."""
+    pgid = process.pid  # start_new_session: the group id is the CLI's pid
+    for sig, wait in ((signal.SIGTERM, _KILL_GRACE_SECONDS), (signal.SIGKILL, _KILL_GRACE_SECONDS)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            process.poll()
+            time.sleep(0.05)
+        else:
+            continue
+        break
+    process.wait()
+
+
+def _first_error_line(error: CommandError) -> str:
+    """The CLI's own `error:` line (one line, no stack traces, secrets already filtered by the CLI)."""
+    text = str(error)
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("error:"):
+            return re.sub(r"\s+", " ", line[len("error:") :].strip())[:300]
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if line and not line.startswith(("code:", "stdout:", "stderr:")):
+            return line[:300]
+    return "pulumi failed without a message"
+
+
+def workspace_env(settings: PulumiSettings) -> dict[str, str]:
+    """Environment for the CLI: the backend from config. Credentials (PULUMI_ACCESS_TOKEN,
+    PULUMI_CONFIG_PASSPHRASE, Google credentials) pass through from our own environment."""
+    env = {"PULUMI_SKIP_UPDATE_CHECK": "true"}
+    if settings.backend_url:
+        env["PULUMI_BACKEND_URL"] = settings.backend_url
+    return env
+
+
+def refresh_events(stack: str, settings: PulumiSettings) -> list[EngineEvent]:
+    """Run `pulumi refresh --preview-only` for one stack and return its engine events.
+
+    Raises TransientError (timeout, locked stack) or PermanentError (no CLI, unknown stack,
+    any other CLI failure), each with a one-line message.
+    """
+    try:
+        command = BoundedPulumiCommand(settings.refresh_timeout_seconds)
+    except FileNotFoundError:
+        raise PermanentError(f"the pulumi CLI was not found on PATH; {_INSTALL_HINT}") from None
+    except (subprocess.CalledProcessError, InvalidVersionError) as exc:
+        raise PermanentError(f"the pulumi CLI did not report a usable version: {exc}") from exc
+
+    events: list[EngineEvent] = []
+    opts = LocalWorkspaceOptions(env_vars=workspace_env(settings), pulumi_command=command)
+    try:
+        ws_stack = select_stack(stack, work_dir=str(settings.work_dir), opts=opts)
+        # show_secrets=False: the CLI masks secret values in the events it writes.
+        ws_stack.preview_refresh(on_event=events.append, show_secrets=False, color="never", suppress_progress=True)
+    except RefreshTimeout as exc:
+        raise TransientError(
+            f"pulumi refresh timed out after {settings.refresh_timeout_seconds:g}s ({exc}); the CLI and its child processes were killed"
+        ) from None
+    except ConcurrentUpdateError as exc:
+        raise TransientError(f"stack is locked by another update: {_first_error_line(exc)}") from None
+    except StackNotFoundError as exc:
+        raise PermanentError(f"stack not found in the backend: {_first_error_line(exc)}") from None
+    except CommandError as exc:
+        raise PermanentError(f"pulumi refresh failed: {_first_error_line(exc)}") from None
+    except RuntimeError as exc:  # the SDK's "summary event never found"
+        raise PermanentError(f"pulumi refresh ended without a summary: {exc}") from None
+    return events
+
+
+def check_stack(stack: str, settings: PulumiSettings, rules: IgnoreRules) -> list[DriftItem]:
+    """The pulumi engine for one stack: drifted resources, never writing the state."""
+    events = refresh_events(stack, settings)
+    items = items_from_events(events, rules)
+    log.debug("pulumi refresh stack=%s events=%d drifted=%d", stack, len(events), len(items))
+    return items

@@ -1,0 +1,237 @@
+"""The drift report both engines produce, and its table, JSON and Markdown renderings."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+DriftKind = Literal["changed", "deleted", "missing", "unmanaged"]
+Status = Literal["in_sync", "drift", "error"]
+Engine = Literal["pulumi", "live"]
+
+EXIT_IN_SYNC = 0
+EXIT_ERROR = 1
+EXIT_DRIFT = 2
+
+SECRET = "[secret]"
+REDIS_INSTANCE_TYPE = "gcp:redis/instance:Instance"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PropertyDrift(_Frozen):
+    """One property whose live value differs from the declared (or recorded) one.
+
+    `expected` is the value the stack state or config holds, `actual` the one the cloud has;
+    None on either side means the property is absent there.
+    """
+
+    path: str
+    expected: Any = None
+    actual: Any = None
+
+
+class DriftItem(_Frozen):
+    """One drifted resource: `changed` (properties differ), `deleted` (in the Pulumi state,
+    gone from the cloud), `missing` (declared, not live) or `unmanaged` (live, declared nowhere)."""
+
+    resource: str
+    type: str = REDIS_INSTANCE_TYPE
+    kind: DriftKind
+    properties: tuple[PropertyDrift, ...] = ()
+
+
+class StackReport(_Frozen):
+    """The result of one engine on one stack."""
+
+    stack: str
+    engine: Engine
+    status: Status
+    duration_seconds: float
+    error: str | None = None
+    items: tuple[DriftItem, ...] = ()
+
+    @classmethod
+    def from_items(cls, stack: str, engine: Engine, items: Iterable[DriftItem], duration: float) -> StackReport:
+        ordered = tuple(sorted(items, key=lambda i: (i.kind, i.resource)))
+        return cls(
+            stack=stack,
+            engine=engine,
+            status="drift" if ordered else "in_sync",
+            duration_seconds=round(duration, 3),
+            items=ordered,
+        )
+
+    @classmethod
+    def failed(cls, stack: str, engine: Engine, error: str, duration: float) -> StackReport:
+        return cls(stack=stack, engine=engine, status="error", duration_seconds=round(duration, 3), error=error)
+
+
+class DriftReport(_Frozen):
+    """Every stack's result of one run; `exit_code` follows `terraform plan -detailed-exitcode`."""
+
+    generated_at: str = Field(default_factory=lambda: _now_iso())
+    stacks: tuple[StackReport, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """1 if any stack errored (a partial answer is not an answer), else 2 on drift, else 0."""
+        if any(s.status == "error" for s in self.stacks):
+            return EXIT_ERROR
+        if any(s.status == "drift" for s in self.stacks):
+            return EXIT_DRIFT
+        return EXIT_IN_SYNC
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def format_value(value: Any) -> str:
+    """A property value as people read it: strings bare, absent as a dash, the rest as JSON."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+# --- table (rich) ---------------------------------------------------------------------------
+
+_STATUS_STYLE = {"in_sync": "green", "drift": "yellow", "error": "red"}
+_KIND_STYLE = {"changed": "yellow", "deleted": "red", "missing": "red", "unmanaged": "magenta"}
+
+
+def build_tables(report: DriftReport) -> list[Table]:
+    """A summary table, then one table of drifted properties per stack with drift."""
+    summary = Table(title="Drift report", title_justify="left", show_lines=False)
+    summary.add_column("stack")
+    summary.add_column("engine")
+    summary.add_column("status")
+    summary.add_column("drifted", justify="right")
+    summary.add_column("duration", justify="right")
+    summary.add_column("error", overflow="fold")
+    for s in report.stacks:
+        summary.add_row(
+            s.stack,
+            s.engine,
+            Text(s.status, style=_STATUS_STYLE[s.status]),
+            str(len(s.items)),
+            f"{s.duration_seconds:.2f}s",
+            s.error or "",
+        )
+    tables = [summary]
+    for s in report.stacks:
+        if not s.items:
+            continue
+        detail = Table(title=f"{s.stack} ({s.engine})", title_justify="left")
+        detail.add_column("resource")
+        detail.add_column("kind")
+        detail.add_column("property")
+        detail.add_column("expected", overflow="fold")
+        detail.add_column("actual", overflow="fold")
+        for item in s.items:
+            kind = Text(item.kind, style=_KIND_STYLE[item.kind])
+            if not item.properties:
+                detail.add_row(item.resource, kind, "", "", "")
+                continue
+            for n, prop in enumerate(item.properties):
+                detail.add_row(
+                    item.resource if n == 0 else "",
+                    kind if n == 0 else "",
+                    prop.path,
+                    format_value(prop.expected),
+                    format_value(prop.actual),
+                )
+        tables.append(detail)
+    return tables
+
+
+def print_table(report: DriftReport, console: Console) -> None:
+    for table in build_tables(report):
+        console.print(table)
+
+
+def render_table(report: DriftReport, width: int = 120) -> str:
+    """The table rendering as plain text (for --output FILE and tests)."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
+    print_table(report, console)
+    return buffer.getvalue()
+
+
+# --- markdown ------------------------------------------------------------------------------
+
+_STATUS_ICON = {"in_sync": "✅ in sync", "drift": "⚠️ drift", "error": "❌ error"}
+
+
+def _md_cell(text: str) -> str:
+    # Pipes end a cell and newlines end a row in GitHub tables; backticks would open code spans.
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def _md_code(value: Any) -> str:
+    return "—" if value is None else f"`{_md_cell(format_value(value))}`"
+
+
+def render_markdown(report: DriftReport) -> str:
+    """A pull-request comment: a summary table, then the drifted properties per stack."""
+    code = report.exit_code
+    verdict = {EXIT_IN_SYNC: "all stacks in sync", EXIT_DRIFT: "drift found", EXIT_ERROR: "some checks failed"}[code]
+    lines = [
+        "## redisguard drift report",
+        "",
+        f"**{verdict}** (exit code {code}) · generated {report.generated_at}",
+        "",
+        "| stack | engine | status | drifted | duration |",
+        "|---|---|---|---:|---:|",
+    ]
+    for s in report.stacks:
+        lines.append(
+            f"| {_md_cell(s.stack)} | {s.engine} | {_STATUS_ICON[s.status]} | {len(s.items)} | {s.duration_seconds:.2f}s |"
+        )
+    for s in report.stacks:
+        if s.status == "error":
+            lines += ["", f"### {_md_cell(s.stack)} ({s.engine}): error", "", f"> {_md_cell(s.error or 'unknown error')}"]
+        if not s.items:
+            continue
+        lines += [
+            "",
+            f"### {_md_cell(s.stack)} ({s.engine}): {len(s.items)} drifted resource{'s' if len(s.items) != 1 else ''}",
+            "",
+            "| resource | kind | property | expected | actual |",
+            "|---|---|---|---|---|",
+        ]
+        for item in s.items:
+            name = f"`{_md_cell(item.resource)}`"
+            if not item.properties:
+                lines.append(f"| {name} | {item.kind} | | | |")
+            for prop in item.properties:
+                lines.append(
+                    f"| {name} | {item.kind} | `{_md_cell(prop.path)}` | {_md_code(prop.expected)} | {_md_code(prop.actual)} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+FORMATS: Sequence[str] = ("table", "json", "markdown")
+
+
+def render(report: DriftReport, fmt: str, width: int = 120) -> str:
+    if fmt == "json":
+        return report.to_json()
+    if fmt == "markdown":
+        return render_markdown(report)
+    return render_table(report, width=width)
