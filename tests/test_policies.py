@@ -1,0 +1,418 @@
+"""The policy pack through the engine's Analyzer protocol: every policy, passing and failing, in production and staging."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fixtures.analyzer import PACK_DIR, StackResource, secret, start_policy_pack, unknown
+
+pytestmark = pytest.mark.slow
+
+INSTANCE = "gcp:redis/instance:Instance"
+
+# The contract table (BRIEF.md, issue 3): policy -> default level.
+CONTRACT = {
+    "memorystore-auth-required": "mandatory",
+    "memorystore-transit-encryption-required": "mandatory",
+    "memorystore-persistence-in-production": "mandatory",
+    "memorystore-memory-bounds": "mandatory",
+    "memorystore-high-availability-in-production": "mandatory",
+    "memorystore-cmek-in-production": "advisory",
+    "memorystore-maintenance-window-required": "advisory",
+    "memorystore-supported-redis-version": "advisory",
+    "memorystore-eviction-policy-explicit": "advisory",
+    "memorystore-private-networking": "advisory",
+    "memorystore-required-labels": "advisory",
+    "memorystore-deletion-protection-in-production": "advisory",
+    "memorystore-stack-memory-budget": "advisory",
+}
+PRODUCTION_ONLY = {
+    "memorystore-persistence-in-production",
+    "memorystore-high-availability-in-production",
+    "memorystore-cmek-in-production",
+    "memorystore-deletion-protection-in-production",
+}
+
+# An instance that satisfies every policy with the default config, in production.
+COMPLIANT: dict[str, Any] = {
+    "name": "redis-orders",
+    "memorySizeGb": 8,
+    "tier": "STANDARD_HA",
+    "redisVersion": "REDIS_7_2",
+    "authEnabled": True,
+    "transitEncryptionMode": "SERVER_AUTHENTICATION",
+    "persistenceConfig": {"persistenceMode": "RDB", "rdbSnapshotPeriod": "ONE_HOUR"},
+    "maintenancePolicy": {
+        "weeklyMaintenanceWindows": [{"day": "SUNDAY", "startTime": {"hours": 8, "minutes": 0, "seconds": 0, "nanos": 0}}]
+    },
+    "redisConfigs": {"maxmemory-policy": "noeviction"},
+    "readReplicasMode": "READ_REPLICAS_DISABLED",
+    "replicaCount": 1,
+    "customerManagedKey": "projects/p/locations/europe-west1/keyRings/redis/cryptoKeys/memorystore",
+    "connectMode": "PRIVATE_SERVICE_ACCESS",
+    "authorizedNetwork": "projects/p/global/networks/prod-vpc",
+    "labels": {"env": "production", "team": "platform"},
+    "deletionProtection": True,
+}
+
+
+def instance(**changes: Any) -> dict[str, Any]:
+    """COMPLIANT with top-level changes; a value of None removes the property."""
+    props = copy.deepcopy(COMPLIANT)
+    for key, value in changes.items():
+        if value is None:
+            props.pop(key, None)
+        else:
+            props[key] = value
+    return props
+
+
+def test_pack_announces_every_contract_policy_with_its_level_docs_and_schema(pack_for: Any) -> None:
+    pack = pack_for("production")
+    info = pack.info()
+    declared = yaml.safe_load((PACK_DIR / "PulumiPolicy.yaml").read_text())
+
+    assert info.name == "redisguard-memorystore"
+    assert info.version == declared["version"] == "0.1.0"
+    assert info.supports_config
+    assert {name: meta.level for name, meta in info.policies.items()} == CONTRACT
+    assert info.policies["memorystore-stack-memory-budget"].kind == "stack"
+    for meta in info.policies.values():
+        assert meta.description and meta.display_name and meta.severity, meta.name
+        assert len(meta.remediation) > 40, meta.name
+        assert meta.url.startswith("https://cloud.google.com/"), meta.name
+        assert "exemptResources" in meta.config_schema, meta.name
+    assert info.policies["memorystore-memory-bounds"].config_schema["maxMemoryGb"]["default"] == 300
+    assert info.policies["memorystore-supported-redis-version"].config_schema["allowedVersions"]["default"] == [
+        "REDIS_7_0",
+        "REDIS_7_2",
+    ]
+    assert info.policies["memorystore-required-labels"].config_schema["requiredLabels"]["default"] == ["env", "team"]
+    assert info.policies["memorystore-persistence-in-production"].config_schema["productionStacks"]["default"] == [
+        "production",
+        "prod",
+        "prod-*",
+        "*-prod",
+        "*-production",
+    ]
+
+
+@pytest.mark.parametrize("stack", ["production", "staging"])
+def test_compliant_instance_passes_every_policy(pack_for: Any, stack: str) -> None:
+    result = pack_for(stack).analyze(INSTANCE, "redis-orders", instance(labels={"env": stack, "team": "platform"}))
+    assert result.diagnostics == ()
+
+
+# (policy, changes to COMPLIANT, fragments the message must contain: what is required and the offending value)
+VIOLATIONS = [
+    ("memorystore-auth-required", {"authEnabled": False}, ["authEnabled must be true", "found false"]),
+    ("memorystore-auth-required", {"authEnabled": None}, ["authEnabled must be true", "not set (Memorystore's default is false)"]),
+    (
+        "memorystore-transit-encryption-required",
+        {"transitEncryptionMode": "DISABLED"},
+        ["transitEncryptionMode must be SERVER_AUTHENTICATION", "found 'DISABLED'"],
+    ),
+    (
+        "memorystore-transit-encryption-required",
+        {"transitEncryptionMode": None},
+        ["must be SERVER_AUTHENTICATION", "not set (Memorystore's default is DISABLED)"],
+    ),
+    (
+        "memorystore-persistence-in-production",
+        {"persistenceConfig": {"persistenceMode": "DISABLED"}},
+        ["persistenceMode must be RDB in production", "stack 'production' matches 'production'", "found 'DISABLED'"],
+    ),
+    (
+        "memorystore-persistence-in-production",
+        {"persistenceConfig": {"persistenceMode": "RDB", "rdbSnapshotPeriod": "TWENTY_FOUR_HOURS"}},
+        ["rdbSnapshotPeriod must be TWELVE_HOURS or shorter", "found 'TWENTY_FOUR_HOURS'"],
+    ),
+    (
+        "memorystore-persistence-in-production",
+        {"persistenceConfig": {"persistenceMode": "RDB"}},
+        ["rdbSnapshotPeriod must be TWELVE_HOURS or shorter", "not set (Memorystore's default is TWENTY_FOUR_HOURS)"],
+    ),
+    ("memorystore-memory-bounds", {"memorySizeGb": 301}, ["memorySizeGb must be between 1 and 300 GB", "found 301"]),
+    ("memorystore-memory-bounds", {"memorySizeGb": 0.5}, ["memorySizeGb must be between 1 and 300 GB", "found 0.5"]),
+    (
+        "memorystore-memory-bounds",
+        {"memorySizeGb": 4, "readReplicasMode": "READ_REPLICAS_ENABLED"},
+        ["at least 5 GB with read replicas", "found 4"],
+    ),
+    ("memorystore-memory-bounds", {"memorySizeGb": "8"}, ["memorySizeGb must be a number", "found '8'"]),
+    (
+        "memorystore-high-availability-in-production",
+        {"tier": "BASIC"},
+        ["tier must be STANDARD_HA in production", "found 'BASIC'"],
+    ),
+    (
+        "memorystore-high-availability-in-production",
+        {"tier": None},
+        ["tier must be STANDARD_HA", "not set (Memorystore's default is BASIC)"],
+    ),
+    (
+        "memorystore-cmek-in-production",
+        {"customerManagedKey": None},
+        ["customerManagedKey must name a Cloud KMS key", "not set (Google-managed encryption)"],
+    ),
+    (
+        "memorystore-maintenance-window-required",
+        {"maintenancePolicy": None},
+        ["a weekly maintenance window must be declared", "found none"],
+    ),
+    (
+        "memorystore-maintenance-window-required",
+        {"maintenancePolicy": {"weeklyMaintenanceWindows": [{"day": "SUNDAY"}]}},
+        ["weeklyMaintenanceWindows[0].startTime must be set", "found not set"],
+    ),
+    (
+        "memorystore-supported-redis-version",
+        {"redisVersion": "REDIS_6_X"},
+        ["redisVersion must be one of REDIS_7_0, REDIS_7_2", "found 'REDIS_6_X'"],
+    ),
+    ("memorystore-supported-redis-version", {"redisVersion": None}, ["redisVersion must be one of", "not set"]),
+    (
+        "memorystore-eviction-policy-explicit",
+        {"redisConfigs": {"activedefrag": "yes"}},
+        ['redisConfigs["maxmemory-policy"] must be set explicitly', "found not set"],
+    ),
+    (
+        "memorystore-eviction-policy-explicit",
+        {"redisConfigs": {"maxmemory-policy": "allkeys-fifo"}},
+        ['redisConfigs["maxmemory-policy"] must be one of', "found 'allkeys-fifo'"],
+    ),
+    (
+        "memorystore-private-networking",
+        {"connectMode": "DIRECT_PEERING"},
+        ["connectMode must be PRIVATE_SERVICE_ACCESS", "found 'DIRECT_PEERING'"],
+    ),
+    (
+        "memorystore-private-networking",
+        {"authorizedNetwork": None},
+        ["authorizedNetwork must name a VPC network explicitly", "not set"],
+    ),
+    (
+        "memorystore-private-networking",
+        {"authorizedNetwork": "projects/p/global/networks/default"},
+        ["authorizedNetwork must not be default", "found 'projects/p/global/networks/default'"],
+    ),
+    (
+        "memorystore-required-labels",
+        {"labels": {"env": "production", "team": ""}},
+        ["labels must include env, team with non-empty values", "missing team", "found env=production, team="],
+    ),
+    (
+        "memorystore-deletion-protection-in-production",
+        {"deletionProtection": False},
+        ["deletionProtection must be true in production", "found false"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("policy", "changes", "fragments"), VIOLATIONS, ids=lambda v: v if isinstance(v, str) else None)
+def test_each_violation_is_reported_at_its_default_level_with_the_requirement_and_value(
+    pack_for: Any, policy: str, changes: dict[str, Any], fragments: list[str]
+) -> None:
+    result = pack_for("production").analyze(INSTANCE, "redis-orders", instance(**changes))
+
+    assert result.policies == {policy}
+    assert result.level(policy) == CONTRACT[policy]
+    (message,) = result.messages(policy)
+    assert message.startswith(pack_for("production").info().policies[policy].description)
+    assert "'redis-orders'" in message
+    for fragment in fragments:
+        assert fragment in message
+    diagnostic = result.diagnostics[0]
+    assert diagnostic.pack == "redisguard-memorystore" and diagnostic.version == "0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("policy", "changes"),
+    [(p, c) for p, c, _ in VIOLATIONS if p not in PRODUCTION_ONLY],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_general_policies_apply_in_staging_too(pack_for: Any, policy: str, changes: dict[str, Any]) -> None:
+    props = instance(**changes)
+    if "labels" not in changes:
+        props["labels"] = {"env": "staging", "team": "platform"}
+    result = pack_for("staging").analyze(INSTANCE, "redis-orders", props)
+    assert result.policies == {policy}
+    assert result.level(policy) == CONTRACT[policy]
+
+
+def test_production_only_policies_do_not_apply_to_a_staging_instance(pack_for: Any) -> None:
+    lax = instance(
+        tier="BASIC",
+        persistenceConfig={"persistenceMode": "DISABLED"},
+        customerManagedKey=None,
+        deletionProtection=False,
+        labels={"env": "staging", "team": "platform"},
+    )
+    result = pack_for("staging").analyze(INSTANCE, "redis-cache", lax)
+
+    assert result.diagnostics == ()
+    assert set(result.not_applicable) == PRODUCTION_ONLY
+    reason = result.not_applicable["memorystore-high-availability-in-production"]
+    assert "'redis-cache' is not production: stack 'staging' matches none of production, prod" in reason
+
+
+def test_env_production_label_makes_an_instance_production_in_any_stack(pack_for: Any) -> None:
+    labelled = instance(tier="BASIC", persistenceConfig={"persistenceMode": "DISABLED"}, customerManagedKey=None)
+    result = pack_for("staging").analyze(INSTANCE, "redis-cache", labelled)
+
+    assert result.policies == {
+        "memorystore-high-availability-in-production",
+        "memorystore-persistence-in-production",
+        "memorystore-cmek-in-production",
+    }
+    assert "in production (label env=production)" in result.messages("memorystore-high-availability-in-production")[0]
+    assert result.blocks
+
+
+def test_a_bad_instance_gets_every_violation_at_once_and_blocks(pack_for: Any) -> None:
+    bad = {"memorySizeGb": 400, "tier": "BASIC", "redisVersion": "REDIS_5_0", "labels": {"env": "production"}}
+    result = pack_for("production").analyze(INSTANCE, "redis-legacy", bad)
+
+    assert result.mandatory == {name for name, level in CONTRACT.items() if level == "mandatory"}
+    assert result.advisory == {
+        "memorystore-cmek-in-production",
+        "memorystore-maintenance-window-required",
+        "memorystore-supported-redis-version",
+        "memorystore-eviction-policy-explicit",
+        "memorystore-private-networking",
+        "memorystore-required-labels",
+    }
+    assert result.blocks
+
+
+def test_protect_resource_option_counts_as_deletion_protection(pack_for: Any) -> None:
+    pack = pack_for("production")
+    assert pack.analyze(INSTANCE, "redis-orders", instance(deletionProtection=False), protect=True).diagnostics == ()
+    # Unset means the provider's default (on); only an explicit false is a violation by default.
+    assert pack.analyze(INSTANCE, "redis-orders", instance(deletionProtection=None)).diagnostics == ()
+
+
+def test_other_resource_types_are_ignored(pack_for: Any) -> None:
+    result = pack_for("production").analyze("gcp:storage/bucket:Bucket", "assets", {"location": "EU"})
+    assert result.diagnostics == ()
+    assert result.not_applicable == {}
+
+
+# --- values unknown during preview ----------------------------------------------------------------
+
+
+def test_every_property_unknown_during_preview_neither_crashes_nor_blocks(pack_for: Any) -> None:
+    props = {key: unknown("object" if isinstance(value, dict) else "string") for key, value in COMPLIANT.items()}
+    props["memorySizeGb"] = unknown("number")
+    props["authEnabled"] = unknown("bool")
+    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+
+    assert result.diagnostics == ()
+    assert set(result.not_applicable) == set(CONTRACT) - {"memorystore-stack-memory-budget"}
+    assert "authEnabled of 'redis-orders' not known during preview; checked again during update" in (
+        result.not_applicable["memorystore-auth-required"]
+    )
+
+
+def test_unknown_nested_values_leave_the_known_ones_checked(pack_for: Any) -> None:
+    props = instance(
+        persistenceConfig={"persistenceMode": "RDB", "rdbSnapshotPeriod": unknown()},
+        maintenancePolicy={"weeklyMaintenanceWindows": [unknown("object")]},
+        labels={"env": "production", "team": unknown()},
+        # The network id of a VPC created in the same program: unknown, but explicit.
+        authorizedNetwork=unknown(),
+        connectMode="DIRECT_PEERING",
+        memorySizeGb=unknown("number"),
+        tier="BASIC",
+    )
+    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+
+    assert result.policies == {"memorystore-private-networking", "memorystore-high-availability-in-production"}
+    assert "found 'DIRECT_PEERING'" in result.messages("memorystore-private-networking")[0]
+    assert "authorizedNetwork" not in result.messages("memorystore-private-networking")[0]
+    assert "rdbSnapshotPeriod" in result.not_applicable["memorystore-persistence-in-production"]
+    assert "labels.team" in result.not_applicable["memorystore-required-labels"]
+
+
+def test_unknown_labels_in_a_staging_stack_do_not_block(pack_for: Any) -> None:
+    props = instance(labels=unknown("object"), tier="BASIC", persistenceConfig={"persistenceMode": "DISABLED"})
+    result = pack_for("staging").analyze(INSTANCE, "redis-cache", props)
+
+    assert not result.blocks
+    reason = result.not_applicable["memorystore-high-availability-in-production"]
+    assert "is not production" in reason and "labels of 'redis-cache' not known during preview" in reason
+
+
+def test_secret_values_are_read_and_never_echoed(pack_for: Any) -> None:
+    props = instance(authEnabled=secret(True), authString=secret("s3cr3t-auth"), tier="BASIC")
+    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+
+    assert result.policies == {"memorystore-high-availability-in-production"}
+    assert all("s3cr3t" not in d.message for d in result.diagnostics)
+
+
+def test_odd_shapes_are_reported_not_crashed_on(pack_for: Any) -> None:
+    props = instance(maintenancePolicy={"weeklyMaintenanceWindows": "SUNDAY"}, labels=["env"], authorizedNetwork=7)
+    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+
+    assert "weeklyMaintenanceWindows must be a list; found 'SUNDAY'" in result.messages(
+        "memorystore-maintenance-window-required"
+    )[0]
+    assert "missing env, team (found no labels)" in result.messages("memorystore-required-labels")[0]
+    assert "authorizedNetwork must be a network name or path; found 7" in result.messages(
+        "memorystore-private-networking"
+    )[0]
+
+
+# --- the stack policy ------------------------------------------------------------------------------
+
+
+def _stack(*sizes: Any) -> list[StackResource]:
+    resources = [StackResource("pulumi:pulumi:Stack", "redis-fleet-production", {})]
+    resources += [StackResource(INSTANCE, f"redis-{i}", instance(memorySizeGb=size)) for i, size in enumerate(sizes)]
+    return resources
+
+
+def test_stack_memory_budget_passes_within_and_warns_above(pack_for: Any) -> None:
+    pack = pack_for("production")
+    assert pack.analyze_stack(_stack(200, 300)).diagnostics == ()
+
+    result = pack.analyze_stack(_stack(200, 300, 8))
+    assert result.policies == {"memorystore-stack-memory-budget"}
+    assert result.level("memorystore-stack-memory-budget") == "advisory"
+    (message,) = result.messages("memorystore-stack-memory-budget")
+    assert "must be at most 500 GB; found 508 GB (redis-1 300, redis-0 200, redis-2 8)" in message
+
+
+def test_stack_memory_budget_counts_only_known_sizes_during_preview(pack_for: Any) -> None:
+    pack = pack_for("production")
+    assert pack.analyze_stack(_stack(300, unknown("number"))).diagnostics == ()
+
+    (message,) = pack.analyze_stack(_stack(300, 300, unknown("number"))).messages("memorystore-stack-memory-budget")
+    assert "found 600 GB" in message and "1 more not yet known: redis-2" in message
+
+
+# --- startup: Pulumi users complain of multi-second policy startup ---------------------------------
+
+
+def test_pack_starts_and_analyses_100_resources_promptly(capsys: pytest.CaptureFixture[str]) -> None:
+    began = time.monotonic()
+    pack = start_policy_pack("production")
+    try:
+        pack.configure(Path(PACK_DIR / "config" / "production.json"))
+        for i in range(100):
+            result = pack.analyze(INSTANCE, f"redis-{i}", instance(labels={"env": "production", "team": "t", "service": "s"}))
+            assert not result.blocks
+        total = time.monotonic() - began
+    finally:
+        pack.stop()
+    with capsys.disabled():
+        print(f"\npolicy pack: startup {pack.startup_seconds:.2f}s, startup + 100 resources {total:.2f}s")
+    # A hang check, not a benchmark (bench/policy_startup.py measures).
+    assert total < 60
