@@ -155,11 +155,11 @@ def run_check_config(args: argparse.Namespace) -> int:
     summaries: list[str] = []
     for name in config.pulumi.stacks:
         path = config.pulumi.stack_file(name)
-        try:
-            stack = load_stack_file(path)
-        except FileNotFoundError:
+        if not path.is_file():
             problems.append(f"pulumi.stacks: {name!r} has no stack file {path}")
             continue
+        try:
+            stack = load_stack_file(path)
         except StackConfigError as exc:
             problems.append(str(exc))
             continue
@@ -310,10 +310,9 @@ def change_out_of_band(emulator: RunningEmulator, instance_id: str) -> tuple[int
 def run_demo(args: argparse.Namespace) -> int:
     out = Console()
     fleet = Path(args.fleet)
-    try:
-        stack = load_stack_file(fleet)
-    except FileNotFoundError:
-        raise ConfigError(f"{fleet}: stack file not found") from None
+    if not fleet.is_file():
+        raise ConfigError(f"{fleet}: stack file not found")
+    stack = load_stack_file(fleet)
     if not stack.project or not stack.region:
         raise ConfigError(f"{fleet}: the demo needs gcp:project and gcp:region in the stack file")
     names = [c.name for c in stack.clusters]

@@ -43,10 +43,12 @@ class _LiveContext:
         self.stacks: dict[str, StackConfig] = {}
         self.errors: dict[str, str] = {}
         for name in config.pulumi.stacks:
+            path = config.pulumi.stack_file(name)
+            if not path.is_file():
+                self.errors[name] = f"{path}: stack file not found"
+                continue
             try:
-                self.stacks[name] = load_stack_file(config.pulumi.stack_file(name))
-            except FileNotFoundError:
-                self.errors[name] = f"{config.pulumi.stack_file(name)}: stack file not found"
+                self.stacks[name] = load_stack_file(path)
             except StackConfigError as exc:
                 self.errors[name] = " ".join(str(exc).split())
         # Unmanaged instances of a project are reported once, by the first selected stack watching it.

@@ -279,14 +279,13 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
 
 def _first_error_line(error: CommandError) -> str:
     """The CLI's own `error:` line (one line, no stack traces, secrets already filtered by the CLI)."""
-    text = str(error)
-    for line in text.splitlines():
-        line = line.strip()
+    # str(CommandError) is the SDK's "code: N / stdout: ... / stderr: ..." rendering.
+    lines = [re.sub(r"^(code|stdout|stderr):\s*", "", line.strip()) for line in str(error).splitlines()]
+    for line in lines:
         if line.startswith("error:"):
             return re.sub(r"\s+", " ", line[len("error:") :].strip())[:300]
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line and not line.startswith(("code:", "stdout:", "stderr:")):
+    for line in reversed(lines):
+        if line and not line.isdigit():
             return line[:300]
     return "pulumi failed without a message"
 

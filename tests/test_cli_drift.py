@@ -1,0 +1,89 @@
+"""`redisguard drift-report` and `redisguard check-config` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from redisguard.daemon.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "redisguard.daemon.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def test_check_config_accepts_the_repository_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config", str(REPO / "redisguard.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "redisguard.yaml: valid" in out
+    assert "staging (redisguard-staging/europe-west1, 3 clusters)" in out
+    assert "production (redisguard-production/europe-west1, 4 clusters)" in out
+
+
+def test_check_config_lists_every_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text("parallelism: -1\npulumi:\n  stacks: [staging]\n  work_dirr: program\n")
+    assert main(["check-config", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"redisguard check-config: error: {config}: 2 problems in config")
+    assert "parallelism: Input should be greater than or equal to 1 (got -1)" in err
+    assert "pulumi.work_dirr: unknown key" in err
+    assert "Traceback" not in err
+
+
+def test_check_config_names_a_missing_stack_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging, qa]\n")
+    assert main(["check-config", "--config", str(config)]) == 1
+    assert f"'qa' has no stack file {REPO / 'program' / 'Pulumi.qa.yaml'}" in capsys.readouterr().err
+
+
+def test_missing_pulumi_cli_exits_1_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging]\n")
+    env = {**os.environ, "PATH": str(tmp_path)}  # no pulumi on PATH
+    result = run_cli("drift-report", "--config", str(config), "--engine", "pulumi", "--format", "json", env=env)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert errors == [
+        "redisguard drift-report: error: stack staging (pulumi): the pulumi CLI was not found on PATH; "
+        "install it (https://www.pulumi.com/docs/install/) or use --engine live"
+    ]
+    report = json.loads(result.stdout)
+    assert report["stacks"][0]["status"] == "error"
+
+
+def test_unknown_stack_argument_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["drift-report", "--config", str(REPO / "redisguard.yaml"), "--stack", "qa", "--engine", "live"])
+    assert code == 1
+    assert "--stack qa: not in pulumi.stacks; allowed: staging, production" in capsys.readouterr().err
+
+
+def test_report_goes_to_the_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "redisguard.yaml"
+    # An endpoint nobody listens on: the live check fails, and the report still lands in the file.
+    config.write_text(
+        f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging]\n"
+        "gcp:\n  redis_endpoint: http://127.0.0.1:9\n  request_timeout_seconds: 2\n"
+    )
+    out = tmp_path / "drift.md"
+    code = main(["drift-report", "--config", str(config), "--engine", "live", "--format", "markdown", "--output", str(out)])
+    assert code == 1
+    text = out.read_text()
+    assert text.startswith("## redisguard drift report")
+    assert "cannot connect to http://127.0.0.1:9" in text
+    assert capsys.readouterr().out == ""

@@ -1,0 +1,132 @@
+"""redisguard.yaml: validation with every problem named at once, environment overrides, path resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from redisguard.daemon.config import RedisguardConfig, default_stack_names, load_config
+from redisguard.daemon.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "redisguard.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_repository_example_config_is_valid_and_points_at_the_program_and_emulator() -> None:
+    config = load_config(REPO / "redisguard.yaml")
+    assert config.pulumi.work_dir == REPO / "program"
+    assert config.pulumi.stacks == ("staging", "production")
+    assert config.gcp.redis_endpoint == "http://127.0.0.1:8470"
+    assert config.gcp.monitoring_endpoint == "127.0.0.1:8471"
+    assert [(r.type, r.path) for r in config.ignore] == [("gcp:redis/instance:Instance", "labels.last-touched-by")]
+
+
+def test_defaults_fill_an_empty_file(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert config.parallelism == 4
+    assert config.pulumi.refresh_timeout_seconds == 600
+    assert config.pulumi.work_dir == tmp_path / "program"
+    assert config.gcp.redis_endpoint is None
+
+
+def test_every_problem_is_named_with_file_key_path_value_and_allowed_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+pulumi:
+  stacks: [staging, "bad name", staging]
+  backend_url: ftp://state
+  refresh_timout_seconds: 5
+parallelism: 0
+gcp:
+  redis_endpoint: 127.0.0.1:8470
+ignore:
+  - {type: "gcp:redis/instance:Instance"}
+engine: live
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: 7 problems in config")
+    expected_lines = [
+        "pulumi.stacks: stack name 'bad name' may only hold letters, digits, '_', '.', '-'; stack listed more than once: staging",
+        "pulumi.backend_url: backend_url must start with one of file://, gs://, s3://, azblob://, https://, http:// (got 'ftp://state')",
+        "pulumi.refresh_timout_seconds: unknown key; allowed keys: backend_url, refresh_timeout_seconds, stacks, work_dir; did you mean 'refresh_timeout_seconds'?",
+        "parallelism: Input should be greater than or equal to 1 (got 0)",
+        "gcp.redis_endpoint: redis_endpoint must look like http://HOST:PORT or https://HOST (got '127.0.0.1:8470')",
+        "ignore[0].path: Field required",
+        "engine: unknown key; allowed keys: gcp, ignore, parallelism, pulumi",
+    ]
+    for line in expected_lines:
+        assert line in message
+
+
+def test_environment_overrides_win_over_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "parallelism: 2\npulumi:\n  stacks: [staging]\ngcp:\n  redis_endpoint: http://127.0.0.1:8470\n")
+    monkeypatch.setenv("REDISGUARD_PARALLELISM", "8")
+    monkeypatch.setenv("REDISGUARD_PULUMI__STACKS", "staging,production")
+    monkeypatch.setenv("REDISGUARD_PULUMI__BACKEND_URL", "gs://bucket/state")
+    monkeypatch.setenv("REDISGUARD_GCP__MONITORING_ENDPOINT", "127.0.0.1:9999")
+    config = load_config(path)
+    assert config.parallelism == 8
+    assert config.pulumi.stacks == ("staging", "production")
+    assert config.pulumi.backend_url == "gs://bucket/state"
+    # Keys the environment does not set keep the file's values.
+    assert config.gcp.redis_endpoint == "http://127.0.0.1:8470"
+    assert config.gcp.monitoring_endpoint == "127.0.0.1:9999"
+
+
+def test_a_bad_environment_override_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDISGUARD_PULUMI__REFRESH_TIMEOUT_SECONDS", "soon")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, ""))
+    assert "pulumi.refresh_timeout_seconds: Input should be a valid number" in str(info.value)
+    assert "(from REDISGUARD_PULUMI__REFRESH_TIMEOUT_SECONDS)" in str(info.value)
+
+
+def test_relative_work_dir_from_the_environment_is_taken_from_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REDISGUARD_PULUMI__WORK_DIR", "infra")
+    config = load_config(write(tmp_path, "pulumi: {work_dir: elsewhere}\n"))
+    assert config.pulumi.work_dir == tmp_path / "infra"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("pulumi: [unclosed\n", "line 2 column 1"),
+        ("- just\n- a list\n", "the top level must be a mapping"),
+    ],
+)
+def test_unreadable_yaml_is_one_clear_error(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, text))
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_the_model_is_frozen(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    with pytest.raises(ValueError):
+        config.parallelism = 9  # type: ignore[misc]
+    assert isinstance(config, RedisguardConfig)
+
+
+def test_selected_stacks_must_be_configured(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "pulumi: {stacks: [staging, production]}\n"))
+    assert default_stack_names(config, None) == ("staging", "production")
+    assert default_stack_names(config, ["production", "production"]) == ("production",)
+    with pytest.raises(ConfigError, match="--stack dev: not in pulumi.stacks; allowed: staging, production"):
+        default_stack_names(config, ["dev"])

@@ -1,0 +1,452 @@
+"""The pulumi drift engine: engine events (built with the SDK's own types) into drift items,
+and the real Automation API call path up to a stand-in `pulumi` executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi.automation import (
+    DiffKind,
+    EngineEvent,
+    OpType,
+    PropertyDiff,
+    ResOutputsEvent,
+    StepEventMetadata,
+    StepEventStateMetadata,
+)
+
+from redisguard.daemon import drift_pulumi
+from redisguard.daemon.config import PulumiSettings, config_from_mapping
+from redisguard.daemon.drift import run_scan
+from redisguard.daemon.errors import PermanentError, TransientError
+from redisguard.daemon.ignore import IgnoreRules, Rule
+from redisguard.daemon.report import DriftItem, PropertyDrift
+
+INSTANCE = "gcp:redis/instance:Instance"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def urn(name: str, type_: str = INSTANCE) -> str:
+    return f"urn:pulumi:staging::redis-fleet::redisguard:fleet:RedisCluster${type_}::{name}"
+
+
+def state(name: str, inputs: dict[str, Any], outputs: dict[str, Any] | None = None) -> StepEventStateMetadata:
+    return StepEventStateMetadata(
+        type=INSTANCE,
+        urn=urn(name),
+        id=f"projects/redisguard-staging/locations/europe-west1/instances/{name}",
+        parent="",
+        provider="urn:pulumi:staging::redis-fleet::pulumi:providers:gcp::default::id",
+        custom=True,
+        inputs=inputs,
+        outputs=outputs if outputs is not None else dict(inputs),
+    )
+
+
+def outputs_event(
+    op: OpType,
+    name: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    detailed: dict[str, DiffKind] | None = None,
+    diffs: list[str] | None = None,
+    type_: str = INSTANCE,
+    old_outputs: dict[str, Any] | None = None,
+    new_outputs: dict[str, Any] | None = None,
+) -> EngineEvent:
+    metadata = StepEventMetadata(
+        op=op,
+        urn=urn(name, type_),
+        type=type_,
+        provider="",
+        old=state(name, old, old_outputs) if old is not None else None,
+        new=state(name, new, new_outputs) if new is not None else None,
+        diffs=diffs if diffs is not None else sorted({p.split(".")[0].split("[")[0] for p in detailed or {}}),
+        detailed_diff={path: PropertyDiff(kind, False) for path, kind in (detailed or {}).items()},
+    )
+    return EngineEvent(sequence=1, timestamp=int(time.time()), res_outputs_event=ResOutputsEvent(metadata=metadata))
+
+
+BASE = {
+    "name": "redis-sidekiq",
+    "memorySizeGb": 2,
+    "tier": "BASIC",
+    "redisVersion": "REDIS_6_X",
+    "authEnabled": True,
+    "redisConfigs": {"maxmemory-policy": "noeviction", "activedefrag": "yes"},
+    "persistenceConfig": {"persistenceMode": "RDB", "rdbSnapshotPeriod": "TWENTY_FOUR_HOURS"},
+    "maintenancePolicy": {"weeklyMaintenanceWindows": [{"day": "SUNDAY", "startTime": {"hours": 8, "minutes": 0}}]},
+    "labels": {"env": "staging"},
+}
+
+
+def with_changes(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(base))
+    out.update(changes)
+    return out
+
+
+def parse(events: list[EngineEvent], rules: IgnoreRules | None = None) -> list[DriftItem]:
+    return drift_pulumi.items_from_events(events, rules or IgnoreRules())
+
+
+def test_update_event_becomes_a_changed_item_with_state_and_live_values() -> None:
+    live = with_changes(BASE, memorySizeGb=3)
+    items = parse([outputs_event(OpType.UPDATE, "redis-sidekiq", BASE, live, {"memorySizeGb": DiffKind.UPDATE})])
+    assert items == [
+        DriftItem(
+            resource="redis-sidekiq",
+            type=INSTANCE,
+            kind="changed",
+            properties=(PropertyDrift(path="memorySizeGb", expected=2, actual=3),),
+        )
+    ]
+
+
+def test_delete_event_is_a_deleted_resource_and_same_is_nothing() -> None:
+    items = parse(
+        [
+            outputs_event(OpType.SAME, "redis-cache", BASE, BASE),
+            outputs_event(OpType.DELETE, "redis-sessions", BASE, None),
+        ]
+    )
+    assert items == [DriftItem(resource="redis-sessions", type=INSTANCE, kind="deleted")]
+
+
+def test_nested_detailed_diff_paths_read_the_nested_values() -> None:
+    live = with_changes(
+        BASE,
+        redisConfigs={"maxmemory-policy": "allkeys-lru", "activedefrag": "yes"},
+        maintenancePolicy={"weeklyMaintenanceWindows": [{"day": "MONDAY", "startTime": {"hours": 8, "minutes": 30}}]},
+        persistenceConfig={"persistenceMode": "DISABLED"},
+        labels={"env": "staging", "owner": "bob"},
+    )
+    detailed = {
+        'redisConfigs["maxmemory-policy"]': DiffKind.UPDATE,
+        "maintenancePolicy.weeklyMaintenanceWindows[0].day": DiffKind.UPDATE,
+        "maintenancePolicy.weeklyMaintenanceWindows[0].startTime.minutes": DiffKind.UPDATE,
+        "persistenceConfig.persistenceMode": DiffKind.UPDATE,
+        "persistenceConfig.rdbSnapshotPeriod": DiffKind.DELETE,
+        "labels.owner": DiffKind.ADD,
+    }
+    [item] = parse([outputs_event(OpType.UPDATE, "redis-sidekiq", BASE, live, detailed)])
+    assert item.properties == (
+        PropertyDrift(path="labels.owner", expected=None, actual="bob"),
+        PropertyDrift(path="maintenancePolicy.weeklyMaintenanceWindows[0].day", expected="SUNDAY", actual="MONDAY"),
+        PropertyDrift(path="maintenancePolicy.weeklyMaintenanceWindows[0].startTime.minutes", expected=0, actual=30),
+        PropertyDrift(path="persistenceConfig.persistenceMode", expected="RDB", actual="DISABLED"),
+        PropertyDrift(path="persistenceConfig.rdbSnapshotPeriod", expected="TWENTY_FOUR_HOURS", actual=None),
+        PropertyDrift(path="redisConfigs.maxmemory-policy", expected="noeviction", actual="allkeys-lru"),
+    )
+
+
+def test_secrets_show_as_secret_and_their_values_never_reach_the_report() -> None:
+    old = with_changes(BASE)
+    new = with_changes(BASE)
+    old_out = with_changes(BASE, authString="[secret]")
+    # An event log written with secrets shown must still not leak them into a report.
+    new_out = with_changes(BASE, authString={SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "value": "hunter2-rotated"})
+    new["labels"] = {"env": "staging", "token": "s3cr3t-label"}
+    event = outputs_event(
+        OpType.UPDATE,
+        "redis-sidekiq",
+        old,
+        new,
+        {"authString": DiffKind.UPDATE, "labels.token": DiffKind.ADD},
+        old_outputs=old_out,
+        new_outputs=new_out,
+    )
+    [item] = parse([event])
+    assert item.properties == (
+        PropertyDrift(path="authString", expected="[secret]", actual="[secret]"),
+        PropertyDrift(path="labels.token", expected=None, actual="[secret]"),
+    )
+    assert "hunter2" not in item.model_dump_json()
+    assert "s3cr3t" not in item.model_dump_json()
+
+
+def test_builtin_and_user_ignore_rules_drop_properties_and_leave_no_phantom_drift() -> None:
+    live = with_changes(
+        BASE,
+        labels={"env": "staging", "last-touched-by": "alice"},
+        currentLocationId="europe-west1-c",
+        maintenanceSchedules=[{"startTime": "2026-12-01T08:00:00Z"}],
+        persistenceConfig={"persistenceMode": "RDB", "rdbSnapshotPeriod": "TWENTY_FOUR_HOURS", "rdbNextSnapshotTime": "x"},
+    )
+    noisy = {
+        "currentLocationId": DiffKind.UPDATE,
+        "maintenanceSchedules": DiffKind.ADD,
+        "persistenceConfig.rdbNextSnapshotTime": DiffKind.ADD,
+        'labels["last-touched-by"]': DiffKind.ADD,
+        "nodes[0].zone": DiffKind.UPDATE,
+    }
+    rules = IgnoreRules([Rule(type=INSTANCE, path="labels.last-touched-by")])
+    only_noise = outputs_event(OpType.UPDATE, "redis-sidekiq", BASE, live, noisy)
+    assert parse([only_noise], rules) == []
+
+    live_with_memory = with_changes(live, memorySizeGb=4)
+    mixed = outputs_event(OpType.UPDATE, "redis-cache", BASE, live_with_memory, {**noisy, "memorySizeGb": DiffKind.UPDATE})
+    [item] = parse([mixed], rules)
+    assert [p.path for p in item.properties] == ["memorySizeGb"]
+    # Without the user rule the label is drift.
+    [item] = parse([mixed])
+    assert [p.path for p in item.properties] == ["labels.last-touched-by", "memorySizeGb"]
+
+
+def test_user_rule_for_one_resource_leaves_the_others_reported() -> None:
+    live = with_changes(BASE, memorySizeGb=5)
+    events = [
+        outputs_event(OpType.UPDATE, "redis-cache", BASE, live, {"memorySizeGb": DiffKind.UPDATE}),
+        outputs_event(OpType.UPDATE, "redis-sidekiq", BASE, live, {"memorySizeGb": DiffKind.UPDATE}),
+    ]
+    rules = IgnoreRules([Rule(type="gcp:redis/*", path="memorySizeGb", resource="redis-cache")])
+    assert [i.resource for i in parse(events, rules)] == ["redis-sidekiq"]
+
+
+def test_without_detailed_diff_the_changed_keys_are_compared_down_to_the_leaves() -> None:
+    live = with_changes(BASE, labels={"env": "prod"}, memorySizeGb=2)
+    event = outputs_event(OpType.UPDATE, "redis-sidekiq", BASE, live, detailed=None, diffs=["labels"])
+    [item] = parse([event])
+    assert item.properties == (PropertyDrift(path="labels.env", expected="staging", actual="prod"),)
+
+
+def test_stack_and_provider_resources_are_never_drift() -> None:
+    events = [
+        outputs_event(OpType.UPDATE, "redis-fleet-staging", {"a": 1}, {"a": 2}, {"a": DiffKind.UPDATE}, type_="pulumi:pulumi:Stack"),
+        outputs_event(OpType.UPDATE, "default", {"project": "a"}, {"project": "b"}, {"project": DiffKind.UPDATE}, type_="pulumi:providers:gcp"),
+    ]
+    assert parse(events) == []
+
+
+def test_events_in_the_cli_json_form_parse_to_the_same_items() -> None:
+    """The event log form the CLI writes (apitype JSON), parsed by the SDK's own from_json."""
+    raw = {
+        "sequence": 7,
+        "timestamp": 1700000000,
+        "resOutputsEvent": {
+            "metadata": {
+                "op": "update",
+                "urn": urn("redis-sidekiq"),
+                "type": INSTANCE,
+                "provider": "",
+                "old": {"type": INSTANCE, "urn": urn("redis-sidekiq"), "id": "x", "parent": "", "provider": "", "inputs": BASE, "outputs": BASE},
+                "new": {"type": INSTANCE, "urn": urn("redis-sidekiq"), "id": "x", "parent": "", "provider": "", "inputs": with_changes(BASE, memorySizeGb=3), "outputs": with_changes(BASE, memorySizeGb=3)},
+                "diffs": ["memorySizeGb"],
+                "detailedDiff": {"memorySizeGb": {"diffKind": "update", "inputDiff": False}},
+            },
+            "planning": True,
+        },
+    }
+    items = parse([EngineEvent.from_json(raw)])
+    assert items[0].properties == (PropertyDrift(path="memorySizeGb", expected=2, actual=3),)
+
+
+# --- the Automation API call path with a stand-in CLI ------------------------------------------
+
+FAKE_PULUMI = textwrap.dedent(
+    """\
+    #!{python}
+    # Stand-in `pulumi` for tests: answers `version`, `stack select` and
+    # `refresh --preview-only` the way the CLI does, per a JSON scenario.
+    import json, os, subprocess, sys, time
+
+    args = [a for a in sys.argv[1:] if a != "--non-interactive"]
+    scenario = json.load(open(os.environ["FAKE_PULUMI_SCENARIO"]))
+    with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
+        log.write(json.dumps({{"args": args, "cwd": os.getcwd(),
+                              "backend": os.environ.get("PULUMI_BACKEND_URL")}}) + "\\n")
+    if args == ["version"]:
+        print("v" + scenario.get("version", "3.210.0"))
+        sys.exit(0)
+    stack = args[args.index("--stack") + 1]
+    spec = scenario["stacks"].get(stack)
+    if spec is None:
+        print(f"error: no stack named '{{stack}}' found", file=sys.stderr)
+        sys.exit(255)
+    if args[:2] == ["stack", "select"]:
+        sys.exit(0)
+    assert args[:2] == ["refresh", "--preview-only"], args
+    mode = spec.get("mode", "events")
+    if mode == "locked":
+        print("error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) "
+              "to end or delete the lock file with `pulumi cancel`.", file=sys.stderr)
+        sys.exit(255)
+    if mode == "hang":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        with open(spec["pid_file"], "w") as f:
+            f.write(f"{{os.getpid()}} {{child.pid}}")
+        time.sleep(600)
+    events = [{{"preludeEvent": {{"config": {{}}}}}}] + spec["events"] + [
+        {{"summaryEvent": {{"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": {{"same": 1}}}}}}]
+    for n, event in enumerate(events):
+        event.update(sequence=n, timestamp=int(time.time()))
+    target = args[args.index("--event-log") + 1]
+    if target.startswith("tcp://"):
+        import grpc
+        from pulumi.runtime.proto import events_pb2, events_pb2_grpc
+        with grpc.insecure_channel(target[len("tcp://"):]) as channel:
+            stub = events_pb2_grpc.EventsStub(channel)
+            stub.StreamEvents(iter([events_pb2.EventRequest(event=json.dumps(e)) for e in events]))
+    else:
+        with open(target, "a") as f:
+            for event in events + [{{"cancelEvent": {{}}, "sequence": len(events), "timestamp": 0}}]:
+                f.write(json.dumps(event) + "\\n")
+    print("Previewing refresh (" + stack + "):")
+    """
+)
+
+
+def _json_outputs_event(op: str, name: str, old: dict | None, new: dict | None, detailed: dict[str, str]) -> dict:
+    def st(values: dict | None) -> dict | None:
+        if values is None:
+            return None
+        return {"type": INSTANCE, "urn": urn(name), "id": name, "parent": "", "provider": "", "inputs": values, "outputs": values}
+
+    return {
+        "resOutputsEvent": {
+            "metadata": {
+                "op": op,
+                "urn": urn(name),
+                "type": INSTANCE,
+                "provider": "",
+                "old": st(old),
+                "new": st(new),
+                "diffs": sorted({p.split(".")[0] for p in detailed}),
+                "detailedDiff": {p: {"diffKind": k, "inputDiff": False} for p, k in detailed.items()},
+            },
+            "planning": True,
+        }
+    }
+
+
+@pytest.fixture
+def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Put a stand-in `pulumi` first on PATH; returns a function that sets its scenario."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "pulumi"
+    exe.write_text(FAKE_PULUMI.format(python=sys.executable))
+    exe.chmod(0o755)
+    log = tmp_path / "pulumi-calls.jsonl"
+    scenario_file = tmp_path / "scenario.json"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PULUMI_SCENARIO", str(scenario_file))
+    monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
+    work_dir = tmp_path / "program"
+    work_dir.mkdir()
+    (work_dir / "Pulumi.yaml").write_text("name: redis-fleet\nruntime: python\n")
+
+    def set_scenario(stacks: dict[str, dict], version: str = "3.210.0") -> Path:
+        scenario_file.write_text(json.dumps({"version": version, "stacks": stacks}))
+        return log
+
+    set_scenario.work_dir = work_dir  # type: ignore[attr-defined]
+    return set_scenario
+
+
+def _calls(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("version", ["3.210.0", "3.200.0"], ids=["grpc-event-stream", "event-log-file"])
+def test_refresh_preview_through_the_automation_api(fake_pulumi, version: str) -> None:
+    live = with_changes(BASE, memorySizeGb=3, authString="[secret]")
+    events = [
+        _json_outputs_event("same", "redis-cache", BASE, BASE, {}),
+        _json_outputs_event("update", "redis-sidekiq", BASE, live, {"memorySizeGb": "update", "currentLocationId": "update"}),
+        _json_outputs_event("delete", "redis-sessions", BASE, None, {}),
+    ]
+    log = fake_pulumi({"staging": {"events": events}}, version=version)
+    settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",), backend_url="file:///tmp/state")
+
+    items = drift_pulumi.check_stack("staging", settings, IgnoreRules())
+
+    assert sorted(items, key=lambda i: i.resource) == [
+        DriftItem(resource="redis-sessions", kind="deleted"),
+        DriftItem(resource="redis-sidekiq", kind="changed", properties=(PropertyDrift(path="memorySizeGb", expected=2, actual=3),)),
+    ]
+    refresh = [c for c in _calls(log) if c["args"][:1] == ["refresh"]]
+    assert len(refresh) == 1
+    args = refresh[0]["args"]
+    assert args[:2] == ["refresh", "--preview-only"]
+    assert args[args.index("--stack") + 1] == "staging"
+    assert "--show-secrets" not in args
+    assert refresh[0]["cwd"] == str(fake_pulumi.work_dir)
+    assert refresh[0]["backend"] == "file:///tmp/state"
+
+
+def test_locked_stack_is_a_transient_error(fake_pulumi) -> None:
+    fake_pulumi({"staging": {"mode": "locked"}})
+    settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",))
+    with pytest.raises(TransientError, match="stack is locked by another update"):
+        drift_pulumi.check_stack("staging", settings, IgnoreRules())
+
+
+def test_unknown_stack_is_a_permanent_error(fake_pulumi) -> None:
+    fake_pulumi({})
+    settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",))
+    with pytest.raises(PermanentError, match="no stack named 'staging' found"):
+        drift_pulumi.check_stack("staging", settings, IgnoreRules())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child of the CLI stays a zombie until its (also killed) parent is reaped.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_timeout_kills_the_cli_and_its_children(fake_pulumi, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    fake_pulumi({"staging": {"mode": "hang", "pid_file": str(pid_file)}})
+    settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",), refresh_timeout_seconds=3)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="timed out after 3s"):
+        drift_pulumi.check_stack("staging", settings, IgnoreRules())
+    elapsed = time.monotonic() - started
+    cli_pid, child_pid = (int(p) for p in pid_file.read_text().split())
+    assert not _alive(cli_pid)
+    assert not _alive(child_pid)
+    assert elapsed < 3 + 10  # deadline plus the kill grace period, not the CLI's 600 s
+
+
+def test_parallel_stacks_report_each_their_own_status(fake_pulumi) -> None:
+    live = with_changes(BASE, memorySizeGb=3)
+    fake_pulumi(
+        {
+            "staging": {"events": [_json_outputs_event("update", "redis-sidekiq", BASE, live, {"memorySizeGb": "update"})]},
+            "production": {"mode": "locked"},
+            "dev": {"events": [_json_outputs_event("same", "redis-cache", BASE, BASE, {})]},
+        }
+    )
+    config = config_from_mapping(
+        {"pulumi": {"work_dir": str(fake_pulumi.work_dir), "stacks": ["staging", "production", "dev"]}, "parallelism": 3}
+    )
+    report = run_scan(config, ["staging", "production", "dev"], ["pulumi"])
+    status = {s.stack: s.status for s in report.stacks}
+    assert status == {"staging": "drift", "production": "error", "dev": "in_sync"}
+    assert report.exit_code == 1
+    assert "locked" in (report.stacks[1].error or "")
+
+
+def test_missing_cli_is_a_one_line_permanent_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi anywhere
+    settings = PulumiSettings(work_dir=tmp_path, stacks=("staging",))
+    with pytest.raises(PermanentError) as info:
+        drift_pulumi.check_stack("staging", settings, IgnoreRules())
+    message = str(info.value)
+    assert "pulumi CLI was not found on PATH" in message
+    assert "\n" not in message
