@@ -1,0 +1,131 @@
+"""The live engine's comparison: declared clusters against Memorystore instances, property by property."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.cloud import redis_v1
+
+from redisguard.daemon.drift_live import compare, expected_properties
+from redisguard.daemon.ignore import IgnoreRules, Rule, parse_path
+from redisguard.daemon.report import PropertyDrift
+from redisguard.program.config import ClusterConfig, load_stack_file
+from tests.fixtures.pulumi_program import INSTANCE_TYPE, run_stack
+
+REPO = Path(__file__).resolve().parents[1]
+STACK_FILES = [REPO / "program" / "Pulumi.staging.yaml", REPO / "program" / "Pulumi.production.yaml"]
+
+
+def _lookup(inputs: dict[str, Any], path: str) -> Any:
+    value: Any = inputs
+    for part in parse_path(path):
+        value = value[part]
+    return value
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda p: p.name)
+def test_expected_values_are_the_inputs_the_program_registers(stack_file: Path) -> None:
+    """The live engine must expect exactly what `pulumi up` would set, or it reports phantom drift."""
+    registered = {r.name: r.inputs for r in run_stack(stack_file) if r.type == INSTANCE_TYPE}
+    stack = load_stack_file(stack_file)
+    assert set(registered) == {c.name for c in stack.clusters}
+    for cluster in stack.clusters:
+        inputs = registered[cluster.name]
+        for path, value in expected_properties(cluster).items():
+            assert _lookup(inputs, path) == value, (cluster.name, path)
+        # Every redis config and label the program sets is compared.
+        assert {f"redisConfigs.{k}" for k in inputs.get("redisConfigs") or {}} <= set(expected_properties(cluster))
+        assert {f"labels.{k}" for k in inputs.get("labels") or {}} <= set(expected_properties(cluster))
+
+
+def instance_like(cluster: ClusterConfig, **overrides: Any) -> redis_v1.Instance:
+    """An instance as Memorystore would report one built from the cluster (unset enums where it leaves them unset)."""
+    fields: dict[str, Any] = {
+        "name": f"projects/p/locations/europe-west1/instances/{cluster.name}",
+        "memory_size_gb": cluster.memory_gb,
+        "tier": cluster.tier,
+        "redis_version": cluster.redis_version,
+        "auth_enabled": True,
+        "redis_configs": cluster.redis_configs(),
+        "labels": dict(cluster.labels),
+        "current_location_id": "europe-west1-c",
+        "host": "10.0.0.3",
+    }
+    if cluster.transit_encryption != "DISABLED":
+        fields["transit_encryption_mode"] = cluster.transit_encryption
+    if cluster.persistence_mode == "RDB":
+        fields["persistence_config"] = {"persistence_mode": "RDB", "rdb_snapshot_period": cluster.effective_snapshot_period()}
+    if cluster.maintenance_window_day:
+        fields["maintenance_policy"] = {
+            "weekly_maintenance_window": [
+                {
+                    "day": cluster.maintenance_window_day,
+                    "start_time": {"hours": cluster.maintenance_start_hours or 0, "minutes": cluster.maintenance_start_minutes or 0},
+                    "duration": "3600s",
+                }
+            ]
+        }
+    if cluster.tier == "STANDARD_HA":
+        fields["replica_count"] = cluster.effective_replica_count()
+        if cluster.read_replicas:
+            fields["read_replicas_mode"] = "READ_REPLICAS_ENABLED"
+    fields.update(overrides)
+    return redis_v1.Instance(**fields)
+
+
+def clusters() -> list[ClusterConfig]:
+    return [c for f in STACK_FILES for c in load_stack_file(f).clusters]
+
+
+@pytest.mark.parametrize("cluster", clusters(), ids=lambda c: c.name)
+def test_an_instance_built_as_declared_is_in_sync(cluster: ClusterConfig) -> None:
+    # Unset enums (persistence off, TLS off, no read replicas) equal their declared "off" values.
+    assert compare(cluster, instance_like(cluster), IgnoreRules()) == []
+
+
+def test_changed_properties_name_path_expected_and_actual() -> None:
+    sidekiq = load_stack_file(STACK_FILES[0]).cluster("redis-sidekiq")
+    live = instance_like(
+        sidekiq,
+        memory_size_gb=3,
+        redis_configs={"maxmemory-policy": "allkeys-lru", "activedefrag": "yes"},
+        persistence_config={"persistence_mode": "DISABLED"},
+        auth_enabled=False,
+        maintenance_policy={"weekly_maintenance_window": [{"day": "MONDAY", "start_time": {"hours": 8}}]},
+    )
+    assert compare(sidekiq, live, IgnoreRules()) == [
+        PropertyDrift(path="authEnabled", expected=True, actual=False),
+        PropertyDrift(path="maintenancePolicy.weeklyMaintenanceWindows[0].day", expected="SUNDAY", actual="MONDAY"),
+        PropertyDrift(path="memorySizeGb", expected=2, actual=3),
+        PropertyDrift(path="persistenceConfig.persistenceMode", expected="RDB", actual="DISABLED"),
+        PropertyDrift(path="persistenceConfig.rdbSnapshotPeriod", expected="TWENTY_FOUR_HOURS", actual=None),
+        PropertyDrift(path="redisConfigs.maxmemory-policy", expected="noeviction", actual="allkeys-lru"),
+    ]
+
+
+def test_labels_and_configs_added_by_hand_are_drift_unless_ignored() -> None:
+    cache = load_stack_file(STACK_FILES[0]).cluster("redis-cache")
+    live = instance_like(
+        cache,
+        labels={**cache.labels, "last-touched-by": "alice", "team": "data"},
+        redis_configs={**cache.redis_configs(), "notify-keyspace-events": "Ex"},
+    )
+    assert compare(cache, live, IgnoreRules()) == [
+        PropertyDrift(path="labels.last-touched-by", expected=None, actual="alice"),
+        PropertyDrift(path="labels.team", expected="platform", actual="data"),
+        PropertyDrift(path="redisConfigs.notify-keyspace-events", expected=None, actual="Ex"),
+    ]
+    rules = IgnoreRules([Rule(type="gcp:redis/instance:Instance", path="labels.last-touched-by"), Rule(type="*", path="redisConfigs.notify-*")])
+    assert compare(cache, live, rules) == [PropertyDrift(path="labels.team", expected="platform", actual="data")]
+
+
+def test_replicas_and_tls_are_compared_on_ha_instances() -> None:
+    sessions = load_stack_file(STACK_FILES[0]).cluster("redis-sessions")
+    live = instance_like(sessions, replica_count=0, transit_encryption_mode="DISABLED", read_replicas_mode="READ_REPLICAS_ENABLED")
+    assert compare(sessions, live, IgnoreRules()) == [
+        PropertyDrift(path="readReplicasMode", expected="READ_REPLICAS_DISABLED", actual="READ_REPLICAS_ENABLED"),
+        PropertyDrift(path="replicaCount", expected=1, actual=0),
+        PropertyDrift(path="transitEncryptionMode", expected="SERVER_AUTHENTICATION", actual="DISABLED"),
+    ]
