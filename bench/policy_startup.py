@@ -14,7 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.analyzer import PACK_DIR, StackResource, start_policy_pack  # noqa: E402
+from tests.fixtures.analyzer import (  # noqa: E402
+    PACK_DIR,
+    StackResource,
+    start_policy_pack,
+)
 from tests.test_policies import COMPLIANT, INSTANCE  # noqa: E402
 
 
@@ -42,7 +46,11 @@ def main() -> int:
     args = parser.parse_args()
 
     runs = [one_run(args.resources) for _ in range(args.runs)]
-    for label, index in (("startup (process start to first answer)", 0), (f"analyse {args.resources} + AnalyzeStack", 1), ("total", 2)):
+    for label, index in (
+        ("startup (process start to first answer)", 0),
+        (f"analyse {args.resources} + AnalyzeStack", 1),
+        ("total", 2),
+    ):
         values = [r[index] for r in runs]
         print(f"{label:45s} median {statistics.median(values):6.3f}s  min {min(values):6.3f}s  max {max(values):6.3f}s")
     per = statistics.median(r[1] for r in runs) / max(args.resources, 1) * 1000

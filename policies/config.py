@@ -6,11 +6,11 @@ import fnmatch
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
+from pulumi_policy import PolicyConfigSchema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
-from pulumi_policy import PolicyConfigSchema
 
 DayOfWeek = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
 SnapshotPeriod = Literal["ONE_HOUR", "SIX_HOURS", "TWELVE_HOURS", "TWENTY_FOUR_HOURS"]
@@ -31,17 +31,8 @@ RedisVersion = Annotated[str, Field(pattern=r"^REDIS_[0-9]+_([0-9]+|X)$")]
 LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
-ALL_DAYS: tuple[DayOfWeek, ...] = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
-ALL_EVICTION_POLICIES: tuple[EvictionPolicy, ...] = (
-    "noeviction",
-    "allkeys-lru",
-    "volatile-lru",
-    "allkeys-lfu",
-    "volatile-lfu",
-    "allkeys-random",
-    "volatile-random",
-    "volatile-ttl",
-)
+ALL_DAYS: tuple[DayOfWeek, ...] = get_args(DayOfWeek)
+ALL_EVICTION_POLICIES: tuple[EvictionPolicy, ...] = get_args(EvictionPolicy)
 # Snapshot periods from the shortest to the longest; Memorystore takes 24 hours when RDB is
 # on and no period is given.
 SNAPSHOT_PERIOD_HOURS: dict[str, int] = {"ONE_HOUR": 1, "SIX_HOURS": 6, "TWELVE_HOURS": 12, "TWENTY_FOUR_HOURS": 24}

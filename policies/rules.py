@@ -28,7 +28,6 @@ from pulumi_policy.proxy import (
     UNKNOWN_STRING_VALUE,
     UnknownValueError,
 )
-
 from redisguard.policies.config import (
     DEFAULT_SNAPSHOT_PERIOD,
     SNAPSHOT_PERIOD_HOURS,
@@ -207,26 +206,32 @@ class Instance:
 
 
 C = TypeVar("C", bound=_PolicyConfig)
-Check = Callable[[Instance, Any], list[str]]
 
 
 # --- the checks: each returns the violation messages for one instance -------------------------
 
 
-def check_auth(inst: Instance, _config: AuthRequiredConfig) -> list[str]:
-    value = inst.get("authEnabled")
-    if value is UNKNOWN or value is True:
+def _expect(inst: Instance, prop: str, required: Any, provider_default: str, requirement: str) -> list[str]:
+    """One property that must have one value; unset means Memorystore's default."""
+    value = inst.get(prop)
+    if value is UNKNOWN or (type(value) is type(required) and value == required):
         return []
-    found = "not set (Memorystore's default is false)" if value is MISSING else show(value)
-    return [f"'{inst.name}': authEnabled must be true so every client needs the AUTH string; found {found}."]
+    found = f"not set (Memorystore's default is {provider_default})" if value is MISSING else show(value)
+    return [f"'{inst.name}': {requirement}; found {found}."]
+
+
+def check_auth(inst: Instance, _config: AuthRequiredConfig) -> list[str]:
+    return _expect(inst, "authEnabled", True, "false", "authEnabled must be true so every client needs the AUTH string")
 
 
 def check_transit_encryption(inst: Instance, _config: TransitEncryptionConfig) -> list[str]:
-    value = inst.get("transitEncryptionMode")
-    if value is UNKNOWN or value == "SERVER_AUTHENTICATION":
-        return []
-    found = "not set (Memorystore's default is DISABLED)" if value is MISSING else show(value)
-    return [f"'{inst.name}': transitEncryptionMode must be SERVER_AUTHENTICATION (TLS in transit); found {found}."]
+    return _expect(
+        inst,
+        "transitEncryptionMode",
+        "SERVER_AUTHENTICATION",
+        "DISABLED",
+        "transitEncryptionMode must be SERVER_AUTHENTICATION (TLS in transit)",
+    )
 
 
 def check_persistence(inst: Instance, config: PersistenceConfig) -> list[str]:
@@ -286,11 +291,9 @@ def check_memory_bounds(inst: Instance, config: MemoryBoundsConfig) -> list[str]
 def check_high_availability(inst: Instance, config: HighAvailabilityConfig) -> list[str]:
     if not inst.production(config):
         return []
-    tier = inst.get("tier")
-    if tier is UNKNOWN or tier == "STANDARD_HA":
-        return []
-    found = "not set (Memorystore's default is BASIC)" if tier is MISSING else show(tier)
-    return [f"'{inst.name}': tier must be STANDARD_HA in production ({inst.production_reason}); found {found}."]
+    return _expect(
+        inst, "tier", "STANDARD_HA", "BASIC", f"tier must be STANDARD_HA in production ({inst.production_reason})"
+    )
 
 
 def check_cmek(inst: Instance, config: CmekConfig) -> list[str]:
@@ -328,7 +331,9 @@ def check_maintenance_window(inst: Instance, config: MaintenanceWindowConfig) ->
         if day is MISSING:
             problems.append(f"'{inst.name}': {where}.day must be set; found not set.")
         elif day not in config.allowed_days:
-            problems.append(f"'{inst.name}': {where}.day must be one of {', '.join(config.allowed_days)}; found {show(day)}.")
+            problems.append(
+                f"'{inst.name}': {where}.day must be one of {', '.join(config.allowed_days)}; found {show(day)}."
+            )
         if start is MISSING:
             problems.append(f"'{inst.name}': {where}.startTime must be set (hours and minutes, UTC); found not set.")
     return problems
@@ -338,7 +343,11 @@ def check_supported_version(inst: Instance, config: SupportedVersionConfig) -> l
     version = inst.get("redisVersion")
     if version is UNKNOWN or version in config.allowed_versions:
         return []
-    found = "not set (Memorystore picks its current default, so upgrades happen unplanned)" if version is MISSING else show(version)
+    found = (
+        "not set (Memorystore picks its current default, so upgrades happen unplanned)"
+        if version is MISSING
+        else show(version)
+    )
     return [f"'{inst.name}': redisVersion must be one of {', '.join(config.allowed_versions)}; found {found}."]
 
 
@@ -610,13 +619,13 @@ RULES: tuple[Rule[Any], ...] = (
     Rule(
         EVICTION_POLICY_EXPLICIT,
         "Explicit eviction policy",
-        "Memorystore instances should set redisConfigs[\"maxmemory-policy\"] explicitly, so behaviour when memory "
+        'Memorystore instances should set redisConfigs["maxmemory-policy"] explicitly, so behaviour when memory '
         "is full is a decision.",
         _ADVISORY,
         Severity.LOW,
         EvictionPolicyConfig,
         check_eviction_policy,
-        "Set `redisConfigs: {\"maxmemory-policy\": ...}`: `noeviction` for queues and data that must not "
+        'Set `redisConfigs: {"maxmemory-policy": ...}`: `noeviction` for queues and data that must not '
         "vanish, `allkeys-lru` for caches, `volatile-*` when only keys with a TTL may go.",
         "https://cloud.google.com/memorystore/docs/redis/supported-redis-configurations",
     ),

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.analyzer import PACK_DIR, StackResource, secret, start_policy_pack, unknown
+from tests.fixtures.analyzer import (
+    PACK_DIR,
+    StackResource,
+    secret,
+    start_policy_pack,
+    unknown,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +55,9 @@ COMPLIANT: dict[str, Any] = {
     "transitEncryptionMode": "SERVER_AUTHENTICATION",
     "persistenceConfig": {"persistenceMode": "RDB", "rdbSnapshotPeriod": "ONE_HOUR"},
     "maintenancePolicy": {
-        "weeklyMaintenanceWindows": [{"day": "SUNDAY", "startTime": {"hours": 8, "minutes": 0, "seconds": 0, "nanos": 0}}]
+        "weeklyMaintenanceWindows": [
+            {"day": "SUNDAY", "startTime": {"hours": 8, "minutes": 0, "seconds": 0, "nanos": 0}}
+        ]
     },
     "redisConfigs": {"maxmemory-policy": "noeviction"},
     "readReplicasMode": "READ_REPLICAS_DISABLED",
@@ -112,7 +120,11 @@ def test_compliant_instance_passes_every_policy(pack_for: Any, stack: str) -> No
 # (policy, changes to COMPLIANT, fragments the message must contain: what is required and the offending value)
 VIOLATIONS = [
     ("memorystore-auth-required", {"authEnabled": False}, ["authEnabled must be true", "found false"]),
-    ("memorystore-auth-required", {"authEnabled": None}, ["authEnabled must be true", "not set (Memorystore's default is false)"]),
+    (
+        "memorystore-auth-required",
+        {"authEnabled": None},
+        ["authEnabled must be true", "not set (Memorystore's default is false)"],
+    ),
     (
         "memorystore-transit-encryption-required",
         {"transitEncryptionMode": "DISABLED"},
@@ -215,7 +227,9 @@ VIOLATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("policy", "changes", "fragments"), VIOLATIONS, ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    ("policy", "changes", "fragments"), VIOLATIONS, ids=lambda v: v if isinstance(v, str) else None
+)
 def test_each_violation_is_reported_at_its_default_level_with_the_requirement_and_value(
     pack_for: Any, policy: str, changes: dict[str, Any], fragments: list[str]
 ) -> None:
@@ -315,8 +329,9 @@ def test_every_property_unknown_during_preview_neither_crashes_nor_blocks(pack_f
 
     assert result.diagnostics == ()
     assert set(result.not_applicable) == set(CONTRACT) - {"memorystore-stack-memory-budget"}
-    assert "authEnabled of 'redis-orders' not known during preview; checked again during update" in (
-        result.not_applicable["memorystore-auth-required"]
+    assert (
+        "authEnabled of 'redis-orders' not known during preview; checked again during update"
+        in (result.not_applicable["memorystore-auth-required"])
     )
 
 
@@ -361,13 +376,15 @@ def test_odd_shapes_are_reported_not_crashed_on(pack_for: Any) -> None:
     props = instance(maintenancePolicy={"weeklyMaintenanceWindows": "SUNDAY"}, labels=["env"], authorizedNetwork=7)
     result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
 
-    assert "weeklyMaintenanceWindows must be a list; found 'SUNDAY'" in result.messages(
-        "memorystore-maintenance-window-required"
-    )[0]
+    assert (
+        "weeklyMaintenanceWindows must be a list; found 'SUNDAY'"
+        in result.messages("memorystore-maintenance-window-required")[0]
+    )
     assert "missing env, team (found no labels)" in result.messages("memorystore-required-labels")[0]
-    assert "authorizedNetwork must be a network name or path; found 7" in result.messages(
-        "memorystore-private-networking"
-    )[0]
+    assert (
+        "authorizedNetwork must be a network name or path; found 7"
+        in result.messages("memorystore-private-networking")[0]
+    )
 
 
 # --- the stack policy ------------------------------------------------------------------------------
@@ -407,7 +424,9 @@ def test_pack_starts_and_analyses_100_resources_promptly(capsys: pytest.CaptureF
     try:
         pack.configure(Path(PACK_DIR / "config" / "production.json"))
         for i in range(100):
-            result = pack.analyze(INSTANCE, f"redis-{i}", instance(labels={"env": "production", "team": "t", "service": "s"}))
+            result = pack.analyze(
+                INSTANCE, f"redis-{i}", instance(labels={"env": "production", "team": "t", "service": "s"})
+            )
             assert not result.blocks
         total = time.monotonic() - began
     finally:

@@ -6,8 +6,14 @@ import json
 from typing import Any
 
 import pytest
+from redisguard.policies.config import (
+    MemoryBoundsConfig,
+    PersistenceConfig,
+    PolicyConfigError,
+    is_production,
+    parse_config,
+)
 
-from redisguard.policies.config import MemoryBoundsConfig, PersistenceConfig, PolicyConfigError, is_production, parse_config
 from tests.fixtures.analyzer import PACK_DIR, AnalyzerFailed, PolicyConfigInvalid
 from tests.test_policies import CONTRACT, INSTANCE, instance
 
@@ -77,7 +83,9 @@ def test_version_allow_list_follows_config(pack_for: Any) -> None:
     )
     assert "redisVersion must be one of REDIS_7_2; found 'REDIS_7_0'" in message
 
-    pack = pack_for("production", {"memorystore-supported-redis-version": {"allowedVersions": ["REDIS_6_X", "REDIS_7_2"]}})
+    pack = pack_for(
+        "production", {"memorystore-supported-redis-version": {"allowedVersions": ["REDIS_6_X", "REDIS_7_2"]}}
+    )
     assert pack.analyze(INSTANCE, "r", instance(redisVersion="REDIS_6_X")).diagnostics == ()
 
 
@@ -102,9 +110,13 @@ def test_labels_days_networks_and_eviction_lists_follow_config(pack_for: Any) ->
     )
     result = pack.analyze(INSTANCE, "r", instance())
     assert "missing cost-center" in result.messages("memorystore-required-labels")[0]
-    assert "day must be one of SATURDAY; found 'SUNDAY'" in result.messages("memorystore-maintenance-window-required")[0]
+    assert (
+        "day must be one of SATURDAY; found 'SUNDAY'" in result.messages("memorystore-maintenance-window-required")[0]
+    )
     assert "must not be default, prod-vpc" in result.messages("memorystore-private-networking")[0]
-    assert "must be one of allkeys-lru; found 'noeviction'" in result.messages("memorystore-eviction-policy-explicit")[0]
+    assert (
+        "must be one of allkeys-lru; found 'noeviction'" in result.messages("memorystore-eviction-policy-explicit")[0]
+    )
 
 
 @slow
@@ -127,7 +139,9 @@ def test_deletion_protection_can_require_an_explicit_setting(pack_for: Any) -> N
 def test_production_globs_and_labels_follow_config(pack_for: Any) -> None:
     config = {"memorystore-high-availability-in-production": {"productionStacks": ["stag*"], "productionLabels": {}}}
     pack = pack_for("staging", config)
-    (message,) = pack.analyze(INSTANCE, "r", instance(tier="BASIC")).messages("memorystore-high-availability-in-production")
+    (message,) = pack.analyze(INSTANCE, "r", instance(tier="BASIC")).messages(
+        "memorystore-high-availability-in-production"
+    )
     assert "in production (stack 'staging' matches 'stag*')" in message
 
     pack = pack_for("production", {"memorystore-high-availability-in-production": {"productionStacks": []}})
@@ -154,9 +168,10 @@ def test_example_config_files_are_valid_and_name_only_real_policies(pack_for: An
     assert set(json.loads(path.read_text())) <= set(CONTRACT)
     effective = pack_for(stack).configure(path)
     assert effective["memorystore-auth-required"][0] == "mandatory"
-    assert effective["memorystore-stack-memory-budget"][1]["maxTotalMemoryGb"] == json.loads(path.read_text())[
-        "memorystore-stack-memory-budget"
-    ]["maxTotalMemoryGb"]
+    assert (
+        effective["memorystore-stack-memory-budget"][1]["maxTotalMemoryGb"]
+        == json.loads(path.read_text())["memorystore-stack-memory-budget"]["maxTotalMemoryGb"]
+    )
 
 
 # --- invalid config: refused with a clear message ------------------------------------------------
@@ -166,8 +181,14 @@ def test_example_config_files_are_valid_and_name_only_real_policies(pack_for: An
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({"memorystore-memory-bounds": {"maxMemoryGb": "big"}}, "memorystore-memory-bounds: maxMemoryGb: 'big' is not of type 'integer'"),
-        ({"memorystore-memory-bounds": {"maxMemoryGb": 500}}, "memorystore-memory-bounds: maxMemoryGb: 500 is greater than the maximum of 300"),
+        (
+            {"memorystore-memory-bounds": {"maxMemoryGb": "big"}},
+            "memorystore-memory-bounds: maxMemoryGb: 'big' is not of type 'integer'",
+        ),
+        (
+            {"memorystore-memory-bounds": {"maxMemoryGb": 500}},
+            "memorystore-memory-bounds: maxMemoryGb: 500 is greater than the maximum of 300",
+        ),
         (
             {"memorystore-supported-redis-version": {"allowedVersions": ["7.2"]}},
             "memorystore-supported-redis-version: allowedVersions.0: '7.2' does not match",

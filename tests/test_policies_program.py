@@ -49,9 +49,10 @@ def test_staging_stack_passes_mandatory_policies_and_gets_advice(pack_for: Any) 
     for name, result in results.items():
         assert not result.blocks, (name, result.mandatory)
     sidekiq = results["redis-sidekiq"]
-    assert "redisVersion must be one of REDIS_7_0, REDIS_7_2; found 'REDIS_6_X'" in sidekiq.messages(
-        "memorystore-supported-redis-version"
-    )[0]
+    assert (
+        "redisVersion must be one of REDIS_7_0, REDIS_7_2; found 'REDIS_6_X'"
+        in sidekiq.messages("memorystore-supported-redis-version")[0]
+    )
     assert "missing env, team" in sidekiq.messages("memorystore-required-labels")[0]
     # Production-only rules leave staging's BASIC, unpersisted cache alone.
     assert "memorystore-high-availability-in-production" in results["redis-cache"].not_applicable
