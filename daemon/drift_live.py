@@ -87,7 +87,9 @@ def list_project_instances(
     except _PERMANENT as exc:
         raise PermanentError(f"list_instances {parent}: {type(exc).__name__}: {exc.message}") from exc
     except gexc.RetryError as exc:
-        raise TransientError(f"list_instances {parent}: still failing after retries: {exc.cause}") from exc
+        cause = exc.cause
+        detail = f"{type(cause).__name__}: {cause.message}" if isinstance(cause, gexc.GoogleAPICallError) else str(cause)
+        raise TransientError(f"list_instances {parent}: still failing after retries ({detail})") from exc
     except gexc.GoogleAPICallError as exc:
         raise PermanentError(f"list_instances {parent}: {type(exc).__name__}: {exc.message}") from exc
     except requests.Timeout as exc:

@@ -1,0 +1,161 @@
+"""The live engine end to end: the emulator (real redis-server instances) changed out-of-band with the official client, then `redisguard drift-report`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from google.cloud import redis_v1
+from google.protobuf import field_mask_pb2
+
+from redisguard.daemon.cli import main
+from redisguard.daemon.config import config_from_mapping
+from redisguard.daemon.drift import run_scan
+from tests.fixtures.emulator import EmulatorHandle, emulator_factory  # noqa: F401 - the fixture
+
+REPO = Path(__file__).resolve().parents[1]
+STAGING = REPO / "program" / "Pulumi.staging.yaml"
+INSTANCE = "gcp:redis/instance:Instance"
+OPERATION_TIMEOUT = 60
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(tmp_path: Path, emulator: EmulatorHandle, work_dir: Path, stacks: list[str], **gcp: Any) -> Path:
+    path = tmp_path / "redisguard.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "pulumi": {"work_dir": str(work_dir), "stacks": stacks},
+                "gcp": {"redis_endpoint": emulator.redis_endpoint, "monitoring_endpoint": emulator.monitoring_endpoint, **gcp},
+            }
+        )
+    )
+    return path
+
+
+def drift_json(config: Path, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    out = tmp_path / "drift.json"
+    code = main(["drift-report", "--config", str(config), "--engine", "live", "--format", "json", "--output", str(out), *extra])
+    return code, json.loads(out.read_text())
+
+
+def update(client: redis_v1.CloudRedisClient, name: str, paths: list[str], **fields: Any) -> None:
+    client.update_instance(
+        update_mask=field_mask_pb2.FieldMask(paths=paths), instance=redis_v1.Instance(name=name, **fields)
+    ).result(timeout=OPERATION_TIMEOUT)
+
+
+def test_out_of_band_changes_are_reported_property_by_property(emulator_factory, tmp_path: Path) -> None:
+    emulator = emulator_factory(fleet=STAGING)
+    config = write_config(tmp_path, emulator, REPO / "program", ["staging"])
+
+    code, report = drift_json(config, tmp_path)
+    assert code == 0, report
+    assert report["stacks"][0]["status"] == "in_sync"
+
+    client = emulator.redis_client()
+    update(
+        client,
+        emulator.instance_name("redis-sidekiq"),
+        ["memory_size_gb", "redis_configs"],
+        memory_size_gb=3,
+        redis_configs={"maxmemory-policy": "allkeys-lru", "activedefrag": "yes"},
+    )
+    update(
+        client,
+        emulator.instance_name("redis-sessions"),
+        ["persistence_config"],
+        persistence_config=redis_v1.PersistenceConfig(persistence_mode="DISABLED"),
+    )
+    client.delete_instance(name=emulator.instance_name("redis-cache")).result(timeout=OPERATION_TIMEOUT)
+    client.create_instance(
+        parent=emulator.parent(),
+        instance_id="redis-stray",
+        instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1, redis_version="REDIS_7_2"),
+    ).result(timeout=OPERATION_TIMEOUT)
+
+    code, report = drift_json(config, tmp_path)
+    assert code == 2
+    [stack] = report["stacks"]
+    assert (stack["stack"], stack["engine"], stack["status"], stack["error"]) == ("staging", "live", "drift", None)
+    assert stack["items"] == [
+        {
+            "resource": "redis-sessions",
+            "type": INSTANCE,
+            "kind": "changed",
+            "properties": [
+                {"path": "persistenceConfig.persistenceMode", "expected": "RDB", "actual": "DISABLED"},
+                {"path": "persistenceConfig.rdbSnapshotPeriod", "expected": "SIX_HOURS", "actual": None},
+            ],
+        },
+        {
+            "resource": "redis-sidekiq",
+            "type": INSTANCE,
+            "kind": "changed",
+            "properties": [
+                {"path": "memorySizeGb", "expected": 2, "actual": 3},
+                {"path": "redisConfigs.maxmemory-policy", "expected": "noeviction", "actual": "allkeys-lru"},
+            ],
+        },
+        {"resource": "redis-cache", "type": INSTANCE, "kind": "missing", "properties": []},
+        {
+            "resource": f"projects/{emulator.project}/locations/{emulator.region}/instances/redis-stray",
+            "type": INSTANCE,
+            "kind": "unmanaged",
+            "properties": [],
+        },
+    ]
+
+
+def test_an_unavailable_api_exits_1_with_one_line(emulator_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator = emulator_factory(fleet=STAGING, processes=False)
+    config = write_config(tmp_path, emulator, REPO / "program", ["staging"], request_timeout_seconds=1)
+    emulator.inject_fault("redis", "503", count=1000)
+    code, report = drift_json(config, tmp_path)
+    assert code == 1
+    assert report["stacks"][0]["status"] == "error"
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    assert errors[0].startswith("redisguard drift-report: error: stack staging (live): list_instances projects/redisguard-staging/locations/-: still failing after retries (ServiceUnavailable")
+
+
+def test_a_single_503_is_retried_and_the_scan_succeeds(emulator_factory, tmp_path: Path) -> None:
+    emulator = emulator_factory(fleet=STAGING, processes=False)
+    config = write_config(tmp_path, emulator, REPO / "program", ["staging"])
+    emulator.inject_fault("redis", "503", count=1)
+    code, report = drift_json(config, tmp_path)
+    assert code == 0, report
+
+
+def generated_stack(work_dir: Path, stack: str, project: str, count: int, prefix: str) -> Path:
+    clusters = [
+        {"name": f"{prefix}-{i:04d}", "memory_gb": 1, "tier": "BASIC", "redis_version": "REDIS_7_2", "persistence_mode": "DISABLED"}
+        for i in range(count)
+    ]
+    path = work_dir / f"Pulumi.{stack}.yaml"
+    path.write_text(
+        yaml.safe_dump({"config": {"gcp:project": project, "gcp:region": "europe-west1", "redis-fleet:redis": clusters}})
+    )
+    return path
+
+
+@pytest.mark.parametrize("count", [3, 300])
+def test_admin_api_calls_do_not_grow_with_instances(emulator_factory, tmp_path: Path, count: int) -> None:
+    work_dir = tmp_path / "program"
+    work_dir.mkdir()
+    # Two stacks in one project: still one listing for the project.
+    blue = generated_stack(work_dir, "blue", "redisguard-load", count, "blue")
+    green = generated_stack(work_dir, "green", "redisguard-load", count, "green")
+    emulator = emulator_factory(fleet=[blue, green], processes=False)
+    assert emulator.instances == 2 * count
+    config = config_from_mapping(
+        {"pulumi": {"work_dir": str(work_dir), "stacks": ["blue", "green"]}, "gcp": {"redis_endpoint": emulator.redis_endpoint}}
+    )
+    emulator.reset_counts()
+    report = run_scan(config, ["blue", "green"], ["live"])
+    assert [s.status for s in report.stacks] == ["in_sync", "in_sync"]
+    assert emulator.request_counts()["redis"] == {"ListInstances": 1}
