@@ -577,7 +577,7 @@ RULES: tuple[Rule[Any], ...] = (
         check_high_availability,
         "Set `tier: STANDARD_HA`. The tier cannot be changed in place: create a STANDARD_HA instance, "
         "migrate the data (RDB export/import) and switch clients over.",
-        "https://cloud.google.com/memorystore/docs/redis/high-availability-for-memorystore-for-redis",
+        "https://cloud.google.com/memorystore/docs/redis/redis-tiers",
     ),
     Rule(
         CMEK_IN_PRODUCTION,
@@ -590,7 +590,7 @@ RULES: tuple[Rule[Any], ...] = (
         "Create a Cloud KMS key in the instance's region, grant the Memorystore service agent "
         "roles/cloudkms.cryptoKeyEncrypterDecrypter on it, and set `customerManagedKey` to its full name. "
         "Set at creation only: an existing instance is replaced.",
-        "https://cloud.google.com/memorystore/docs/redis/cmek",
+        "https://cloud.google.com/memorystore/docs/redis/about-cmek",
     ),
     Rule(
         MAINTENANCE_WINDOW_REQUIRED,
