@@ -1,14 +1,165 @@
-"""The `redisguard emulator` command (placeholder until the emulator lands)."""
+"""The `redisguard emulator` command: parses its arguments and runs the emulator until signalled."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
+import shutil
+from pathlib import Path
+
+from redisguard.daemon.errors import ConfigError
+from redisguard.emulator.service import EmulatorSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REDIS_API_PORT = 8470
+DEFAULT_MONITORING_PORT = 8471
+DEFAULT_PROJECT = "redisguard-local"
+DEFAULT_REGION = "europe-west1"
+DEFAULT_STATE_DIR = ".state/emulator"
+DEFAULT_MEMORY_SCALE = 16 * 1024 * 1024
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("emulator", help="run the local Memorystore + Cloud Monitoring emulator")
+    p = sub.add_parser(
+        "emulator",
+        help="run the local Memorystore + Cloud Monitoring emulator",
+        description="Local stand-in for the Memorystore admin API (REST v1) and Cloud Monitoring "
+        "(gRPC ListTimeSeries). Every instance is a real redis-server on a loopback port. Prints one "
+        "ready line on stdout, then serves until SIGTERM/SIGINT; state and data survive a restart.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default: %(default)s)")
+    p.add_argument(
+        "--redis-api-port",
+        type=int,
+        default=DEFAULT_REDIS_API_PORT,
+        help="port of the REST Memorystore API and the /_emulator control endpoints; 0 picks a free port "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--monitoring-port",
+        type=int,
+        default=DEFAULT_MONITORING_PORT,
+        help="port of the gRPC Cloud Monitoring API; 0 picks a free port (default: %(default)s)",
+    )
+    p.add_argument(
+        "--project",
+        help=f"default project; overrides the fleet files' gcp:project (default: the first fleet's, else {DEFAULT_PROJECT})",
+    )
+    p.add_argument(
+        "--region",
+        help=f"default region; overrides the fleet files' gcp:region (default: the first fleet's, else {DEFAULT_REGION})",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(DEFAULT_STATE_DIR),
+        help="instance records, redis.conf and RDB files (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fleet",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="create the clusters of this Pulumi stack file at start unless they exist (repeatable)",
+    )
+    p.add_argument(
+        "--memory-scale",
+        type=int,
+        default=DEFAULT_MEMORY_SCALE,
+        metavar="BYTES_PER_GB",
+        help="redis maxmemory per GB of memorySizeGb (default: %(default)s = 16 MiB)",
+    )
+    p.add_argument(
+        "--no-processes",
+        dest="processes",
+        action="store_false",
+        help="keep instances in the API only (no redis-server; synthetic metrics), for load tests",
+    )
+    p.add_argument(
+        "--sample-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between two INFO samples per instance (default: %(default)s)",
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=3600,
+        metavar="SAMPLES",
+        help="samples kept per instance for ListTimeSeries (default: %(default)s)",
+    )
+    p.add_argument("--redis-server", default="redis-server", metavar="PATH", help="redis-server binary (default: %(default)s)")
     p.set_defaults(func=run)
 
 
+def _check_host(host: str) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ConfigError(f"--host {host}: the emulator listens on loopback only (127.0.0.0/8, ::1 or localhost)")
+
+
+def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
+    from redisguard.program.config import load_stack_file
+
+    _check_host(args.host)
+    for name in ("redis_api_port", "monitoring_port"):
+        port = getattr(args, name)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"--{name.replace('_', '-')} {port}: expected 0-65535")
+    if args.memory_scale < 1024 * 1024:
+        raise ConfigError(f"--memory-scale {args.memory_scale}: expected at least 1048576 bytes (1 MiB) per GB")
+    if args.sample_interval <= 0:
+        raise ConfigError(f"--sample-interval {args.sample_interval}: expected a positive number of seconds")
+    if args.history < 1:
+        raise ConfigError(f"--history {args.history}: expected at least 1 sample")
+    if args.processes and shutil.which(args.redis_server) is None:
+        raise ConfigError(f"--redis-server {args.redis_server}: not found; install redis-server or pass --no-processes")
+    project, region = args.project, args.region
+    if args.fleet and (project is None or region is None):
+        first = load_stack_file(args.fleet[0])
+        project = project or first.project
+        region = region or first.region
+    return EmulatorSettings(
+        host=args.host,
+        redis_api_port=args.redis_api_port,
+        monitoring_port=args.monitoring_port,
+        project=project or DEFAULT_PROJECT,
+        region=region or DEFAULT_REGION,
+        state_dir=args.state_dir.resolve(),
+        memory_scale=args.memory_scale,
+        processes=args.processes,
+        redis_server=args.redis_server,
+        sample_interval=args.sample_interval,
+        history=args.history,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from redisguard.emulator.server import Emulator, serve
+
+    settings = settings_from_args(args)
+    log.info(
+        "emulator config host=%s redis_api_port=%d monitoring_port=%d project=%s region=%s state_dir=%s "
+        "memory_scale=%d processes=%s fleets=%s",
+        settings.host,
+        settings.redis_api_port,
+        settings.monitoring_port,
+        settings.project,
+        settings.region,
+        settings.state_dir,
+        settings.memory_scale,
+        settings.processes,
+        ",".join(str(f) for f in args.fleet) or "-",
+    )
+    emulator = Emulator(settings, args.fleet, fleet_project=args.project, fleet_region=args.region)
+    try:
+        return serve(emulator)
+    except OSError as exc:
+        raise ConfigError(f"cannot start the emulator: {exc}") from exc

@@ -1,0 +1,85 @@
+"""Fault injection and request counting shared by the REST and gRPC servers."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from redisguard.emulator.errors import ApiError, invalid
+
+APIS = ("redis", "monitoring")
+MODES = ("503", "429", "hang")
+DEFAULT_HANG_SECONDS = 30.0
+
+
+@dataclass
+class Fault:
+    mode: str
+    remaining: int
+    hang_seconds: float = DEFAULT_HANG_SECONDS
+
+    def error(self) -> ApiError:
+        if self.mode == "503":
+            return ApiError("UNAVAILABLE", "The service is currently unavailable (injected fault).")
+        if self.mode == "429":
+            return ApiError("RESOURCE_EXHAUSTED", "Quota exceeded (injected fault).")
+        return ApiError("DEADLINE_EXCEEDED", "The request timed out (injected hang).")
+
+
+@dataclass
+class Faults:
+    """Per-API queues of faults: each call of that API consumes one from the oldest entry."""
+
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _queues: dict[str, list[Fault]] = field(default_factory=lambda: {api: [] for api in APIS})
+    _counts: dict[str, Counter[str]] = field(default_factory=lambda: {api: Counter() for api in APIS})
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, body: dict[str, Any]) -> Fault:
+        api, mode, count = body.get("api"), str(body.get("mode", "")), body.get("count", 1)
+        if api not in APIS:
+            raise invalid(f"api must be one of {', '.join(APIS)}, got {api!r}")
+        if mode not in MODES:
+            raise invalid(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if not isinstance(count, int) or count < 1:
+            raise invalid(f"count must be a positive integer, got {count!r}")
+        seconds = body.get("seconds", DEFAULT_HANG_SECONDS)
+        if not isinstance(seconds, int | float) or seconds <= 0:
+            raise invalid(f"seconds must be a positive number, got {seconds!r}")
+        fault = Fault(mode=mode, remaining=count, hang_seconds=float(seconds))
+        with self._lock:
+            self._queues[api].append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            for queue in self._queues.values():
+                queue.clear()
+
+    def pending(self) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            return {api: [{"mode": f.mode, "remaining": f.remaining} for f in q] for api, q in self._queues.items()}
+
+    def record_call(self, api: str, method: str) -> Fault | None:
+        """Count one call of `method`; the fault it must suffer, if any."""
+        with self._lock:
+            self._counts[api][method] += 1
+            queue = self._queues[api]
+            if not queue:
+                return None
+            fault = queue[0]
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                queue.pop(0)
+            return fault
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {api: dict(c) for api, c in self._counts.items()}
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            for c in self._counts.values():
+                c.clear()

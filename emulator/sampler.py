@@ -1,0 +1,190 @@
+"""Samples each instance's INFO on a short interval into a bounded history per instance."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from redisguard.emulator import state as st
+from redisguard.emulator.processes import connect
+from redisguard.emulator.service import MemorystoreService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading of an instance; counters are cumulative as redis reports them."""
+
+    time: float
+    """Unix seconds."""
+    used_memory: int
+    used_memory_rss: int
+    """RSS minus the empty process's own overhead (see Sampler), bytes."""
+    maxmemory: int
+    capacity: int
+    """memorySizeGb times the memory scale: the node's memory in the emulator, bytes."""
+    connected_clients: int
+    blocked_clients: int
+    evicted_keys: int
+    expired_keys: int
+    keyspace_hits: int
+    keyspace_misses: int
+    connections_received: int
+    commands_processed: int
+    uptime: int
+    keys: int
+
+
+def _keys(info: dict[str, Any]) -> int:
+    return sum(v.get("keys", 0) for k, v in info.items() if k.startswith("db") and isinstance(v, dict))
+
+
+class Sampler:
+    """Keeps `history` samples per instance, taken every `interval` seconds.
+
+    Clients are cached per instance and rebuilt when the port or AUTH string changes.
+    The sampler's own connection is not counted in connected_clients.
+    """
+
+    def __init__(self, service: MemorystoreService, interval: float, history: int) -> None:
+        self.service = service
+        self.interval = interval
+        self.history = history
+        self._histories: dict[str, deque[Sample]] = {}
+        self._clients: dict[str, tuple[tuple[int, str], redis.Redis]] = {}
+        # Per process (pid): RSS an empty redis-server needs anyway, subtracted so that
+        # system_memory_usage_ratio reflects the data, not the scaled-down node size.
+        self._rss_overhead: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
+
+    def start(self) -> None:
+        self.tick()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        for _, client in self._clients.values():
+            client.close()
+
+    def poke(self) -> None:
+        """Take a sample now (an instance was created or changed)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.tick()
+            except Exception:
+                log.exception("sampling failed")
+
+    def tick(self) -> None:
+        self.service.check_processes()
+        records = self.service.store.snapshot()
+        names = {r.name for r in records}
+        for record in records:
+            if record.instance.state not in (st.State.READY, st.State.UPDATING):
+                continue
+            sample = self._sample_process(record) if self.service.supervisor else self._synthetic(record)
+            if sample is not None:
+                with self._lock:
+                    self._histories.setdefault(record.name, deque(maxlen=self.history)).append(sample)
+        with self._lock:
+            # Deleted instances disappear from Monitoring (history and client).
+            for name in [n for n in self._histories if n not in names]:
+                del self._histories[name]
+        for name in [n for n in self._clients if n not in names]:
+            self._clients.pop(name)[1].close()
+
+    def samples(self) -> dict[str, list[Sample]]:
+        """A copy of every instance's history, oldest first."""
+        with self._lock:
+            return {name: list(h) for name, h in self._histories.items()}
+
+    def _client(self, name: str, port: int, password: str) -> redis.Redis:
+        key = (port, password)
+        cached = self._clients.get(name)
+        if cached and cached[0] == key:
+            return cached[1]
+        if cached:
+            cached[1].close()
+        client = connect(self.service.settings.host, port, password, timeout=1.0)
+        self._clients[name] = (key, client)
+        return client
+
+    def _sample_process(self, record: st.InstanceRecord) -> Sample | None:
+        assert self.service.supervisor is not None
+        proc = self.service.supervisor.get(record.name)
+        if proc is None or not proc.running():
+            return None
+        client = self._client(record.name, proc.port, proc.spec.password)
+        try:
+            info = client.info("all")
+        except redis.RedisError as exc:
+            log.debug("INFO failed instance=%s error=%s", record.name, exc)
+            return None
+        used = int(info["used_memory"])
+        rss = int(info["used_memory_rss"])
+        overhead = self._rss_overhead.setdefault(proc.pid, max(0, rss - used))
+        return Sample(
+            time=time.time(),
+            used_memory=used,
+            used_memory_rss=max(0, rss - overhead),
+            maxmemory=int(info["maxmemory"]),
+            capacity=record.instance.memory_size_gb * self.service.settings.memory_scale,
+            connected_clients=max(0, int(info["connected_clients"]) - 1),
+            blocked_clients=int(info.get("blocked_clients", 0)),
+            evicted_keys=int(info.get("evicted_keys", 0)),
+            expired_keys=int(info.get("expired_keys", 0)),
+            keyspace_hits=int(info.get("keyspace_hits", 0)),
+            keyspace_misses=int(info.get("keyspace_misses", 0)),
+            connections_received=int(info.get("total_connections_received", 0)),
+            commands_processed=int(info.get("total_commands_processed", 0)),
+            uptime=int(info.get("uptime_in_seconds", 0)),
+            keys=_keys(info),
+        )
+
+    def _synthetic(self, record: st.InstanceRecord) -> Sample:
+        """--no-processes: a stable, instance-specific usage between 15% and 75% with a slow wave."""
+        inst = record.instance
+        scale = self.service.settings.memory_scale
+        capacity = inst.memory_size_gb * scale
+        maxmemory = int(float(inst.redis_configs.get("maxmemory-gb", inst.memory_size_gb)) * scale)
+        seed = int.from_bytes(hashlib.sha256(record.name.encode()).digest()[:4], "big")
+        now = time.time()
+        ratio = 0.15 + 0.6 * (seed % 1000) / 1000 + 0.02 * math.sin(now / 60 + seed)
+        used = int(maxmemory * ratio)
+        return Sample(
+            time=now,
+            used_memory=used,
+            used_memory_rss=int(used * 1.1),
+            maxmemory=maxmemory,
+            capacity=capacity,
+            connected_clients=seed % 7,
+            blocked_clients=0,
+            evicted_keys=0,
+            expired_keys=0,
+            keyspace_hits=0,
+            keyspace_misses=0,
+            connections_received=seed % 7,
+            commands_processed=0,
+            uptime=int(now - inst.create_time.seconds),
+            keys=seed % 10_000,
+        )

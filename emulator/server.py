@@ -1,0 +1,111 @@
+"""Wires the emulator: state, redis-server supervisor, REST and gRPC servers, sampler, signals, ready line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from redisguard.emulator.faults import Faults
+from redisguard.emulator.monitoring import MonitoringServer
+from redisguard.emulator.redis_api import RedisApi, RedisApiServer
+from redisguard.emulator.sampler import Sampler
+from redisguard.emulator.service import EmulatorSettings, MemorystoreService
+
+log = logging.getLogger(__name__)
+
+# A shutdown that takes longer than this is cut short: the children still die with us
+# (PR_SET_PDEATHSIG), only their final RDB save is lost.
+SHUTDOWN_DEADLINE_SECONDS = 30.0
+
+
+class Emulator:
+    def __init__(
+        self,
+        settings: EmulatorSettings,
+        fleets: Sequence[Path] = (),
+        fleet_project: str | None = None,
+        fleet_region: str | None = None,
+    ) -> None:
+        """`fleet_project`/`fleet_region` override each fleet file's gcp:project/gcp:region when given."""
+        self.settings = settings
+        self.fleets = list(fleets)
+        self.fleet_project = fleet_project
+        self.fleet_region = fleet_region
+        self.faults = Faults()
+        self.service = MemorystoreService(settings)
+        self.sampler = Sampler(self.service, settings.sample_interval, settings.history)
+        self.service.on_change = self.sampler.poke
+        self.redis_api: RedisApiServer | None = None
+        self.monitoring: MonitoringServer | None = None
+
+    def start(self) -> None:
+        from redisguard.emulator.fleet import apply_fleet
+
+        # Bind the ports first: a port in use is reported before any redis-server starts.
+        self.redis_api = RedisApiServer(RedisApi(self.service, self.faults), self.settings.host, self.settings.redis_api_port)
+        self.monitoring = MonitoringServer(self.sampler, self.faults, self.settings.host, self.settings.monitoring_port)
+        try:
+            self.service.start()
+            for path in self.fleets:
+                apply_fleet(self.service, path, self.fleet_project, self.fleet_region)
+        except BaseException:
+            self.service.stop()
+            raise
+        self.sampler.start()
+        self.redis_api.start()
+        self.monitoring.start()
+
+    def ready_line(self) -> str:
+        assert self.redis_api is not None and self.monitoring is not None
+        host = self.settings.host
+        return (
+            f"redisguard emulator ready redis_api=http://{host}:{self.redis_api.port} "
+            f"monitoring={host}:{self.monitoring.port} project={self.settings.project} "
+            f"region={self.settings.region} instances={len(self.service.store)}"
+        )
+
+    def stop(self) -> None:
+        self.faults.stopping.set()
+        if self.redis_api is not None:
+            self.redis_api.stop()
+        if self.monitoring is not None:
+            self.monitoring.stop()
+        self.sampler.stop()
+        self.service.stop()
+
+
+def serve(emulator: Emulator) -> int:
+    """Run until SIGTERM or SIGINT; the handlers only set a flag, the main thread shuts down."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal received signal=%s", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        emulator.start()
+        print(emulator.ready_line(), flush=True)
+        log.info("%s", emulator.ready_line())
+        while not stop.wait(0.5):
+            pass
+    finally:
+        watchdog = threading.Timer(SHUTDOWN_DEADLINE_SECONDS, _force_exit)
+        watchdog.daemon = True
+        watchdog.start()
+        emulator.stop()
+        watchdog.cancel()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("emulator stopped")
+    return 0
+
+
+def _force_exit() -> None:
+    print("redisguard emulator: shutdown took too long, exiting", file=sys.stderr, flush=True)
+    os._exit(1)

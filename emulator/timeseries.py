@@ -1,0 +1,560 @@
+"""ListTimeSeries semantics: metric catalogue, monitoring filter language, alignment, reduction, paging."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import re
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from google.api import metric_pb2
+from google.cloud.monitoring_v3.types import common, metric, metric_service
+
+from redisguard.emulator import state as st
+from redisguard.emulator.errors import ApiError, invalid
+from redisguard.emulator.sampler import Sample
+
+ListTimeSeriesRequest = metric_service.ListTimeSeriesRequest.pb()
+ListTimeSeriesResponse = metric_service.ListTimeSeriesResponse.pb()
+TimeSeries = metric.TimeSeries.pb()
+Point = metric.Point.pb()
+Aggregation = common.Aggregation.pb()
+Aligner = Aggregation.Aligner
+Reducer = Aggregation.Reducer
+Kind = metric_pb2.MetricDescriptor.MetricKind
+ValueType = metric_pb2.MetricDescriptor.ValueType
+
+RESOURCE_TYPE = "redis_instance"
+METRIC_PREFIX = "redis.googleapis.com/"
+MAX_PAGE_SIZE = 100_000
+MIN_ALIGNMENT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    type: str
+    kind: int
+    value_type: int
+    unit: str
+    description: str
+    value: Callable[[Sample, Sample | None], float | int | None]
+    """From the sample (and the previous one, for DELTA metrics) to the point's value."""
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _delta(field: str) -> Callable[[Sample, Sample | None], int | None]:
+    def value(cur: Sample, prev: Sample | None) -> int | None:
+        if prev is None:
+            return None
+        now, before = getattr(cur, field), getattr(prev, field)
+        # A restarted redis-server starts its counters at 0 again.
+        return now - before if now >= before else now
+
+    return value
+
+
+def _gauge(field: str) -> Callable[[Sample, Sample | None], int]:
+    return lambda cur, prev: getattr(cur, field)
+
+
+_G, _D, _I, _F = Kind.GAUGE, Kind.DELTA, ValueType.INT64, ValueType.DOUBLE
+
+METRICS: dict[str, MetricDef] = {
+    m.type: m
+    for m in (
+        MetricDef(METRIC_PREFIX + "stats/memory/usage", _G, _I, "By", "Total number of bytes allocated by Redis.", _gauge("used_memory")),
+        MetricDef(METRIC_PREFIX + "stats/memory/maxmemory", _G, _I, "By", "Maximum amount of memory Redis can consume.", _gauge("maxmemory")),
+        MetricDef(
+            METRIC_PREFIX + "stats/memory/usage_ratio", _G, _F, "1",
+            "Memory usage as a ratio of maximum memory.", lambda c, p: _ratio(c.used_memory, c.maxmemory),
+        ),
+        MetricDef(
+            METRIC_PREFIX + "stats/memory/system_memory_usage_ratio", _G, _F, "1",
+            "Memory usage as a ratio of the system memory.", lambda c, p: _ratio(c.used_memory_rss, c.capacity),
+        ),
+        MetricDef(METRIC_PREFIX + "clients/connected", _G, _I, "1", "Number of client connections.", _gauge("connected_clients")),
+        MetricDef(METRIC_PREFIX + "clients/blocked", _G, _I, "1", "Number of blocked clients.", _gauge("blocked_clients")),
+        MetricDef(METRIC_PREFIX + "server/uptime", _G, _I, "s", "Uptime in seconds.", _gauge("uptime")),
+        MetricDef(METRIC_PREFIX + "keyspace/keys", _G, _I, "1", "Number of keys stored in the instance.", _gauge("keys")),
+        MetricDef(
+            METRIC_PREFIX + "stats/cache_hit_ratio", _G, _F, "1", "Cache hit ratio as a fraction.",
+            lambda c, p: _ratio(c.keyspace_hits, c.keyspace_hits + c.keyspace_misses),
+        ),
+        MetricDef(METRIC_PREFIX + "stats/evicted_keys", _D, _I, "1", "Number of evicted keys due to maxmemory limit.", _delta("evicted_keys")),
+        MetricDef(METRIC_PREFIX + "stats/expired_keys", _D, _I, "1", "Total number of key expiration events.", _delta("expired_keys")),
+        MetricDef(METRIC_PREFIX + "stats/keyspace_hits", _D, _I, "1", "Number of successful lookup of keys.", _delta("keyspace_hits")),
+        MetricDef(METRIC_PREFIX + "stats/keyspace_misses", _D, _I, "1", "Number of failed lookup of keys.", _delta("keyspace_misses")),
+        MetricDef(METRIC_PREFIX + "stats/connections/total", _D, _I, "1", "Total number of connections accepted by the server.", _delta("connections_received")),
+        MetricDef(METRIC_PREFIX + "commands/total_calls", _D, _I, "1", "Total number of commands processed.", _delta("commands_processed")),
+    )
+}
+
+
+# ----- filter language -----------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<string>"(?:[^"\\]|\\.)*")
+      | (?P<op>!=~|=~|!=|<=|>=|=|:|<|>)
+      | (?P<punct>[(),])
+      | (?P<word>[A-Za-z_][A-Za-z0-9_./-]*|-?[0-9]+(?:\.[0-9]+)?)
+    )""",
+    re.VERBOSE,
+)
+_FUNCTIONS = ("starts_with", "ends_with", "has_substring", "one_of", "monitoring.regex.full_match")
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise invalid(f"Invalid filter: unexpected character at position {pos}: {text[pos:pos + 20]!r}")
+        kind = m.lastgroup or ""
+        value = m.group(kind)
+        if kind == "string":
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        tokens.append((kind, value))
+        pos = m.end()
+    return tokens
+
+
+Predicate = Callable[[dict[str, str]], bool]
+
+
+class _Parser:
+    """Recursive descent over: expr := and (OR and)*; and := unary ([AND] unary)*; unary := NOT unary | (expr) | cmp."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokenize(text)
+        self.pos = 0
+        self.metric_types: list[str] = []
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None:
+            raise invalid("Invalid filter: unexpected end of filter.")
+        self.pos += 1
+        return tok
+
+    def expect(self, value: str) -> None:
+        tok = self.take()
+        if tok[1] != value:
+            raise invalid(f"Invalid filter: expected '{value}', got '{tok[1]}'.")
+
+    def parse(self) -> Predicate:
+        if not self.tokens:
+            raise invalid("Request is missing required field filter.")
+        pred = self.or_expr()
+        if self.peek() is not None:
+            raise invalid(f"Invalid filter: unexpected '{self.peek()[1]}'.")  # type: ignore[index]
+        return pred
+
+    def or_expr(self) -> Predicate:
+        parts = [self.and_expr()]
+        while self.peek() == ("word", "OR"):
+            self.take()
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else (lambda labels: any(p(labels) for p in parts))
+
+    def and_expr(self) -> Predicate:
+        parts = [self.unary()]
+        while (tok := self.peek()) is not None and tok != ("word", "OR") and tok[1] != ")":
+            if tok == ("word", "AND"):
+                self.take()
+            parts.append(self.unary())
+        return parts[0] if len(parts) == 1 else (lambda labels: all(p(labels) for p in parts))
+
+    def unary(self) -> Predicate:
+        tok = self.take()
+        if tok == ("word", "NOT"):
+            inner = self.unary()
+            return lambda labels: not inner(labels)
+        if tok[1] == "(":
+            inner = self.or_expr()
+            self.expect(")")
+            return inner
+        if tok[0] != "word":
+            raise invalid(f"Invalid filter: expected a selector, got '{tok[1]}'.")
+        return self.comparison(tok[1])
+
+    def comparison(self, selector: str) -> Predicate:
+        key = _normalize_selector(selector)
+        kind, op = self.take()
+        if kind != "op":
+            raise invalid(f"Invalid filter: expected an operator after '{selector}', got '{op}'.")
+        match = self.value()
+        if key == "metric.type" and op == "=" and isinstance(match, str):
+            self.metric_types.append(match)
+        elif key == "metric.type" and op == "=":
+            self.metric_types.append("*")
+
+        def test(value: str) -> bool:
+            if op in ("=", "!="):
+                ok = match(value) if callable(match) else value == match
+            elif op in ("=~", "!=~"):
+                ok = re.fullmatch(str(match), value) is not None
+            elif op == ":":
+                ok = (match(value) if callable(match) else str(match) in value)
+            else:
+                raise invalid(f"Invalid filter: operator '{op}' is not supported for '{selector}'.")
+            return not ok if op.startswith("!") else ok
+
+        return lambda labels: test(labels.get(key, ""))
+
+    def value(self) -> str | Callable[[str], bool]:
+        kind, value = self.take()
+        if kind == "string" or (kind == "word" and self.peek() != ("punct", "(")):
+            return value
+        if kind != "word" or value not in _FUNCTIONS:
+            raise invalid(f"Invalid filter: unknown function or value '{value}'.")
+        self.expect("(")
+        args: list[str] = []
+        while True:
+            akind, arg = self.take()
+            if akind != "string":
+                raise invalid(f"Invalid filter: {value}() takes quoted strings, got '{arg}'.")
+            args.append(arg)
+            if self.take()[1] == ")":
+                break
+        if value == "one_of":
+            return lambda v: v in args
+        if len(args) != 1:
+            raise invalid(f"Invalid filter: {value}() takes one argument.")
+        a = args[0]
+        return {
+            "starts_with": lambda v: v.startswith(a),
+            "ends_with": lambda v: v.endswith(a),
+            "has_substring": lambda v: a in v,
+            "monitoring.regex.full_match": lambda v: re.fullmatch(a, v) is not None,
+        }[value]
+
+
+def _normalize_selector(selector: str) -> str:
+    """metric.labels.x / metric.label.x -> metric.label.x; resource likewise; errors name the selector."""
+    if selector in ("metric.type", "resource.type", "project"):
+        return selector
+    for prefix in ("metric", "resource"):
+        for form in (f"{prefix}.labels.", f"{prefix}.label."):
+            if selector.startswith(form) and len(selector) > len(form):
+                return f"{prefix}.label.{selector[len(form):]}"
+    raise invalid(
+        f"Invalid filter: '{selector}' is not a selector the emulator supports "
+        "(metric.type, resource.type, project, metric.labels.*, resource.labels.*)."
+    )
+
+
+def parse_filter(text: str) -> Predicate:
+    parser = _Parser(text)
+    predicate = parser.parse()
+    if not parser.metric_types:
+        raise invalid("The filter must specify a metric type (metric.type = \"...\").")
+    return predicate
+
+
+# ----- series ----------------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    metric_type: str
+    metric_labels: dict[str, str]
+    resource_labels: dict[str, str]
+    kind: int
+    value_type: int
+    unit: str
+    points: list[tuple[float, float, float | int]]
+    """(start, end, value), oldest first; start == end for GAUGE points."""
+
+    def labels(self) -> dict[str, str]:
+        out = {"metric.type": self.metric_type, "resource.type": RESOURCE_TYPE, "project": self.resource_labels.get("project_id", "")}
+        out.update({f"metric.label.{k}": v for k, v in self.metric_labels.items()})
+        out.update({f"resource.label.{k}": v for k, v in self.resource_labels.items()})
+        return out
+
+
+def resource_labels(name: str) -> dict[str, str]:
+    """Labels Google sets on redis_instance: instance_id is the full instance resource name."""
+    project, region, _ = st.split_name(name)
+    return {"project_id": project, "region": region, "instance_id": name, "node_id": "node-0"}
+
+
+def raw_series(histories: dict[str, list[Sample]], project: str, start: float, end: float, predicate: Predicate) -> list[Series]:
+    out = []
+    for name in sorted(histories):
+        labels = resource_labels(name)
+        if labels["project_id"] != project:
+            continue
+        samples = histories[name]
+        for mdef in METRICS.values():
+            series = Series(mdef.type, {"role": "primary"}, labels, mdef.kind, mdef.value_type, mdef.unit, [])
+            if not predicate(series.labels()):
+                continue
+            prev = None
+            for sample in samples:
+                value = mdef.value(sample, prev)
+                point_start = prev.time if (mdef.kind == Kind.DELTA and prev is not None) else sample.time
+                prev = sample
+                if value is None or not start <= sample.time <= end:
+                    continue
+                series.points.append((point_start, sample.time, value))
+            out.append(series)
+    return out
+
+
+# ----- aggregation -----------------------------------------------------------------------
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, math.ceil(pct / 100 * len(ordered)) - 1)
+    return float(ordered[rank])
+
+
+_ALIGN_FUNCS: dict[int, Callable[[list[Any]], Any]] = {
+    Aligner.ALIGN_MEAN: lambda v: float(statistics.fmean(v)),
+    Aligner.ALIGN_MAX: max,
+    Aligner.ALIGN_MIN: min,
+    Aligner.ALIGN_SUM: sum,
+    Aligner.ALIGN_COUNT: len,
+    Aligner.ALIGN_DELTA: sum,
+    Aligner.ALIGN_NEXT_OLDER: lambda v: v[-1],
+    Aligner.ALIGN_STDDEV: lambda v: float(statistics.pstdev(v)),
+    Aligner.ALIGN_PERCENTILE_99: lambda v: _percentile(v, 99),
+    Aligner.ALIGN_PERCENTILE_95: lambda v: _percentile(v, 95),
+    Aligner.ALIGN_PERCENTILE_50: lambda v: _percentile(v, 50),
+    Aligner.ALIGN_PERCENTILE_05: lambda v: _percentile(v, 5),
+}
+_DELTA_ONLY = (Aligner.ALIGN_DELTA, Aligner.ALIGN_RATE)
+
+_REDUCE_FUNCS: dict[int, Callable[[list[Any]], Any]] = {
+    Reducer.REDUCE_MEAN: lambda v: float(statistics.fmean(v)),
+    Reducer.REDUCE_MAX: max,
+    Reducer.REDUCE_MIN: min,
+    Reducer.REDUCE_SUM: sum,
+    Reducer.REDUCE_COUNT: len,
+    Reducer.REDUCE_STDDEV: lambda v: float(statistics.pstdev(v)),
+    Reducer.REDUCE_PERCENTILE_99: lambda v: _percentile(v, 99),
+    Reducer.REDUCE_PERCENTILE_95: lambda v: _percentile(v, 95),
+    Reducer.REDUCE_PERCENTILE_50: lambda v: _percentile(v, 50),
+    Reducer.REDUCE_PERCENTILE_05: lambda v: _percentile(v, 5),
+}
+
+
+def validate_aggregation(agg: Any) -> None:
+    aligner, reducer = agg.per_series_aligner, agg.cross_series_reducer
+    if aligner == Aligner.ALIGN_NONE:
+        if reducer != Reducer.REDUCE_NONE:
+            raise invalid("A cross_series_reducer requires a per_series_aligner other than ALIGN_NONE.")
+        return
+    if aligner not in _ALIGN_FUNCS and aligner != Aligner.ALIGN_RATE:
+        raise ApiError("UNIMPLEMENTED", f"The aligner {Aligner.Name(aligner)} is not emulated.")
+    if reducer != Reducer.REDUCE_NONE and reducer not in _REDUCE_FUNCS:
+        raise ApiError("UNIMPLEMENTED", f"The reducer {Reducer.Name(reducer)} is not emulated.")
+    period = agg.alignment_period.seconds + agg.alignment_period.nanos / 1e9
+    if not agg.HasField("alignment_period"):
+        raise invalid("The alignment_period is required when per_series_aligner is not ALIGN_NONE.")
+    if period < MIN_ALIGNMENT_SECONDS:
+        raise invalid(f"The alignment_period must be at least {MIN_ALIGNMENT_SECONDS} seconds, got {period:g}s.")
+
+
+def align(series: Series, agg: Any, start: float, end: float) -> Series:
+    aligner = agg.per_series_aligner
+    if aligner in _DELTA_ONLY and series.kind == Kind.GAUGE:
+        raise invalid(
+            f"The aligner {Aligner.Name(aligner)} cannot be applied to {series.metric_type}: "
+            "its kind is GAUGE (use it with DELTA or CUMULATIVE metrics)."
+        )
+    period = agg.alignment_period.seconds + agg.alignment_period.nanos / 1e9
+    out_kind = Kind.DELTA if (aligner == Aligner.ALIGN_DELTA or (aligner == Aligner.ALIGN_SUM and series.kind == Kind.DELTA)) else Kind.GAUGE
+    if aligner in (Aligner.ALIGN_MEAN, Aligner.ALIGN_RATE, Aligner.ALIGN_STDDEV) or Aligner.Name(aligner).startswith("ALIGN_PERCENTILE"):
+        out_type = ValueType.DOUBLE
+    elif aligner == Aligner.ALIGN_COUNT:
+        out_type = ValueType.INT64
+    else:
+        out_type = series.value_type
+    points: list[tuple[float, float, Any]] = []
+    window_end = end
+    while True:
+        window_start = window_end - period
+        values = [v for _, t, v in series.points if window_start < t <= window_end]
+        if values:
+            if aligner == Aligner.ALIGN_RATE:
+                value: Any = sum(values) / period
+            else:
+                value = _ALIGN_FUNCS[aligner](values)
+            if out_type == ValueType.INT64:
+                value = int(value)
+            points.append((window_start if out_kind == Kind.DELTA else window_end, window_end, value))
+        window_end -= period
+        if window_end <= start:
+            break
+    points.reverse()
+    return Series(series.metric_type, series.metric_labels, series.resource_labels, out_kind, out_type, series.unit, points)
+
+
+def _group_value(series: Series, field: str) -> tuple[str, str, str] | None:
+    key = _normalize_selector(field) if field not in ("metric.type", "resource.type") else field
+    if key.startswith("metric.label."):
+        return ("metric", key[len("metric.label."):], series.metric_labels.get(key[len("metric.label."):], ""))
+    if key.startswith("resource.label."):
+        return ("resource", key[len("resource.label."):], series.resource_labels.get(key[len("resource.label."):], ""))
+    return None
+
+
+def reduce(series: list[Series], agg: Any) -> list[Series]:
+    func = _REDUCE_FUNCS[agg.cross_series_reducer]
+    groups: dict[tuple[Any, ...], list[Series]] = {}
+    for s in series:
+        key = (s.metric_type, *(_group_value(s, f) for f in agg.group_by_fields))
+        groups.setdefault(key, []).append(s)
+    out = []
+    for key, members in groups.items():
+        first = members[0]
+        metric_labels = {g[1]: g[2] for g in key[1:] if g and g[0] == "metric"}
+        res_labels = {g[1]: g[2] for g in key[1:] if g and g[0] == "resource"}
+        by_time: dict[float, list[Any]] = {}
+        starts: dict[float, float] = {}
+        for m in members:
+            for p_start, p_end, value in m.points:
+                by_time.setdefault(p_end, []).append(value)
+                starts[p_end] = p_start
+        reducer = agg.cross_series_reducer
+        if reducer in (Reducer.REDUCE_MEAN, Reducer.REDUCE_STDDEV) or Reducer.Name(reducer).startswith("REDUCE_PERCENTILE"):
+            out_type = ValueType.DOUBLE
+        elif reducer == Reducer.REDUCE_COUNT:
+            out_type = ValueType.INT64
+        else:
+            out_type = first.value_type
+        points = []
+        for t in sorted(by_time):
+            value = func(by_time[t])
+            points.append((starts[t], t, int(value) if out_type == ValueType.INT64 else value))
+        out.append(Series(first.metric_type, metric_labels, res_labels, first.kind, out_type, first.unit, points))
+    return out
+
+
+# ----- the request -----------------------------------------------------------------------
+
+
+def _seconds(ts: Any) -> float:
+    return ts.seconds + ts.nanos / 1e9
+
+
+def _set_ts(target: Any, t: float) -> None:
+    seconds = math.floor(t)
+    target.seconds = seconds
+    target.nanos = int(round((t - seconds) * 1e9)) // 1000 * 1000
+
+
+def _to_pb(series: Series, with_points: bool, points: Iterable[tuple[float, float, Any]]) -> Any:
+    ts = TimeSeries(metric_kind=series.kind, value_type=series.value_type, unit=series.unit)
+    ts.metric.type = series.metric_type
+    ts.metric.labels.update(series.metric_labels)
+    ts.resource.type = RESOURCE_TYPE
+    ts.resource.labels.update(series.resource_labels)
+    if with_points:
+        # Google returns points newest first.
+        for start, end, value in sorted(points, key=lambda p: p[1], reverse=True):
+            point = ts.points.add()
+            _set_ts(point.interval.end_time, end)
+            if series.kind != Kind.GAUGE:
+                _set_ts(point.interval.start_time, start)
+            if series.value_type == ValueType.DOUBLE:
+                point.value.double_value = float(value)
+            else:
+                point.value.int64_value = int(value)
+    return ts
+
+
+def _request_fingerprint(req: Any) -> str:
+    copy = ListTimeSeriesRequest()
+    copy.CopyFrom(req)
+    copy.page_token = ""
+    copy.page_size = 0
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()[:16]
+
+
+def _decode_page_token(token: str, fingerprint: str) -> tuple[int, int]:
+    if not token:
+        return 0, 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if data["h"] != fingerprint:
+            raise ValueError
+        return int(data["s"]), int(data["p"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise invalid("Invalid page_token: it does not belong to this request.") from exc
+
+
+def _encode_page_token(series_index: int, point_index: int, fingerprint: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"s": series_index, "p": point_index, "h": fingerprint}).encode()).decode()
+
+
+def list_time_series(req: Any, histories: dict[str, list[Sample]]) -> Any:
+    """The ListTimeSeriesResponse for `req` over the sampled histories."""
+    if not re.fullmatch(r"projects/[^/]+", req.name):
+        raise invalid(f"Invalid resource name '{req.name}': expected projects/PROJECT_ID_OR_NUMBER.")
+    project = req.name.split("/")[1]
+    predicate = parse_filter(req.filter)
+    if not req.HasField("interval") or not req.interval.HasField("end_time"):
+        raise invalid("Request is missing required field interval.end_time.")
+    end = _seconds(req.interval.end_time)
+    start = _seconds(req.interval.start_time) if req.interval.HasField("start_time") else end
+    if start > end:
+        raise invalid("The interval start_time must not be later than its end_time.")
+    if req.page_size < 0:
+        raise invalid("page_size must not be negative.")
+    if req.HasField("secondary_aggregation") and req.secondary_aggregation.per_series_aligner:
+        raise ApiError("UNIMPLEMENTED", "secondary_aggregation is not emulated.")
+    agg = req.aggregation
+    validate_aggregation(agg)
+
+    aligned = agg.per_series_aligner != Aligner.ALIGN_NONE
+    # Aligned windows may reach back one period before start_time.
+    data_start = start - (agg.alignment_period.seconds if aligned else 0)
+    series = raw_series(histories, project, data_start, end, predicate)
+    if aligned:
+        series = [align(s, agg, start, end) for s in series]
+        if agg.cross_series_reducer != Reducer.REDUCE_NONE:
+            series = reduce(series, agg)
+    series = [s for s in series if s.points]
+    series.sort(key=lambda s: (s.metric_type, sorted(s.resource_labels.items()), sorted(s.metric_labels.items())))
+
+    headers_only = req.view == ListTimeSeriesRequest.TimeSeriesView.HEADERS
+    budget = min(req.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
+    fingerprint = _request_fingerprint(req)
+    si, pi = _decode_page_token(req.page_token, fingerprint)
+    resp = ListTimeSeriesResponse()
+    while si < len(series) and budget > 0:
+        s = series[si]
+        if headers_only:
+            resp.time_series.append(_to_pb(s, False, ()))
+            budget -= 1
+            si += 1
+            continue
+        # Page size counts points in FULL view: a long series continues on the next page.
+        newest_first = sorted(s.points, key=lambda p: p[1], reverse=True)
+        chunk = newest_first[pi : pi + budget]
+        resp.time_series.append(_to_pb(s, True, chunk))
+        budget -= len(chunk)
+        pi += len(chunk)
+        if pi >= len(newest_first):
+            si, pi = si + 1, 0
+    if si < len(series):
+        resp.next_page_token = _encode_page_token(si, pi, fingerprint)
+    if series:
+        resp.unit = series[0].unit
+    return resp
