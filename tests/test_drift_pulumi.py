@@ -261,7 +261,8 @@ FAKE_PULUMI = textwrap.dedent(
     scenario = json.load(open(os.environ["FAKE_PULUMI_SCENARIO"]))
     with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
         log.write(json.dumps({{"args": args, "cwd": os.getcwd(),
-                              "backend": os.environ.get("PULUMI_BACKEND_URL")}}) + "\\n")
+                              "backend": os.environ.get("PULUMI_BACKEND_URL"),
+                              "token": os.environ.get("PULUMI_ACCESS_TOKEN")}}) + "\\n")
     if args == ["version"]:
         print("v" + scenario.get("version", "3.210.0"))
         sys.exit(0)
@@ -450,3 +451,30 @@ def test_missing_cli_is_a_one_line_permanent_error(tmp_path: Path, monkeypatch: 
     message = str(info.value)
     assert "pulumi CLI was not found on PATH" in message
     assert "\n" not in message
+
+
+def test_access_token_reaches_the_cli_and_nothing_else(
+    fake_pulumi,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from redisguard.daemon.cli import main
+
+    caplog.set_level("DEBUG")
+    token = "pul-0123456789abcdef-not-for-logs"
+    monkeypatch.setenv("PULUMI_ACCESS_TOKEN", token)
+    live = with_changes(BASE, memorySizeGb=3)
+    log = fake_pulumi({"staging": {"events": [_json_outputs_event("update", "redis-sidekiq", BASE, live, {"memorySizeGb": "update"})]}})
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: {fake_pulumi.work_dir}\n  stacks: [staging]\n  backend_url: https://api.pulumi.com\n")
+    for fmt in ("table", "json", "markdown"):
+        code = main(["--log-level", "DEBUG", "drift-report", "--config", str(config), "--engine", "pulumi", "--format", fmt])
+        assert code == 2
+        captured = capsys.readouterr()
+        assert "memorySizeGb" in captured.out
+        assert token not in captured.out + captured.err
+    assert "effective config" in caplog.text and "'access_token': '[set]'" in caplog.text
+    assert token not in caplog.text
+    assert {c["token"] for c in _calls(log)} == {token}
