@@ -602,7 +602,7 @@ RULES: tuple[Rule[Any], ...] = (
         check_maintenance_window,
         "Set `maintenancePolicy.weeklyMaintenanceWindows: [{day: SUNDAY, startTime: {hours: 8, minutes: 0}}]` "
         "(UTC), on a day the policy allows, at the quietest hour of your traffic.",
-        "https://cloud.google.com/memorystore/docs/redis/about-maintenance",
+        "https://cloud.google.com/memorystore/docs/redis/maintenance-policy",
     ),
     Rule(
         SUPPORTED_REDIS_VERSION,
@@ -612,8 +612,8 @@ RULES: tuple[Rule[Any], ...] = (
         Severity.MEDIUM,
         SupportedVersionConfig,
         check_supported_version,
-        "Set `redisVersion` to an allowed version. Upgrading is in place but restarts the instance "
-        "(minutes of unavailability on BASIC, a failover on STANDARD_HA): schedule it.",
+        "Set `redisVersion` to an allowed version. The upgrade is in place: a BASIC instance blocks and then "
+        "flushes its data, a STANDARD_HA instance fails over. Export first and schedule it at low traffic.",
         "https://cloud.google.com/memorystore/docs/redis/supported-versions",
     ),
     Rule(
