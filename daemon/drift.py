@@ -78,7 +78,7 @@ def run_scan(
     """Run every (stack, engine) check, at most `config.parallelism` at once; a failing check
     becomes a stack with status `error`, never an exception."""
     rules = IgnoreRules.from_config(config.ignore)
-    jobs = [Job(stack, engine) for engine in engines for stack in stacks]
+    jobs = [Job(stack, engine) for stack in stacks for engine in engines]
     live = _LiveContext(config, stacks) if "live" in engines else None
 
     def run_job(job: Job) -> StackReport:

@@ -1,0 +1,65 @@
+"""Property paths in one form whatever the engine prints, and ignore rules that match them."""
+
+from __future__ import annotations
+
+import pytest
+
+from redisguard.daemon.ignore import IgnoreRules, Rule, normalize_path, parse_path
+
+INSTANCE = "gcp:redis/instance:Instance"
+
+
+@pytest.mark.parametrize(
+    ("raw", "parts", "canonical"),
+    [
+        ("memorySizeGb", ("memorySizeGb",), "memorySizeGb"),
+        ('redisConfigs["maxmemory-policy"]', ("redisConfigs", "maxmemory-policy"), "redisConfigs.maxmemory-policy"),
+        ("labels.last-touched-by", ("labels", "last-touched-by"), "labels.last-touched-by"),
+        (
+            "maintenancePolicy.weeklyMaintenanceWindows[0].startTime.hours",
+            ("maintenancePolicy", "weeklyMaintenanceWindows", 0, "startTime", "hours"),
+            "maintenancePolicy.weeklyMaintenanceWindows[0].startTime.hours",
+        ),
+        ('labels["a.b"]', ("labels", "a.b"), 'labels["a.b"]'),
+    ],
+)
+def test_paths_parse_into_keys_and_indexes(raw: str, parts: tuple, canonical: str) -> None:
+    assert parse_path(raw) == parts
+    assert normalize_path(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    ("path", "ignored"),
+    [
+        ("currentLocationId", True),
+        ("nodes[1].zone", True),  # everything below an ignored path
+        ("maintenancePolicy.weeklyMaintenanceWindows[0].duration", True),  # [*] wildcard
+        ("persistenceConfig.rdbNextSnapshotTime", True),
+        ("maintenancePolicy.weeklyMaintenanceWindows[0].day", False),
+        ("persistenceConfig.persistenceMode", False),
+        ("nodesCount", False),  # a prefix of a key is not a parent path
+        ("memorySizeGb", False),
+    ],
+)
+def test_builtin_rules_cover_what_the_service_changes_by_itself(path: str, ignored: bool) -> None:
+    assert IgnoreRules().ignored(INSTANCE, "redis-cache", path) is ignored
+
+
+def test_builtins_apply_only_to_memorystore_instances() -> None:
+    assert not IgnoreRules().ignored("gcp:compute/instance:Instance", "vm", "currentLocationId")
+
+
+def test_user_rules_match_type_resource_and_quoted_paths() -> None:
+    rules = IgnoreRules(
+        [
+            Rule(type=INSTANCE, path='labels["last-touched-by"]'),
+            Rule(type="gcp:redis/*", path="redisConfigs.notify-*", resource="redis-cache"),
+        ],
+        builtins=False,
+    )
+    assert rules.ignored(INSTANCE, "redis-sidekiq", "labels.last-touched-by")
+    assert rules.ignored(INSTANCE, "redis-sidekiq", 'labels["last-touched-by"]')
+    assert not rules.ignored(INSTANCE, "redis-sidekiq", "labels.team")
+    assert rules.ignored(INSTANCE, "redis-cache", "redisConfigs.notify-keyspace-events")
+    assert not rules.ignored(INSTANCE, "redis-sidekiq", "redisConfigs.notify-keyspace-events")
+    assert not rules.ignored(INSTANCE, "redis-cache", "currentLocationId")
