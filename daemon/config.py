@@ -21,7 +21,8 @@ ENV_NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_FILE = "redisguard.yaml"
 
 BACKEND_SCHEMES = ("file://", "gs://", "s3://", "azblob://", "https://", "http://")
-_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# A stack name, optionally qualified for Pulumi Cloud as org/stack or org/project/stack.
+_STACK_NAME = re.compile(r"^(?:[A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
 
 
 class _Section(BaseModel):
@@ -40,7 +41,8 @@ class PulumiSettings(_Section):
         default=("staging", "production"),
         min_length=1,
         description="Stacks to check, each with a Pulumi.<stack>.yaml in work_dir. Both engines "
-        "read these; the live engine also treats their projects as the watched projects.",
+        "read these; the live engine also treats their projects as the watched projects. A Pulumi "
+        "Cloud stack may be written org/stack; its file is still Pulumi.<stack>.yaml.",
     )
     backend_url: str | None = Field(
         default=None,
@@ -75,7 +77,7 @@ class PulumiSettings(_Section):
     @classmethod
     def _check_stacks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         problems = [
-            f"stack name {name!r} may only hold letters, digits, '_', '.', '-'"
+            f"stack name {name!r} may only hold letters, digits, '_', '.', '-' (optionally org/ or org/project/ before it)"
             for name in value
             if not _STACK_NAME.match(name)
         ]
@@ -94,8 +96,8 @@ class PulumiSettings(_Section):
         return value
 
     def stack_file(self, stack: str) -> Path:
-        """The stack's config file, `<work_dir>/Pulumi.<stack>.yaml`."""
-        return self.work_dir / f"Pulumi.{stack}.yaml"
+        """The stack's config file, `<work_dir>/Pulumi.<stack>.yaml` (without any org/ prefix)."""
+        return self.work_dir / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"
 
 
 class GcpSettings(_Section):

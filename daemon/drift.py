@@ -52,7 +52,7 @@ class _LiveContext:
             except StackConfigError as exc:
                 self.errors[name] = " ".join(str(exc).split())
         # Unmanaged instances of a project are reported once, by the first selected stack watching it.
-        self.owners = drift_live.unmanaged_owners(self.stacks[n] for n in selected if n in self.stacks)
+        self.owners = drift_live.unmanaged_owners((n, self.stacks[n]) for n in selected if n in self.stacks)
 
     def check(self, name: str, rules: IgnoreRules) -> list[DriftItem]:
         if name in self.errors:

@@ -281,12 +281,12 @@ def check_stack(
     return items
 
 
-def unmanaged_owners(stacks: Iterable[StackConfig]) -> dict[str, str]:
-    """For each project, the first stack that watches it: that stack alone reports the project's
-    unmanaged instances, so two stacks in one project do not report them twice."""
+def unmanaged_owners(stacks: Iterable[tuple[str, StackConfig]]) -> dict[str, str]:
+    """For each project, the name of the first stack that watches it: that stack alone reports the
+    project's unmanaged instances, so two stacks in one project do not report them twice."""
     owners: dict[str, str] = {}
-    for stack in stacks:
+    for name, stack in stacks:
         if stack.project and stack.project not in owners:
-            owners[stack.project] = stack.stack
+            owners[stack.project] = name
     return owners
 

@@ -56,7 +56,7 @@ engine: live
     message = str(info.value)
     assert message.startswith(f"{path}: 7 problems in config")
     expected_lines = [
-        "pulumi.stacks: stack name 'bad name' may only hold letters, digits, '_', '.', '-'; stack listed more than once: staging",
+        "pulumi.stacks: stack name 'bad name' may only hold letters, digits, '_', '.', '-' (optionally org/ or org/project/ before it); stack listed more than once: staging",
         "pulumi.backend_url: backend_url must start with one of file://, gs://, s3://, azblob://, https://, http:// (got 'ftp://state')",
         "pulumi.refresh_timout_seconds: unknown key; allowed keys: backend_url, refresh_timeout_seconds, stacks, work_dir; did you mean 'refresh_timeout_seconds'?",
         "parallelism: Input should be greater than or equal to 1 (got 0)",
@@ -130,3 +130,9 @@ def test_selected_stacks_must_be_configured(tmp_path: Path) -> None:
     assert default_stack_names(config, ["production", "production"]) == ("production",)
     with pytest.raises(ConfigError, match="--stack dev: not in pulumi.stacks; allowed: staging, production"):
         default_stack_names(config, ["dev"])
+
+
+def test_a_pulumi_cloud_stack_may_name_its_org(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "pulumi: {stacks: [acme/staging, acme/redis-fleet/production]}\n"))
+    assert config.pulumi.stack_file("acme/staging") == tmp_path / "program" / "Pulumi.staging.yaml"
+    assert config.pulumi.stack_file("acme/redis-fleet/production") == tmp_path / "program" / "Pulumi.production.yaml"

@@ -159,3 +159,22 @@ def test_admin_api_calls_do_not_grow_with_instances(emulator_factory, tmp_path: 
     report = run_scan(config, ["blue", "green"], ["live"])
     assert [s.status for s in report.stacks] == ["in_sync", "in_sync"]
     assert emulator.request_counts()["redis"] == {"ListInstances": 1}
+
+
+def test_unmanaged_instances_are_reported_once_per_project(emulator_factory, tmp_path: Path) -> None:
+    work_dir = tmp_path / "program"
+    work_dir.mkdir()
+    blue = generated_stack(work_dir, "blue", "redisguard-load", 2, "blue")
+    green = generated_stack(work_dir, "green", "redisguard-load", 2, "green")
+    emulator = emulator_factory(fleet=[blue, green], processes=False)
+    emulator.redis_client().create_instance(
+        parent=emulator.parent(), instance_id="stray", instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1)
+    ).result(timeout=OPERATION_TIMEOUT)
+    config = config_from_mapping(
+        {"pulumi": {"work_dir": str(work_dir), "stacks": ["blue", "green"]}, "gcp": {"redis_endpoint": emulator.redis_endpoint}}
+    )
+    report = run_scan(config, ["green", "blue"], ["live"])
+    items = {s.stack: [(i.kind, i.resource) for i in s.items] for s in report.stacks}
+    # Each stack's clusters are declared (by the other stack too): only the stray one is unmanaged,
+    # listed under the first selected stack.
+    assert items == {"green": [("unmanaged", emulator.instance_name("stray"))], "blue": []}
