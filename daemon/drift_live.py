@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
@@ -27,8 +28,16 @@ log = logging.getLogger(__name__)
 
 # The Memorystore API's own maximum page size: a project of up to 1000 instances is one call.
 PAGE_SIZE = 1000
-_TRANSIENT = (gexc.ServiceUnavailable, gexc.TooManyRequests, gexc.DeadlineExceeded, gexc.InternalServerError)
-_PERMANENT = (gexc.PermissionDenied, gexc.NotFound, gexc.InvalidArgument, gexc.Unauthenticated, gexc.FailedPrecondition)
+# Over REST the client raises the HTTP-status classes (BadRequest, Forbidden, GatewayTimeout),
+# the parents of the gRPC-status ones (InvalidArgument, PermissionDenied, DeadlineExceeded).
+_TRANSIENT = (gexc.ServiceUnavailable, gexc.TooManyRequests, gexc.GatewayTimeout, gexc.InternalServerError)
+_PERMANENT = (gexc.BadRequest, gexc.Forbidden, gexc.NotFound, gexc.Unauthorized, gexc.FailedPrecondition)
+_REST_PREFIX = re.compile(r"^(?:GET|POST|PATCH|PUT|DELETE) \S+: ")
+
+
+def _api_message(exc: gexc.GoogleAPICallError) -> str:
+    """The API's own message, without the request URL the REST transport puts in front of it."""
+    return f"{type(exc).__name__}: {_REST_PREFIX.sub('', exc.message or '')}"
 
 
 # --- the client and one listing per project ----------------------------------------------------
@@ -83,15 +92,15 @@ def list_project_instances(
             instances.extend(page.instances)
         return instances
     except _TRANSIENT as exc:
-        raise TransientError(f"list_instances {parent}: {type(exc).__name__}: {exc.message}") from exc
+        raise TransientError(f"list_instances {parent}: {_api_message(exc)}") from exc
     except _PERMANENT as exc:
-        raise PermanentError(f"list_instances {parent}: {type(exc).__name__}: {exc.message}") from exc
+        raise PermanentError(f"list_instances {parent}: {_api_message(exc)}") from exc
     except gexc.RetryError as exc:
         cause = exc.cause
-        detail = f"{type(cause).__name__}: {cause.message}" if isinstance(cause, gexc.GoogleAPICallError) else str(cause)
+        detail = _api_message(cause) if isinstance(cause, gexc.GoogleAPICallError) else str(cause)
         raise TransientError(f"list_instances {parent}: still failing after retries ({detail})") from exc
     except gexc.GoogleAPICallError as exc:
-        raise PermanentError(f"list_instances {parent}: {type(exc).__name__}: {exc.message}") from exc
+        raise PermanentError(f"list_instances {parent}: {_api_message(exc)}") from exc
     except requests.Timeout as exc:
         raise TransientError(f"list_instances {parent}: no answer from {where} within {gcp.request_timeout_seconds:g}s") from exc
     except requests.ConnectionError as exc:

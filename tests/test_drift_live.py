@@ -120,7 +120,21 @@ def test_an_unavailable_api_exits_1_with_one_line(emulator_factory, tmp_path: Pa
     assert report["stacks"][0]["status"] == "error"
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1
-    assert errors[0].startswith("redisguard drift-report: error: stack staging (live): list_instances projects/redisguard-staging/locations/-: still failing after retries (ServiceUnavailable")
+    assert errors[0].startswith("redisguard drift-report: error: stack staging (live): list_instances projects/redisguard-staging/locations/-: still failing after retries (ServiceUnavailable: The service is currently unavailable")
+
+
+def test_a_rejected_listing_is_a_permanent_error_naming_the_api_message(emulator_factory, tmp_path: Path) -> None:
+    emulator = emulator_factory(fleet=STAGING, processes=False)
+    work_dir = tmp_path / "program"
+    work_dir.mkdir()
+    generated_stack(work_dir, "broken", "Bad_Project!", 1, "x")
+    config = config_from_mapping({"pulumi": {"work_dir": str(work_dir), "stacks": ["broken"]}, "gcp": {"redis_endpoint": emulator.redis_endpoint}})
+    [stack] = run_scan(config, ["broken"], ["live"]).stacks
+    assert stack.status == "error"
+    # The API's own words, without the request URL the REST transport puts in front of them.
+    assert (stack.error or "").startswith("list_instances projects/Bad_Project!/locations/-: BadRequest: ")
+    assert "Bad_Project!" in (stack.error or "")[60:]
+    assert "http://" not in (stack.error or "")
 
 
 def test_a_single_503_is_retried_and_the_scan_succeeds(emulator_factory, tmp_path: Path) -> None:
