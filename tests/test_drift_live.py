@@ -137,6 +137,17 @@ def test_a_rejected_listing_is_a_permanent_error_naming_the_api_message(emulator
     assert "http://" not in (stack.error or "")
 
 
+def test_a_hung_api_is_a_transient_error_after_the_request_timeout(emulator_factory, tmp_path: Path) -> None:
+    emulator = emulator_factory(fleet=STAGING, processes=False)
+    config = write_config(tmp_path, emulator, REPO / "program", ["staging"], request_timeout_seconds=1)
+    emulator.inject_fault("redis", "hang", count=1)
+    code, report = drift_json(config, tmp_path)
+    assert code == 1
+    assert report["stacks"][0]["error"] == (
+        f"list_instances projects/redisguard-staging/locations/-: no answer from {emulator.redis_endpoint} within 1s"
+    )
+
+
 def test_a_single_503_is_retried_and_the_scan_succeeds(emulator_factory, tmp_path: Path) -> None:
     emulator = emulator_factory(fleet=STAGING, processes=False)
     config = write_config(tmp_path, emulator, REPO / "program", ["staging"])
