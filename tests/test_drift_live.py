@@ -14,7 +14,7 @@ from google.protobuf import field_mask_pb2
 from redisguard.daemon.cli import main
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.drift import run_scan
-from tests.fixtures.emulator import EmulatorHandle, emulator_factory  # noqa: F401 - the fixture
+from tests.fixtures.emulator import EmulatorHandle
 
 REPO = Path(__file__).resolve().parents[1]
 STAGING = REPO / "program" / "Pulumi.staging.yaml"
