@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -316,5 +316,3 @@ def default_stack_names(config: RedisguardConfig, selected: Sequence[str] | None
         )
     return tuple(dict.fromkeys(selected))
 
-
-EngineName = Literal["pulumi", "live"]

@@ -141,8 +141,8 @@ class Inventory:
 # --- declared vs live properties ----------------------------------------------------------------
 
 
-def _window(prefix: str = "maintenancePolicy.weeklyMaintenanceWindows[0]") -> tuple[str, str, str]:
-    return f"{prefix}.day", f"{prefix}.startTime.hours", f"{prefix}.startTime.minutes"
+_WINDOW = "maintenancePolicy.weeklyMaintenanceWindows[0]"
+_WINDOW_DAY, _WINDOW_HOURS, _WINDOW_MINUTES = (f"{_WINDOW}.day", f"{_WINDOW}.startTime.hours", f"{_WINDOW}.startTime.minutes")
 
 
 def expected_properties(cluster: ClusterConfig) -> dict[str, Any]:
@@ -159,10 +159,9 @@ def expected_properties(cluster: ClusterConfig) -> dict[str, Any]:
     if period is not None:
         props["persistenceConfig.rdbSnapshotPeriod"] = period
     if cluster.maintenance_window_day is not None:
-        day, hours, minutes = _window()
-        props[day] = cluster.maintenance_window_day
-        props[hours] = cluster.maintenance_start_hours or 0
-        props[minutes] = cluster.maintenance_start_minutes or 0
+        props[_WINDOW_DAY] = cluster.maintenance_window_day
+        props[_WINDOW_HOURS] = cluster.maintenance_start_hours or 0
+        props[_WINDOW_MINUTES] = cluster.maintenance_start_minutes or 0
     if cluster.tier == "STANDARD_HA":
         props["replicaCount"] = cluster.effective_replica_count()
         props["readReplicasMode"] = "READ_REPLICAS_ENABLED" if cluster.read_replicas else "READ_REPLICAS_DISABLED"
@@ -194,12 +193,11 @@ def live_properties(instance: redis_v1.Instance) -> dict[str, Any]:
         "readReplicasMode": _enum_name(instance.read_replicas_mode, "READ_REPLICAS_DISABLED"),
     }
     windows = list(instance.maintenance_policy.weekly_maintenance_window)
-    day, hours, minutes = _window()
     if windows:
         window = windows[0]
-        props[day] = dayofweek_pb2.DayOfWeek.Name(window.day) if window.day else None
-        props[hours] = window.start_time.hours
-        props[minutes] = window.start_time.minutes
+        props[_WINDOW_DAY] = dayofweek_pb2.DayOfWeek.Name(window.day) if window.day else None
+        props[_WINDOW_HOURS] = window.start_time.hours
+        props[_WINDOW_MINUTES] = window.start_time.minutes
     for key, value in instance.redis_configs.items():
         props[f"redisConfigs.{key}"] = value
     for key, value in instance.labels.items():

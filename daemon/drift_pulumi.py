@@ -121,10 +121,13 @@ def _leaf_diffs(old: Any, new: Any, parts: tuple[PathPart, ...]) -> Iterable[tup
         yield parts, _mask(old, parts), _mask(new, parts)
 
 
-def _state_map(state: StepEventStateMetadata | None) -> Mapping[str, Any]:
+def _top_value(state: StepEventStateMetadata | None, key: str, outputs_only: bool) -> Any:
+    """A top-level property of a state: from its inputs when declared there, else from its outputs."""
     if state is None:
-        return {}
-    return state.inputs if state.inputs else (state.outputs or {})
+        return None
+    if not outputs_only and state.inputs and key in state.inputs:
+        return state.inputs[key]
+    return (state.outputs or {}).get(key)
 
 
 def _changed_properties(md: StepEventMetadata) -> list[tuple[str, Any, Any]]:
@@ -145,14 +148,13 @@ def _changed_properties(md: StepEventMetadata) -> list[tuple[str, Any, Any]]:
                 actual = None
             out.append((format_path(parts), expected, actual))
         return out
-    old_map, new_map = _state_map(md.old), _state_map(md.new)
-    keys: Iterable[str] = md.diffs or sorted(set(old_map) | set(new_map))
-    if not md.diffs and md.old is not None and md.new is not None:
-        # Legacy refresh (no diff computed by the engine): compare outputs, as the engine did.
-        old_map, new_map = md.old.outputs or {}, md.new.outputs or {}
-        keys = sorted(set(old_map) | set(new_map))
+    # No detailed diff: the changed top-level keys, or for a legacy refresh (no diff computed by
+    # the engine) every output, as the engine itself compared them.
+    outputs_only = not md.diffs
+    keys = md.diffs or sorted(set((md.old and md.old.outputs) or {}) | set((md.new and md.new.outputs) or {}))
     for key in keys:
-        for parts, expected, actual in _leaf_diffs(old_map.get(key), new_map.get(key), (key,)):
+        old, new = _top_value(md.old, key, outputs_only), _top_value(md.new, key, outputs_only)
+        for parts, expected, actual in _leaf_diffs(old, new, (key,)):
             out.append((format_path(parts), expected, actual))
     return out
 

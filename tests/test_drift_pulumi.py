@@ -217,6 +217,14 @@ def test_without_detailed_diff_the_changed_keys_are_compared_down_to_the_leaves(
     assert item.properties == (PropertyDrift(path="labels.env", expected="staging", actual="prod"),)
 
 
+def test_legacy_refresh_without_any_diff_compares_outputs_and_applies_ignore_rules() -> None:
+    old_out = with_changes(BASE, currentLocationId="europe-west1-b", host="10.0.0.3")
+    new_out = with_changes(BASE, currentLocationId="europe-west1-c", host="10.0.0.3", memorySizeGb=4)
+    event = outputs_event(OpType.UPDATE, "redis-sidekiq", BASE, BASE, detailed=None, diffs=[], old_outputs=old_out, new_outputs=new_out)
+    [item] = parse([event])
+    assert item.properties == (PropertyDrift(path="memorySizeGb", expected=2, actual=4),)
+
+
 def test_stack_and_provider_resources_are_never_drift() -> None:
     events = [
         outputs_event(OpType.UPDATE, "redis-fleet-staging", {"a": 1}, {"a": 2}, {"a": DiffKind.UPDATE}, type_="pulumi:pulumi:Stack"),
