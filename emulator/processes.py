@@ -116,6 +116,8 @@ class RedisProcess:
     spec: RedisSpec
     popen: subprocess.Popen
     host: str
+    rss_overhead: int = 0
+    """RSS beyond used_memory of the freshly started, empty server (allocator, code, buffers)."""
 
     @property
     def port(self) -> int:
@@ -200,6 +202,8 @@ class Supervisor:
                     raise ProcessError(f"redis-server for {key} exited with {popen.returncode}: {_log_tail(spec)}")
                 try:
                     if client.ping():
+                        memory = client.info("memory")
+                        proc.rss_overhead = max(0, int(memory["used_memory_rss"]) - int(memory["used_memory"]))
                         break
                 except redis.RedisError:
                     pass

@@ -264,6 +264,9 @@ class RedisApi:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "redisguard-emulator"
+    # Headers and body go out in two writes: with Nagle on, keep-alive clients wait for a
+    # delayed ACK (~40 ms) on every call.
+    disable_nagle_algorithm = True
     api: RedisApi  # set on the subclass built by make_server
 
     def _handle(self) -> None:

@@ -28,7 +28,7 @@ class Sample:
     """Unix seconds."""
     used_memory: int
     used_memory_rss: int
-    """RSS minus the empty process's own overhead (see Sampler), bytes."""
+    """RSS minus the empty process's own overhead (RedisProcess.rss_overhead), bytes."""
     maxmemory: int
     capacity: int
     """memorySizeGb times the memory scale: the node's memory in the emulator, bytes."""
@@ -61,9 +61,6 @@ class Sampler:
         self.history = history
         self._histories: dict[str, deque[Sample]] = {}
         self._clients: dict[str, tuple[tuple[int, str], redis.Redis]] = {}
-        # Per process (pid): RSS an empty redis-server needs anyway, subtracted so that
-        # system_memory_usage_ratio reflects the data, not the scaled-down node size.
-        self._rss_overhead: dict[int, int] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -76,7 +73,8 @@ class Sampler:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         for _, client in self._clients.values():
             client.close()
 
@@ -142,7 +140,9 @@ class Sampler:
             return None
         used = int(info["used_memory"])
         rss = int(info["used_memory_rss"])
-        overhead = self._rss_overhead.setdefault(proc.pid, max(0, rss - used))
+        # The RSS an empty redis-server needs anyway is left out, so that
+        # system_memory_usage_ratio reflects the data, not the scaled-down node size.
+        overhead = proc.rss_overhead
         return Sample(
             time=time.time(),
             used_memory=used,

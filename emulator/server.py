@@ -49,13 +49,9 @@ class Emulator:
         # Bind the ports first: a port in use is reported before any redis-server starts.
         self.redis_api = RedisApiServer(RedisApi(self.service, self.faults), self.settings.host, self.settings.redis_api_port)
         self.monitoring = MonitoringServer(self.sampler, self.faults, self.settings.host, self.settings.monitoring_port)
-        try:
-            self.service.start()
-            for path in self.fleets:
-                apply_fleet(self.service, path, self.fleet_project, self.fleet_region)
-        except BaseException:
-            self.service.stop()
-            raise
+        self.service.start()
+        for path in self.fleets:
+            apply_fleet(self.service, path, self.fleet_project, self.fleet_region)
         self.sampler.start()
         self.redis_api.start()
         self.monitoring.start()

@@ -137,6 +137,7 @@ class MemorystoreService:
     on_change: Callable[[], None] = lambda: None
     """Called after an instance appears, changes or goes away (the sampler takes a sample at once)."""
     _ops_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _started: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.store = st.Store(self.settings.state_dir)
@@ -147,6 +148,7 @@ class MemorystoreService:
 
     def start(self) -> None:
         """Load the state dir and bring every stored instance back up."""
+        self._started = True
         self.store.load()
         self.store.start()
         for record in self.store.snapshot():
@@ -170,6 +172,9 @@ class MemorystoreService:
 
     def stop(self) -> None:
         """Save every instance's data (RDB) and stop all redis-server children."""
+        if not self._started:
+            return
+        self._started = False
         if self.supervisor is not None:
             self.supervisor.stop_all(save=True)
         self.store.stop()

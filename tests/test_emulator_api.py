@@ -99,3 +99,93 @@ def test_list_across_regions_and_pages(client: redis_v1.CloudRedisClient, emulat
         emulator.instance_name("list-b", "us-central1"),
         emulator.instance_name("list-c", "us-central1"),
     }
+
+
+@pytest.mark.parametrize(
+    ("instance_id", "fields", "message"),
+    [
+        ("Upper-Case", {}, "Invalid instance_id 'Upper-Case'"),
+        ("ends-with-hyphen-", {}, "Invalid instance_id"),
+        ("x" * 41, {}, "Invalid instance_id"),
+        ("no-tier", {"tier": redis_v1.Instance.Tier.TIER_UNSPECIFIED}, "instance.tier"),
+        ("too-big", {"memory_size_gb": 301}, "memory_size_gb': 301"),
+        ("replicas-small", {"tier": "STANDARD_HA", "read_replicas_mode": "READ_REPLICAS_ENABLED", "memory_size_gb": 2}, "between 5 and 300"),
+        ("basic-replicas", {"replica_count": 1}, "BASIC"),
+        ("bad-policy", {"redis_configs": {"maxmemory-policy": "lru-ish"}}, "maxmemory-policy"),
+        ("bad-config", {"redis_configs": {"save": "60 1"}}, "Invalid redis_configs key 'save'"),
+        ("bad-label", {"labels": {"Team": "x"}}, "Invalid label key 'Team'"),
+        ("bad-version", {"redis_version": "REDIS_9_9"}, "REDIS_9_9"),
+        ("bad-zone", {"location_id": "us-east1-b"}, "zone of region europe-west1"),
+    ],
+)
+def test_invalid_create_is_bad_request(
+    client: redis_v1.CloudRedisClient, emulator: EmulatorHandle, instance_id: str, fields: dict, message: str
+) -> None:
+    fields = {"tier": "BASIC", "memory_size_gb": 1, **fields}
+    with pytest.raises(exceptions.BadRequest) as err:
+        client.create_instance(parent=emulator.parent(), instance_id=instance_id, instance=redis_v1.Instance(**fields))
+    assert message in err.value.message
+    with pytest.raises(exceptions.NotFound):
+        client.get_instance(name=emulator.instance_name(instance_id))
+
+
+def test_conflicts_and_immutable_fields(client: redis_v1.CloudRedisClient, emulator: EmulatorHandle) -> None:
+    inst = _create(client, emulator, "immutable", tier="STANDARD_HA")
+    assert inst.replica_count == 1 and inst.alternative_location_id
+    with pytest.raises(exceptions.Conflict, match="already exists"):
+        _create(client, emulator, "immutable")
+    for field, value in (("tier", "BASIC"), ("connect_mode", "PRIVATE_SERVICE_ACCESS"), ("location_id", "europe-west1-d")):
+        with pytest.raises(exceptions.BadRequest, match=f"Field '{field}' cannot be updated"):
+            client.update_instance(
+                update_mask=field_mask_pb2.FieldMask(paths=[field]),
+                instance=redis_v1.Instance(name=inst.name, **{field: value}),
+            )
+    with pytest.raises(exceptions.BadRequest, match="update_mask"):
+        client.update_instance(update_mask=field_mask_pb2.FieldMask(paths=[]), instance=redis_v1.Instance(name=inst.name))
+    assert client.get_instance(name=inst.name).tier == redis_v1.Instance.Tier.STANDARD_HA
+    with pytest.raises(exceptions.NotFound):
+        client.delete_instance(name=emulator.instance_name("never-created"))
+
+
+def test_killed_instance_is_repairing_and_refuses_updates(client: redis_v1.CloudRedisClient, emulator: EmulatorHandle) -> None:
+    inst = _create(client, emulator, "to-kill")
+    result = emulator.kill_instance(emulator.region, "to-kill")
+    assert result["killed"] is True
+    assert not _pid_alive(inst.port)
+    assert client.get_instance(name=inst.name).state == redis_v1.Instance.State.REPAIRING
+    with pytest.raises(exceptions.BadRequest, match="while it is REPAIRING") as err:
+        client.update_instance(
+            update_mask=field_mask_pb2.FieldMask(paths=["memory_size_gb"]),
+            instance=redis_v1.Instance(name=inst.name, memory_size_gb=2),
+        )
+    assert err.value.code == 400
+    emulator.start_instance(emulator.region, "to-kill")
+    back = client.get_instance(name=inst.name)
+    assert back.state == redis_v1.Instance.State.READY
+    assert _pid_alive(back.port)
+    # Deleting works in either state.
+    client.delete_instance(name=inst.name).result(timeout=30)
+
+
+def test_auth_toggle_and_persistence_patch(client: redis_v1.CloudRedisClient, emulator: EmulatorHandle) -> None:
+    inst = _create(client, emulator, "auth-toggle")
+    assert client.get_instance_auth_string(name=inst.name).auth_string == ""
+    connect_redis(inst.host, inst.port).set("k", "v")
+    patched = client.update_instance(
+        update_mask=field_mask_pb2.FieldMask(paths=["auth_enabled", "persistence_config"]),
+        instance=redis_v1.Instance(
+            name=inst.name,
+            auth_enabled=True,
+            persistence_config=redis_v1.PersistenceConfig(persistence_mode="RDB", rdb_snapshot_period="ONE_HOUR"),
+        ),
+    ).result(timeout=30)
+    assert patched.auth_enabled
+    assert patched.persistence_config.persistence_mode == redis_v1.PersistenceConfig.PersistenceMode.RDB
+    assert patched.persistence_config.rdb_next_snapshot_time
+    auth = client.get_instance_auth_string(name=inst.name).auth_string
+    with pytest.raises(redis.AuthenticationError):
+        connect_redis(inst.host, inst.port).get("k")
+    data = connect_redis(inst.host, inst.port, auth)
+    assert data.get("k") == b"v"
+    assert data.config_get("save") == {"save": "3600 1"}
+    data.close()
