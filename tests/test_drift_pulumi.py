@@ -292,6 +292,10 @@ FAKE_PULUMI = textwrap.dedent(
         with open(spec["pid_file"], "w") as f:
             f.write(f"{{os.getpid()}} {{child.pid}}")
         time.sleep(600)
+    started = time.time()
+    time.sleep(spec.get("sleep", 0))
+    with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
+        log.write(json.dumps({{"refresh": stack, "start": started, "end": time.time()}}) + "\\n")
     events = [{{"preludeEvent": {{"config": {{}}}}}}] + spec["events"] + [
         {{"summaryEvent": {{"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": {{"same": 1}}}}}}]
     for n, event in enumerate(events):
@@ -381,7 +385,7 @@ def test_refresh_preview_through_the_automation_api(fake_pulumi, version: str) -
         DriftItem(resource="redis-sessions", kind="deleted"),
         DriftItem(resource="redis-sidekiq", kind="changed", properties=(PropertyDrift(path="memorySizeGb", expected=2, actual=3),)),
     ]
-    refresh = [c for c in _calls(log) if c["args"][:1] == ["refresh"]]
+    refresh = [c for c in _calls(log) if c.get("args", [])[:1] == ["refresh"]]
     assert len(refresh) == 1
     args = refresh[0]["args"]
     assert args[:2] == ["refresh", "--preview-only"]
@@ -451,6 +455,26 @@ def test_parallel_stacks_report_each_their_own_status(fake_pulumi) -> None:
     assert "locked" in (report.stacks[1].error or "")
 
 
+@pytest.mark.parametrize("parallelism", [1, 3])
+def test_stacks_run_in_parallel_up_to_the_configured_bound(fake_pulumi, parallelism: int) -> None:
+    stacks = ["a", "b", "c"]
+    # Long enough that the CLIs' start-up jitter cannot hide an overlap when they run together.
+    sleep = 1.0 if parallelism > 1 else 0.2
+    log = fake_pulumi({name: {"events": [], "sleep": sleep} for name in stacks})
+    config = config_from_mapping(
+        {"pulumi": {"work_dir": str(fake_pulumi.work_dir), "stacks": stacks}, "parallelism": parallelism}
+    )
+    report = run_scan(config, stacks, ["pulumi"])
+    assert [s.status for s in report.stacks] == ["in_sync"] * 3
+    runs = [c for c in _calls(log) if "refresh" in c]
+    events = sorted([(r["start"], 1) for r in runs] + [(r["end"], -1) for r in runs])
+    running = most = 0
+    for _, delta in events:
+        running += delta
+        most = max(most, running)
+    assert most == parallelism
+
+
 def test_missing_cli_is_a_one_line_permanent_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi anywhere
     settings = PulumiSettings(work_dir=tmp_path, stacks=("staging",))
@@ -485,4 +509,4 @@ def test_access_token_reaches_the_cli_and_nothing_else(
         assert token not in captured.out + captured.err
     assert "effective config" in caplog.text and "'access_token': '[set]'" in caplog.text
     assert token not in caplog.text
-    assert {c["token"] for c in _calls(log)} == {token}
+    assert {c["token"] for c in _calls(log) if "args" in c} == {token}
