@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ def test_demo_reports_the_drift_it_made_and_cleans_up() -> None:
         text=True,
         timeout=180,
         cwd=REPO,
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "COLUMNS": "120", "HOME": str(Path.home())},
+        env={**os.environ, "COLUMNS": "120"},
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
