@@ -283,8 +283,9 @@ def stop_emulator(process: subprocess.Popen[str]) -> int | None:
     return process.returncode
 
 
-def change_out_of_band(emulator: RunningEmulator, instance_id: str) -> tuple[int, int]:
-    """Grow one instance's memory through the official client, as someone in the console would."""
+def change_out_of_band(emulator: RunningEmulator, instance_id: str) -> list[str]:
+    """Grow one instance's memory and switch its eviction policy through the official client, as
+    someone in the console would; returns what changed, for the demo's output."""
     from google.api_core import exceptions as gexc
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import redis_v1
@@ -296,15 +297,21 @@ def change_out_of_band(emulator: RunningEmulator, instance_id: str) -> tuple[int
     )
     name = f"projects/{emulator.project}/locations/{emulator.region}/instances/{instance_id}"
     try:
-        before = client.get_instance(name=name).memory_size_gb
+        before = client.get_instance(name=name)
+        configs = dict(before.redis_configs)
+        old_policy = configs.get("maxmemory-policy", "unset")
+        configs["maxmemory-policy"] = "allkeys-lru" if old_policy != "allkeys-lru" else "allkeys-lfu"
         operation = client.update_instance(
-            update_mask={"paths": ["memory_size_gb"]},
-            instance=redis_v1.Instance(name=name, memory_size_gb=before + 1),
+            update_mask={"paths": ["memory_size_gb", "redis_configs"]},
+            instance=redis_v1.Instance(name=name, memory_size_gb=before.memory_size_gb + 1, redis_configs=configs),
         )
         operation.result(timeout=60)
     except gexc.GoogleAPICallError as exc:
         raise PermanentError(f"the demo could not change {instance_id}: {exc.message}") from exc
-    return before, before + 1
+    return [
+        f"memory_size_gb {before.memory_size_gb} -> {before.memory_size_gb + 1}",
+        f"maxmemory-policy {old_policy} -> {configs['maxmemory-policy']}",
+    ]
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -324,10 +331,9 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         try:
             out.print(f"   ready: Memorystore API {emulator.redis_endpoint}, Cloud Monitoring {emulator.monitoring_endpoint}")
-            before, after = change_out_of_band(emulator, target)
+            changes = change_out_of_band(emulator, target)
             out.print(
-                f"[bold]2.[/] changed {target} behind Pulumi's back through the Memorystore API: "
-                f"memory_size_gb {before} -> {after}"
+                f"[bold]2.[/] changed {target} behind Pulumi's back through the Memorystore API: {', '.join(changes)}"
             )
             config = config_from_mapping(
                 {

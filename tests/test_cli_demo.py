@@ -35,14 +35,19 @@ def test_demo_reports_the_drift_it_made_and_cleans_up() -> None:
         text=True,
         timeout=180,
         cwd=REPO,
-        env={**os.environ, "COLUMNS": "120"},
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "starting the emulator with the staging fleet (3 instances: redis-sidekiq, redis-cache, redis-sessions)" in out
-    assert "changed redis-sidekiq behind Pulumi's back through the Memorystore API: memory_size_gb 2 -> 3" in out
-    [row] = [line for line in out.splitlines() if "memorySizeGb" in line]
-    assert [cell.strip() for cell in row.split("│")[1:6]] == ["redis-sidekiq", "changed", "memorySizeGb", "2", "3"]
+    assert (
+        "changed redis-sidekiq behind Pulumi's back through the Memorystore API: "
+        "memory_size_gb 2 -> 3, maxmemory-policy noeviction -> allkeys-lru"
+    ) in out
+    rows = [[cell.strip() for cell in line.split("│")[1:6]] for line in out.splitlines() if "│" in line]
+    start = rows.index(["redis-sidekiq", "changed", "memorySizeGb", "2", "3"])
+    assert rows[start + 1] == ["", "", "redisConfigs.maxmemory-policy", "noeviction", "allkeys-lru"]
+    assert len(rows) == start + 2  # nothing else drifted
     assert "drift-report would exit with code 2 (drift found). That is expected here" in out
     assert "emulator stopped (exit status 0)" in out
     assert demo_processes() == []
