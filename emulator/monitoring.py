@@ -63,7 +63,7 @@ class MonitoringServer:
             err = fault.error()
             context.abort(err.grpc_status, err.message)
         try:
-            return list_time_series(request, self.sampler.samples())
+            return list_time_series(request, self.sampler.samples)
         except ApiError as exc:
             context.abort(exc.grpc_status, exc.message)
         except Exception:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import logging
 import math
 import threading
@@ -44,6 +46,10 @@ class Sample:
     keys: int
 
 
+def _sample_time(sample: Sample) -> float:
+    return sample.time
+
+
 def _keys(info: dict[str, Any]) -> int:
     return sum(v.get("keys", 0) for k, v in info.items() if k.startswith("db") and isinstance(v, dict))
 
@@ -62,6 +68,7 @@ class Sampler:
         self._histories: dict[str, deque[Sample]] = {}
         self._clients: dict[str, tuple[tuple[int, str], redis.Redis]] = {}
         self._lock = threading.Lock()
+        self._pending: set[str] = set()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
@@ -78,26 +85,39 @@ class Sampler:
         for _, client in self._clients.values():
             client.close()
 
-    def poke(self) -> None:
-        """Take a sample now (an instance was created or changed)."""
+    def poke(self, name: str) -> None:
+        """Sample instance `name` now (it was created or changed), without waiting for the next round."""
+        with self._lock:
+            self._pending.add(name)
         self._wake.set()
 
     def _loop(self) -> None:
+        next_round = time.monotonic() + self.interval
         while not self._stopping.is_set():
-            self._wake.wait(self.interval)
+            self._wake.wait(max(0.0, next_round - time.monotonic()))
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            with self._lock:
+                pending, self._pending = self._pending, set()
             try:
-                self.tick()
+                if time.monotonic() >= next_round:
+                    next_round = time.monotonic() + self.interval
+                    self.tick()
+                elif pending:
+                    self.tick(only=pending)
             except Exception:
                 log.exception("sampling failed")
 
-    def tick(self) -> None:
-        self.service.check_processes()
+    def tick(self, only: set[str] | None = None) -> None:
+        """One round over every instance, or over the instances named in `only`."""
+        if only is None:
+            self.service.check_processes()
         records = self.service.store.snapshot()
         names = {r.name for r in records}
         for record in records:
+            if only is not None and record.name not in only:
+                continue
             if record.instance.state not in (st.State.READY, st.State.UPDATING):
                 continue
             sample = self._sample_process(record) if self.service.supervisor else self._synthetic(record)
@@ -111,10 +131,15 @@ class Sampler:
         for name in [n for n in self._clients if n not in names]:
             self._clients.pop(name)[1].close()
 
-    def samples(self) -> dict[str, list[Sample]]:
-        """A copy of every instance's history, oldest first."""
+    def samples(self, since: float = 0.0) -> dict[str, list[Sample]]:
+        """Every instance's samples from the one before `since` on, oldest first (a copy)."""
         with self._lock:
-            return {name: list(h) for name, h in self._histories.items()}
+            out = {}
+            for name, history in self._histories.items():
+                # One sample before `since` too: a DELTA point needs its predecessor.
+                first = max(0, bisect.bisect_left(history, since, key=_sample_time) - 1)
+                out[name] = list(itertools.islice(history, first, None))
+            return out
 
     def _client(self, name: str, port: int, password: str) -> redis.Redis:
         key = (port, password)

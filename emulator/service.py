@@ -134,8 +134,8 @@ class MemorystoreService:
     store: st.Store = field(init=False)
     supervisor: Supervisor | None = field(init=False, default=None)
     operations: OrderedDict[str, OperationRecord] = field(init=False, default_factory=OrderedDict)
-    on_change: Callable[[], None] = lambda: None
-    """Called after an instance appears, changes or goes away (the sampler takes a sample at once)."""
+    on_change: Callable[[str], None] = lambda name: None
+    """Called with an instance name after it appears, changes or goes away (the sampler samples it at once)."""
     _ops_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _started: bool = field(init=False, default=False)
 
@@ -290,7 +290,7 @@ class MemorystoreService:
             self._set_endpoint(inst, NO_PROCESS_PORT)
         inst.state = st.State.READY
         self.store.put(record)
-        self.on_change()
+        self.on_change(name)
         log.info("instance created name=%s tier=%s memory_gb=%d", name, st.Tier.Name(inst.tier), inst.memory_size_gb)
         return self._finish(op, response=self._copy(inst))
 
@@ -390,7 +390,7 @@ class MemorystoreService:
             record.instance = updated
             record.auth_string = auth_string
             self.store.put(record)
-        self.on_change()
+        self.on_change(name)
         log.info("instance updated name=%s fields=%s", name, ",".join(mask))
         op = self._new_operation(name, "update")
         return self._finish(op, response=self._copy(updated))
@@ -423,7 +423,7 @@ class MemorystoreService:
         if self.supervisor is not None:
             self.supervisor.stop(name, save=False)
         self._forget(record)
-        self.on_change()
+        self.on_change(name)
         log.info("instance deleted name=%s", name)
         op = self._new_operation(name, "delete")
         return self._finish(op)
@@ -473,7 +473,7 @@ class MemorystoreService:
             record.instance.state = st.State.REPAIRING
             record.instance.status_message = "The Redis node is unavailable and is being repaired."
             self.store.put(record)
-        self.on_change()
+        self.on_change(record.name)
         return killed
 
     def revive(self, record: st.InstanceRecord) -> None:
@@ -486,7 +486,7 @@ class MemorystoreService:
             record.instance.state = st.State.READY
             record.instance.status_message = ""
             self.store.put(record)
-        self.on_change()
+        self.on_change(record.name)
 
     def _running(self, name: str) -> bool:
         proc = self.supervisor.get(name) if self.supervisor is not None else None

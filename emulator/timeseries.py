@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import math
 import re
 import statistics
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -298,20 +302,30 @@ def raw_series(histories: dict[str, list[Sample]], project: str, start: float, e
         if labels["project_id"] != project:
             continue
         samples = histories[name]
+        # Samples are in time order: skip straight to the interval (one earlier for DELTA's start).
+        lo = bisect.bisect_left(samples, start, key=_sample_time)
+        hi = bisect.bisect_right(samples, end, key=_sample_time)
         for mdef in METRICS.values():
             series = Series(mdef.type, {"role": "primary"}, labels, mdef.kind, mdef.value_type, mdef.unit, [])
             if not predicate(series.labels()):
                 continue
-            prev = None
-            for sample in samples:
-                value = mdef.value(sample, prev)
-                point_start = prev.time if (mdef.kind == Kind.DELTA and prev is not None) else sample.time
-                prev = sample
-                if value is None or not start <= sample.time <= end:
-                    continue
-                series.points.append((point_start, sample.time, value))
+            value_of = mdef.value
+            if mdef.kind == _D:
+                for prev, cur in zip(samples[max(lo - 1, 0) : hi], samples[max(lo, 1) : hi]):
+                    value = value_of(cur, prev)
+                    if value is not None:
+                        series.points.append((prev.time, cur.time, value))
+            else:
+                for cur in samples[lo:hi]:
+                    value = value_of(cur, None)
+                    if value is not None:
+                        series.points.append((cur.time, cur.time, value))
             out.append(series)
     return out
+
+
+def _sample_time(sample: Sample) -> float:
+    return sample.time
 
 
 # ----- aggregation -----------------------------------------------------------------------
@@ -454,9 +468,8 @@ def _seconds(ts: Any) -> float:
 
 
 def _set_ts(target: Any, t: float) -> None:
-    seconds = math.floor(t)
-    target.seconds = seconds
-    target.nanos = int(round((t - seconds) * 1e9)) // 1000 * 1000
+    # Microsecond precision: float seconds carry no more.
+    target.FromMicroseconds(round(t * 1_000_000))
 
 
 def _to_pb(series: Series, with_points: bool, points: Iterable[tuple[float, float, Any]]) -> Any:
@@ -470,9 +483,9 @@ def _to_pb(series: Series, with_points: bool, points: Iterable[tuple[float, floa
         for start, end, value in sorted(points, key=lambda p: p[1], reverse=True):
             point = ts.points.add()
             _set_ts(point.interval.end_time, end)
-            if series.kind != Kind.GAUGE:
+            if series.kind != _G:
                 _set_ts(point.interval.start_time, start)
-            if series.value_type == ValueType.DOUBLE:
+            if series.value_type == _F:
                 point.value.double_value = float(value)
             else:
                 point.value.int64_value = int(value)
@@ -503,7 +516,51 @@ def _encode_page_token(series_index: int, point_index: int, fingerprint: str) ->
     return base64.urlsafe_b64encode(json.dumps({"s": series_index, "p": point_index, "h": fingerprint}).encode()).decode()
 
 
-def list_time_series(req: Any, histories: dict[str, list[Sample]]) -> Any:
+class _PageCache:
+    """Results of requests with more pages, by request fingerprint, for a minute."""
+
+    def __init__(self, ttl: float = 60.0, size: int = 32) -> None:
+        self.ttl, self.size = ttl, size
+        self._items: OrderedDict[str, tuple[float, list[Series]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> list[Series] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or time.monotonic() - item[0] > self.ttl:
+                return None
+            return item[1]
+
+    def put(self, key: str, series: list[Series]) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), series)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_PAGES = _PageCache()
+
+
+def _compute(samples: SampleSource, project: str, start: float, end: float, predicate: Predicate, agg: Any) -> list[Series]:
+    aligned = agg.per_series_aligner != Aligner.ALIGN_NONE
+    # Aligned windows may reach back one period before start_time.
+    data_start = start - (agg.alignment_period.seconds if aligned else 0)
+    series = raw_series(samples(data_start), project, data_start, end, predicate)
+    if aligned:
+        series = [align(s, agg, start, end) for s in series]
+        if agg.cross_series_reducer != Reducer.REDUCE_NONE:
+            series = reduce(series, agg)
+    series = [s for s in series if s.points]
+    series.sort(key=lambda s: (s.metric_type, sorted(s.resource_labels.items()), sorted(s.metric_labels.items())))
+    return series
+
+
+SampleSource = Callable[[float], dict[str, list[Sample]]]
+"""Per instance name, the samples from (shortly before) a given time on, oldest first."""
+
+
+def list_time_series(req: Any, samples: SampleSource) -> Any:
     """The ListTimeSeriesResponse for `req` over the sampled histories."""
     if not re.fullmatch(r"projects/[^/]+", req.name):
         raise invalid(f"Invalid resource name '{req.name}': expected projects/PROJECT_ID_OR_NUMBER.")
@@ -522,21 +579,15 @@ def list_time_series(req: Any, histories: dict[str, list[Sample]]) -> Any:
     agg = req.aggregation
     validate_aggregation(agg)
 
-    aligned = agg.per_series_aligner != Aligner.ALIGN_NONE
-    # Aligned windows may reach back one period before start_time.
-    data_start = start - (agg.alignment_period.seconds if aligned else 0)
-    series = raw_series(histories, project, data_start, end, predicate)
-    if aligned:
-        series = [align(s, agg, start, end) for s in series]
-        if agg.cross_series_reducer != Reducer.REDUCE_NONE:
-            series = reduce(series, agg)
-    series = [s for s in series if s.points]
-    series.sort(key=lambda s: (s.metric_type, sorted(s.resource_labels.items()), sorted(s.metric_labels.items())))
+    fingerprint = _request_fingerprint(req)
+    si, pi = _decode_page_token(req.page_token, fingerprint)
+    # Later pages read the result the first page computed: the same data, and no recomputation.
+    series = _PAGES.get(fingerprint) if req.page_token else None
+    if series is None:
+        series = _compute(samples, project, start, end, predicate, req.aggregation)
 
     headers_only = req.view == ListTimeSeriesRequest.TimeSeriesView.HEADERS
     budget = min(req.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
-    fingerprint = _request_fingerprint(req)
-    si, pi = _decode_page_token(req.page_token, fingerprint)
     resp = ListTimeSeriesResponse()
     while si < len(series) and budget > 0:
         s = series[si]
@@ -555,6 +606,7 @@ def list_time_series(req: Any, histories: dict[str, list[Sample]]) -> Any:
             si, pi = si + 1, 0
     if si < len(series):
         resp.next_page_token = _encode_page_token(si, pi, fingerprint)
+        _PAGES.put(fingerprint, series)
     if series:
         resp.unit = series[0].unit
     return resp
