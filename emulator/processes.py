@@ -59,7 +59,8 @@ def _quote(value: str) -> str:
 
 def write_config(spec: RedisSpec, host: str) -> Path:
     """redis.conf in the instance's data dir, readable by the owner only (it holds the AUTH string)."""
-    spec.data_dir.mkdir(parents=True, exist_ok=True)
+    # The data dir holds the RDB file (instance data): owner only.
+    spec.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lines = [
         f"bind {host}",
         f"port {spec.port}",

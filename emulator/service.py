@@ -123,7 +123,9 @@ class OperationRecord:
             op.done = False
             op.ClearField("response")
             op.ClearField("error")
-        return json_format.MessageToDict(op, use_integers_for_enums=enums_as_ints)
+        out = json_format.MessageToDict(op, use_integers_for_enums=enums_as_ints)
+        out["done"] = done  # Google spells out "done": false; proto JSON would omit it
+        return out
 
 
 @dataclass

@@ -117,6 +117,7 @@ UPDATABLE_FIELDS = (
     "auth_enabled",
     "persistence_config",
     "maintenance_policy",
+    "maintenance_version",
 )
 
 SNAPSHOT_SECONDS = {

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+
 import pytest
 import redis
 from google.api_core import exceptions
@@ -189,3 +193,52 @@ def test_auth_toggle_and_persistence_patch(client: redis_v1.CloudRedisClient, em
     assert data.get("k") == b"v"
     assert data.config_get("save") == {"save": "3600 1"}
     data.close()
+
+
+def _http(emulator: EmulatorHandle, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        emulator.redis_endpoint + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, json.loads(err.read())
+
+
+def test_terraform_style_requests_get_string_enums(emulator: EmulatorHandle) -> None:
+    """The Pulumi gcp provider (Terraform's google provider) sends plain JSON: enums as names, camelCase masks."""
+    base = f"/v1/{emulator.parent()}/instances"
+    status, op = _http(
+        emulator,
+        "POST",
+        f"{base}?instanceId=tf-style",
+        {"tier": "STANDARD_HA", "memorySizeGb": 1, "authEnabled": True, "redisVersion": "REDIS_7_0",
+         "persistenceConfig": {"persistenceMode": "RDB", "rdbSnapshotPeriod": "TWELVE_HOURS"}},
+    )  # fmt: skip
+    assert status == 200 and op["done"] is False
+    assert op["metadata"]["@type"] == "type.googleapis.com/google.cloud.redis.v1.OperationMetadata"
+    status, done = _http(emulator, "GET", f"/v1/{op['name']}")
+    assert done["done"] is True
+    assert done["response"]["@type"] == "type.googleapis.com/google.cloud.redis.v1.Instance"
+    assert (done["response"]["tier"], done["response"]["state"]) == ("STANDARD_HA", "READY")
+
+    status, op = _http(emulator, "PATCH", f"{base}/tf-style?updateMask=memorySizeGb,labels", {"memorySizeGb": 2, "labels": {"env": "dev"}})
+    assert status == 200
+    status, inst = _http(emulator, "GET", f"{base}/tf-style")
+    assert (inst["memorySizeGb"], inst["labels"], inst["persistenceConfig"]["rdbSnapshotPeriod"]) == (2, {"env": "dev"}, "TWELVE_HOURS")
+    status, inst_ints = _http(emulator, "GET", f"{base}/tf-style?%24alt=json%3Benum-encoding%3Dint")
+    assert (inst_ints["tier"], inst_ints["state"]) == (3, 2)  # STANDARD_HA = 3, READY = 2 in the proto
+
+    status, error = _http(emulator, "POST", f"{base}?instanceId=tf-bad", {"tier": "HUGE", "memorySizeGb": 1})
+    assert status == 400
+    assert error["error"]["status"] == "INVALID_ARGUMENT" and error["error"]["code"] == 400
+    status, error = _http(emulator, "POST", f"{base}?instanceId=tf-bad", {"tier": "BASIC", "memorySizeGb": 1, "sizeGb": 1})
+    assert (status, error["error"]["status"]) == (400, "INVALID_ARGUMENT")
+    assert "sizeGb" in error["error"]["message"]
+    status, error = _http(emulator, "GET", f"{base}/nope")
+    assert (status, error["error"]["status"]) == (404, "NOT_FOUND")
