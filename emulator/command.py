@@ -9,16 +9,17 @@ import shutil
 from pathlib import Path
 
 from redisguard.daemon.errors import ConfigError
-from redisguard.emulator.service import EmulatorSettings
+from redisguard.emulator.settings import (
+    DEFAULT_MEMORY_SCALE,
+    DEFAULT_MONITORING_PORT,
+    DEFAULT_PROJECT,
+    DEFAULT_REDIS_API_PORT,
+    DEFAULT_REGION,
+    DEFAULT_STATE_DIR,
+    EmulatorSettings,
+)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_REDIS_API_PORT = 8470
-DEFAULT_MONITORING_PORT = 8471
-DEFAULT_PROJECT = "redisguard-local"
-DEFAULT_REGION = "europe-west1"
-DEFAULT_STATE_DIR = ".state/emulator"
-DEFAULT_MEMORY_SCALE = 16 * 1024 * 1024
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,11 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--project",
-        help=f"default project; overrides the fleet files' gcp:project (default: the first fleet's, else {DEFAULT_PROJECT})",
+        help="default project; overrides the fleet files' gcp:project "
+        f"(default: the first fleet's, else {DEFAULT_PROJECT})",
     )
     p.add_argument(
         "--region",
-        help=f"default region; overrides the fleet files' gcp:region (default: the first fleet's, else {DEFAULT_REGION})",
+        help="default region; overrides the fleet files' gcp:region "
+        f"(default: the first fleet's, else {DEFAULT_REGION})",
     )
     p.add_argument(
         "--state-dir",
@@ -92,7 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SAMPLES",
         help="samples kept per instance for ListTimeSeries (default: %(default)s)",
     )
-    p.add_argument("--redis-server", default="redis-server", metavar="PATH", help="redis-server binary (default: %(default)s)")
+    p.add_argument(
+        "--redis-server", default="redis-server", metavar="PATH", help="redis-server binary (default: %(default)s)"
+    )
     p.set_defaults(func=run)
 
 

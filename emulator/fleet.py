@@ -43,7 +43,9 @@ def instance_for(cluster: ClusterConfig) -> Any:
     if cluster.tier == "STANDARD_HA":
         inst.replica_count = cluster.effective_replica_count()
         inst.read_replicas_mode = (
-            st.ReadReplicasMode.READ_REPLICAS_ENABLED if cluster.read_replicas else st.ReadReplicasMode.READ_REPLICAS_DISABLED
+            st.ReadReplicasMode.READ_REPLICAS_ENABLED
+            if cluster.read_replicas
+            else st.ReadReplicasMode.READ_REPLICAS_DISABLED
         )
     inst.persistence_config.persistence_mode = st.PersistenceMode.Value(cluster.persistence_mode)
     period = cluster.effective_snapshot_period()
@@ -79,5 +81,7 @@ def apply_fleet(service: MemorystoreService, path: Path, project: str | None, re
         if op.error is not None:
             raise ConfigError(f"{path}: cluster {cluster.name}: {op.error.message}")
         created.append(name)
-    log.info("fleet applied file=%s project=%s region=%s created=%d kept=%d", path, project, region, len(created), len(kept))
+    log.info(
+        "fleet applied file=%s project=%s region=%s created=%d kept=%d", path, project, region, len(created), len(kept)
+    )
     return FleetResult(tuple(created), tuple(kept))

@@ -228,7 +228,9 @@ class Supervisor:
                 try:
                     client.config_set(k, values[k])
                 except redis.ResponseError as exc:
-                    log.warning("redis-server cannot apply setting=%s value=%s instance=%s: %s", k, values[k], proc.key, exc)
+                    log.warning(
+                        "redis-server cannot apply setting=%s value=%s instance=%s: %s", k, values[k], proc.key, exc
+                    )
         finally:
             client.close()
 

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-
 from redisguard.emulator import state as st
 from redisguard.emulator.errors import ApiError, invalid, not_found
 from redisguard.emulator.faults import Faults
@@ -75,7 +74,12 @@ class RedisApi:
             ("GET", re.compile(rf"^{_INSTANCE}/authString$"), "GetInstanceAuthString", self.get_auth_string),
             ("POST", re.compile(rf"^{_INSTANCE}:upgrade$"), "UpgradeInstance", self.upgrade_instance),
             ("POST", re.compile(rf"^{_INSTANCE}:failover$"), "FailoverInstance", self.failover_instance),
-            ("POST", re.compile(rf"^{_INSTANCE}:(export|import|rescheduleMaintenance)$"), "Unimplemented", self.unimplemented),
+            (
+                "POST",
+                re.compile(rf"^{_INSTANCE}:(export|import|rescheduleMaintenance)$"),
+                "Unimplemented",
+                self.unimplemented,
+            ),
             ("GET", re.compile(rf"^{_OPERATION}$"), "GetOperation", self.get_operation),
             ("DELETE", re.compile(rf"^{_OPERATION}$"), "DeleteOperation", self.delete_operation),
             ("POST", re.compile(rf"^{_OPERATION}:cancel$"), "CancelOperation", self.cancel_operation),
@@ -91,7 +95,11 @@ class RedisApi:
             ("POST", re.compile(rf"^/_emulator/instances/{_SEG}/{_SEG}:start$"), self.start_instance),
             ("GET", re.compile(r"^/_emulator/requests$"), lambda r: (200, self.faults.counts())),
             ("DELETE", re.compile(r"^/_emulator/requests$"), self.reset_requests),
-            ("GET", re.compile(r"^/_emulator/health$"), lambda r: (200, {"status": "ok", "instances": len(self.service.store)})),
+            (
+                "GET",
+                re.compile(r"^/_emulator/health$"),
+                lambda r: (200, {"status": "ok", "instances": len(self.service.store)}),
+            ),
         ]
 
     # ----- dispatch --------------------------------------------------------------------
@@ -229,7 +237,9 @@ class RedisApi:
     def list_locations(self, req: Request) -> Response:
         (project,) = req.groups
         regions = {self.service.settings.region}
-        regions.update(st.split_name(r.name)[1] for r in self.service.store.snapshot() if st.split_name(r.name)[0] == project)
+        regions.update(
+            st.split_name(r.name)[1] for r in self.service.store.snapshot() if st.split_name(r.name)[0] == project
+        )
         return 200, {"locations": [self._location(project, r) for r in sorted(regions)]}
 
     # ----- control endpoints -----------------------------------------------------------
@@ -310,6 +320,3 @@ class RedisApiServer:
         if self._thread.is_alive():
             self.httpd.shutdown()
         self.httpd.server_close()
-
-
-__all__ = ["RedisApi", "RedisApiServer"]

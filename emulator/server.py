@@ -14,7 +14,8 @@ from redisguard.emulator.faults import Faults
 from redisguard.emulator.monitoring import MonitoringServer
 from redisguard.emulator.redis_api import RedisApi, RedisApiServer
 from redisguard.emulator.sampler import Sampler
-from redisguard.emulator.service import EmulatorSettings, MemorystoreService
+from redisguard.emulator.service import MemorystoreService
+from redisguard.emulator.settings import EmulatorSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,9 @@ class Emulator:
         from redisguard.emulator.fleet import apply_fleet
 
         # Bind the ports first: a port in use is reported before any redis-server starts.
-        self.redis_api = RedisApiServer(RedisApi(self.service, self.faults), self.settings.host, self.settings.redis_api_port)
+        self.redis_api = RedisApiServer(
+            RedisApi(self.service, self.faults), self.settings.host, self.settings.redis_api_port
+        )
         self.monitoring = MonitoringServer(self.sampler, self.faults, self.settings.host, self.settings.monitoring_port)
         self.service.start()
         for path in self.fleets:

@@ -22,6 +22,7 @@ from google.protobuf import empty_pb2, json_format, timestamp_pb2
 from redisguard.emulator import state as st
 from redisguard.emulator.errors import ApiError, already_exists, failed_precondition, invalid, not_found
 from redisguard.emulator.processes import ProcessError, RedisSpec, Supervisor
+from redisguard.emulator.settings import EmulatorSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,34 +47,6 @@ DEFAULT_REDIS_SETTINGS = {
     "lazyfree-lazy-user-del": "no",
     "lazyfree-lazy-user-flush": "no",
 }
-
-
-@dataclass(frozen=True)
-class EmulatorSettings:
-    """The emulator's effective configuration (one parse of the command line)."""
-
-    host: str = "127.0.0.1"
-    """Loopback address every server and redis-server binds to."""
-    redis_api_port: int = 8470
-    """REST Memorystore admin API; 0 picks a free port."""
-    monitoring_port: int = 8471
-    """gRPC Cloud Monitoring API; 0 picks a free port."""
-    project: str = "redisguard-local"
-    """Default project: --fleet clusters without their own, the kill endpoint, the ready line."""
-    region: str = "europe-west1"
-    """Default region, as for project."""
-    state_dir: Path = Path(".state/emulator")
-    """Instance records (state.json), per-instance redis.conf and RDB files."""
-    memory_scale: int = 16 * 1024 * 1024
-    """Bytes of redis `maxmemory` per GB of memorySizeGb: small so tests fill instances cheaply."""
-    processes: bool = True
-    """False: instances exist only in the API (no redis-server), for load tests of 1000+ instances."""
-    redis_server: str = "redis-server"
-    """The redis-server binary."""
-    sample_interval: float = 1.0
-    """Seconds between two INFO samples of each instance (Google samples every 60 s)."""
-    history: int = 3600
-    """Samples kept per instance (one hour at the default interval)."""
 
 
 def _now_ts() -> timestamp_pb2.Timestamp:
@@ -155,11 +128,10 @@ class MemorystoreService:
         self.store.start()
         for record in self.store.snapshot():
             inst = record.instance
-            if inst.state in (st.State.CREATING, st.State.DELETING):
-                # A crash in the middle of an operation: finish it the way it was going.
-                if inst.state == st.State.DELETING:
-                    self._forget(record)
-                    continue
+            if inst.state == st.State.DELETING:
+                # A crash in the middle of a delete: finish it (a create in progress is started below).
+                self._forget(record)
+                continue
             record.killed = False
             inst.state = st.State.READY
             inst.status_message = ""
@@ -229,7 +201,8 @@ class MemorystoreService:
 
     def _new_operation(self, target: str, verb: str) -> OperationRecord:
         project, region, _ = st.split_name(target)
-        name = f"projects/{project}/locations/{region}/operations/operation-{int(time.time() * 1000)}-{uuid.uuid4().hex[:20]}"
+        op_id = f"operation-{int(time.time() * 1000)}-{uuid.uuid4().hex[:20]}"
+        name = f"projects/{project}/locations/{region}/operations/{op_id}"
         meta = OperationMetadataPb(create_time=_now_ts(), target=target, verb=verb, api_version="v1")
         op = OperationRecord(name=name, metadata=meta)
         with self._ops_lock:
@@ -272,7 +245,7 @@ class MemorystoreService:
     def create(self, project: str, region: str, instance_id: str, inst: Any) -> OperationRecord:
         st.validate_parent(project, region)
         st.validate_instance_id(instance_id)
-        st.validate_new_instance(inst, project, region)
+        st.validate_new_instance(inst, region)
         name = st.instance_name(project, region, instance_id)
         self._fill_create_defaults(inst, name, project, region)
         record = st.InstanceRecord(instance=inst, auth_string=st.new_auth_string() if inst.auth_enabled else "")
@@ -313,7 +286,9 @@ class MemorystoreService:
         inst.read_replicas_mode = inst.read_replicas_mode or st.ReadReplicasMode.READ_REPLICAS_DISABLED
         digest = hashlib.sha256(name.encode()).digest()
         inst.reserved_ip_range = inst.reserved_ip_range or f"10.{digest[0]}.{digest[1]}.{digest[2] & 0xF8}/29"
-        inst.persistence_iam_identity = f"serviceAccount:service-{int.from_bytes(digest[:4], 'big')}@cloud-redis.iam.gserviceaccount.com"
+        inst.persistence_iam_identity = (
+            f"serviceAccount:service-{int.from_bytes(digest[:4], 'big')}@cloud-redis.iam.gserviceaccount.com"
+        )
         del inst.nodes[:]
         inst.nodes.add(id="node-0", zone=inst.location_id)
         if inst.tier == st.Tier.STANDARD_HA:
@@ -327,7 +302,9 @@ class MemorystoreService:
             pc.rdb_snapshot_period = pc.rdb_snapshot_period or st.SnapshotPeriod.TWENTY_FOUR_HOURS
             if not pc.HasField("rdb_snapshot_start_time"):
                 pc.rdb_snapshot_start_time.CopyFrom(now)
-            nxt = timestamp_pb2.Timestamp(seconds=now.seconds + st.SNAPSHOT_SECONDS[pc.rdb_snapshot_period], nanos=now.nanos)
+            nxt = timestamp_pb2.Timestamp(
+                seconds=now.seconds + st.SNAPSHOT_SECONDS[pc.rdb_snapshot_period], nanos=now.nanos
+            )
             pc.rdb_next_snapshot_time.CopyFrom(nxt)
         else:
             pc.persistence_mode = st.PersistenceMode.DISABLED
@@ -385,7 +362,7 @@ class MemorystoreService:
                     self.supervisor.reconfigure(name, self.spec_for(candidate, record.instance.port))
                 except ProcessError as exc:
                     raise ApiError("INTERNAL", f"Instance {name} could not be reconfigured.") from exc
-        except ApiError:
+        except BaseException:
             record.instance.state = previous_state
             raise
         with self.store.lock:
@@ -399,12 +376,16 @@ class MemorystoreService:
 
     def upgrade(self, name: str, redis_version: str) -> OperationRecord:
         if redis_version not in st.SUPPORTED_REDIS_VERSIONS:
-            raise invalid(f"Invalid redis_version '{redis_version}'. Supported: {', '.join(st.SUPPORTED_REDIS_VERSIONS)}.")
+            raise invalid(
+                f"Invalid redis_version '{redis_version}'. Supported: {', '.join(st.SUPPORTED_REDIS_VERSIONS)}."
+            )
         record, previous_state = self._begin(name, st.State.UPDATING, "upgrade")
         order = st.SUPPORTED_REDIS_VERSIONS.index
         if order(redis_version) <= order(record.instance.redis_version):
             record.instance.state = previous_state
-            raise invalid(f"Cannot upgrade from {record.instance.redis_version} to {redis_version}: not a newer version.")
+            raise invalid(
+                f"Cannot upgrade from {record.instance.redis_version} to {redis_version}: not a newer version."
+            )
         with self.store.lock:
             record.instance.redis_version = redis_version
             record.instance.state = st.State.READY
@@ -462,9 +443,7 @@ class MemorystoreService:
             return default
         matches = [r for r in self.store.snapshot() if st.split_name(r.name)[1:] == (region, instance_id)]
         if len(matches) != 1:
-            raise not_found(
-                f"No single instance {instance_id} in {region} ({len(matches)} matches); pass ?project=..."
-            )
+            raise not_found(f"No single instance {instance_id} in {region} ({len(matches)} matches); pass ?project=...")
         return matches[0]
 
     def kill(self, record: st.InstanceRecord) -> bool:

@@ -16,7 +16,8 @@ from typing import Any
 from google.cloud.redis_v1.types import cloud_redis
 from google.protobuf import json_format
 
-from redisguard.emulator.errors import ApiError, failed_precondition, invalid
+from redisguard.daemon.errors import ConfigError
+from redisguard.emulator.errors import failed_precondition, invalid
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,11 @@ def _check_labels(labels: dict[str, str]) -> None:
 
 
 def _check_memory(inst: Any) -> None:
-    minimum = MIN_MEMORY_GB_READ_REPLICAS if inst.read_replicas_mode == ReadReplicasMode.READ_REPLICAS_ENABLED else MIN_MEMORY_GB
+    minimum = (
+        MIN_MEMORY_GB_READ_REPLICAS
+        if inst.read_replicas_mode == ReadReplicasMode.READ_REPLICAS_ENABLED
+        else MIN_MEMORY_GB
+    )
     if not minimum <= inst.memory_size_gb <= MAX_MEMORY_GB:
         raise invalid(
             f"Invalid value for field 'instance.memory_size_gb': {inst.memory_size_gb}. "
@@ -253,7 +258,7 @@ def _check_common(inst: Any) -> None:
         raise invalid("Field 'instance.display_name' is limited to 80 characters.")
 
 
-def validate_new_instance(inst: Any, project: str, region: str) -> None:
+def validate_new_instance(inst: Any, region: str) -> None:
     """Raise INVALID_ARGUMENT for what the real CreateInstance rejects; fill defaults in place."""
     if inst.tier == Tier.TIER_UNSPECIFIED:
         raise invalid("Request is missing required field instance.tier (BASIC or STANDARD_HA).")
@@ -275,9 +280,7 @@ def validate_new_instance(inst: Any, project: str, region: str) -> None:
             "projects/*/locations/*/keyRings/*/cryptoKeys/*."
         )
     if inst.authorized_network and not NETWORK_RE.match(inst.authorized_network):
-        raise invalid(
-            f"Invalid authorized_network '{inst.authorized_network}': expected projects/*/global/networks/*."
-        )
+        raise invalid(f"Invalid authorized_network '{inst.authorized_network}': expected projects/*/global/networks/*.")
     if inst.tier == Tier.STANDARD_HA and inst.read_replicas_mode == ReadReplicasMode.READ_REPLICAS_ENABLED:
         if not inst.replica_count:
             inst.replica_count = 2
@@ -317,7 +320,11 @@ def apply_update(current: Any, patch: Any, mask: list[str]) -> Any:
                 getattr(updated, name).CopyFrom(getattr(patch, name))
         else:
             setattr(updated, name, getattr(patch, name))
-    if "read_replicas_mode" in mask and current.tier == Tier.BASIC and patch.read_replicas_mode == ReadReplicasMode.READ_REPLICAS_ENABLED:
+    if (
+        "read_replicas_mode" in mask
+        and current.tier == Tier.BASIC
+        and patch.read_replicas_mode == ReadReplicasMode.READ_REPLICAS_ENABLED
+    ):
         raise failed_precondition("Read replicas cannot be enabled on a BASIC tier instance.")
     if (
         "read_replicas_mode" in mask
@@ -325,9 +332,12 @@ def apply_update(current: Any, patch: Any, mask: list[str]) -> Any:
         and updated.read_replicas_mode != ReadReplicasMode.READ_REPLICAS_ENABLED
     ):
         raise failed_precondition("Read replicas cannot be disabled once enabled.")
-    if updated.tier == Tier.STANDARD_HA and "replica_count" not in mask:
-        if updated.read_replicas_mode == ReadReplicasMode.READ_REPLICAS_ENABLED and updated.replica_count < 1:
-            updated.replica_count = 2
+    if (
+        "replica_count" not in mask
+        and updated.read_replicas_mode == ReadReplicasMode.READ_REPLICAS_ENABLED
+        and updated.replica_count < 1
+    ):
+        updated.replica_count = 2
     if updated.memory_size_gb == 0:
         raise invalid("Field 'instance.memory_size_gb' cannot be cleared.")
     _check_common(updated)
@@ -413,8 +423,6 @@ class Store:
             data = json.loads(self.path.read_text())
             records = [InstanceRecord.from_json(item) for item in data.get("instances", [])]
         except (ValueError, KeyError, json_format.ParseError) as exc:
-            from redisguard.daemon.errors import ConfigError
-
             raise ConfigError(f"{self.path}: unreadable emulator state ({exc}); move it away to start empty") from exc
         with self.lock:
             self.records = {r.name: r for r in records}
@@ -489,6 +497,3 @@ def require_state(record: InstanceRecord, *allowed: int, action: str) -> None:
     if record.instance.state not in allowed:
         state = State.Name(record.instance.state)
         raise failed_precondition(f"Cannot {action} instance {record.name} while it is {state}.")
-
-
-__all__ = ["ApiError", "InstanceRecord", "Store"]

@@ -74,30 +74,109 @@ _G, _D, _I, _F = Kind.GAUGE, Kind.DELTA, ValueType.INT64, ValueType.DOUBLE
 METRICS: dict[str, MetricDef] = {
     m.type: m
     for m in (
-        MetricDef(METRIC_PREFIX + "stats/memory/usage", _G, _I, "By", "Total number of bytes allocated by Redis.", _gauge("used_memory")),
-        MetricDef(METRIC_PREFIX + "stats/memory/maxmemory", _G, _I, "By", "Maximum amount of memory Redis can consume.", _gauge("maxmemory")),
         MetricDef(
-            METRIC_PREFIX + "stats/memory/usage_ratio", _G, _F, "1",
-            "Memory usage as a ratio of maximum memory.", lambda c, p: _ratio(c.used_memory, c.maxmemory),
+            METRIC_PREFIX + "stats/memory/usage",
+            _G,
+            _I,
+            "By",
+            "Total number of bytes allocated by Redis.",
+            _gauge("used_memory"),
         ),
         MetricDef(
-            METRIC_PREFIX + "stats/memory/system_memory_usage_ratio", _G, _F, "1",
-            "Memory usage as a ratio of the system memory.", lambda c, p: _ratio(c.used_memory_rss, c.capacity),
+            METRIC_PREFIX + "stats/memory/maxmemory",
+            _G,
+            _I,
+            "By",
+            "Maximum amount of memory Redis can consume.",
+            _gauge("maxmemory"),
         ),
-        MetricDef(METRIC_PREFIX + "clients/connected", _G, _I, "1", "Number of client connections.", _gauge("connected_clients")),
-        MetricDef(METRIC_PREFIX + "clients/blocked", _G, _I, "1", "Number of blocked clients.", _gauge("blocked_clients")),
+        MetricDef(
+            METRIC_PREFIX + "stats/memory/usage_ratio",
+            _G,
+            _F,
+            "1",
+            "Memory usage as a ratio of maximum memory.",
+            lambda c, p: _ratio(c.used_memory, c.maxmemory),
+        ),
+        MetricDef(
+            METRIC_PREFIX + "stats/memory/system_memory_usage_ratio",
+            _G,
+            _F,
+            "1",
+            "Memory usage as a ratio of the system memory.",
+            lambda c, p: _ratio(c.used_memory_rss, c.capacity),
+        ),
+        MetricDef(
+            METRIC_PREFIX + "clients/connected",
+            _G,
+            _I,
+            "1",
+            "Number of client connections.",
+            _gauge("connected_clients"),
+        ),
+        MetricDef(
+            METRIC_PREFIX + "clients/blocked", _G, _I, "1", "Number of blocked clients.", _gauge("blocked_clients")
+        ),
         MetricDef(METRIC_PREFIX + "server/uptime", _G, _I, "s", "Uptime in seconds.", _gauge("uptime")),
-        MetricDef(METRIC_PREFIX + "keyspace/keys", _G, _I, "1", "Number of keys stored in the instance.", _gauge("keys")),
         MetricDef(
-            METRIC_PREFIX + "stats/cache_hit_ratio", _G, _F, "1", "Cache hit ratio as a fraction.",
+            METRIC_PREFIX + "keyspace/keys", _G, _I, "1", "Number of keys stored in the instance.", _gauge("keys")
+        ),
+        MetricDef(
+            METRIC_PREFIX + "stats/cache_hit_ratio",
+            _G,
+            _F,
+            "1",
+            "Cache hit ratio as a fraction.",
             lambda c, p: _ratio(c.keyspace_hits, c.keyspace_hits + c.keyspace_misses),
         ),
-        MetricDef(METRIC_PREFIX + "stats/evicted_keys", _D, _I, "1", "Number of evicted keys due to maxmemory limit.", _delta("evicted_keys")),
-        MetricDef(METRIC_PREFIX + "stats/expired_keys", _D, _I, "1", "Total number of key expiration events.", _delta("expired_keys")),
-        MetricDef(METRIC_PREFIX + "stats/keyspace_hits", _D, _I, "1", "Number of successful lookup of keys.", _delta("keyspace_hits")),
-        MetricDef(METRIC_PREFIX + "stats/keyspace_misses", _D, _I, "1", "Number of failed lookup of keys.", _delta("keyspace_misses")),
-        MetricDef(METRIC_PREFIX + "stats/connections/total", _D, _I, "1", "Total number of connections accepted by the server.", _delta("connections_received")),
-        MetricDef(METRIC_PREFIX + "commands/total_calls", _D, _I, "1", "Total number of commands processed.", _delta("commands_processed")),
+        MetricDef(
+            METRIC_PREFIX + "stats/evicted_keys",
+            _D,
+            _I,
+            "1",
+            "Number of evicted keys due to maxmemory limit.",
+            _delta("evicted_keys"),
+        ),
+        MetricDef(
+            METRIC_PREFIX + "stats/expired_keys",
+            _D,
+            _I,
+            "1",
+            "Total number of key expiration events.",
+            _delta("expired_keys"),
+        ),
+        MetricDef(
+            METRIC_PREFIX + "stats/keyspace_hits",
+            _D,
+            _I,
+            "1",
+            "Number of successful lookup of keys.",
+            _delta("keyspace_hits"),
+        ),
+        MetricDef(
+            METRIC_PREFIX + "stats/keyspace_misses",
+            _D,
+            _I,
+            "1",
+            "Number of failed lookup of keys.",
+            _delta("keyspace_misses"),
+        ),
+        MetricDef(
+            METRIC_PREFIX + "stats/connections/total",
+            _D,
+            _I,
+            "1",
+            "Total number of connections accepted by the server.",
+            _delta("connections_received"),
+        ),
+        MetricDef(
+            METRIC_PREFIX + "commands/total_calls",
+            _D,
+            _I,
+            "1",
+            "Total number of commands processed.",
+            _delta("commands_processed"),
+        ),
     )
 }
 
@@ -122,7 +201,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise invalid(f"Invalid filter: unexpected character at position {pos}: {text[pos:pos + 20]!r}")
+            raise invalid(f"Invalid filter: unexpected character at position {pos}: {text[pos : pos + 20]!r}")
         kind = m.lastgroup or ""
         value = m.group(kind)
         if kind == "string":
@@ -211,7 +290,7 @@ class _Parser:
             elif op in ("=~", "!=~"):
                 ok = re.fullmatch(str(match), value) is not None
             elif op == ":":
-                ok = (match(value) if callable(match) else str(match) in value)
+                ok = match(value) if callable(match) else str(match) in value
             else:
                 raise invalid(f"Invalid filter: operator '{op}' is not supported for '{selector}'.")
             return not ok if op.startswith("!") else ok
@@ -253,7 +332,7 @@ def _normalize_selector(selector: str) -> str:
     for prefix in ("metric", "resource"):
         for form in (f"{prefix}.labels.", f"{prefix}.label."):
             if selector.startswith(form) and len(selector) > len(form):
-                return f"{prefix}.label.{selector[len(form):]}"
+                return f"{prefix}.label.{selector[len(form) :]}"
     raise invalid(
         f"Invalid filter: '{selector}' is not a selector the emulator supports "
         "(metric.type, resource.type, project, metric.labels.*, resource.labels.*)."
@@ -264,7 +343,7 @@ def parse_filter(text: str) -> Predicate:
     parser = _Parser(text)
     predicate = parser.parse()
     if not parser.metric_types:
-        raise invalid("The filter must specify a metric type (metric.type = \"...\").")
+        raise invalid('The filter must specify a metric type (metric.type = "...").')
     return predicate
 
 
@@ -283,7 +362,11 @@ class Series:
     """(start, end, value), oldest first; start == end for GAUGE points."""
 
     def labels(self) -> dict[str, str]:
-        out = {"metric.type": self.metric_type, "resource.type": RESOURCE_TYPE, "project": self.resource_labels.get("project_id", "")}
+        out = {
+            "metric.type": self.metric_type,
+            "resource.type": RESOURCE_TYPE,
+            "project": self.resource_labels.get("project_id", ""),
+        }
         out.update({f"metric.label.{k}": v for k, v in self.metric_labels.items()})
         out.update({f"resource.label.{k}": v for k, v in self.resource_labels.items()})
         return out
@@ -295,7 +378,9 @@ def resource_labels(name: str) -> dict[str, str]:
     return {"project_id": project, "region": region, "instance_id": name, "node_id": "node-0"}
 
 
-def raw_series(histories: dict[str, list[Sample]], project: str, start: float, end: float, predicate: Predicate) -> list[Series]:
+def raw_series(
+    histories: dict[str, list[Sample]], project: str, start: float, end: float, predicate: Predicate
+) -> list[Series]:
     out = []
     for name in sorted(histories):
         labels = resource_labels(name)
@@ -311,7 +396,7 @@ def raw_series(histories: dict[str, list[Sample]], project: str, start: float, e
                 continue
             value_of = mdef.value
             if mdef.kind == _D:
-                for prev, cur in zip(samples[max(lo - 1, 0) : hi], samples[max(lo, 1) : hi]):
+                for prev, cur in zip(samples[max(lo - 1, 0) : hi], samples[max(lo, 1) : hi], strict=False):
                     value = value_of(cur, prev)
                     if value is not None:
                         series.points.append((prev.time, cur.time, value))
@@ -392,8 +477,14 @@ def align(series: Series, agg: Any, start: float, end: float) -> Series:
             "its kind is GAUGE (use it with DELTA or CUMULATIVE metrics)."
         )
     period = agg.alignment_period.seconds + agg.alignment_period.nanos / 1e9
-    out_kind = Kind.DELTA if (aligner == Aligner.ALIGN_DELTA or (aligner == Aligner.ALIGN_SUM and series.kind == Kind.DELTA)) else Kind.GAUGE
-    if aligner in (Aligner.ALIGN_MEAN, Aligner.ALIGN_RATE, Aligner.ALIGN_STDDEV) or Aligner.Name(aligner).startswith("ALIGN_PERCENTILE"):
+    out_kind = (
+        Kind.DELTA
+        if (aligner == Aligner.ALIGN_DELTA or (aligner == Aligner.ALIGN_SUM and series.kind == Kind.DELTA))
+        else Kind.GAUGE
+    )
+    if aligner in (Aligner.ALIGN_MEAN, Aligner.ALIGN_RATE, Aligner.ALIGN_STDDEV) or Aligner.Name(aligner).startswith(
+        "ALIGN_PERCENTILE"
+    ):
         out_type = ValueType.DOUBLE
     elif aligner == Aligner.ALIGN_COUNT:
         out_type = ValueType.INT64
@@ -416,15 +507,21 @@ def align(series: Series, agg: Any, start: float, end: float) -> Series:
         if window_end <= start:
             break
     points.reverse()
-    return Series(series.metric_type, series.metric_labels, series.resource_labels, out_kind, out_type, series.unit, points)
+    return Series(
+        series.metric_type, series.metric_labels, series.resource_labels, out_kind, out_type, series.unit, points
+    )
 
 
 def _group_value(series: Series, field: str) -> tuple[str, str, str] | None:
     key = _normalize_selector(field) if field not in ("metric.type", "resource.type") else field
     if key.startswith("metric.label."):
-        return ("metric", key[len("metric.label."):], series.metric_labels.get(key[len("metric.label."):], ""))
+        return ("metric", key[len("metric.label.") :], series.metric_labels.get(key[len("metric.label.") :], ""))
     if key.startswith("resource.label."):
-        return ("resource", key[len("resource.label."):], series.resource_labels.get(key[len("resource.label."):], ""))
+        return (
+            "resource",
+            key[len("resource.label.") :],
+            series.resource_labels.get(key[len("resource.label.") :], ""),
+        )
     return None
 
 
@@ -446,7 +543,9 @@ def reduce(series: list[Series], agg: Any) -> list[Series]:
                 by_time.setdefault(p_end, []).append(value)
                 starts[p_end] = p_start
         reducer = agg.cross_series_reducer
-        if reducer in (Reducer.REDUCE_MEAN, Reducer.REDUCE_STDDEV) or Reducer.Name(reducer).startswith("REDUCE_PERCENTILE"):
+        if reducer in (Reducer.REDUCE_MEAN, Reducer.REDUCE_STDDEV) or Reducer.Name(reducer).startswith(
+            "REDUCE_PERCENTILE"
+        ):
             out_type = ValueType.DOUBLE
         elif reducer == Reducer.REDUCE_COUNT:
             out_type = ValueType.INT64
@@ -513,7 +612,9 @@ def _decode_page_token(token: str, fingerprint: str) -> tuple[int, int]:
 
 
 def _encode_page_token(series_index: int, point_index: int, fingerprint: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"s": series_index, "p": point_index, "h": fingerprint}).encode()).decode()
+    return base64.urlsafe_b64encode(
+        json.dumps({"s": series_index, "p": point_index, "h": fingerprint}).encode()
+    ).decode()
 
 
 class _PageCache:
@@ -542,7 +643,9 @@ class _PageCache:
 _PAGES = _PageCache()
 
 
-def _compute(samples: SampleSource, project: str, start: float, end: float, predicate: Predicate, agg: Any) -> list[Series]:
+def _compute(
+    samples: SampleSource, project: str, start: float, end: float, predicate: Predicate, agg: Any
+) -> list[Series]:
     aligned = agg.per_series_aligner != Aligner.ALIGN_NONE
     # Aligned windows may reach back one period before start_time.
     data_start = start - (agg.alignment_period.seconds if aligned else 0)

@@ -34,7 +34,9 @@ def client(emulator: EmulatorHandle) -> redis_v1.CloudRedisClient:
     return emulator.redis_client()
 
 
-def _create(client: redis_v1.CloudRedisClient, emulator: EmulatorHandle, instance_id: str, **fields) -> redis_v1.Instance:
+def _create(
+    client: redis_v1.CloudRedisClient, emulator: EmulatorHandle, instance_id: str, **fields
+) -> redis_v1.Instance:
     fields.setdefault("tier", redis_v1.Instance.Tier.BASIC)
     fields.setdefault("memory_size_gb", 1)
     op = client.create_instance(parent=emulator.parent(), instance_id=instance_id, instance=redis_v1.Instance(**fields))
@@ -113,7 +115,11 @@ def test_list_across_regions_and_pages(client: redis_v1.CloudRedisClient, emulat
         ("x" * 41, {}, "Invalid instance_id"),
         ("no-tier", {"tier": redis_v1.Instance.Tier.TIER_UNSPECIFIED}, "instance.tier"),
         ("too-big", {"memory_size_gb": 301}, "memory_size_gb': 301"),
-        ("replicas-small", {"tier": "STANDARD_HA", "read_replicas_mode": "READ_REPLICAS_ENABLED", "memory_size_gb": 2}, "between 5 and 300"),
+        (
+            "replicas-small",
+            {"tier": "STANDARD_HA", "read_replicas_mode": "READ_REPLICAS_ENABLED", "memory_size_gb": 2},
+            "between 5 and 300",
+        ),
         ("basic-replicas", {"replica_count": 1}, "BASIC"),
         ("bad-policy", {"redis_configs": {"maxmemory-policy": "lru-ish"}}, "maxmemory-policy"),
         ("bad-config", {"redis_configs": {"save": "60 1"}}, "Invalid redis_configs key 'save'"),
@@ -138,20 +144,28 @@ def test_conflicts_and_immutable_fields(client: redis_v1.CloudRedisClient, emula
     assert inst.replica_count == 1 and inst.alternative_location_id
     with pytest.raises(exceptions.Conflict, match="already exists"):
         _create(client, emulator, "immutable")
-    for field, value in (("tier", "BASIC"), ("connect_mode", "PRIVATE_SERVICE_ACCESS"), ("location_id", "europe-west1-d")):
+    for field, value in (
+        ("tier", "BASIC"),
+        ("connect_mode", "PRIVATE_SERVICE_ACCESS"),
+        ("location_id", "europe-west1-d"),
+    ):
         with pytest.raises(exceptions.BadRequest, match=f"Field '{field}' cannot be updated"):
             client.update_instance(
                 update_mask=field_mask_pb2.FieldMask(paths=[field]),
                 instance=redis_v1.Instance(name=inst.name, **{field: value}),
             )
     with pytest.raises(exceptions.BadRequest, match="update_mask"):
-        client.update_instance(update_mask=field_mask_pb2.FieldMask(paths=[]), instance=redis_v1.Instance(name=inst.name))
+        client.update_instance(
+            update_mask=field_mask_pb2.FieldMask(paths=[]), instance=redis_v1.Instance(name=inst.name)
+        )
     assert client.get_instance(name=inst.name).tier == redis_v1.Instance.Tier.STANDARD_HA
     with pytest.raises(exceptions.NotFound):
         client.delete_instance(name=emulator.instance_name("never-created"))
 
 
-def test_killed_instance_is_repairing_and_refuses_updates(client: redis_v1.CloudRedisClient, emulator: EmulatorHandle) -> None:
+def test_killed_instance_is_repairing_and_refuses_updates(
+    client: redis_v1.CloudRedisClient, emulator: EmulatorHandle
+) -> None:
     inst = _create(client, emulator, "to-kill")
     result = emulator.kill_instance(emulator.region, "to-kill")
     assert result["killed"] is True
@@ -227,17 +241,28 @@ def test_terraform_style_requests_get_string_enums(emulator: EmulatorHandle) -> 
     assert done["response"]["@type"] == "type.googleapis.com/google.cloud.redis.v1.Instance"
     assert (done["response"]["tier"], done["response"]["state"]) == ("STANDARD_HA", "READY")
 
-    status, op = _http(emulator, "PATCH", f"{base}/tf-style?updateMask=memorySizeGb,labels", {"memorySizeGb": 2, "labels": {"env": "dev"}})
+    status, op = _http(
+        emulator,
+        "PATCH",
+        f"{base}/tf-style?updateMask=memorySizeGb,labels",
+        {"memorySizeGb": 2, "labels": {"env": "dev"}},
+    )
     assert status == 200
     status, inst = _http(emulator, "GET", f"{base}/tf-style")
-    assert (inst["memorySizeGb"], inst["labels"], inst["persistenceConfig"]["rdbSnapshotPeriod"]) == (2, {"env": "dev"}, "TWELVE_HOURS")
+    assert (inst["memorySizeGb"], inst["labels"], inst["persistenceConfig"]["rdbSnapshotPeriod"]) == (
+        2,
+        {"env": "dev"},
+        "TWELVE_HOURS",
+    )
     status, inst_ints = _http(emulator, "GET", f"{base}/tf-style?%24alt=json%3Benum-encoding%3Dint")
     assert (inst_ints["tier"], inst_ints["state"]) == (3, 2)  # STANDARD_HA = 3, READY = 2 in the proto
 
     status, error = _http(emulator, "POST", f"{base}?instanceId=tf-bad", {"tier": "HUGE", "memorySizeGb": 1})
     assert status == 400
     assert error["error"]["status"] == "INVALID_ARGUMENT" and error["error"]["code"] == 400
-    status, error = _http(emulator, "POST", f"{base}?instanceId=tf-bad", {"tier": "BASIC", "memorySizeGb": 1, "sizeGb": 1})
+    status, error = _http(
+        emulator, "POST", f"{base}?instanceId=tf-bad", {"tier": "BASIC", "memorySizeGb": 1, "sizeGb": 1}
+    )
     assert (status, error["error"]["status"]) == (400, "INVALID_ARGUMENT")
     assert "sizeGb" in error["error"]["message"]
     status, error = _http(emulator, "GET", f"{base}/nope")

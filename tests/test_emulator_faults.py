@@ -15,7 +15,9 @@ from tests.fixtures.emulator import EmulatorHandle, start_emulator
 
 pytestmark = pytest.mark.slow
 
-USAGE_FILTER = 'metric.type = "redis.googleapis.com/stats/memory/usage" AND resource.labels.instance_id = ends_with("/faulty")'
+USAGE_FILTER = (
+    'metric.type = "redis.googleapis.com/stats/memory/usage" AND resource.labels.instance_id = ends_with("/faulty")'
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,11 @@ def fresh_counts(emulator: EmulatorHandle) -> None:
 
 def _list(monitoring: monitoring_v3.MetricServiceClient, emulator: EmulatorHandle, **kwargs):
     now = int(time.time()) + 1
-    request = {"name": f"projects/{emulator.project}", "filter": USAGE_FILTER, "interval": {"start_time": {"seconds": now - 60}, "end_time": {"seconds": now}}}
+    request = {
+        "name": f"projects/{emulator.project}",
+        "filter": USAGE_FILTER,
+        "interval": {"start_time": {"seconds": now - 60}, "end_time": {"seconds": now}},
+    }
     return list(monitoring.list_time_series(request=request, **kwargs))
 
 
@@ -55,7 +61,9 @@ def test_redis_api_503_and_429(emulator: EmulatorHandle) -> None:
 
 def test_redis_api_fault_during_operation_polling_is_retried(emulator: EmulatorHandle) -> None:
     client = emulator.redis_client()
-    op = client.create_instance(parent=emulator.parent(), instance_id="poll-fault", instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1))
+    op = client.create_instance(
+        parent=emulator.parent(), instance_id="poll-fault", instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1)
+    )
     # Operation polling retries transient errors by itself (api_core's polling predicate).
     emulator.inject_fault("redis", "503")
     assert op.result(timeout=30).name == emulator.instance_name("poll-fault")

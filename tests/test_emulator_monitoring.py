@@ -64,7 +64,9 @@ def _interval(seconds_back: float = 120, end: float | None = None) -> monitoring
 
 def _list(monitoring, emulator: EmulatorHandle, filter_: str, **request) -> list[monitoring_v3.TimeSeries]:
     request.setdefault("interval", _interval())
-    return list(monitoring.list_time_series(request={"name": f"projects/{emulator.project}", "filter": filter_, **request}))
+    return list(
+        monitoring.list_time_series(request={"name": f"projects/{emulator.project}", "filter": filter_, **request})
+    )
 
 
 def _metric(name: str, instance_id: str | None = None, emulator: EmulatorHandle | None = None) -> str:
@@ -101,16 +103,23 @@ def test_usage_ratio_agrees_with_info_memory(emulator: EmulatorHandle, monitorin
     assert maxmemory.points[0].value.int64_value == 16 * MiB
     # redis refreshes used_memory_rss in its cron (every 100 ms): allow a sample or two.
     wait_for(
-        lambda: 0.3
-        < _list(monitoring, emulator, _metric("stats/memory/system_memory_usage_ratio", "metrics-a", emulator))[0]
-        .points[0]
-        .value.double_value
-        < 1.5,
+        lambda: (
+            0.3
+            < _list(monitoring, emulator, _metric("stats/memory/system_memory_usage_ratio", "metrics-a", emulator))[0]
+            .points[0]
+            .value.double_value
+            < 1.5
+        ),
         what="system_memory_usage_ratio to reflect the 8 MB written",
     )
     connected = _list(monitoring, emulator, _metric("clients/connected", "metrics-a", emulator))[0]
     wait_for(
-        lambda: _list(monitoring, emulator, _metric("clients/connected", "metrics-a", emulator))[0].points[0].value.int64_value >= 1,
+        lambda: (
+            _list(monitoring, emulator, _metric("clients/connected", "metrics-a", emulator))[0]
+            .points[0]
+            .value.int64_value
+            >= 1
+        ),
         what="our redis-py connection to be counted",
     )
     assert connected.resource.labels == {
@@ -123,7 +132,9 @@ def test_usage_ratio_agrees_with_info_memory(emulator: EmulatorHandle, monitorin
 
 
 def test_filters_select_metric_types_and_instances(emulator: EmulatorHandle, monitoring) -> None:
-    wait_for(lambda: len(_list(monitoring, emulator, _metric("stats/memory/usage"))) == 2, what="both instances sampled")
+    wait_for(
+        lambda: len(_list(monitoring, emulator, _metric("stats/memory/usage"))) == 2, what="both instances sampled"
+    )
     by_instance = _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-b", emulator))
     assert [s.resource.labels["instance_id"] for s in by_instance] == [emulator.instance_name("metrics-b")]
 
@@ -136,11 +147,14 @@ def test_filters_select_metric_types_and_instances(emulator: EmulatorHandle, mon
     assert sorted(s.metric.type for s in two_types) == [f"{METRIC}clients/connected", f"{METRIC}stats/memory/usage"]
 
     negated = _list(
-        monitoring, emulator, _metric("stats/memory/usage") + f' AND NOT resource.labels.instance_id = "{emulator.instance_name("metrics-a")}"'
+        monitoring,
+        emulator,
+        _metric("stats/memory/usage")
+        + f' AND NOT resource.labels.instance_id = "{emulator.instance_name("metrics-a")}"',
     )
     assert [s.resource.labels["instance_id"] for s in negated] == [emulator.instance_name("metrics-b")]
     assert _list(monitoring, emulator, _metric("stats/memory/usage") + ' AND resource.labels.region = "us-east1"') == []
-    assert _list(monitoring, emulator, f'metric.type = "compute.googleapis.com/instance/cpu/utilization"') == []
+    assert _list(monitoring, emulator, 'metric.type = "compute.googleapis.com/instance/cpu/utilization"') == []
     other_project = list(
         monitoring.list_time_series(
             request={"name": "projects/someone-else", "filter": _metric("stats/memory/usage"), "interval": _interval()}
@@ -148,7 +162,11 @@ def test_filters_select_metric_types_and_instances(emulator: EmulatorHandle, mon
     )
     assert other_project == []
 
-    for bad in ('resource.type = "redis_instance"', 'metric.type = "x" AND', 'metric.type = "x" AND metadata.foo = "y"'):
+    for bad in (
+        'resource.type = "redis_instance"',
+        'metric.type = "x" AND',
+        'metric.type = "x" AND metadata.foo = "y"',
+    ):
         with pytest.raises(exceptions.InvalidArgument):
             _list(monitoring, emulator, bad)
 
@@ -168,7 +186,12 @@ def test_interval_and_paging(emulator: EmulatorHandle, monitoring) -> None:
     total_points = sum(len(s.points) for s in whole)
 
     pager = monitoring.list_time_series(
-        request={"name": f"projects/{emulator.project}", "filter": _metric("stats/memory/usage"), "interval": interval, "page_size": 4}
+        request={
+            "name": f"projects/{emulator.project}",
+            "filter": _metric("stats/memory/usage"),
+            "interval": interval,
+            "page_size": 4,
+        }
     )
     pages = list(pager.pages)
     assert all(sum(len(s.points) for s in page.time_series) <= 4 for page in pages)
@@ -191,8 +214,14 @@ def test_interval_and_paging(emulator: EmulatorHandle, monitoring) -> None:
     with pytest.raises(exceptions.InvalidArgument, match="page_token"):
         _list(monitoring, emulator, _metric("stats/memory/usage"), interval=interval, page_token="bm90LWEtdG9rZW4=")
     with pytest.raises(exceptions.InvalidArgument, match="start_time"):
-        _list(monitoring, emulator, _metric("stats/memory/usage"), interval=monitoring_v3.TimeInterval(
-            start_time={"seconds": int(time.time())}, end_time={"seconds": int(time.time()) - 10}))
+        _list(
+            monitoring,
+            emulator,
+            _metric("stats/memory/usage"),
+            interval=monitoring_v3.TimeInterval(
+                start_time={"seconds": int(time.time())}, end_time={"seconds": int(time.time()) - 10}
+            ),
+        )
 
 
 def test_alignment_mean_max_and_delta(emulator: EmulatorHandle, monitoring) -> None:
@@ -222,7 +251,9 @@ def test_alignment_mean_max_and_delta(emulator: EmulatorHandle, monitoring) -> N
     client = emulator.redis_client()
     client.update_instance(
         update_mask=field_mask_pb2.FieldMask(paths=["redis_configs"]),
-        instance=redis_v1.Instance(name=emulator.instance_name("metrics-b"), redis_configs={"maxmemory-policy": "allkeys-lru"}),
+        instance=redis_v1.Instance(
+            name=emulator.instance_name("metrics-b"), redis_configs={"maxmemory-policy": "allkeys-lru"}
+        ),
     ).result(timeout=30)
     data = _data(emulator, "metrics-b")
     for i in range(40):
@@ -243,7 +274,9 @@ def test_alignment_mean_max_and_delta(emulator: EmulatorHandle, monitoring) -> N
 
     delta = wait_for(evicted_delta, timeout=10, what="ALIGN_DELTA of evicted_keys to equal INFO evicted_keys")
     assert delta.metric_kind == metric_pb2.MetricDescriptor.MetricKind.DELTA
-    assert delta.points[0].interval.end_time.timestamp() - delta.points[0].interval.start_time.timestamp() == pytest.approx(600)
+    assert delta.points[0].interval.end_time.timestamp() - delta.points[
+        0
+    ].interval.start_time.timestamp() == pytest.approx(600)
 
     with pytest.raises(exceptions.InvalidArgument, match="GAUGE"):
         aligned(Aligner.ALIGN_DELTA)
@@ -286,13 +319,20 @@ def test_killed_instance_stops_reporting(emulator: EmulatorHandle, monitoring) -
     client.create_instance(
         parent=emulator.parent(), instance_id="metrics-kill", instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1)
     ).result(timeout=30)
-    wait_for(lambda: _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-kill", emulator)), what="first sample")
+    wait_for(
+        lambda: _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-kill", emulator)),
+        what="first sample",
+    )
     emulator.kill_instance(emulator.region, "metrics-kill")
     killed_at = time.time()
     # Wait until the sampler has run several times since the kill (it samples metrics-a too).
     wait_for(
-        lambda: _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-a", emulator))[0].points[0].interval.end_time.timestamp()
-        > killed_at + 0.5,
+        lambda: (
+            _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-a", emulator))[0]
+            .points[0]
+            .interval.end_time.timestamp()
+            > killed_at + 0.5
+        ),
         what="samples taken after the kill",
     )
     series = _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-kill", emulator), interval=_interval(5))

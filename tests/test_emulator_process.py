@@ -78,7 +78,9 @@ def test_fleet_creates_the_stack_as_deployed(emulator_factory) -> None:
     assert sessions.labels == {"env": "staging", "team": "identity"}
 
     client = emulator.redis_client()
-    production = {i.name.rsplit("/", 1)[1]: i for i in client.list_instances(parent="projects/redisguard-production/locations/-")}
+    production = {
+        i.name.rsplit("/", 1)[1]: i for i in client.list_instances(parent="projects/redisguard-production/locations/-")
+    }
     assert len(production) == 4
     cache = production["redis-cache"]
     assert cache.read_replicas_mode == redis_v1.Instance.ReadReplicasMode.READ_REPLICAS_ENABLED
@@ -144,7 +146,11 @@ def test_crash_leaves_no_orphan_redis_server(emulator_factory) -> None:
     emulator.close_clients()
     emulator.process.kill()
     emulator.process.wait()
-    wait_for(lambda: not any(_alive(pid) for pid in children), timeout=10, what="redis-server children to die with the emulator")
+    wait_for(
+        lambda: not any(_alive(pid) for pid in children),
+        timeout=10,
+        what="redis-server children to die with the emulator",
+    )
     assert not any(_listening(port) for port in ports)
 
 
@@ -223,7 +229,15 @@ def test_cli_reports_a_port_in_use_and_a_bad_fleet(tmp_path: Path) -> None:
 def test_help_lists_the_contract_options() -> None:
     result = _cli("--help")
     assert result.returncode == 0
-    for option in ("--redis-api-port", "--monitoring-port", "--fleet", "--memory-scale", "--no-processes", "8470", "8471"):
+    for option in (
+        "--redis-api-port",
+        "--monitoring-port",
+        "--fleet",
+        "--memory-scale",
+        "--no-processes",
+        "8470",
+        "8471",
+    ):
         assert option in result.stdout
 
 
