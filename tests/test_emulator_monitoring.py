@@ -342,3 +342,23 @@ def test_killed_instance_stops_reporting(emulator: EmulatorHandle, monitoring) -
         lambda: not _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-kill", emulator)),
         what="a deleted instance to disappear from Monitoring",
     )
+
+
+def test_history_is_bounded(emulator_factory) -> None:
+    emulator = emulator_factory(processes=False, sample_interval=0.05, extra_args=["--history", "5"])
+    emulator.redis_client().create_instance(
+        parent=emulator.parent(), instance_id="bounded", instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1)
+    ).result(timeout=30)
+    monitoring = emulator.monitoring_client()
+    started = time.time()
+
+    def points_since_start() -> list[monitoring_v3.Point]:
+        series = _list(monitoring, emulator, _metric("stats/memory/usage"), interval=_interval(600))
+        return series[0].points if series else []
+
+    # Wait until the oldest point kept is younger than the instance: older ones were dropped.
+    points = wait_for(
+        lambda: (p := points_since_start()) and p[-1].interval.end_time.timestamp() > started + 0.3 and p,
+        what="samples beyond the history bound",
+    )
+    assert len(points) == 5
