@@ -449,13 +449,16 @@ class MemorystoreService:
     def kill(self, record: st.InstanceRecord) -> bool:
         """Stop the instance's redis-server like a crash; the API then shows it REPAIRING."""
         killed = self.supervisor.kill(record.name) if self.supervisor is not None else False
+        record.killed = True
+        self._mark_repairing(record)
+        self.on_change(record.name)
+        return killed
+
+    def _mark_repairing(self, record: st.InstanceRecord) -> None:
         with self.store.lock:
-            record.killed = True
             record.instance.state = st.State.REPAIRING
             record.instance.status_message = "The Redis node is unavailable and is being repaired."
             self.store.put(record)
-        self.on_change(record.name)
-        return killed
 
     def revive(self, record: st.InstanceRecord) -> None:
         """Start a killed instance's redis-server again (the repair finished)."""
@@ -480,7 +483,4 @@ class MemorystoreService:
         for record in self.store.snapshot():
             if record.instance.state == st.State.READY and not self._running(record.name):
                 log.warning("redis-server of instance %s is not running", record.name)
-                with self.store.lock:
-                    record.instance.state = st.State.REPAIRING
-                    record.instance.status_message = "The Redis node is unavailable and is being repaired."
-                    self.store.put(record)
+                self._mark_repairing(record)

@@ -452,6 +452,16 @@ _REDUCE_FUNCS: dict[int, Callable[[list[Any]], Any]] = {
 }
 
 
+def _output_type(operation: str, value_type: int) -> int:
+    """The value type an aligner or reducer (by enum name) produces from `value_type`."""
+    kind = operation.split("_", 1)[1]
+    if kind in ("MEAN", "RATE", "STDDEV") or kind.startswith("PERCENTILE"):
+        return _F
+    if kind == "COUNT":
+        return _I
+    return value_type
+
+
 def validate_aggregation(agg: Any) -> None:
     aligner, reducer = agg.per_series_aligner, agg.cross_series_reducer
     if aligner == Aligner.ALIGN_NONE:
@@ -482,14 +492,7 @@ def align(series: Series, agg: Any, start: float, end: float) -> Series:
         if (aligner == Aligner.ALIGN_DELTA or (aligner == Aligner.ALIGN_SUM and series.kind == Kind.DELTA))
         else Kind.GAUGE
     )
-    if aligner in (Aligner.ALIGN_MEAN, Aligner.ALIGN_RATE, Aligner.ALIGN_STDDEV) or Aligner.Name(aligner).startswith(
-        "ALIGN_PERCENTILE"
-    ):
-        out_type = ValueType.DOUBLE
-    elif aligner == Aligner.ALIGN_COUNT:
-        out_type = ValueType.INT64
-    else:
-        out_type = series.value_type
+    out_type = _output_type(Aligner.Name(aligner), series.value_type)
     points: list[tuple[float, float, Any]] = []
     window_end = end
     while True:
@@ -542,15 +545,7 @@ def reduce(series: list[Series], agg: Any) -> list[Series]:
             for p_start, p_end, value in m.points:
                 by_time.setdefault(p_end, []).append(value)
                 starts[p_end] = p_start
-        reducer = agg.cross_series_reducer
-        if reducer in (Reducer.REDUCE_MEAN, Reducer.REDUCE_STDDEV) or Reducer.Name(reducer).startswith(
-            "REDUCE_PERCENTILE"
-        ):
-            out_type = ValueType.DOUBLE
-        elif reducer == Reducer.REDUCE_COUNT:
-            out_type = ValueType.INT64
-        else:
-            out_type = first.value_type
+        out_type = _output_type(Reducer.Name(agg.cross_series_reducer), first.value_type)
         points = []
         for t in sorted(by_time):
             value = func(by_time[t])
