@@ -28,13 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the local Memorystore + Cloud Monitoring emulator",
         description="Local stand-in for the Memorystore admin API (REST v1) and Cloud Monitoring "
         "(gRPC ListTimeSeries). Every instance is a real redis-server on a loopback port. Prints one "
-        "ready line on stdout, then serves until SIGTERM/SIGINT; state and data survive a restart.",
+        "ready line on stdout, then serves until SIGTERM/SIGINT; state and data survive a restart. "
+        "Fault injection: POST /_emulator/faults on the REST port (see docs/emulator.md).",
     )
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default: %(default)s)")
     p.add_argument(
         "--redis-api-port",
         type=int,
         default=DEFAULT_REDIS_API_PORT,
+        metavar="PORT",
         help="port of the REST Memorystore API and the /_emulator control endpoints; 0 picks a free port "
         "(default: %(default)s)",
     )
@@ -42,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--monitoring-port",
         type=int,
         default=DEFAULT_MONITORING_PORT,
+        metavar="PORT",
         help="port of the gRPC Cloud Monitoring API; 0 picks a free port (default: %(default)s)",
     )
     p.add_argument(
@@ -58,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--state-dir",
         type=Path,
         default=Path(DEFAULT_STATE_DIR),
+        metavar="DIR",
         help="instance records, redis.conf and RDB files (default: %(default)s)",
     )
     p.add_argument(
