@@ -105,19 +105,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_host(host: str) -> None:
+def _loopback_host(host: str) -> str:
+    """The IPv4 loopback address to listen on; `localhost` is 127.0.0.1."""
+    if host == "localhost":
+        return "127.0.0.1"
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        raise ConfigError(f"--host {host}: the emulator listens on loopback only (127.0.0.0/8, ::1 or localhost)")
+        address = None
+    if address is None or address.version != 4 or not address.is_loopback:
+        raise ConfigError(f"--host {host}: the emulator listens on IPv4 loopback only (127.0.0.0/8 or localhost)")
+    return host
 
 
 def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     from redisguard.program.config import load_stack_file
 
-    _check_host(args.host)
+    host = _loopback_host(args.host)
     for name in ("redis_api_port", "monitoring_port"):
         port = getattr(args, name)
         if not 0 <= port <= 65535:
@@ -136,7 +140,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         project = project or first.project
         region = region or first.region
     return EmulatorSettings(
-        host=args.host,
+        host=host,
         redis_api_port=args.redis_api_port,
         monitoring_port=args.monitoring_port,
         project=project or DEFAULT_PROJECT,

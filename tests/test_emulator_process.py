@@ -195,7 +195,8 @@ def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--host", "0.0.0.0"], "--host 0.0.0.0: the emulator listens on loopback only"),
+        (["--host", "0.0.0.0"], "--host 0.0.0.0: the emulator listens on IPv4 loopback only"),
+        (["--host", "::1"], "--host ::1: the emulator listens on IPv4 loopback only"),
         (["--memory-scale", "10"], "--memory-scale 10: expected at least"),
         (["--redis-server", "/nonexistent/redis-server"], "not found; install redis-server or pass --no-processes"),
     ],
