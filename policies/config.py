@@ -6,46 +6,42 @@ import fnmatch
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, TypeVar, get_args
 
 from pulumi_policy import PolicyConfigSchema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+# The program's config model is the one source of Memorystore's enum values and size limits.
+from redisguard.program.config import (
+    MAX_MEMORY_GB,
+    MIN_MEMORY_GB,
+    MIN_MEMORY_GB_WITH_READ_REPLICAS,
+    DayOfWeek,
+    MaxMemoryPolicy,
+    SnapshotPeriod,
+)
 
-DayOfWeek = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
-SnapshotPeriod = Literal["ONE_HOUR", "SIX_HOURS", "TWELVE_HOURS", "TWENTY_FOUR_HOURS"]
-EvictionPolicy = Literal[
-    "noeviction",
-    "allkeys-lru",
-    "volatile-lru",
-    "allkeys-lfu",
-    "volatile-lfu",
-    "allkeys-random",
-    "volatile-random",
-    "volatile-ttl",
-]
-
-# Memorystore's spelling of a Redis version (REDIS_6_X, REDIS_7_2), so a newer version can be
-# allowed by config without a new release of the pack.
+# Memorystore's spelling of a Redis version (REDIS_6_X, REDIS_7_2) as a pattern, not the program's
+# list of versions it can create, so a newer version can be allowed by config without a new
+# release of the pack.
 RedisVersion = Annotated[str, Field(pattern=r"^REDIS_[0-9]+_([0-9]+|X)$")]
 LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 ALL_DAYS: tuple[DayOfWeek, ...] = get_args(DayOfWeek)
-ALL_EVICTION_POLICIES: tuple[EvictionPolicy, ...] = get_args(EvictionPolicy)
+ALL_EVICTION_POLICIES: tuple[MaxMemoryPolicy, ...] = get_args(MaxMemoryPolicy)
 # Snapshot periods from the shortest to the longest; Memorystore takes 24 hours when RDB is
 # on and no period is given.
-SNAPSHOT_PERIOD_HOURS: dict[str, int] = {"ONE_HOUR": 1, "SIX_HOURS": 6, "TWELVE_HOURS": 12, "TWENTY_FOUR_HOURS": 24}
+SNAPSHOT_PERIOD_HOURS: dict[SnapshotPeriod, int] = {
+    "ONE_HOUR": 1,
+    "SIX_HOURS": 6,
+    "TWELVE_HOURS": 12,
+    "TWENTY_FOUR_HOURS": 24,
+}
 DEFAULT_SNAPSHOT_PERIOD = "TWENTY_FOUR_HOURS"
 
 DEFAULT_PRODUCTION_STACKS: tuple[str, ...] = ("production", "prod", "prod-*", "*-prod", "*-production")
 DEFAULT_PRODUCTION_LABELS: dict[str, str] = {"env": "production"}
-
-# Memorystore for Redis sizes: 1 GB is the smallest instance, 300 GB the largest, and read
-# replicas need at least 5 GB.
-MEMORYSTORE_MIN_GB = 1
-MEMORYSTORE_MAX_GB = 300
-MEMORYSTORE_MIN_GB_READ_REPLICAS = 5
 
 
 class PolicyConfigError(ValueError):
@@ -102,21 +98,21 @@ class MemoryBoundsConfig(_PolicyConfig):
     """Config of `memorystore-memory-bounds`."""
 
     min_memory_gb: int = Field(
-        default=MEMORYSTORE_MIN_GB,
-        ge=MEMORYSTORE_MIN_GB,
-        le=MEMORYSTORE_MAX_GB,
+        default=MIN_MEMORY_GB,
+        ge=MIN_MEMORY_GB,
+        le=MAX_MEMORY_GB,
         description="Smallest accepted `memorySizeGb` (GB).",
     )
     max_memory_gb: int = Field(
-        default=MEMORYSTORE_MAX_GB,
-        ge=MEMORYSTORE_MIN_GB,
-        le=MEMORYSTORE_MAX_GB,
+        default=MAX_MEMORY_GB,
+        ge=MIN_MEMORY_GB,
+        le=MAX_MEMORY_GB,
         description="Largest accepted `memorySizeGb` (GB); 300 is Memorystore's limit.",
     )
     min_memory_gb_with_read_replicas: int = Field(
-        default=MEMORYSTORE_MIN_GB_READ_REPLICAS,
-        ge=MEMORYSTORE_MIN_GB_READ_REPLICAS,
-        le=MEMORYSTORE_MAX_GB,
+        default=MIN_MEMORY_GB_WITH_READ_REPLICAS,
+        ge=MIN_MEMORY_GB_WITH_READ_REPLICAS,
+        le=MAX_MEMORY_GB,
         description="Smallest accepted `memorySizeGb` (GB) when `readReplicasMode` is READ_REPLICAS_ENABLED; "
         "Memorystore refuses read replicas below 5 GB.",
     )
@@ -159,7 +155,7 @@ class SupportedVersionConfig(_PolicyConfig):
 class EvictionPolicyConfig(_PolicyConfig):
     """Config of `memorystore-eviction-policy-explicit`."""
 
-    allowed_policies: tuple[EvictionPolicy, ...] = Field(
+    allowed_policies: tuple[MaxMemoryPolicy, ...] = Field(
         default=ALL_EVICTION_POLICIES,
         min_length=1,
         description="Accepted `maxmemory-policy` values.",

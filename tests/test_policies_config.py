@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from redisguard.policies.config import (
+    SNAPSHOT_PERIOD_HOURS,
     MemoryBoundsConfig,
     PersistenceConfig,
     PolicyConfigError,
     is_production,
     parse_config,
 )
+from redisguard.program.config import SnapshotPeriod
 
 from tests.fixtures.analyzer import PACK_DIR, AnalyzerFailed, PolicyConfigInvalid
 from tests.test_policies import CONTRACT, INSTANCE, instance
@@ -268,3 +270,9 @@ def test_integral_numbers_from_the_wire_are_accepted_as_integers() -> None:
     assert parse_config("memorystore-memory-bounds", MemoryBoundsConfig, {"maxMemoryGb": 16.0}).max_memory_gb == 16
     with pytest.raises(PolicyConfigError, match="maxMemoryGb: Input should be a valid integer"):
         parse_config("memorystore-memory-bounds", MemoryBoundsConfig, {"maxMemoryGb": 16.5})
+
+
+def test_every_snapshot_period_the_program_knows_has_a_length() -> None:
+    # The enum comes from the program's config model; a period added there must be rankable here,
+    # or the persistence policy would call a valid period invalid.
+    assert set(SNAPSHOT_PERIOD_HOURS) == set(get_args(SnapshotPeriod))
