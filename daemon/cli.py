@@ -7,11 +7,24 @@ import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
+from typing import NoReturn
 
 from redisguard.daemon.errors import RedisguardError
 from redisguard.program.config import StackConfigError
 
 log = logging.getLogger(__name__)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors and exit status 1.
+
+    argparse exits 2 on a usage error, but 2 is what `drift-report` returns for "drift found"
+    (the `terraform plan -detailed-exitcode` convention), so a CI job would read a typo in
+    `--engine` as drift. Subcommand parsers inherit this class through add_subparsers.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     from redisguard.daemon import commands as drift_commands
     from redisguard.emulator import command as emulator_command
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="redisguard",
         description="Keep Memorystore Redis fleets managed with Pulumi in line with their "
         "declared config: drift reports, memory checks and a local emulator.",

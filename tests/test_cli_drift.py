@@ -87,3 +87,34 @@ def test_report_goes_to_the_output_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert text.startswith("## redisguard drift report")
     assert "cannot connect to http://127.0.0.1:9" in text
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "terraform"], "argument --engine: invalid choice: 'terraform' (choose from 'pulumi', 'live', 'all')"),
+        (["--format", "xml"], "argument --format: invalid choice: 'xml' (choose from 'table', 'json', 'markdown')"),
+    ],
+)
+def test_a_bad_argument_exits_1_not_2_with_one_line_naming_the_allowed_values(args: list[str], message: str) -> None:
+    # 2 means "drift found" to CI; argparse's own usage-error status would read as drift.
+    result = run_cli("drift-report", "--config", str(REPO / "redisguard.yaml"), *args)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"redisguard drift-report: error: {message} (see redisguard drift-report --help)"]
+    assert result.stdout == ""
+
+
+def test_invalid_yaml_is_one_line_with_its_position(tmp_path: Path) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text("pulumi:\n  stacks: [staging\n")
+    result = run_cli("drift-report", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"redisguard drift-report: error: {config}: line 3 column 1: expected ',' or ']', but got '<stream end>'"
+    ]
+
+
+def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("drift-report", "--config", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"redisguard drift-report: error: {tmp_path / 'nope.yaml'}: config file not found"]
