@@ -100,6 +100,14 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def format_duration(seconds: float) -> str:
+    """A check's duration for people: milliseconds below a second (a live check takes a few),
+    so a fast check does not read as "0.00s", as if it never ran."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.001 else "<1 ms"
+    return f"{seconds:.2f} s"
+
+
 def format_value(value: Any) -> str:
     """A property value as people read it: strings bare, absent as a dash, the rest as JSON."""
     if value is None:
@@ -117,12 +125,14 @@ _KIND_STYLE = {"changed": "yellow", "deleted": "red", "missing": "red", "unmanag
 
 def build_tables(report: DriftReport) -> list[Table]:
     """A summary table, then one table of drifted properties per stack with drift."""
+    # Every column folds rather than cuts: a report that shows "redisConfigs.maxmemory…" has
+    # lost the one thing it was asked for.
     summary = Table(title="Drift report", title_justify="left", show_lines=False)
-    summary.add_column("stack")
+    summary.add_column("stack", overflow="fold")
     summary.add_column("engine")
     summary.add_column("status")
     summary.add_column("drifted", justify="right")
-    summary.add_column("duration", justify="right")
+    summary.add_column("duration", justify="right", no_wrap=True)
     summary.add_column("error", overflow="fold")
     for s in report.stacks:
         summary.add_row(
@@ -130,7 +140,7 @@ def build_tables(report: DriftReport) -> list[Table]:
             s.engine,
             Text(s.status, style=_STATUS_STYLE[s.status]),
             str(len(s.items)),
-            f"{s.duration_seconds:.2f}s",
+            format_duration(s.duration_seconds),
             s.error or "",
         )
     tables = [summary]
@@ -138,9 +148,9 @@ def build_tables(report: DriftReport) -> list[Table]:
         if not s.items:
             continue
         detail = Table(title=f"{s.stack} ({s.engine})", title_justify="left")
-        detail.add_column("resource")
+        detail.add_column("resource", overflow="fold")
         detail.add_column("kind")
-        detail.add_column("property")
+        detail.add_column("property", overflow="fold")
         detail.add_column("expected", overflow="fold")
         detail.add_column("actual", overflow="fold")
         for item in s.items:
@@ -161,14 +171,31 @@ def build_tables(report: DriftReport) -> list[Table]:
 
 
 def print_table(report: DriftReport, console: Console) -> None:
+    """Print the tables; off a terminal (CI logs, `| cat`, a file) each one gets its natural width.
+
+    Rich assumes 80 columns when stdout is not a terminal; folding long paths and values into
+    that width makes CI logs hard to read and to grep, and nobody's window is that narrow there.
+    """
     for table in build_tables(report):
-        console.print(table)
+        if console.is_terminal:
+            console.print(table)
+            continue
+        natural = console.measure(table, options=console.options.update_width(_UNBOUNDED)).maximum
+        saved = console.width
+        console.width = max(saved, natural)
+        try:
+            console.print(table)
+        finally:
+            console.width = saved
 
 
-def render_table(report: DriftReport, width: int = 120) -> str:
+_UNBOUNDED = 100_000
+
+
+def render_table(report: DriftReport) -> str:
     """The table rendering as plain text (for --output FILE and tests)."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
+    console = Console(file=buffer, color_system=None, force_terminal=False)
     print_table(report, console)
     return buffer.getvalue()
 
@@ -201,7 +228,7 @@ def render_markdown(report: DriftReport) -> str:
     ]
     for s in report.stacks:
         lines.append(
-            f"| {_md_cell(s.stack)} | {s.engine} | {_STATUS_ICON[s.status]} | {len(s.items)} | {s.duration_seconds:.2f}s |"
+            f"| {_md_cell(s.stack)} | {s.engine} | {_STATUS_ICON[s.status]} | {len(s.items)} | {format_duration(s.duration_seconds)} |"
         )
     for s in report.stacks:
         if s.status == "error":
@@ -229,9 +256,9 @@ def render_markdown(report: DriftReport) -> str:
 FORMATS: Sequence[str] = ("table", "json", "markdown")
 
 
-def render(report: DriftReport, fmt: str, width: int = 120) -> str:
+def render(report: DriftReport, fmt: str) -> str:
     if fmt == "json":
         return report.to_json()
     if fmt == "markdown":
         return render_markdown(report)
-    return render_table(report, width=width)
+    return render_table(report)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 
-from redisguard.daemon.report import DriftItem, DriftReport, PropertyDrift, StackReport, render
+import pytest
+from rich.console import Console
+
+from redisguard.daemon.report import DriftItem, DriftReport, PropertyDrift, StackReport, format_duration, print_table, render
 
 DRIFT = StackReport.from_items(
     "staging",
@@ -70,7 +74,7 @@ def test_exit_codes_follow_the_detailed_exitcode_convention() -> None:
 
 
 def test_table_lists_each_stack_and_each_drifted_property() -> None:
-    text = render(DriftReport(stacks=(DRIFT, IN_SYNC, ERROR)), "table", width=160)
+    text = render(DriftReport(stacks=(DRIFT, IN_SYNC, ERROR)), "table")
     assert "Drift report" in text
     summary = {line.split("│")[1].strip() + "/" + line.split("│")[2].strip(): line for line in text.splitlines() if line.count("│") >= 6}
     assert "drift" in summary["staging/live"] and "3" in summary["staging/live"]
@@ -87,10 +91,67 @@ def test_markdown_is_a_pull_request_comment_with_escaped_cells() -> None:
     text = render(DriftReport(generated_at="2026-11-27T14:00:00Z", stacks=(DRIFT, IN_SYNC, ERROR)), "markdown")
     assert text.startswith("## redisguard drift report\n")
     assert "**some checks failed** (exit code 1)" in text
-    assert "| staging | live | ⚠️ drift | 3 | 0.40s |" in text
-    assert "| production | live | ✅ in sync | 0 | 0.20s |" in text
+    assert "| staging | live | ⚠️ drift | 3 | 400 ms |" in text
+    assert "| production | live | ✅ in sync | 0 | 200 ms |" in text
     assert "### production (pulumi): error" in text
     assert "| `redis-sidekiq` | changed | `memorySizeGb` | `2` | `3` |" in text
     # A pipe inside a value must not split the table row.
     assert "| `redis-sidekiq` | changed | `redisConfigs.maxmemory-policy` | `noeviction` | `allkeys\\|lru` |" in text
     assert "| `redis-cache` | missing | | | |" in text
+
+
+LONG = StackReport.from_items(
+    "staging",
+    "live",
+    [
+        DriftItem(
+            resource="redis-sidekiq",
+            kind="changed",
+            properties=(
+                PropertyDrift(
+                    path="maintenancePolicy.weeklyMaintenanceWindows[0].startTime.hours", expected=8, actual=23
+                ),
+                PropertyDrift(path="labels.team-owning-this-instance", expected="payments-platform", actual="growth-experiments"),
+            ),
+        ),
+        DriftItem(resource="projects/redisguard-staging/locations/europe-west1/instances/redis-made-by-hand", kind="unmanaged"),
+    ],
+    0.0062,
+)
+LONG_TEXTS = (
+    "maintenancePolicy.weeklyMaintenanceWindows[0].startTime.hours",
+    "labels.team-owning-this-instance",
+    "payments-platform",
+    "growth-experiments",
+    "projects/redisguard-staging/locations/europe-west1/instances/redis-made-by-hand",
+)
+
+
+def test_table_off_a_terminal_never_cuts_paths_or_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI logs and `| cat`: rich assumes 80 columns there; every path and value stays whole on its line."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    buffer = io.StringIO()
+    print_table(DriftReport(stacks=(LONG,)), Console(file=buffer, force_terminal=False, color_system=None))
+    text = buffer.getvalue()
+    assert "…" not in text
+    for whole in LONG_TEXTS:
+        assert any(whole in line for line in text.splitlines()), whole
+    assert "6 ms" in text  # not "0.00s"
+
+
+def test_table_on_a_narrow_terminal_folds_instead_of_cutting() -> None:
+    buffer = io.StringIO()
+    print_table(DriftReport(stacks=(LONG,)), Console(file=buffer, force_terminal=True, width=70, color_system=None))
+    text = buffer.getvalue()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 70
+    # Folded cells read back whole when the column's pieces are joined.
+    joined = "".join(line.split("│")[3].strip() for line in text.splitlines() if line.count("│") == 6)
+    assert "maintenancePolicy.weeklyMaintenanceWindows[0].startTime.hours" in joined
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.0, "<1 ms"), (0.0004, "<1 ms"), (0.006, "6 ms"), (0.4, "400 ms"), (1.5, "1.50 s"), (73.25, "73.25 s")]
+)
+def test_durations_read_as_measured(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
