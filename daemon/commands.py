@@ -8,6 +8,7 @@ import logging
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -227,7 +228,17 @@ def start_emulator(fleet: Path, state_dir: Path, *, project: str, region: str, n
     ]  # fmt: skip
     if no_processes:
         cmd.append("--no-processes")
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # The emulator's own wrapper: SIGKILL when this process dies, however it dies (a crash, a
+    # SIGKILL, an OOM kill), so that no emulator and, through the emulator's own wrapper, no
+    # redis-server outlives the demo. The signal follows the *thread* that forks, so this
+    # must run on a thread that lives as long as the emulator (the demo's main thread).
+    # Own session: a Ctrl-C on the terminal reaches the demo only, which then stops the
+    # emulator in order (final saves, ports released).
+    from redisguard.emulator.processes import die_with_parent_argv
+
+    process = subprocess.Popen(
+        die_with_parent_argv(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     stderr_tail: list[str] = []
 
@@ -314,8 +325,33 @@ def change_out_of_band(emulator: RunningEmulator, instance_id: str) -> list[str]
     ]
 
 
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Let SIGTERM unwind the stack as Ctrl-C does, so the demo's `finally` stops the emulator
+    and removes its temporary folder (the default action would exit on the spot)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def unwind(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_demo(args: argparse.Namespace) -> int:
-    out = Console()
+    with _sigterm_unwinds():
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # soft_wrap: the narration is not cut into 80-column pieces when stdout is a pipe.
+    out = Console(soft_wrap=True)
     fleet = Path(args.fleet)
     if not fleet.is_file():
         raise ConfigError(f"{fleet}: stack file not found")

@@ -1,53 +1,133 @@
-"""`redisguard demo` (what `./dev demo` runs): emulator up, one instance drifted, the report, emulator down."""
+"""`redisguard demo` (what `./dev demo` runs): emulator up, one instance drifted, the report, emulator down,
+and nothing left running however the demo ends."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Runs the demo as a child subreaper (PR_SET_CHILD_SUBREAPER): whatever the demo leaves behind
+# is re-parented here instead of to init, so it can be found by ancestry. Looking for a state
+# folder in command lines cannot work: redis-server rewrites its title to
+# `redis-server 127.0.0.1:PORT`. Optionally kills the demo once the emulator and its
+# redis-servers run, then waits (with a deadline) for every descendant to be gone.
+SUBREAPER = textwrap.dedent(
+    """\
+    import ctypes, json, os, signal, subprocess, sys, time
 
-def demo_processes() -> list[str]:
-    """Command lines of processes still using a demo state folder (the emulator or its redis-servers)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    mode = sys.argv[1]
+
+    def descendants():
+        parents = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry)] = (int(fields[1]), cmdline)
+        found, frontier = {}, {os.getpid()}
+        while frontier:
+            frontier = {pid for pid, (ppid, _) in parents.items() if ppid in frontier and pid not in found}
+            found.update({pid: parents[pid][1] for pid in frontier})
+        return found
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("COLUMNS", None)  # the width rich assumes off a terminal, as in CI logs
+    demo = subprocess.Popen([sys.executable, "-m", "redisguard.daemon.cli", "demo"], stdout=subprocess.PIPE, text=True, env=env)
+    out, running = [], {}
+    for line in demo.stdout:
+        out.append(line)
+        if "ready: Memorystore API" in line:
+            running = descendants()
+            if mode != "finish":
+                demo.send_signal(signal.SIGKILL if mode == "kill" else signal.SIGTERM)
+    demo.wait()
+    deadline = time.monotonic() + 20
+    while True:
         try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "redisguard-demo-" in cmdline:
-            found.append(cmdline)
-    return found
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+        left = descendants()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    print(json.dumps({"returncode": demo.returncode, "stdout": "".join(out),
+                      "running": list(running.values()), "left": list(left.values())}))
+    """
+)
+
+
+def run_demo(mode: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-c", SUBREAPER, mode], capture_output=True, text=True, timeout=180, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def state_dir(running: list[str]) -> Path:
+    [emulator] = [cmd for cmd in running if " emulator " in cmd]
+    args = emulator.split()
+    return Path(args[args.index("--state-dir") + 1])
 
 
 @pytest.mark.slow
 def test_demo_reports_the_drift_it_made_and_cleans_up() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "redisguard.daemon.cli", "demo"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=REPO,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    run = run_demo("finish")
+    assert run["returncode"] == 0
+    out = run["stdout"]
     assert "starting the emulator with the staging fleet (3 instances: redis-sidekiq, redis-cache, redis-sessions)" in out
     assert (
         "changed redis-sidekiq behind Pulumi's back through the Memorystore API: "
         "memory_size_gb 2 -> 3, maxmemory-policy noeviction -> allkeys-lru"
     ) in out
+    # Piped stdout (80 columns assumed): paths and values whole, one row per property.
     rows = [[cell.strip() for cell in line.split("│")[1:6]] for line in out.splitlines() if "│" in line]
     start = rows.index(["redis-sidekiq", "changed", "memorySizeGb", "2", "3"])
     assert rows[start + 1] == ["", "", "redisConfigs.maxmemory-policy", "noeviction", "allkeys-lru"]
     assert len(rows) == start + 2  # nothing else drifted
+    [summary] = [row for row in rows if row[:3] == ["staging", "live", "drift"]]
+    assert summary[4].endswith(" ms") and summary[4] != "0 ms"
     assert "drift-report would exit with code 2 (drift found). That is expected here" in out
     assert "emulator stopped (exit status 0)" in out
-    assert demo_processes() == []
+    # The check can see what it looks for: the emulator and its three redis-servers while the demo ran.
+    assert sum(cmd.startswith("redis-server 127.0.0.1:") for cmd in run["running"]) == 3
+    assert run["left"] == []
+    assert not state_dir(run["running"]).exists()
+
+
+@pytest.mark.slow
+def test_a_killed_demo_leaves_no_emulator_and_no_redis_server() -> None:
+    run = run_demo("kill")
+    assert run["returncode"] == -9
+    assert sum(cmd.startswith("redis-server 127.0.0.1:") for cmd in run["running"]) == 3
+    assert run["left"] == []
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_demo_and_its_emulator_in_order() -> None:
+    run = run_demo("term")
+    assert run["returncode"] == 128 + 15
+    assert "emulator stopped (exit status 0)" in run["stdout"]
+    assert run["left"] == []
+    assert not state_dir(run["running"]).exists()
