@@ -279,8 +279,8 @@ def check_memory_bounds(inst: Instance, config: MemoryBoundsConfig) -> list[str]
             f"'{inst.name}': memorySizeGb must be between {config.min_memory_gb} and {config.max_memory_gb} GB; "
             f"found {_gb(size)}."
         )
-    replicas = inst.get("readReplicasMode")
-    if replicas == "READ_REPLICAS_ENABLED" and size < config.min_memory_gb_with_read_replicas:
+    # Read only when it matters, so an unknown mode does not hold up a size that is fine either way.
+    if size < config.min_memory_gb_with_read_replicas and inst.get("readReplicasMode") == "READ_REPLICAS_ENABLED":
         problems.append(
             f"'{inst.name}': memorySizeGb must be at least {config.min_memory_gb_with_read_replicas} GB with "
             f"read replicas (readReplicasMode READ_REPLICAS_ENABLED); found {_gb(size)}."
@@ -323,18 +323,24 @@ def check_maintenance_window(inst: Instance, config: MaintenanceWindowConfig) ->
     problems = []
     for index in range(len(windows)):
         where = f"maintenancePolicy.weeklyMaintenanceWindows[{index}]"
-        day = lookup(windows, [index, "day"])
-        start = lookup(windows, [index, "startTime"])
-        if day is UNKNOWN or start is UNKNOWN:
+        if lookup(windows, [index]) is UNKNOWN:
             inst.unknown.append(where)
             continue
-        if day is MISSING:
+        # Each half is checked on its own: a known day outside the allowed days is wrong whatever
+        # the start time turns out to be.
+        day = lookup(windows, [index, "day"])
+        start = lookup(windows, [index, "startTime"])
+        if day is UNKNOWN:
+            inst.unknown.append(f"{where}.day")
+        elif day is MISSING:
             problems.append(f"'{inst.name}': {where}.day must be set; found not set.")
         elif day not in config.allowed_days:
             problems.append(
                 f"'{inst.name}': {where}.day must be one of {', '.join(config.allowed_days)}; found {show(day)}."
             )
-        if start is MISSING:
+        if start is UNKNOWN:
+            inst.unknown.append(f"{where}.startTime")
+        elif start is MISSING:
             problems.append(f"'{inst.name}': {where}.startTime must be set (hours and minutes, UTC); found not set.")
     return problems
 

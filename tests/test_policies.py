@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,36 @@ def test_pack_announces_every_contract_policy_with_its_level_docs_and_schema(pac
         "*-prod",
         "*-production",
     ]
+
+
+def test_pack_runs_in_the_virtualenv_its_pulumipolicy_yaml_names(pack_for: Any) -> None:
+    # Pulumi's `pulumi-analyzer-policy-python` shim runs `<virtualenv>/bin/python -u -m pulumi.policy`
+    # with the virtualenv relative to the pack folder: ../.venv must be this repository's environment.
+    pack = pack_for("production")
+    assert os.path.samefile(pack.interpreter, PACK_DIR.parent / ".venv" / "bin" / "python")
+
+
+def test_pack_starts_with_the_stack_config_the_engine_passes(tmp_path: Path) -> None:
+    # Every real stack has config (gcp:project at least); the engine hands it over as PULUMI_CONFIG
+    # and in ConfigureStack, and the pack must start and judge as usual with it.
+    config = {"gcp:project": "redisguard-production", "gcp:region": "europe-west1"}
+    pack = start_policy_pack("production", stack_config=config, stack_tags={"team": "platform"})
+    try:
+        pack.configure(None)
+        assert pack.analyze(INSTANCE, "redis-orders", instance()).diagnostics == ()
+    finally:
+        pack.stop()
+
+
+def test_a_pack_whose_virtualenv_is_missing_does_not_start(tmp_path: Path) -> None:
+    pack_dir = tmp_path / "policies"
+    shutil.copytree(PACK_DIR, pack_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    declared = yaml.safe_load((pack_dir / "PulumiPolicy.yaml").read_text())
+    declared["runtime"]["options"]["virtualenv"] = "../no-such-venv"
+    (pack_dir / "PulumiPolicy.yaml").write_text(yaml.safe_dump(declared))
+
+    with pytest.raises(RuntimeError, match="no-such-venv\" doesn't appear to be a virtual environment"):
+        start_policy_pack("production", pack_dir=pack_dir)
 
 
 @pytest.mark.parametrize("stack", ["production", "staging"])
@@ -321,10 +353,16 @@ def test_other_resource_types_are_ignored(pack_for: Any) -> None:
 # --- values unknown during preview ----------------------------------------------------------------
 
 
-def test_every_property_unknown_during_preview_neither_crashes_nor_blocks(pack_for: Any) -> None:
-    props = {key: unknown("object" if isinstance(value, dict) else "string") for key, value in COMPLIANT.items()}
-    props["memorySizeGb"] = unknown("number")
-    props["authEnabled"] = unknown("bool")
+@pytest.mark.parametrize("sentinels", ["typed", "string"])
+def test_every_property_unknown_during_preview_neither_crashes_nor_blocks(pack_for: Any, sentinels: str) -> None:
+    # Engines mark a computed input with the string sentinel whatever its type ("string"); the typed
+    # sentinels ("typed") are the older spelling. Either way nothing about the instance is known.
+    if sentinels == "string":
+        props = {key: unknown() for key in COMPLIANT}
+    else:
+        props = {key: unknown("object" if isinstance(value, dict) else "string") for key, value in COMPLIANT.items()}
+        props["memorySizeGb"] = unknown("number")
+        props["authEnabled"] = unknown("bool")
     result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
 
     assert result.diagnostics == ()
@@ -333,6 +371,59 @@ def test_every_property_unknown_during_preview_neither_crashes_nor_blocks(pack_f
         "authEnabled of 'redis-orders' not known during preview; checked again during update"
         in (result.not_applicable["memorystore-auth-required"])
     )
+
+
+# (policy, a change to COMPLIANT with an unknown inside, the unknown path the reason names)
+NESTED_UNKNOWNS = [
+    ("memorystore-persistence-in-production", {"persistenceConfig": unknown()}, "persistenceConfig.persistenceMode"),
+    (
+        "memorystore-persistence-in-production",
+        {"persistenceConfig": {"persistenceMode": unknown(), "rdbSnapshotPeriod": "ONE_HOUR"}},
+        "persistenceConfig.persistenceMode",
+    ),
+    ("memorystore-maintenance-window-required", {"maintenancePolicy": unknown()}, "weeklyMaintenanceWindows"),
+    (
+        "memorystore-maintenance-window-required",
+        {"maintenancePolicy": {"weeklyMaintenanceWindows": [unknown()]}},
+        "weeklyMaintenanceWindows[0]",
+    ),
+    (
+        "memorystore-maintenance-window-required",
+        {"maintenancePolicy": {"weeklyMaintenanceWindows": [{"day": "SUNDAY", "startTime": unknown()}]}},
+        "weeklyMaintenanceWindows[0].startTime",
+    ),
+    ("memorystore-required-labels", {"labels": unknown()}, "labels"),
+    ("memorystore-eviction-policy-explicit", {"redisConfigs": unknown()}, "redisConfigs.maxmemory-policy"),
+    ("memorystore-cmek-in-production", {"customerManagedKey": unknown()}, "customerManagedKey"),
+]
+
+
+@pytest.mark.parametrize(("policy", "changes", "path"), NESTED_UNKNOWNS, ids=lambda v: v if isinstance(v, str) else None)
+def test_an_unknown_inside_an_object_is_skipped_not_reported(
+    pack_for: Any, policy: str, changes: dict[str, Any], path: str
+) -> None:
+    result = pack_for("production").analyze(INSTANCE, "redis-orders", instance(**changes))
+
+    assert result.diagnostics == ()
+    assert set(result.not_applicable) == {policy}
+    assert path in result.not_applicable[policy] and "not known during preview" in result.not_applicable[policy]
+
+
+def test_a_known_maintenance_day_is_checked_while_its_start_time_is_unknown(pack_for: Any) -> None:
+    pack = pack_for("production", {"memorystore-maintenance-window-required": {"allowedDays": ["SUNDAY"]}})
+    windows = [{"day": "MONDAY", "startTime": unknown()}]
+    result = pack.analyze(INSTANCE, "redis-orders", instance(maintenancePolicy={"weeklyMaintenanceWindows": windows}))
+
+    (message,) = result.messages("memorystore-maintenance-window-required")
+    assert "weeklyMaintenanceWindows[0].day must be one of SUNDAY; found 'MONDAY'" in message
+
+
+def test_an_unknown_replica_mode_does_not_hold_up_a_size_fine_either_way(pack_for: Any) -> None:
+    pack = pack_for("production")
+    assert pack.analyze(INSTANCE, "r", instance(readReplicasMode=unknown(), memorySizeGb=8)).not_applicable == {}
+    result = pack.analyze(INSTANCE, "r", instance(readReplicasMode=unknown(), memorySizeGb=2))
+    assert result.diagnostics == ()
+    assert "readReplicasMode" in result.not_applicable["memorystore-memory-bounds"]
 
 
 def test_unknown_nested_values_leave_the_known_ones_checked(pack_for: Any) -> None:

@@ -212,6 +212,18 @@ def test_config_violating_a_schema_is_refused_before_the_pack_runs(pack_for: Any
 
 
 @slow
+def test_a_misspelt_policy_name_is_refused_only_without_a_level(pack_for: Any) -> None:
+    # As in the engine: an entry naming no policy and setting no level fails Configure, but one that
+    # sets a level is passed on and read by no policy - a typo there silently does nothing, which is
+    # why the team's files are checked against the pack's policy names above.
+    pack = pack_for("production")
+    with pytest.raises(PolicyConfigInvalid, match='invalid enforcement level "" \\(entry "memorystore-auth-requried"\\)'):
+        pack.configure({"memorystore-auth-requried": {"exemptResources": ["x"]}})
+    pack.configure({"memorystore-auth-requried": "disabled"})
+    assert pack.analyze(INSTANCE, "r", instance(authEnabled=False)).mandatory == {"memorystore-auth-required"}
+
+
+@slow
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
