@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 from redisguard.daemon.errors import ConfigError
@@ -28,10 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the local Memorystore + Cloud Monitoring emulator",
         description="Local stand-in for the Memorystore admin API (REST v1) and Cloud Monitoring "
         "(gRPC ListTimeSeries). Every instance is a real redis-server on a loopback port. Prints one "
-        "ready line on stdout, then serves until SIGTERM/SIGINT; state and data survive a restart. "
-        "Fault injection: POST /_emulator/faults on the REST port (see docs/emulator.md).",
+        "ready line on stdout, then serves until SIGTERM, SIGINT (Ctrl-C) or SIGHUP, which save every "
+        "instance's data and stop every redis-server: instances and data survive a restart with the same "
+        "--state-dir. Fault injection: POST /_emulator/faults on the REST port (see docs/emulator.md).",
     )
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default: %(default)s)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="IPv4 loopback address to listen on: 127.0.0.0/8 or localhost (default: %(default)s)",
+    )
     p.add_argument(
         "--redis-api-port",
         type=int,
@@ -49,12 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--project",
-        help="default project; overrides the fleet files' gcp:project "
+        help="default project id; overrides the fleet files' gcp:project "
         f"(default: the first fleet's, else {DEFAULT_PROJECT})",
     )
     p.add_argument(
         "--region",
-        help="default region; overrides the fleet files' gcp:region "
+        help="default region, such as europe-west1; overrides the fleet files' gcp:region "
         f"(default: the first fleet's, else {DEFAULT_REGION})",
     )
     p.add_argument(
@@ -62,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=Path(DEFAULT_STATE_DIR),
         metavar="DIR",
-        help="instance records, redis.conf and RDB files (default: %(default)s)",
+        help="instance records, redis.conf and RDB files; created if missing "
+        "(default: %(default)s, relative to the current directory)",
     )
     p.add_argument(
         "--fleet",
@@ -70,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="create the clusters of this Pulumi stack file at start unless they exist (repeatable)",
+        help="create the clusters of this Pulumi stack file (program/Pulumi.<stack>.yaml) at start "
+        "unless they exist (repeatable)",
     )
     p.add_argument(
         "--memory-scale",
@@ -118,6 +126,34 @@ def _loopback_host(host: str) -> str:
     return host
 
 
+def _check_ids(project: str | None, region: str | None) -> None:
+    """--project and --region as the Memorystore API accepts them in resource names."""
+    from redisguard.emulator.state import PROJECT_RE, REGION_RE
+
+    if project is not None and not PROJECT_RE.match(project):
+        raise ConfigError(
+            f"--project {project}: expected a project id (6-30 lowercase letters, digits and hyphens, "
+            "starting with a letter) or a project number"
+        )
+    if region is not None and not REGION_RE.match(region):
+        raise ConfigError(f"--region {region}: expected a region name such as europe-west1")
+
+
+def prepare_state_dir(path: Path) -> Path:
+    """Create the state directory and prove it is writable, before any server or redis-server starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except FileExistsError as exc:
+        raise ConfigError(f"--state-dir {path}: exists and is not a directory") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"--state-dir {path}: cannot use it as the emulator's state directory: {exc.strerror or exc}"
+        ) from exc
+    return path
+
+
 def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     from redisguard.program.config import load_stack_file
 
@@ -126,6 +162,11 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         port = getattr(args, name)
         if not 0 <= port <= 65535:
             raise ConfigError(f"--{name.replace('_', '-')} {port}: expected 0-65535")
+    if args.redis_api_port and args.redis_api_port == args.monitoring_port:
+        raise ConfigError(
+            f"--redis-api-port and --monitoring-port are both {args.redis_api_port}: the two APIs need two ports"
+        )
+    _check_ids(args.project, args.region)
     if args.memory_scale < 1024 * 1024:
         raise ConfigError(f"--memory-scale {args.memory_scale}: expected at least 1048576 bytes (1 MiB) per GB")
     if args.sample_interval <= 0:
@@ -158,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     from redisguard.emulator.server import Emulator, serve
 
     settings = settings_from_args(args)
+    prepare_state_dir(settings.state_dir)
     log.info(
         "emulator config host=%s redis_api_port=%d monitoring_port=%d project=%s region=%s state_dir=%s "
         "memory_scale=%d processes=%s fleets=%s",

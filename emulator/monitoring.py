@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from concurrent import futures
@@ -11,6 +12,7 @@ import grpc
 
 from redisguard.emulator.errors import ApiError
 from redisguard.emulator.faults import Faults
+from redisguard.emulator.processes import port_is_free
 from redisguard.emulator.sampler import Sampler
 from redisguard.emulator.timeseries import ListTimeSeriesRequest, list_time_series
 
@@ -27,7 +29,12 @@ class MonitoringServer:
     def __init__(self, sampler: Sampler, faults: Faults, host: str, port: int) -> None:
         self.sampler = sampler
         self.faults = faults
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="monitoring"))
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="monitoring"),
+            # gRPC sets SO_REUSEPORT by default: a second emulator on the same port would bind
+            # without error and the kernel would spread the clients' calls over both.
+            options=[("grpc.so_reuseport", 0)],
+        )
         handler = grpc.method_handlers_generic_handler(
             SERVICE_NAME,
             {
@@ -39,12 +46,14 @@ class MonitoringServer:
             },
         )
         self.server.add_generic_rpc_handlers((handler,))
+        if port and not port_is_free(host, port):
+            # Checked with a plain socket first: gRPC's own failure logs a C-core error line to
+            # stderr and says nothing about the cause.
+            raise OSError(errno.EADDRINUSE, f"{host}:{port} is in use")
         try:
             self.port = self.server.add_insecure_port(f"{host}:{port}")
-        except RuntimeError as exc:  # grpc reports a port in use this way
+        except RuntimeError as exc:  # grpc reports a failed bind this way
             raise OSError(f"cannot listen on {host}:{port} for the monitoring API: {exc}") from exc
-        if self.port == 0:
-            raise OSError(f"cannot listen on {host}:{port} for the monitoring API")
 
     def start(self) -> None:
         self.server.start()

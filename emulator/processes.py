@@ -21,6 +21,8 @@ from redis.retry import Retry
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 10.0
+RDB_FILE = "dump.rdb"
+"""The instance's RDB snapshot, in its data dir."""
 STOP_TIMEOUT_SECONDS = 10.0
 # Settings a redis-server build may lack (activedefrag needs Redis's own jemalloc; Debian's
 # build refuses it). They are applied after start and a refusal is logged, not fatal: the
@@ -67,7 +69,7 @@ def write_config(spec: RedisSpec, host: str) -> Path:
         "daemonize no",
         "appendonly no",
         f"dir {_quote(str(spec.data_dir))}",
-        "dbfilename dump.rdb",
+        f"dbfilename {RDB_FILE}",
         f"logfile {_quote(str(spec.data_dir / 'redis.log'))}",
         # Listing every config key keeps the child's view independent of its build defaults.
         *(f"{key} {_quote(value)}" for key, value in spec.config_values().items() if key not in BEST_EFFORT_SETTINGS),
@@ -80,7 +82,11 @@ def write_config(spec: RedisSpec, host: str) -> Path:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now (a listener there, not TIME_WAIT, makes it busy)."""
     with socket.socket() as s:
+        # As redis-server and the API servers bind: connections left in TIME_WAIT by the
+        # previous run must not count as "in use".
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

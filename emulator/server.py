@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from redisguard.daemon.errors import ConfigError
 from redisguard.emulator.faults import Faults
 from redisguard.emulator.monitoring import MonitoringServer
 from redisguard.emulator.redis_api import RedisApi, RedisApiServer
@@ -48,10 +51,11 @@ class Emulator:
         from redisguard.emulator.fleet import apply_fleet
 
         # Bind the ports first: a port in use is reported before any redis-server starts.
-        self.redis_api = RedisApiServer(
-            RedisApi(self.service, self.faults), self.settings.host, self.settings.redis_api_port
-        )
-        self.monitoring = MonitoringServer(self.sampler, self.faults, self.settings.host, self.settings.monitoring_port)
+        host = self.settings.host
+        with _port_error("--redis-api-port", host, self.settings.redis_api_port):
+            self.redis_api = RedisApiServer(RedisApi(self.service, self.faults), host, self.settings.redis_api_port)
+        with _port_error("--monitoring-port", host, self.settings.monitoring_port):
+            self.monitoring = MonitoringServer(self.sampler, self.faults, host, self.settings.monitoring_port)
         self.service.start()
         for path in self.fleets:
             apply_fleet(self.service, path, self.fleet_project, self.fleet_region)
@@ -79,14 +83,15 @@ class Emulator:
 
 
 def serve(emulator: Emulator) -> int:
-    """Run until SIGTERM or SIGINT; the handlers only set a flag, the main thread shuts down."""
+    """Run until SIGTERM, SIGINT or SIGHUP; the handlers only set a flag, the main thread shuts down."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal received signal=%s", signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # SIGHUP too: closing the terminal the emulator runs in must save the data like Ctrl-C does.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         emulator.start()
         print(emulator.ready_line(), flush=True)
@@ -103,6 +108,18 @@ def serve(emulator: Emulator) -> int:
             signal.signal(sig, handler)
     log.info("emulator stopped")
     return 0
+
+
+@contextlib.contextmanager
+def _port_error(option: str, host: str, port: int) -> Iterator[None]:
+    """Turn a failed bind into one line that names the option and the address."""
+    try:
+        yield
+    except OSError as exc:
+        reason = "already in use" if exc.errno in (errno.EADDRINUSE, None) else (exc.strerror or str(exc))
+        raise ConfigError(
+            f"{option} {port}: cannot listen on {host}:{port}: {reason} (pass another port, or 0 for a free one)"
+        ) from exc
 
 
 def _force_exit() -> None:

@@ -8,8 +8,10 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 from google.api_core import exceptions
 from google.cloud import monitoring_v3, redis_v1
@@ -128,14 +130,31 @@ def test_restart_keeps_instances_data_and_changes(emulator_factory, tmp_path: Pa
         assert data.get("survives") == instance_id.encode()
         data.close()
 
+    # A crash is a node failure for every instance: redis-sessions (RDB) comes back from its
+    # last snapshot, redis-cache (persistence DISABLED) comes back empty.
+    second.close_clients()
+    second.process.kill()
+    second.process.wait()
+    third = emulator_factory(fleet=STAGING, state_dir=state_dir, log_name="emulator-3.log")
+    client = third.redis_client()
+    after_crash = _instances(third)
+    for instance_id, expected in (("redis-sessions", b"redis-sessions"), ("redis-cache", None)):
+        inst = after_crash[instance_id]
+        data = connect_redis(inst.host, inst.port, client.get_instance_auth_string(name=inst.name).auth_string)
+        assert data.get("survives") == expected, instance_id
+        data.close()
 
-def test_sigint_stops_cleanly(emulator_factory) -> None:
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])
+def test_interrupt_or_hangup_stops_cleanly(emulator_factory, sig: int) -> None:
     emulator = emulator_factory(fleet=STAGING)
     children = _children(emulator.pid)
     assert len(children) == 3
-    assert emulator.stop(signal.SIGINT) == 0
+    assert emulator.stop(sig) == 0
     assert not any(_alive(pid) for pid in children)
-    assert "emulator stopped" in emulator.log()
+    log = emulator.log()
+    assert log.count("saved=True") == 3, "every instance saved its data before it stopped"
+    assert "emulator stopped" in log
 
 
 def test_crash_leaves_no_orphan_redis_server(emulator_factory) -> None:
@@ -199,10 +218,18 @@ def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         (["--host", "::1"], "--host ::1: the emulator listens on IPv4 loopback only"),
         (["--memory-scale", "10"], "--memory-scale 10: expected at least"),
         (["--redis-server", "/nonexistent/redis-server"], "not found; install redis-server or pass --no-processes"),
+        (["--redis-api-port", "70000"], "--redis-api-port 70000: expected 0-65535"),
+        (["--redis-api-port", "8999", "--monitoring-port", "8999"], "are both 8999: the two APIs need two ports"),
+        (["--project", "Bad_Project"], "--project Bad_Project: expected a project id"),
+        (["--region", "nowhere"], "--region nowhere: expected a region name such as europe-west1"),
     ],
 )
 def test_cli_rejects_bad_arguments_in_one_line(args: list[str], message: str, tmp_path: Path) -> None:
     result = _cli("--state-dir", str(tmp_path), "--redis-api-port", "0", "--monitoring-port", "0", *args)
+    _assert_one_error_line(result, message)
+
+
+def _assert_one_error_line(result: subprocess.CompletedProcess[str], message: str) -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines()[-1].startswith("redisguard emulator: error: ")
@@ -216,8 +243,18 @@ def test_cli_reports_a_port_in_use_and_a_bad_fleet(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = _cli("--state-dir", str(tmp_path), "--redis-api-port", str(port), "--monitoring-port", "0")
-    assert result.returncode == 1
-    assert "cannot start the emulator" in result.stderr and "Traceback" not in result.stderr
+    _assert_one_error_line(result, f"--redis-api-port {port}: cannot listen on 127.0.0.1:{port}: already in use")
+    # A gRPC server binds with SO_REUSEPORT: a second one on its port must still be refused,
+    # or the kernel would spread a client's calls over two emulators.
+    other = grpc.server(ThreadPoolExecutor(max_workers=1))
+    port = other.add_insecure_port("127.0.0.1:0")
+    other.start()
+    try:
+        result = _cli("--state-dir", str(tmp_path), "--redis-api-port", "0", "--monitoring-port", str(port))
+    finally:
+        other.stop(grace=None)
+    _assert_one_error_line(result, f"--monitoring-port {port}: cannot listen on 127.0.0.1:{port}: already in use")
+    assert "Failed to add port" not in result.stderr, "no gRPC core log line around the error"
     bad = tmp_path / "Pulumi.bad.yaml"
     bad.write_text("config:\n  redis-fleet:redis:\n    - name: Bad_Name\n      memory_gb: 0\n")
     result = _cli("--state-dir", str(tmp_path), "--redis-api-port", "0", "--monitoring-port", "0", "--fleet", str(bad))
@@ -225,6 +262,22 @@ def test_cli_reports_a_port_in_use_and_a_bad_fleet(tmp_path: Path) -> None:
     assert "Pulumi.bad.yaml" in result.stderr and "memory_gb" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("instances/*"))
+
+
+def test_cli_reports_an_unusable_state_dir(tmp_path: Path) -> None:
+    a_file = tmp_path / "state-file"
+    a_file.write_text("")
+    result = _cli("--state-dir", str(a_file), "--redis-api-port", "0", "--monitoring-port", "0")
+    _assert_one_error_line(result, f"--state-dir {a_file}: exists and is not a directory")
+    below_a_file = a_file / "state"
+    result = _cli("--state-dir", str(below_a_file), "--redis-api-port", "0", "--monitoring-port", "0")
+    _assert_one_error_line(result, f"--state-dir {below_a_file}: cannot use it as the emulator's state directory")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "state.json").write_text("{not json")
+    result = _cli("--state-dir", str(corrupt), "--redis-api-port", "0", "--monitoring-port", "0")
+    _assert_one_error_line(result, "state.json: unreadable emulator state")
+    assert (corrupt / "state.json").read_text() == "{not json", "a state file that failed to load is left alone"
 
 
 def test_help_lists_the_contract_options() -> None:
