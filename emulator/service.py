@@ -21,7 +21,7 @@ from google.protobuf import empty_pb2, json_format, timestamp_pb2
 
 from redisguard.emulator import state as st
 from redisguard.emulator.errors import ApiError, already_exists, failed_precondition, invalid, not_found
-from redisguard.emulator.processes import ProcessError, RedisSpec, Supervisor
+from redisguard.emulator.processes import RDB_FILE, ProcessError, RedisSpec, Supervisor
 from redisguard.emulator.settings import EmulatorSettings
 
 log = logging.getLogger(__name__)
@@ -123,8 +123,10 @@ class MemorystoreService:
 
     def start(self) -> None:
         """Load the state dir and bring every stored instance back up."""
-        self._started = True
         self.store.load()
+        # Only now is there a state to save at stop: a state file that failed to load must not
+        # be overwritten (nor its error hidden by a failing flush).
+        self._started = True
         self.store.start()
         for record in self.store.snapshot():
             inst = record.instance
@@ -132,6 +134,9 @@ class MemorystoreService:
                 # A crash in the middle of a delete: finish it (a create in progress is started below).
                 self._forget(record)
                 continue
+            if record.killed or inst.state == st.State.REPAIRING:
+                # Its process had crashed: this start is the repair.
+                self._drop_unpersisted_data(record)
             record.killed = False
             inst.state = st.State.READY
             inst.status_message = ""
@@ -142,6 +147,9 @@ class MemorystoreService:
                     inst.state = st.State.REPAIRING
                     inst.status_message = "redis-server could not be started"
                     log.error("instance %s not started: %s", record.name, exc)
+            # Loaded by now (the process answers PING only after loading): the snapshot of the
+            # graceful stop served this restart and must not come back after a later crash.
+            self._drop_unpersisted_data(record)
             self.store.put(record)
 
     def stop(self) -> None:
@@ -194,6 +202,16 @@ class MemorystoreService:
         else:
             inst.read_endpoint = ""
             inst.read_endpoint_port = 0
+
+    def _drop_unpersisted_data(self, record: st.InstanceRecord) -> None:
+        """Without RDB persistence, remove the instance's RDB file so that a repair starts it empty.
+
+        In Memorystore an instance without persistence loses its data when its node fails.
+        The emulator saves every instance when it stops gracefully (stopping the emulator is
+        not a node failure), so that file is only for the next emulator start.
+        """
+        if record.instance.persistence_config.persistence_mode != st.PersistenceMode.RDB:
+            (self.data_dir(record.name) / RDB_FILE).unlink(missing_ok=True)
 
     def _forget(self, record: st.InstanceRecord) -> None:
         self.store.remove(record.name)
@@ -461,9 +479,10 @@ class MemorystoreService:
             self.store.put(record)
 
     def revive(self, record: st.InstanceRecord) -> None:
-        """Start a killed instance's redis-server again (the repair finished)."""
+        """Start a killed instance's redis-server again (the repair finished): from its last RDB snapshot, or empty."""
         if self.supervisor is not None and not self._running(record.name):
             self.supervisor.forget(record.name)
+            self._drop_unpersisted_data(record)
             self._start_process(record)
         with self.store.lock:
             record.killed = False

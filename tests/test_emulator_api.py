@@ -185,6 +185,26 @@ def test_killed_instance_is_repairing_and_refuses_updates(
     client.delete_instance(name=inst.name).result(timeout=30)
 
 
+def test_repair_keeps_only_what_persistence_keeps(client: redis_v1.CloudRedisClient, emulator: EmulatorHandle) -> None:
+    """A crashed node comes back from its last RDB snapshot with RDB persistence, empty without."""
+    rdb = _create(client, emulator, "crash-rdb", persistence_config=redis_v1.PersistenceConfig(persistence_mode="RDB"))
+    plain = _create(client, emulator, "crash-plain")
+    for inst in (rdb, plain):
+        data = connect_redis(inst.host, inst.port)
+        data.set("snapshotted", "yes")
+        data.save()  # what the snapshot schedule would do
+        data.set("after-snapshot", "lost")
+        data.close()
+        emulator.kill_instance(emulator.region, inst.name.rsplit("/", 1)[1])
+        emulator.start_instance(emulator.region, inst.name.rsplit("/", 1)[1])
+    data = connect_redis(rdb.host, rdb.port)
+    assert (data.get("snapshotted"), data.get("after-snapshot")) == (b"yes", None)
+    data.close()
+    data = connect_redis(plain.host, plain.port)
+    assert data.dbsize() == 0, "without persistence a repaired instance starts empty"
+    data.close()
+
+
 def test_auth_toggle_and_persistence_patch(client: redis_v1.CloudRedisClient, emulator: EmulatorHandle) -> None:
     inst = _create(client, emulator, "auth-toggle")
     assert client.get_instance_auth_string(name=inst.name).auth_string == ""
