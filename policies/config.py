@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 from collections.abc import Mapping
@@ -239,12 +240,14 @@ def parse_config(policy_name: str, model: type[C], raw: Mapping[str, Any] | None
             where = ".".join(str(p) for p in err["loc"]) or "(config)"
             problem = f"{where}: {err['msg'].removeprefix('Value error, ')}"
             if err["type"] == "extra_forbidden":
-                allowed = ", ".join(sorted(f.alias or n for n, f in model.model_fields.items()))
-                problem = f"{where}: unknown option (allowed: {allowed}, enforcementLevel)"
+                options = sorted(f.alias or n for n, f in model.model_fields.items())
+                close = difflib.get_close_matches(str(err["loc"][-1]), options, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                problem = f"{where}: unknown option{hint} (allowed: {', '.join(options)}, enforcementLevel)"
             elif "input" in err and err["loc"]:
                 problem += f" (got {json.dumps(err['input'], default=str)})"
             problems.append(problem)
-        raise PolicyConfigError(f"policy config for '{policy_name}' is invalid: " + "; ".join(problems)) from None
+        raise PolicyConfigError(f"policy config for '{policy_name}' is invalid: " + "; ".join(problems)) from exc
     _CACHE[key] = parsed
     return parsed
 

@@ -229,8 +229,9 @@ def test_a_misspelt_policy_name_is_refused_only_without_a_level(pack_for: Any) -
     [
         (
             {"memorystore-memory-bounds": {"maxMemoryGB": 64}},
-            "policy config for 'memorystore-memory-bounds' is invalid: maxMemoryGB: unknown option "
-            "(allowed: exemptResources, maxMemoryGb, minMemoryGb, minMemoryGbWithReadReplicas, enforcementLevel)",
+            "policy config for 'memorystore-memory-bounds' is invalid: maxMemoryGB: unknown option; did you mean "
+            "'maxMemoryGb'? (allowed: exemptResources, maxMemoryGb, minMemoryGb, minMemoryGbWithReadReplicas, "
+            "enforcementLevel)",
         ),
         (
             {"memorystore-memory-bounds": {"minMemoryGb": 64, "maxMemoryGb": 16}},
