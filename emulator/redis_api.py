@@ -280,9 +280,17 @@ class _Handler(BaseHTTPRequestHandler):
     api: RedisApi  # set on the subclass built by make_server
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, payload = self.api.dispatch(self.command, self.path, body)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            # The body cannot be delimited: answer and drop the connection.
+            self.close_connection = True
+            status, payload = 400, invalid("Invalid Content-Length header.").to_json()
+        else:
+            body = self.rfile.read(length) if length else b""
+            status, payload = self.api.dispatch(self.command, self.path, body)
         data = json.dumps(payload).encode()
         try:
             self.send_response(status)

@@ -28,6 +28,8 @@ SHUTDOWN_DEADLINE_SECONDS = 30.0
 
 
 class Emulator:
+    """The whole emulator: one service and its state, the two API servers, the sampler; start and stop in order."""
+
     def __init__(
         self,
         settings: EmulatorSettings,

@@ -422,33 +422,24 @@ def _percentile(values: list[float], pct: float) -> float:
     return float(ordered[rank])
 
 
+# The statistics aligners and reducers share, by the suffix of their enum names.
+_STATISTICS: dict[str, Callable[[list[Any]], Any]] = {
+    "MEAN": lambda v: float(statistics.fmean(v)),
+    "MAX": max,
+    "MIN": min,
+    "SUM": sum,
+    "COUNT": len,
+    "STDDEV": lambda v: float(statistics.pstdev(v)),
+    **{f"PERCENTILE_{pct:02d}": (lambda v, pct=pct: _percentile(v, pct)) for pct in (99, 95, 50, 5)},
+}
 _ALIGN_FUNCS: dict[int, Callable[[list[Any]], Any]] = {
-    Aligner.ALIGN_MEAN: lambda v: float(statistics.fmean(v)),
-    Aligner.ALIGN_MAX: max,
-    Aligner.ALIGN_MIN: min,
-    Aligner.ALIGN_SUM: sum,
-    Aligner.ALIGN_COUNT: len,
+    **{Aligner.Value(f"ALIGN_{name}"): func for name, func in _STATISTICS.items()},
     Aligner.ALIGN_DELTA: sum,
     Aligner.ALIGN_NEXT_OLDER: lambda v: v[-1],
-    Aligner.ALIGN_STDDEV: lambda v: float(statistics.pstdev(v)),
-    Aligner.ALIGN_PERCENTILE_99: lambda v: _percentile(v, 99),
-    Aligner.ALIGN_PERCENTILE_95: lambda v: _percentile(v, 95),
-    Aligner.ALIGN_PERCENTILE_50: lambda v: _percentile(v, 50),
-    Aligner.ALIGN_PERCENTILE_05: lambda v: _percentile(v, 5),
 }
 _DELTA_ONLY = (Aligner.ALIGN_DELTA, Aligner.ALIGN_RATE)
-
 _REDUCE_FUNCS: dict[int, Callable[[list[Any]], Any]] = {
-    Reducer.REDUCE_MEAN: lambda v: float(statistics.fmean(v)),
-    Reducer.REDUCE_MAX: max,
-    Reducer.REDUCE_MIN: min,
-    Reducer.REDUCE_SUM: sum,
-    Reducer.REDUCE_COUNT: len,
-    Reducer.REDUCE_STDDEV: lambda v: float(statistics.pstdev(v)),
-    Reducer.REDUCE_PERCENTILE_99: lambda v: _percentile(v, 99),
-    Reducer.REDUCE_PERCENTILE_95: lambda v: _percentile(v, 95),
-    Reducer.REDUCE_PERCENTILE_50: lambda v: _percentile(v, 50),
-    Reducer.REDUCE_PERCENTILE_05: lambda v: _percentile(v, 5),
+    Reducer.Value(f"REDUCE_{name}"): func for name, func in _STATISTICS.items()
 }
 
 
