@@ -344,6 +344,18 @@ def test_protect_resource_option_counts_as_deletion_protection(pack_for: Any) ->
     assert pack.analyze(INSTANCE, "redis-orders", instance(deletionProtection=None)).diagnostics == ()
 
 
+def test_null_inputs_count_as_unset(pack_for: Any) -> None:
+    # The engine passes nulls through to analyzers; an explicit null is the provider's default.
+    props = dict(COMPLIANT, authEnabled=None, persistenceConfig={"persistenceMode": "RDB", "rdbSnapshotPeriod": None})
+    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+
+    assert result.policies == {"memorystore-auth-required", "memorystore-persistence-in-production"}
+    assert "found not set (Memorystore's default is false)" in result.messages("memorystore-auth-required")[0]
+    assert "not set (Memorystore's default is TWENTY_FOUR_HOURS)" in result.messages(
+        "memorystore-persistence-in-production"
+    )[0]
+
+
 def test_other_resource_types_are_ignored(pack_for: Any) -> None:
     result = pack_for("production").analyze("gcp:storage/bucket:Bucket", "assets", {"location": "EU"})
     assert result.diagnostics == ()
@@ -398,7 +410,9 @@ NESTED_UNKNOWNS = [
 ]
 
 
-@pytest.mark.parametrize(("policy", "changes", "path"), NESTED_UNKNOWNS, ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    ("policy", "changes", "path"), NESTED_UNKNOWNS, ids=lambda v: v if isinstance(v, str) else None
+)
 def test_an_unknown_inside_an_object_is_skipped_not_reported(
     pack_for: Any, policy: str, changes: dict[str, Any], path: str
 ) -> None:
