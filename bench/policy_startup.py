@@ -39,10 +39,22 @@ def one_run(resources: int) -> tuple[float, float, float]:
     return startup, analyse, startup + analyse
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resources", type=int, default=100, help="resources to analyse per run (default: 100)")
-    parser.add_argument("--runs", type=int, default=3, help="fresh pack starts to measure (default: 3)")
+    parser.add_argument(
+        "--resources", type=positive_int, default=100, help="resources to analyse per run (default: 100)"
+    )
+    parser.add_argument("--runs", type=positive_int, default=3, help="fresh pack starts to measure (default: 3)")
     args = parser.parse_args()
 
     runs = [one_run(args.resources) for _ in range(args.runs)]
@@ -53,7 +65,7 @@ def main() -> int:
     ):
         values = [r[index] for r in runs]
         print(f"{label:45s} median {statistics.median(values):6.3f}s  min {min(values):6.3f}s  max {max(values):6.3f}s")
-    per = statistics.median(r[1] for r in runs) / max(args.resources, 1) * 1000
+    per = statistics.median(r[1] for r in runs) / args.resources * 1000
     print(f"{'per resource (Analyze, 12 policies)':45s} median {per:6.2f}ms")
     return 0
 
