@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import pulumi
 from pulumi_policy import (
     EnforcementLevel,
     ReportViolation,
@@ -148,14 +147,10 @@ def _gb(value: float) -> str:
 
 
 def current_stack() -> str:
-    """The stack being deployed, as the engine told the pack (PULUMI_STACK)."""
-    try:
-        stack = pulumi.get_stack()
-    except Exception:  # noqa: BLE001 - runtime not configured (pack started outside Pulumi)
-        stack = ""
-    if not stack or stack == "stack":
-        stack = os.environ.get("PULUMI_STACK", stack)
-    return stack
+    """The stack being deployed, as the engine tells the pack ("" when run outside Pulumi)."""
+    # The engine sets PULUMI_STACK for every policy pack it starts; reading it directly avoids the
+    # SDK's placeholder name ("stack") when the pack runs outside Pulumi.
+    return os.environ.get("PULUMI_STACK", "")
 
 
 class Instance:
