@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import ipaddress
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -139,19 +141,34 @@ def _check_ids(project: str | None, region: str | None) -> None:
         raise ConfigError(f"--region {region}: expected a region name such as europe-west1")
 
 
-def prepare_state_dir(path: Path) -> Path:
-    """Create the state directory and prove it is writable, before any server or redis-server starts."""
+LOCK_FILE = "emulator.lock"
+
+
+def prepare_state_dir(path: Path) -> int:
+    """Create and lock the state directory before any server or redis-server starts; the lock's fd.
+
+    Two emulators on one state dir would overwrite each other's state.json and RDB files;
+    the lock (released by the kernel when this process ends, however it ends) refuses the second.
+    """
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
+        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except FileExistsError as exc:
         raise ConfigError(f"--state-dir {path}: exists and is not a directory") from exc
     except OSError as exc:
         raise ConfigError(
             f"--state-dir {path}: cannot use it as the emulator's state directory: {exc.strerror or exc}"
         ) from exc
-    return path
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise ConfigError(
+            f"--state-dir {path}: another emulator is using it; stop that one or pass another --state-dir"
+        ) from exc
+    return fd
 
 
 def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
@@ -199,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     from redisguard.emulator.server import Emulator, serve
 
     settings = settings_from_args(args)
-    prepare_state_dir(settings.state_dir)
+    lock = prepare_state_dir(settings.state_dir)
     log.info(
         "emulator config host=%s redis_api_port=%d monitoring_port=%d project=%s region=%s state_dir=%s "
         "memory_scale=%d processes=%s fleets=%s",
@@ -218,3 +235,5 @@ def run(args: argparse.Namespace) -> int:
         return serve(emulator)
     except OSError as exc:
         raise ConfigError(f"cannot start the emulator: {exc}") from exc
+    finally:
+        os.close(lock)

@@ -264,6 +264,14 @@ def test_cli_reports_a_port_in_use_and_a_bad_fleet(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("instances/*"))
 
 
+def test_cli_refuses_a_state_dir_another_emulator_uses(emulator_factory, tmp_path: Path) -> None:
+    running = emulator_factory(processes=False)
+    result = _cli("--state-dir", str(running.state_dir), "--redis-api-port", "0", "--monitoring-port", "0")
+    _assert_one_error_line(result, f"--state-dir {running.state_dir}: another emulator is using it")
+    assert running.process.poll() is None
+    assert running.redis_client().list_instances(parent=running.parent("-")) is not None
+
+
 def test_cli_reports_an_unusable_state_dir(tmp_path: Path) -> None:
     a_file = tmp_path / "state-file"
     a_file.write_text("")
