@@ -167,6 +167,8 @@ class Supervisor:
         self._procs: dict[str, RedisProcess] = {}
         self._lock = threading.Lock()
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-spawner")
+        # Settings this redis-server build refused once: it refuses them for every instance.
+        self._refused: set[tuple[str, str]] = set()
 
     def get(self, key: str) -> RedisProcess | None:
         with self._lock:
@@ -234,8 +236,15 @@ class Supervisor:
                 try:
                     client.config_set(k, values[k])
                 except redis.ResponseError as exc:
-                    log.warning(
-                        "redis-server cannot apply setting=%s value=%s instance=%s: %s", k, values[k], proc.key, exc
+                    first = (k, values[k]) not in self._refused
+                    self._refused.add((k, values[k]))
+                    log.log(
+                        logging.WARNING if first else logging.DEBUG,
+                        "redis-server cannot apply setting=%s value=%s instance=%s (the API still shows it): %s",
+                        k,
+                        values[k],
+                        proc.key,
+                        exc,
                     )
         finally:
             client.close()

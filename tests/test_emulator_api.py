@@ -205,6 +205,28 @@ def test_repair_keeps_only_what_persistence_keeps(client: redis_v1.CloudRedisCli
     data.close()
 
 
+def test_activedefrag_is_recorded_where_the_build_refuses_it(
+    client: redis_v1.CloudRedisClient, emulator: EmulatorHandle
+) -> None:
+    """Debian's redis-server refuses `activedefrag yes` (no Redis jemalloc): the instance still works."""
+    inst = _create(client, emulator, "defrag", redis_configs={"activedefrag": "yes"})
+    assert inst.state == redis_v1.Instance.State.READY
+    assert client.get_instance(name=inst.name).redis_configs == {"activedefrag": "yes"}
+    data = connect_redis(inst.host, inst.port)
+    if data.config_get("activedefrag") == {"activedefrag": "no"}:
+        assert "cannot apply setting=activedefrag value=yes" in emulator.log()
+    patched = client.update_instance(
+        update_mask=field_mask_pb2.FieldMask(paths=["redis_configs"]),
+        instance=redis_v1.Instance(
+            name=inst.name, redis_configs={"activedefrag": "no", "maxmemory-policy": "allkeys-lfu"}
+        ),
+    ).result(timeout=30)
+    assert patched.redis_configs == {"activedefrag": "no", "maxmemory-policy": "allkeys-lfu"}
+    assert data.config_get("activedefrag") == {"activedefrag": "no"}
+    assert data.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lfu"}
+    data.close()
+
+
 def test_auth_toggle_and_persistence_patch(client: redis_v1.CloudRedisClient, emulator: EmulatorHandle) -> None:
     inst = _create(client, emulator, "auth-toggle")
     assert client.get_instance_auth_string(name=inst.name).auth_string == ""
