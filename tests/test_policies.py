@@ -540,3 +540,5 @@ def test_pack_starts_and_analyses_100_resources_promptly(capsys: pytest.CaptureF
         print(f"\npolicy pack: startup {pack.startup_seconds:.2f}s, startup + 100 resources {total:.2f}s")
     # A hang check, not a benchmark (bench/policy_startup.py measures).
     assert total < 60
+    # Nothing went wrong on the way: a failing pack logs to the engine (what `pulumi preview` prints).
+    assert [log for log in pack.engine.logs if log[0] in ("WARNING", "ERROR")] == []
