@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from tests.fixtures.analyzer import (
     start_policy_pack,
     unknown,
 )
+from tests.fixtures.processes import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -518,6 +521,37 @@ def test_stack_memory_budget_counts_only_known_sizes_during_preview(pack_for: An
 
     (message,) = pack.analyze_stack(_stack(300, 300, unknown("number"))).messages("memorystore-stack-memory-budget")
     assert "found 600 GB" in message and "1 more not yet known: redis-2" in message
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_a_killed_test_run_leaves_no_pack_behind() -> None:
+    # A pack serves until it is stopped; if the process that started it dies without stopping it
+    # (pytest killed, a CI timeout), the pack must die too rather than listen forever.
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from tests.fixtures.analyzer import start_policy_pack; "
+            "print(start_policy_pack('production')._proc.pid, flush=True); time.sleep(120)",
+        ],
+        cwd=PACK_DIR.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as runner:
+        try:
+            assert runner.stdout is not None
+            pack_pid = int(runner.stdout.readline())
+            assert _alive(pack_pid)
+        finally:
+            runner.kill()
+    wait_for(lambda: not _alive(pack_pid), timeout=10, what="the pack to die with the process that started it")
 
 
 # --- startup: Pulumi users complain of multi-second policy startup ---------------------------------
