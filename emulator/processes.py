@@ -282,24 +282,27 @@ class Supervisor:
             proc = self._procs.pop(key, None)
         if proc is None or not proc.running():
             return
+        saved = False
         if save:
             client = proc.client(timeout=STOP_TIMEOUT_SECONDS)
             try:
-                client.save()
+                saved = bool(client.save())
             except redis.RedisError as exc:
                 log.warning("redis-server did not save instance=%s error=%s", key, exc)
             finally:
                 client.close()
+        if saved:
             proc.popen.terminate()
         else:
-            # Deleted: nothing to keep, no reason to wait for a clean exit.
+            # Deleted (nothing to keep), or it did not save: a SIGTERM would only wait for it
+            # (a redis whose final save fails even refuses to shut down).
             proc.popen.kill()
         try:
             proc.popen.wait(timeout=STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             proc.popen.kill()
             proc.popen.wait()
-        log.info("redis-server stopped instance=%s saved=%s", key, save)
+        log.info("redis-server stopped instance=%s saved=%s", key, saved)
 
     def kill(self, key: str) -> bool:
         """SIGKILL the process for `key` (a crash: nothing saved). False if none was running."""
