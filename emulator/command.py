@@ -6,6 +6,7 @@ import argparse
 import fcntl
 import ipaddress
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -186,7 +187,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     _check_ids(args.project, args.region)
     if args.memory_scale < 1024 * 1024:
         raise ConfigError(f"--memory-scale {args.memory_scale}: expected at least 1048576 bytes (1 MiB) per GB")
-    if args.sample_interval <= 0:
+    if not (math.isfinite(args.sample_interval) and args.sample_interval > 0):
         raise ConfigError(f"--sample-interval {args.sample_interval}: expected a positive number of seconds")
     if args.history < 1:
         raise ConfigError(f"--history {args.history}: expected at least 1 sample")

@@ -222,6 +222,7 @@ def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         (["--redis-api-port", "8999", "--monitoring-port", "8999"], "are both 8999: the two APIs need two ports"),
         (["--project", "Bad_Project"], "--project Bad_Project: expected a project id"),
         (["--region", "nowhere"], "--region nowhere: expected a region name such as europe-west1"),
+        (["--sample-interval", "nan"], "--sample-interval nan: expected a positive number of seconds"),
     ],
 )
 def test_cli_rejects_bad_arguments_in_one_line(args: list[str], message: str, tmp_path: Path) -> None:
