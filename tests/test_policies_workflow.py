@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
+from redisguard.daemon.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "preview.yml"
@@ -56,7 +58,9 @@ ACTION_INPUTS = {
     },
     "actions/checkout@v4": set(),
     "actions/setup-python@v5": {"python-version", "python-version-file", "cache", "architecture"},
-    "google-github-actions/auth@v2": {"workload_identity_provider", "service_account", "audience", "create_credentials_file"},
+    "google-github-actions/auth@v2": {
+        "workload_identity_provider", "service_account", "audience", "create_credentials_file",
+    },
     "marocchino/sticky-pull-request-comment@v2": {"header", "path", "message", "recreate", "hide"},
 }
 
@@ -97,9 +101,32 @@ def test_drift_report_is_posted_as_a_pull_request_comment() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     steps = _steps(workflow["jobs"]["drift-report"])
 
-    (report,) = [s for s in steps if "drift-report" in str(s.get("run", ""))]
-    assert "redisguard drift-report --format markdown --output drift-report.md" in report["run"]
+    (report,) = [s for s in steps if "redisguard drift-report" in str(s.get("run", ""))]
+    assert "redisguard drift-report --config redisguard-ci.yaml --format markdown --output drift-report.md" in (
+        report["run"]
+    )
     assert '"${code}" -eq 1' in report["run"]  # exit 2 (drift) is a report, not a failure
     (post,) = [s for s in steps if str(s.get("uses", "")).startswith("marocchino/sticky-pull-request-comment@")]
     assert post["with"]["path"] == "drift-report.md"
     assert workflow["permissions"]["pull-requests"] == "write"
+
+
+def test_drift_report_in_ci_talks_to_google_cloud_about_the_org_stacks(tmp_path: Path) -> None:
+    # The repository's redisguard.yaml points at the local emulator; the workflow derives the config
+    # it runs with. Run that step's script here and read its result with redisguard's own loader.
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = _steps(workflow["jobs"]["drift-report"])
+    (step,) = [s for s in steps if s.get("name") == "redisguard config for Google Cloud"]
+    assert step["env"]["PULUMI_ORG"] == "${{ secrets.PULUMI_ORG }}"
+    shutil.copy(REPO / "redisguard.yaml", tmp_path / "redisguard.yaml")
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
+    (tmp_path / "program").symlink_to(REPO / "program")
+    env = {**os.environ, "PULUMI_ORG": "acme"}
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, check=True, timeout=60)
+
+    repo_config = load_config(REPO / "redisguard.yaml")
+    ci_config = load_config(tmp_path / "redisguard-ci.yaml")
+    assert repo_config.gcp.redis_endpoint is not None  # the emulator, for local use
+    assert ci_config.gcp.redis_endpoint is None and ci_config.gcp.monitoring_endpoint is None
+    assert list(ci_config.pulumi.stacks) == [f"acme/{s}" for s in repo_config.pulumi.stacks]
+    assert ci_config.ignore == repo_config.ignore
