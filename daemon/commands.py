@@ -92,6 +92,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=run_demo)
 
 
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Let SIGTERM unwind the stack as Ctrl-C does, so `finally` blocks run: the demo stops its
+    emulator and removes its folder, a scan kills its pulumi CLIs (the default action would
+    exit on the spot)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def unwind(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 # --- drift-report ------------------------------------------------------------------------------
 
 
@@ -136,6 +156,11 @@ def _print_errors(command: str, report: DriftReport) -> None:
 
 
 def run_drift_report(args: argparse.Namespace) -> int:
+    with _sigterm_unwinds():
+        return _drift_report(args)
+
+
+def _drift_report(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     stacks = default_stack_names(config, args.stack)
     engines = engines_for(args.engine)
@@ -323,25 +348,6 @@ def change_out_of_band(emulator: RunningEmulator, instance_id: str) -> list[str]
         f"memory_size_gb {before.memory_size_gb} -> {before.memory_size_gb + 1}",
         f"maxmemory-policy {old_policy} -> {configs['maxmemory-policy']}",
     ]
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """Let SIGTERM unwind the stack as Ctrl-C does, so the demo's `finally` stops the emulator
-    and removes its temporary folder (the default action would exit on the spot)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def unwind(signum: int, _frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, unwind)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_demo(args: argparse.Namespace) -> int:

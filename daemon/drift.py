@@ -111,5 +111,11 @@ def run_scan(
     if not jobs:
         return DriftReport()
     with ThreadPoolExecutor(max_workers=min(config.parallelism, len(jobs)), thread_name_prefix="drift") as pool:
-        results = list(pool.map(run_job, jobs))
+        try:
+            results = list(pool.map(run_job, jobs))
+        except BaseException:
+            # Ctrl-C or SIGTERM: the pool's exit waits for every running check, and a pulumi
+            # refresh may run for minutes in its own process group, out of the terminal's reach.
+            drift_pulumi.stop_running()
+            raise
     return DriftReport(stacks=tuple(results))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi.automation import (
@@ -35,6 +36,7 @@ from redisguard.daemon.config import PulumiSettings
 from redisguard.daemon.errors import PermanentError, TransientError
 from redisguard.daemon.ignore import IgnoreRules, PathPart, format_path, parse_path
 from redisguard.daemon.report import SECRET, DriftItem, PropertyDrift
+from redisguard.emulator.processes import die_with_parent_argv
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +195,20 @@ class RefreshTimeout(Exception):
     """The per-stack deadline passed; the CLI's process group was killed."""
 
 
+# The CLI runs of this process, so that a Ctrl-C or SIGTERM of a scan can end them: each runs in
+# its own process group (for the timeout kill), where the terminal's Ctrl-C does not reach it.
+_running: set[subprocess.Popen[str]] = set()
+_running_lock = threading.Lock()
+
+
+def stop_running() -> None:
+    """Kill every CLI run still going, with its plugins (a scan was interrupted)."""
+    with _running_lock:
+        processes = list(_running)
+    for process in processes:
+        _kill_group(process)
+
+
 class BoundedPulumiCommand(PulumiCommand):
     """The SDK's PulumiCommand with a deadline shared by every command of one stack check.
 
@@ -228,14 +244,15 @@ class BoundedPulumiCommand(PulumiCommand):
             stream.close()
 
         with subprocess.Popen(
-            [self.command, *args],
+            # SIGKILLed when this thread's process dies, however it dies: no CLI outlives us.
+            die_with_parent_argv([self.command, *args]),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
             env=env,
             encoding="utf-8",
             start_new_session=True,
-        ) as process:
+        ) as process, _tracked(process):
             readers = [
                 threading.Thread(target=consume, args=(process.stdout, on_output, stdout_chunks), daemon=True),
                 threading.Thread(target=consume, args=(process.stderr, on_error, stderr_chunks), daemon=True),
@@ -255,6 +272,17 @@ class BoundedPulumiCommand(PulumiCommand):
         if result.code != 0:
             raise create_command_error(result)
         return result
+
+
+@contextlib.contextmanager
+def _tracked(process: subprocess.Popen[str]) -> Iterator[None]:
+    with _running_lock:
+        _running.add(process)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _running.discard(process)
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:

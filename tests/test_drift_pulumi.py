@@ -3,8 +3,11 @@ and the real Automation API call path up to a stand-in `pulumi` executable."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -28,6 +31,7 @@ from redisguard.daemon.drift import run_scan
 from redisguard.daemon.errors import PermanentError, TransientError
 from redisguard.daemon.ignore import IgnoreRules, Rule
 from redisguard.daemon.report import DriftItem, PropertyDrift
+from tests.fixtures.processes import wait_for
 
 INSTANCE = "gcp:redis/instance:Instance"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
@@ -434,6 +438,57 @@ def test_timeout_kills_the_cli_and_its_children(fake_pulumi, tmp_path: Path) -> 
     assert not _alive(cli_pid)
     assert not _alive(child_pid)
     assert elapsed < 3 + 10  # deadline plus the kill grace period, not the CLI's 600 s
+
+
+def _hung_scan(fake_pulumi, tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """`redisguard drift-report` with a CLI that hangs; returns it once the CLI and its child run."""
+    pid_file = tmp_path / "pids"
+    fake_pulumi({"staging": {"mode": "hang", "pid_file": str(pid_file)}})
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: {fake_pulumi.work_dir}\n  stacks: [staging]\n")
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "redisguard.daemon.cli", "drift-report", "--config", str(config), "--engine", "pulumi"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, timeout=30, what="the CLI to start")
+    except TimeoutError:
+        scan.kill()
+        raise
+    cli_pid, child_pid = (int(p) for p in pid_file.read_text().split())
+    return scan, cli_pid, child_pid
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_interrupting_a_scan_ends_it_at_once_with_the_cli_and_its_children(
+    fake_pulumi, tmp_path: Path, sig: signal.Signals, status: int
+) -> None:
+    # The CLI runs in its own process group (for the timeout kill), where a Ctrl-C on the
+    # terminal does not reach it; without help it would run on for the whole refresh timeout.
+    scan, cli_pid, child_pid = _hung_scan(fake_pulumi, tmp_path)
+    try:
+        scan.send_signal(sig)
+        _, stderr = scan.communicate(timeout=10 + 2)  # the kill grace period, not the 600 s refresh timeout
+    finally:
+        scan.kill()
+    assert scan.returncode == status, stderr
+    assert "Traceback" not in stderr
+    assert not _alive(cli_pid)
+    assert not _alive(child_pid)
+
+
+def test_a_killed_scan_takes_its_cli_with_it(fake_pulumi, tmp_path: Path) -> None:
+    scan, cli_pid, child_pid = _hung_scan(fake_pulumi, tmp_path)
+    try:
+        scan.kill()
+        scan.communicate(timeout=10)
+        wait_for(lambda: not _alive(cli_pid), timeout=10, what="the CLI to die with its parent")
+    finally:
+        # The CLI's own children (plugins) are its business; this stand-in's is cleaned up here.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child_pid, signal.SIGKILL)
 
 
 def test_parallel_stacks_report_each_their_own_status(fake_pulumi) -> None:
