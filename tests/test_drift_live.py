@@ -203,3 +203,31 @@ def test_unmanaged_instances_are_reported_once_per_project(emulator_factory, tmp
     # Each stack's clusters are declared (by the other stack too): only the stray one is unmanaged,
     # listed under the first selected stack.
     assert items == {"green": [("unmanaged", emulator.instance_name("stray"))], "blue": []}
+
+
+def test_auth_strings_appear_in_no_output_format_and_no_debug_log(
+    emulator_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator = emulator_factory(fleet=STAGING)
+    client = emulator.redis_client()
+    names = [emulator.instance_name(n) for n in ("redis-sidekiq", "redis-cache", "redis-sessions")]
+    secrets = [client.get_instance_auth_string(name=name).auth_string for name in names]
+    assert all(len(s) >= 16 for s in secrets)  # the emulator really has AUTH strings to leak
+    # Drift on the instance, so the report prints its properties.
+    update(client, names[0], ["memory_size_gb", "labels"], memory_size_gb=3, labels={"env": "staging", "owner": "bob"})
+    config = write_config(tmp_path, emulator, REPO / "program", ["staging"])
+    caplog.set_level("DEBUG")
+    seen = []
+    for fmt in ("table", "json", "markdown"):
+        code = main(["--log-level", "DEBUG", "drift-report", "--config", str(config), "--engine", "live", "--format", fmt])
+        assert code == 2
+        captured = capsys.readouterr()
+        assert "memorySizeGb" in captured.out
+        seen += [captured.out, captured.err]
+        out = tmp_path / f"drift.{fmt}"
+        assert main(["drift-report", "--config", str(config), "--engine", "live", "--format", fmt, "--output", str(out)]) == 2
+        seen.append(out.read_text())
+    seen.append(caplog.text)
+    assert "list_instances" in caplog.text or "GET /v1/projects" in caplog.text  # DEBUG logging did run
+    for secret in secrets:
+        assert not any(secret in text for text in seen)
