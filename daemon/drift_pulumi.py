@@ -92,17 +92,27 @@ def _lookup(root: Any, parts: Sequence[PathPart]) -> Any:
     return value
 
 
-def _state_value(state: StepEventStateMetadata | None, parts: Sequence[PathPart], inputs_only: bool) -> Any:
-    """A property from a state's inputs (what the program declared), else its outputs."""
+def _state_value(state: StepEventStateMetadata | None, parts: Sequence[PathPart], sources: Sequence[str]) -> Any:
+    """A property of a state, from the first of `sources` ("inputs", "outputs") that holds it."""
     if state is None:
         return None
-    for source in (state.inputs, None if inputs_only else state.outputs):
-        if source is None:
+    for source in sources:
+        values = state.inputs if source == "inputs" else state.outputs
+        if values is None:
             continue
-        found = _lookup(source, parts)
+        found = _lookup(values, parts)
         if found is not _MISSING:
             return _mask(found, parts)
     return None
+
+
+# Where each side of a refresh diff comes from. The engine computes it as the diff an `up`
+# would show right after the refresh (olds: the refreshed, i.e. live, outputs; news: the
+# state's inputs) and inverts it. So the state side is read from the old state's inputs and
+# the live side from the new state's outputs; an `inputDiff` compares inputs on both sides.
+_STATE_SOURCES = ("inputs", "outputs")
+_LIVE_SOURCES = ("outputs", "inputs")
+_INPUTS_ONLY = ("inputs",)
 
 
 def _leaf_diffs(old: Any, new: Any, parts: tuple[PathPart, ...]) -> Iterable[tuple[tuple[PathPart, ...], Any, Any]]:
@@ -123,13 +133,15 @@ def _leaf_diffs(old: Any, new: Any, parts: tuple[PathPart, ...]) -> Iterable[tup
         yield parts, _mask(old, parts), _mask(new, parts)
 
 
-def _top_value(state: StepEventStateMetadata | None, key: str, outputs_only: bool) -> Any:
-    """A top-level property of a state: from its inputs when declared there, else from its outputs."""
+def _top_value(state: StepEventStateMetadata | None, key: str, sources: Sequence[str]) -> Any:
+    """A top-level property of a state, unmasked (the leaf comparison masks), from the first of `sources` holding it."""
     if state is None:
         return None
-    if not outputs_only and state.inputs and key in state.inputs:
-        return state.inputs[key]
-    return (state.outputs or {}).get(key)
+    for source in sources:
+        values = (state.inputs if source == "inputs" else state.outputs) or {}
+        if key in values:
+            return values[key]
+    return None
 
 
 def _changed_properties(md: StepEventMetadata) -> list[tuple[str, Any, Any]]:
@@ -139,9 +151,8 @@ def _changed_properties(md: StepEventMetadata) -> list[tuple[str, Any, Any]]:
     if detailed:
         for raw_path, diff in detailed.items():
             parts = parse_path(raw_path)
-            inputs_only = bool(diff.input_diff)
-            expected = _state_value(md.old, parts, inputs_only)
-            actual = _state_value(md.new, parts, inputs_only)
+            expected = _state_value(md.old, parts, _INPUTS_ONLY if diff.input_diff else _STATE_SOURCES)
+            actual = _state_value(md.new, parts, _INPUTS_ONLY if diff.input_diff else _LIVE_SOURCES)
             # The refresh diff is inverted from the `up` diff: "add" is a property the cloud has
             # and the state does not, "delete" one the state has and the cloud no longer has.
             if diff.diff_kind in (DiffKind.ADD, DiffKind.ADD_REPLACE):
@@ -152,10 +163,11 @@ def _changed_properties(md: StepEventMetadata) -> list[tuple[str, Any, Any]]:
         return out
     # No detailed diff: the changed top-level keys, or for a legacy refresh (no diff computed by
     # the engine) every output, as the engine itself compared them.
-    outputs_only = not md.diffs
+    legacy = not md.diffs
     keys = md.diffs or sorted(set((md.old and md.old.outputs) or {}) | set((md.new and md.new.outputs) or {}))
     for key in keys:
-        old, new = _top_value(md.old, key, outputs_only), _top_value(md.new, key, outputs_only)
+        old = _top_value(md.old, key, ("outputs",) if legacy else _STATE_SOURCES)
+        new = _top_value(md.new, key, ("outputs",) if legacy else _LIVE_SOURCES)
         for parts, expected, actual in _leaf_diffs(old, new, (key,)):
             out.append((format_path(parts), expected, actual))
     return out
@@ -346,7 +358,9 @@ def refresh_events(stack: str, settings: PulumiSettings) -> list[EngineEvent]:
     opts = LocalWorkspaceOptions(env_vars=workspace_env(settings), pulumi_command=command)
     try:
         ws_stack = select_stack(stack, work_dir=str(settings.work_dir), opts=opts)
-        # show_secrets=False: the CLI masks secret values in the events it writes.
+        # show_secrets=False says what we mean, though the SDK forwards it to no refresh flag: the
+        # CLI writes secret values into its event log as "[secret]", and _mask covers a log that
+        # would hold them in the clear.
         ws_stack.preview_refresh(on_event=events.append, show_secrets=False, color="never", suppress_progress=True)
     except RefreshTimeout as exc:
         raise TransientError(

@@ -114,6 +114,39 @@ def test_update_event_becomes_a_changed_item_with_state_and_live_values() -> Non
     ]
 
 
+def test_live_values_come_from_the_refreshed_outputs_and_state_values_from_the_state_inputs() -> None:
+    # The engine diffs the refreshed outputs (live) against the state's inputs (declared) and
+    # inverts that diff; a provider may hand back the old inputs unchanged on refresh, so the
+    # live side must not be read from the new inputs when the diff is not an input diff.
+    live_outputs = with_changes(BASE, memorySizeGb=3, redisConfigs={"maxmemory-policy": "allkeys-lru", "activedefrag": "yes"})
+    metadata = StepEventMetadata(
+        op=OpType.UPDATE,
+        urn=urn("redis-sidekiq"),
+        type=INSTANCE,
+        provider="",
+        old=state("redis-sidekiq", BASE, with_changes(BASE, memorySizeGb=2)),
+        new=state("redis-sidekiq", BASE, live_outputs),  # inputs as they were, outputs as they are
+        diffs=["memorySizeGb", "redisConfigs"],
+        detailed_diff={
+            "memorySizeGb": PropertyDiff(DiffKind.UPDATE, False),
+            'redisConfigs["maxmemory-policy"]': PropertyDiff(DiffKind.UPDATE, False),
+        },
+    )
+    event = EngineEvent(sequence=1, timestamp=0, res_outputs_event=ResOutputsEvent(metadata=metadata))
+    [item] = parse([event])
+    assert item.properties == (
+        PropertyDrift(path="memorySizeGb", expected=2, actual=3),
+        PropertyDrift(path="redisConfigs.maxmemory-policy", expected="noeviction", actual="allkeys-lru"),
+    )
+    # The same without a detailed diff (only the changed top-level keys).
+    event.res_outputs_event.metadata.detailed_diff = {}
+    [item] = parse([event])
+    assert item.properties == (
+        PropertyDrift(path="memorySizeGb", expected=2, actual=3),
+        PropertyDrift(path="redisConfigs.maxmemory-policy", expected="noeviction", actual="allkeys-lru"),
+    )
+
+
 def test_delete_event_is_a_deleted_resource_and_same_is_nothing() -> None:
     items = parse(
         [
