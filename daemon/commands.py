@@ -30,7 +30,10 @@ from redisguard.program.config import StackConfigError, load_stack_file
 
 log = logging.getLogger(__name__)
 
-EXIT_CODES_HELP = "exit status: 0 all stacks in sync, 2 drift found, 1 a check failed (error wins over drift)"
+EXIT_CODES_HELP = (
+    "exit status: 0 all stacks in sync, 2 drift found, 1 a check failed or the command could not run "
+    "(a bad argument or config too; an error wins over drift)"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
