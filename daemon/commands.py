@@ -284,11 +284,19 @@ def start_emulator(fleet: Path, state_dir: Path, *, project: str, region: str, n
 
     threading.Thread(target=pump_stdout, daemon=True).start()
     threading.Thread(target=pump_stderr, daemon=True).start()
+    try:
+        return _wait_until_ready(process, lines, stderr_tail)
+    except BaseException:
+        # A timeout, or Ctrl-C/SIGTERM while the fleet starts: stop it in order, not by PDEATHSIG.
+        stop_emulator(process)
+        raise
+
+
+def _wait_until_ready(process: subprocess.Popen[str], lines: queue.Queue[str | None], stderr_tail: list[str]) -> RunningEmulator:
     deadline = time.monotonic() + EMULATOR_START_TIMEOUT
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            stop_emulator(process)
             raise TransientError(f"the emulator printed no ready line within {EMULATOR_START_TIMEOUT:g}s")
         try:
             line = lines.get(timeout=remaining)
