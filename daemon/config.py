@@ -199,9 +199,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> RedisguardConfig:
     file = Path(path) if path is not None else Path(DEFAULT_CONFIG_FILE)
     try:
         text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         hint = "" if path is not None else " (pass --config FILE)"
-        raise ConfigError(f"{file}: config file not found{hint}") from None
+        raise ConfigError(f"{file}: config file not found{hint}") from exc
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from exc
     try:
@@ -210,7 +210,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> RedisguardConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{file}:{where}: {problem}") from None
+        raise ConfigError(f"{file}:{where}: {problem}") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -229,11 +229,11 @@ def config_from_mapping(
     try:
         config = RedisguardConfig(**dict(data))
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source, environ)) from None
+        raise ConfigError(_format_errors(exc, source, environ)) from exc
     except SettingsError as exc:
         # pydantic-settings could not even decode an environment value (e.g. bad JSON).
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
-        raise ConfigError(f"{source}: a {ENV_PREFIX}* environment override is invalid: {exc}{cause}") from None
+        raise ConfigError(f"{source}: a {ENV_PREFIX}* environment override is invalid: {exc}{cause}") from exc
     work_dir = config.pulumi.work_dir
     if not work_dir.is_absolute():
         from_env = _env_name(("pulumi", "work_dir")) in {k.upper() for k in environ}

@@ -273,11 +273,11 @@ class BoundedPulumiCommand(PulumiCommand):
                 reader.start()
             try:
                 process.wait(timeout=max(0.0, self.deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
                 _kill_group(process)
                 for reader in readers:
                     reader.join(1)
-                raise RefreshTimeout(f"{args[1] if len(args) > 1 else 'pulumi'} ran past {self.timeout_seconds:g}s") from None
+                raise RefreshTimeout(f"{args[1] if len(args) > 1 else 'pulumi'} ran past {self.timeout_seconds:g}s") from exc
             for reader in readers:
                 reader.join()
         result = CommandResult(stdout="\n".join(stdout_chunks), stderr="\n".join(stderr_chunks), code=process.returncode)
@@ -349,8 +349,8 @@ def refresh_events(stack: str, settings: PulumiSettings) -> list[EngineEvent]:
     """
     try:
         command = BoundedPulumiCommand(settings.refresh_timeout_seconds)
-    except FileNotFoundError:
-        raise PermanentError(f"the pulumi CLI was not found on PATH; {_INSTALL_HINT}") from None
+    except FileNotFoundError as exc:
+        raise PermanentError(f"the pulumi CLI was not found on PATH; {_INSTALL_HINT}") from exc
     except (subprocess.CalledProcessError, InvalidVersionError) as exc:
         raise PermanentError(f"the pulumi CLI did not report a usable version: {exc}") from exc
 
@@ -365,15 +365,15 @@ def refresh_events(stack: str, settings: PulumiSettings) -> list[EngineEvent]:
     except RefreshTimeout as exc:
         raise TransientError(
             f"pulumi refresh timed out after {settings.refresh_timeout_seconds:g}s ({exc}); the CLI and its child processes were killed"
-        ) from None
+        ) from exc
     except ConcurrentUpdateError as exc:
-        raise TransientError(f"stack is locked by another update: {_first_error_line(exc)}") from None
+        raise TransientError(f"stack is locked by another update: {_first_error_line(exc)}") from exc
     except StackNotFoundError as exc:
-        raise PermanentError(f"stack not found in the backend: {_first_error_line(exc)}") from None
+        raise PermanentError(f"stack not found in the backend: {_first_error_line(exc)}") from exc
     except CommandError as exc:
-        raise PermanentError(f"pulumi refresh failed: {_first_error_line(exc)}") from None
+        raise PermanentError(f"pulumi refresh failed: {_first_error_line(exc)}") from exc
     except RuntimeError as exc:  # the SDK's "summary event never found"
-        raise PermanentError(f"pulumi refresh ended without a summary: {exc}") from None
+        raise PermanentError(f"pulumi refresh ended without a summary: {exc}") from exc
     return events
 
 
