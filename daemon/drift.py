@@ -122,8 +122,9 @@ def run_scan(
         try:
             results = list(pool.map(run_job, jobs))
         except BaseException:
-            # Ctrl-C or SIGTERM: the pool's exit waits for every running check, and a pulumi
-            # refresh may run for minutes in its own process group, out of the terminal's reach.
+            # Ctrl-C or SIGTERM: map() has cancelled the queued checks, but the pool's exit waits
+            # for the running ones, and a pulumi refresh may run for minutes in its own process
+            # group, out of the terminal's reach.
             drift_pulumi.stop_running()
             raise
     return DriftReport(stacks=tuple(results))

@@ -207,15 +207,22 @@ class RefreshTimeout(Exception):
     """The per-stack deadline passed; the CLI's process group was killed."""
 
 
+class RefreshInterrupted(Exception):
+    """The scan was interrupted before this CLI run could start."""
+
+
 # The CLI runs of this process, so that a Ctrl-C or SIGTERM of a scan can end them: each runs in
 # its own process group (for the timeout kill), where the terminal's Ctrl-C does not reach it.
 _running: set[subprocess.Popen[str]] = set()
 _running_lock = threading.Lock()
+_stopping = threading.Event()
 
 
 def stop_running() -> None:
-    """Kill every CLI run still going, with its plugins (a scan was interrupted)."""
+    """Kill every CLI run still going, with its plugins, and start no new one: the process is
+    shutting down (a scan was interrupted by Ctrl-C or SIGTERM)."""
     with _running_lock:
+        _stopping.set()
         processes = list(_running)
     for process in processes:
         _kill_group(process)
@@ -241,6 +248,8 @@ class BoundedPulumiCommand(PulumiCommand):
         on_output: OnOutput | None = None,
         on_error: OnOutput | None = None,
     ) -> CommandResult:
+        if _stopping.is_set():
+            raise RefreshInterrupted("the scan was interrupted")
         if "--non-interactive" not in args:
             args.insert(0, "--non-interactive")
         env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
@@ -290,6 +299,9 @@ class BoundedPulumiCommand(PulumiCommand):
 def _tracked(process: subprocess.Popen[str]) -> Iterator[None]:
     with _running_lock:
         _running.add(process)
+        stopping = _stopping.is_set()
+    if stopping:  # started while stop_running() was killing the others
+        _kill_group(process)
     try:
         yield
     finally:
@@ -362,6 +374,8 @@ def refresh_events(stack: str, settings: PulumiSettings) -> list[EngineEvent]:
         # CLI writes secret values into its event log as "[secret]", and _mask covers a log that
         # would hold them in the clear.
         ws_stack.preview_refresh(on_event=events.append, show_secrets=False, color="never", suppress_progress=True)
+    except RefreshInterrupted as exc:
+        raise TransientError(str(exc)) from exc
     except RefreshTimeout as exc:
         raise TransientError(
             f"pulumi refresh timed out after {settings.refresh_timeout_seconds:g}s ({exc}); the CLI and its child processes were killed"

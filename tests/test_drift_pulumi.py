@@ -473,18 +473,22 @@ def test_timeout_kills_the_cli_and_its_children(fake_pulumi, tmp_path: Path) -> 
     assert elapsed < 3 + 10  # deadline plus the kill grace period, not the CLI's 600 s
 
 
+STACKS_IN_LINE = ("a", "b", "c")
+
+
 def _hung_scan(fake_pulumi, tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
-    """`redisguard drift-report` with a CLI that hangs; returns it once the CLI and its child run."""
-    pid_file = tmp_path / "pids"
-    fake_pulumi({"staging": {"mode": "hang", "pid_file": str(pid_file)}})
+    """`redisguard drift-report` over three stacks, one at a time, whose CLIs hang; returns it
+    once the first stack's CLI and its child run."""
+    fake_pulumi({name: {"mode": "hang", "pid_file": str(tmp_path / f"pids-{name}")} for name in STACKS_IN_LINE})
     config = tmp_path / "redisguard.yaml"
-    config.write_text(f"pulumi:\n  work_dir: {fake_pulumi.work_dir}\n  stacks: [staging]\n")
+    config.write_text(f"pulumi:\n  work_dir: {fake_pulumi.work_dir}\n  stacks: [a, b, c]\nparallelism: 1\n")
     scan = subprocess.Popen(
         [sys.executable, "-m", "redisguard.daemon.cli", "drift-report", "--config", str(config), "--engine", "pulumi"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    pid_file = tmp_path / "pids-a"
     try:
         wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, timeout=30, what="the CLI to start")
     except TimeoutError:
@@ -510,6 +514,9 @@ def test_interrupting_a_scan_ends_it_at_once_with_the_cli_and_its_children(
     assert "Traceback" not in stderr
     assert not _alive(cli_pid)
     assert not _alive(child_pid)
+    # The queued stacks were dropped: no CLI was started for them after the interrupt.
+    calls = _calls(tmp_path / "pulumi-calls.jsonl")
+    assert {c["args"][c["args"].index("--stack") + 1] for c in calls if "--stack" in c.get("args", [])} == {"a"}
 
 
 def test_a_killed_scan_takes_its_cli_with_it(fake_pulumi, tmp_path: Path) -> None:
