@@ -331,6 +331,13 @@ FAKE_PULUMI = textwrap.dedent(
         time.sleep(600)
     started = time.time()
     time.sleep(spec.get("sleep", 0))
+    if "barrier" in spec:
+        # Wait (bounded) until `size` refreshes run at once: proves concurrency without timing.
+        barrier = spec["barrier"]
+        open(os.path.join(barrier["dir"], stack), "w").close()
+        deadline = time.time() + 30
+        while len(os.listdir(barrier["dir"])) < barrier["size"] and time.time() < deadline:
+            time.sleep(0.01)
     with open(os.environ["FAKE_PULUMI_LOG"], "a") as log:
         log.write(json.dumps({{"refresh": stack, "start": started, "end": time.time()}}) + "\\n")
     events = [{{"preludeEvent": {{"config": {{}}}}}}] + spec["events"] + [
@@ -553,9 +560,11 @@ def test_parallel_stacks_report_each_their_own_status(fake_pulumi) -> None:
 @pytest.mark.parametrize("parallelism", [1, 3])
 def test_stacks_run_in_parallel_up_to_the_configured_bound(fake_pulumi, parallelism: int) -> None:
     stacks = ["a", "b", "c"]
-    # Long enough that the CLIs' start-up jitter cannot hide an overlap when they run together.
-    sleep = 1.0 if parallelism > 1 else 0.2
-    log = fake_pulumi({name: {"events": [], "sleep": sleep} for name in stacks})
+    # Each refresh holds until `parallelism` of them have started: run together they overlap
+    # whatever the machine's load; run one at a time (bound 1) they cannot.
+    barrier = {"dir": str(fake_pulumi.work_dir.parent / "barrier"), "size": parallelism}
+    Path(barrier["dir"]).mkdir()
+    log = fake_pulumi({name: {"events": [], "barrier": barrier} for name in stacks})
     config = config_from_mapping(
         {"pulumi": {"work_dir": str(fake_pulumi.work_dir), "stacks": stacks}, "parallelism": parallelism}
     )
