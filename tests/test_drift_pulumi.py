@@ -330,7 +330,6 @@ FAKE_PULUMI = textwrap.dedent(
             f.write(f"{{os.getpid()}} {{child.pid}}")
         time.sleep(600)
     started = time.time()
-    time.sleep(spec.get("sleep", 0))
     if "barrier" in spec:
         # Wait (bounded) until `size` refreshes run at once: proves concurrency without timing.
         barrier = spec["barrier"]
