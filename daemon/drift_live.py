@@ -16,6 +16,7 @@ from google.api_core.retry import Retry, if_exception_type
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import redis_v1
+from google.protobuf import json_format
 from google.type import dayofweek_pb2
 
 from redisguard.daemon.config import GcpSettings
@@ -105,6 +106,9 @@ def list_project_instances(
         raise TransientError(f"list_instances {parent}: no answer from {where} within {gcp.request_timeout_seconds:g}s") from exc
     except requests.ConnectionError as exc:
         raise TransientError(f"list_instances {parent}: cannot connect to {where}") from exc
+    except json_format.ParseError as exc:
+        # Something answers, but not as the Memorystore API does (a wrong port in gcp.redis_endpoint).
+        raise PermanentError(f"list_instances {parent}: {where} did not answer as the Memorystore API does ({exc})") from exc
 
 
 class Inventory:

@@ -143,3 +143,39 @@ def test_a_live_check_counts_reading_its_stack_file_in_its_duration(tmp_path: Pa
     [stack] = drift.run_scan(config, ["staging"], ["live"]).stacks
     assert stack.status == "error"  # nobody listens on port 9
     assert stack.duration_seconds >= 0.3
+
+
+def test_an_endpoint_that_is_not_the_memorystore_api_is_named(tmp_path: Path) -> None:
+    # A wrong port in gcp.redis_endpoint (some other web server): say so, with the endpoint.
+    import http.server
+    import threading
+
+    class NotTheApi(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            body = b"<html>welcome</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotTheApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        config = tmp_path / "redisguard.yaml"
+        config.write_text(
+            f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging]\ngcp:\n  redis_endpoint: {endpoint}\n"
+        )
+        result = run_cli("drift-report", "--config", str(config), "--engine", "live", "--format", "json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "redisguard drift-report: error: stack staging (live): list_instances projects/redisguard-staging/locations/-: "
+        f"{endpoint} did not answer as the Memorystore API does (Failed to load JSON: Expecting value: line 1 column 1 (char 0).)"
+    ]
