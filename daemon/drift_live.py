@@ -106,6 +106,8 @@ def list_project_instances(
         raise TransientError(f"list_instances {parent}: no answer from {where} within {gcp.request_timeout_seconds:g}s") from exc
     except requests.ConnectionError as exc:
         raise TransientError(f"list_instances {parent}: cannot connect to {where}") from exc
+    except auth_exceptions.GoogleAuthError as exc:
+        raise PermanentError(f"list_instances {parent}: the Google credentials were refused: {exc}") from exc
     except json_format.ParseError as exc:
         # Something answers, but not as the Memorystore API does (a wrong port in gcp.redis_endpoint).
         raise PermanentError(f"list_instances {parent}: {where} did not answer as the Memorystore API does ({exc})") from exc
