@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from redisguard.daemon.commands import start_emulator, stop_emulator
+from redisguard.daemon.commands import start_emulator
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.drift import run_scan
 
@@ -86,7 +86,7 @@ def bench_size(size: int, runs: int, base: Path) -> tuple[float, float, int, int
             drifted = len(report.stacks[0].items)
         return statistics.median(times), min(times), calls, drifted
     finally:
-        stop_emulator(emulator.process)
+        emulator.stop()
 
 
 def main() -> None:

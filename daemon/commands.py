@@ -6,16 +6,11 @@ import argparse
 import contextlib
 import logging
 import os
-import queue
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -23,9 +18,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, config_from_mapping, default_stack_names, load_config
 from redisguard.daemon.drift import engines_for, run_scan
-from redisguard.daemon.errors import ConfigError, PermanentError, TransientError
+from redisguard.daemon.errors import ConfigError, PermanentError
 from redisguard.daemon.ignore import BUILTIN_IGNORED_PATHS
 from redisguard.daemon.report import EXIT_DRIFT, EXIT_ERROR, FORMATS, DriftReport, StackReport, print_table, render
+from redisguard.emulator.launcher import LaunchedEmulator, launch
 from redisguard.program.config import StackConfigError, load_stack_file
 
 log = logging.getLogger(__name__)
@@ -221,13 +217,7 @@ def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequenc
 
 # --- demo ----------------------------------------------------------------------------------------
 
-_READY = re.compile(
-    r"^redisguard emulator ready redis_api=(?P<api>\S+) monitoring=(?P<mon>\S+) project=(?P<project>\S+) "
-    r"region=(?P<region>\S+) instances=(?P<n>\d+)"
-)
 DEMO_INSTANCE = "redis-sidekiq"
-EMULATOR_START_TIMEOUT = 90.0
-EMULATOR_STOP_TIMEOUT = 20.0
 
 
 def _program_dir() -> Path:
@@ -236,101 +226,27 @@ def _program_dir() -> Path:
     return Path(redisguard.program.__file__).resolve().parent
 
 
-@dataclass
-class RunningEmulator:
-    process: subprocess.Popen[str]
-    redis_endpoint: str
-    monitoring_endpoint: str
-    project: str
-    region: str
-    instances: int
+def start_emulator(
+    fleet: Path, state_dir: Path, *, project: str, region: str, no_processes: bool = False
+) -> LaunchedEmulator:
+    """Start `redisguard emulator` with `fleet` on free ports and wait for its ready line.
 
-
-def start_emulator(fleet: Path, state_dir: Path, *, project: str, region: str, no_processes: bool = False) -> RunningEmulator:
-    """Start `redisguard emulator` on free ports and wait for its ready line."""
-    cmd = [
-        sys.executable, "-m", "redisguard.daemon.cli", "emulator",
+    SIGKILL reaches the emulator if this process dies, however it dies, so no emulator and,
+    through the emulator's own wrapper, no redis-server outlives the demo. Its own session:
+    a Ctrl-C on the terminal reaches the demo only, which then stops the emulator in order.
+    """
+    options = [
+        "emulator",
         "--host", "127.0.0.1", "--redis-api-port", "0", "--monitoring-port", "0",
         "--project", project, "--region", region,
         "--state-dir", str(state_dir), "--fleet", str(fleet),
     ]  # fmt: skip
     if no_processes:
-        cmd.append("--no-processes")
-    # The emulator's own wrapper: SIGKILL when this process dies, however it dies (a crash, a
-    # SIGKILL, an OOM kill), so that no emulator and, through the emulator's own wrapper, no
-    # redis-server outlives the demo. The signal follows the *thread* that forks, so this
-    # must run on a thread that lives as long as the emulator (the demo's main thread).
-    # Own session: a Ctrl-C on the terminal reaches the demo only, which then stops the
-    # emulator in order (final saves, ports released).
-    from redisguard.emulator.processes import die_with_parent_argv
-
-    process = subprocess.Popen(
-        die_with_parent_argv(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    stderr_tail: list[str] = []
-
-    def pump_stdout() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    def pump_stderr() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            stderr_tail.append(line.rstrip("\n"))
-            del stderr_tail[:-20]
-
-    threading.Thread(target=pump_stdout, daemon=True).start()
-    threading.Thread(target=pump_stderr, daemon=True).start()
-    try:
-        return _wait_until_ready(process, lines, stderr_tail)
-    except BaseException:
-        # A timeout, or Ctrl-C/SIGTERM while the fleet starts: stop it in order, not by PDEATHSIG.
-        stop_emulator(process)
-        raise
+        options.append("--no-processes")
+    return launch(options, die_signal=signal.SIGKILL, new_session=True)
 
 
-def _wait_until_ready(process: subprocess.Popen[str], lines: queue.Queue[str | None], stderr_tail: list[str]) -> RunningEmulator:
-    deadline = time.monotonic() + EMULATOR_START_TIMEOUT
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TransientError(f"the emulator printed no ready line within {EMULATOR_START_TIMEOUT:g}s")
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        if line is None:
-            process.wait()
-            detail = stderr_tail[-1] if stderr_tail else "no output"
-            raise PermanentError(f"the emulator exited with status {process.returncode} before it was ready: {detail}")
-        match = _READY.match(line)
-        if match:
-            return RunningEmulator(
-                process=process,
-                redis_endpoint=match["api"],
-                monitoring_endpoint=match["mon"],
-                project=match["project"],
-                region=match["region"],
-                instances=int(match["n"]),
-            )
-
-
-def stop_emulator(process: subprocess.Popen[str]) -> int | None:
-    """SIGTERM, then SIGKILL after a grace period; returns the exit status."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=EMULATOR_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
-def change_out_of_band(emulator: RunningEmulator, instance_id: str) -> list[str]:
+def change_out_of_band(emulator: LaunchedEmulator, instance_id: str) -> list[str]:
     """Grow one instance's memory and switch its eviction policy through the official client, as
     someone in the console would; returns what changed, for the demo's output."""
     from google.api_core import exceptions as gexc
@@ -399,7 +315,7 @@ def _demo(args: argparse.Namespace) -> int:
             report = run_scan(config, [stack.stack], ["live"])
             emit_report(report, args.format, None)
         finally:
-            status = stop_emulator(emulator.process)
+            status = emulator.stop()
             out.print(f"[bold]4.[/] emulator stopped (exit status {status})")
     code = report.exit_code
     if code == EXIT_ERROR:

@@ -36,7 +36,7 @@ from redisguard.daemon.config import PulumiSettings
 from redisguard.daemon.errors import PermanentError, TransientError
 from redisguard.daemon.ignore import IgnoreRules, PathPart, format_path, parse_path
 from redisguard.daemon.report import SECRET, DriftItem, PropertyDrift
-from redisguard.emulator.processes import die_with_parent_argv
+from redisguard.daemon.processes import die_with_parent_argv
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,8 @@ from pathlib import Path
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from redisguard.daemon.processes import die_with_parent_argv
 
 log = logging.getLogger(__name__)
 
@@ -98,23 +99,6 @@ def free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-# Run in a tiny interpreter between fork and exec of redis-server: sets PR_SET_PDEATHSIG
-# so the child gets SIGKILL when the emulator dies (even by SIGKILL), then execs.
-# A preexec_fn would do the same in the emulator's forked child, but forking a process
-# with gRPC threads and running Python there aborts in gRPC's fork handlers.
-_EXEC_WITH_PDEATHSIG = (
-    "import ctypes, os, sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)\n"
-    "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"
-    "os.execvp(sys.argv[2], sys.argv[2:])\n"
-)
-
-
-def die_with_parent_argv(argv: list[str]) -> list[str]:
-    """`argv` wrapped so that the process is SIGKILLed when this process exits."""
-    return [sys.executable, "-I", "-S", "-c", _EXEC_WITH_PDEATHSIG, str(os.getpid()), *argv]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from redisguard.daemon.errors import ConfigError
 from redisguard.emulator.faults import Faults
+from redisguard.emulator.launcher import format_ready_line
 from redisguard.emulator.monitoring import MonitoringServer
 from redisguard.emulator.redis_api import RedisApi, RedisApiServer
 from redisguard.emulator.sampler import Sampler
@@ -67,11 +68,13 @@ class Emulator:
 
     def ready_line(self) -> str:
         assert self.redis_api is not None and self.monitoring is not None
-        host = self.settings.host
-        return (
-            f"redisguard emulator ready redis_api=http://{host}:{self.redis_api.port} "
-            f"monitoring={host}:{self.monitoring.port} project={self.settings.project} "
-            f"region={self.settings.region} instances={len(self.service.store)}"
+        return format_ready_line(
+            host=self.settings.host,
+            redis_api_port=self.redis_api.port,
+            monitoring_port=self.monitoring.port,
+            project=self.settings.project,
+            region=self.settings.region,
+            instances=len(self.service.store),
         )
 
     def stop(self) -> None:

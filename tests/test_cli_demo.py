@@ -4,7 +4,6 @@ and nothing left running however the demo ends."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
