@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -46,6 +46,10 @@ _KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKey
 _FLAG_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 # Flags redisguard sets itself on every `gcloud beta redis instances update`.
 _RESERVED_FLAGS = frozenset({"project", "region", "quiet", "async", "format", "account", "configuration"})
+
+# libyaml's parser where PyYAML was built with it: a fleet of 1000 clusters loads about ten
+# times faster, which is most of a live drift scan.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 MIN_MEMORY_GB = 1
 MAX_MEMORY_GB = 300
@@ -389,7 +393,7 @@ def load_stack_file(path: str | Path) -> StackConfig:
     path = Path(path)
     source = str(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except FileNotFoundError:
         raise StackConfigError(source, ["file not found"]) from None
     except OSError as exc:
