@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="redisguard",
         description="Keep Memorystore Redis fleets managed with Pulumi in line with their "
-        "declared config: drift reports, memory checks and a local emulator.",
+        "declared config: drift reports and a local emulator.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('redisguard')}")
     parser.add_argument(
