@@ -16,7 +16,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, config_from_mapping, default_stack_names, load_config
+from redisguard.daemon.config import (
+    DEFAULT_CONFIG_FILE,
+    RedisguardConfig,
+    config_from_mapping,
+    default_stack_names,
+    load_config,
+)
 from redisguard.daemon.drift import engines_for, run_scan
 from redisguard.daemon.errors import ConfigError, PermanentError
 from redisguard.daemon.ignore import BUILTIN_IGNORED_PATHS

@@ -17,9 +17,9 @@ from pulumi.automation import (
     CommandError,
     CommandResult,
     ConcurrentUpdateError,
+    DiffKind,
     EngineEvent,
     InvalidVersionError,
-    DiffKind,
     LocalWorkspaceOptions,
     OnOutput,
     OpType,
@@ -35,8 +35,8 @@ from pulumi.automation.errors import create_command_error
 from redisguard.daemon.config import PulumiSettings
 from redisguard.daemon.errors import PermanentError, TransientError
 from redisguard.daemon.ignore import IgnoreRules, PathPart, format_path, parse_path
-from redisguard.daemon.report import SECRET, DriftItem, PropertyDrift
 from redisguard.daemon.processes import die_with_parent_argv
+from redisguard.daemon.report import SECRET, DriftItem, PropertyDrift
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """Entry point Pulumi runs (`python -m pulumi.policy <engine> .` in this folder): builds and serves the pack."""
 
 from pulumi_policy import EnforcementLevel, PolicyPack
+
 from redisguard.policies.rules import (
     PACK_DESCRIPTION,
     PACK_DISPLAY_NAME,

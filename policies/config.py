@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar, get_args
 from pulumi_policy import PolicyConfigSchema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+
 # The program's config model is the one source of Memorystore's enum values and size limits.
 from redisguard.program.config import (
     MAX_MEMORY_GB,

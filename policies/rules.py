@@ -27,6 +27,7 @@ from pulumi_policy.proxy import (
     UNKNOWN_STRING_VALUE,
     UnknownValueError,
 )
+
 from redisguard.policies.config import (
     DEFAULT_SNAPSHOT_PERIOD,
     SNAPSHOT_PERIOD_HOURS,

@@ -8,7 +8,15 @@ import json
 import pytest
 from rich.console import Console
 
-from redisguard.daemon.report import DriftItem, DriftReport, PropertyDrift, StackReport, format_duration, print_table, render
+from redisguard.daemon.report import (
+    DriftItem,
+    DriftReport,
+    PropertyDrift,
+    StackReport,
+    format_duration,
+    print_table,
+    render,
+)
 
 DRIFT = StackReport.from_items(
     "staging",

@@ -6,6 +6,7 @@ import json
 from typing import Any, get_args
 
 import pytest
+
 from redisguard.policies.config import (
     SNAPSHOT_PERIOD_HOURS,
     MemoryBoundsConfig,
@@ -15,7 +16,6 @@ from redisguard.policies.config import (
     parse_config,
 )
 from redisguard.program.config import SnapshotPeriod
-
 from tests.fixtures.analyzer import PACK_DIR, AnalyzerFailed, PolicyConfigInvalid
 from tests.test_policies import CONTRACT, INSTANCE, instance
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from redisguard.daemon.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]

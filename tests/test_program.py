@@ -15,8 +15,8 @@ from tests.fixtures.pulumi_program import (
     COMMAND_TYPE,
     INSTANCE_TYPE,
     PROGRAM_DIR,
-    RecordingMocks,
     ProgramRun,
+    RecordingMocks,
     run_program,
     stack_config_values,
 )
