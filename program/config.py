@@ -68,6 +68,101 @@ class StackConfigError(ValueError):
         super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
 
 
+def _several(problems: Sequence[tuple[str, str]]) -> PydanticCustomError:
+    """One pydantic error carrying several (key, message) problems; _format_error splits them again."""
+    return PydanticCustomError("several", "{problems}", {"problems": "\n".join(f"{k}\t{m}" for k, m in problems)})
+
+
+# Memorystore's own limits by Redis version (about-read-replicas, supported-redis-configurations).
+_READ_REPLICA_VERSIONS = ("REDIS_5_0", "REDIS_6_X", "REDIS_7_0", "REDIS_7_2")
+_LFU_AND_DEFRAG_VERSIONS = ("REDIS_4_0", *_READ_REPLICA_VERSIONS)
+
+
+def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (key, message) problems of rules that span several keys of one cluster.
+
+    `values` holds the cluster's keys with defaults filled in. A key whose own value is
+    invalid is left out, and every rule that needs it is skipped: that key is already
+    reported, and the other rules still are, so one run lists every problem.
+    """
+    problems: list[tuple[str, str]] = []
+    tier = values.get("tier")
+    read_replicas = values.get("read_replicas")
+    replica_count = values.get("replica_count", 0)
+    memory_gb = values.get("memory_gb")
+    version = values.get("redis_version")
+    if tier == "BASIC":
+        if read_replicas is True:
+            problems.append(("read_replicas", "true needs tier STANDARD_HA (tier is BASIC); allowed with BASIC: false"))
+        if "replica_count" in values and replica_count not in (None, 0):
+            problems.append(("replica_count", f"{replica_count} does not fit tier BASIC; allowed: 0 or unset"))
+    elif tier == "STANDARD_HA" and read_replicas is True:
+        if "replica_count" in values and replica_count is not None and not 1 <= replica_count <= MAX_READ_REPLICAS:
+            problems.append(
+                (
+                    "replica_count",
+                    f"{replica_count} does not fit STANDARD_HA with read replicas; allowed: 1 to {MAX_READ_REPLICAS}",
+                )
+            )
+        if isinstance(memory_gb, int) and memory_gb < MIN_MEMORY_GB_WITH_READ_REPLICAS:
+            problems.append(
+                (
+                    "memory_gb",
+                    f"{memory_gb} is too small for read replicas; allowed: "
+                    f"{MIN_MEMORY_GB_WITH_READ_REPLICAS} to {MAX_MEMORY_GB}",
+                )
+            )
+        if "redis_version" in values and version not in _READ_REPLICA_VERSIONS:
+            problems.append(
+                (
+                    "redis_version",
+                    f"{version} does not support read replicas; allowed with read_replicas: "
+                    f"{', '.join(_READ_REPLICA_VERSIONS)}",
+                )
+            )
+    elif tier == "STANDARD_HA" and read_replicas is False and "replica_count" in values:
+        if replica_count not in (None, 1):
+            problems.append(
+                (
+                    "replica_count",
+                    f"{replica_count} needs read_replicas: true; allowed without read replicas: 1 or unset",
+                )
+            )
+    if "redis_version" in values and version not in _LFU_AND_DEFRAG_VERSIONS:
+        policy = values.get("max_memory_policy")
+        if isinstance(policy, str) and policy.endswith("-lfu"):
+            problems.append(
+                (
+                    "max_memory_policy",
+                    f"{policy} needs Redis 4.0 or later (redis_version is {version}); allowed with "
+                    f"{version}: the -lru, -random and -ttl policies and noeviction",
+                )
+            )
+        if values.get("active_defrag") is not None:
+            problems.append(
+                (
+                    "active_defrag",
+                    f"needs Redis 4.0 or later (redis_version is {version}); remove the key or use "
+                    f"redis_version {', '.join(_LFU_AND_DEFRAG_VERSIONS)}",
+                )
+            )
+    if values.get("persistence_mode") == "DISABLED" and values.get("snapshot_period") is not None:
+        problems.append(
+            (
+                "snapshot_period",
+                f"{values['snapshot_period']} is set but persistence_mode is DISABLED; "
+                "set persistence_mode: RDB or remove snapshot_period",
+            )
+        )
+    if (
+        "maintenance_window_day" in values
+        and values.get("maintenance_window_day") is None
+        and (values.get("maintenance_start_hours") is not None or values.get("maintenance_start_minutes") is not None)
+    ):
+        problems.append(("maintenance_window_day", "is required when a maintenance start time is set"))
+    return problems
+
+
 class BetaFlags(BaseModel):
     """Extra `gcloud beta redis instances update` flags for features the provider lacks.
 
@@ -168,21 +263,27 @@ class ClusterConfig(BaseModel):
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        # Every bad label at once, each under its own key path (labels.KEY).
+        problems: list[tuple[str, str]] = []
         for key, value in labels.items():
             if not _LABEL_KEY.match(key):
-                raise PydanticCustomError(
-                    "label_key",
-                    "label key {key} is invalid; it must start with a lowercase letter and hold at "
-                    "most 63 lowercase letters, digits, underscores and hyphens",
-                    {"key": repr(key)},
+                problems.append(
+                    (
+                        key,
+                        f"label key {key!r} is invalid; it must start with a lowercase letter and hold at "
+                        "most 63 lowercase letters, digits, underscores and hyphens",
+                    )
                 )
-            if not _LABEL_VALUE.match(value):
-                raise PydanticCustomError(
-                    "label_value",
-                    "label {key} has the invalid value {value}; values hold at most 63 "
-                    "lowercase letters, digits, underscores and hyphens",
-                    {"key": repr(key), "value": repr(value)},
+            elif not _LABEL_VALUE.match(value):
+                problems.append(
+                    (
+                        key,
+                        f"{value!r} is not a valid label value; values hold at most 63 "
+                        "lowercase letters, digits, underscores and hyphens",
+                    )
                 )
+        if problems:
+            raise _several(problems)
         return labels
 
     @field_validator("auth_enabled", mode="before")
@@ -199,53 +300,9 @@ class ClusterConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> ClusterConfig:
-        problems: list[tuple[str, str]] = []
-        if self.tier == "BASIC":
-            if self.read_replicas:
-                problems.append(("read_replicas", "read replicas need tier STANDARD_HA (tier is BASIC)"))
-            if self.replica_count not in (None, 0):
-                problems.append(
-                    ("replica_count", f"{self.replica_count} does not fit tier BASIC; allowed: 0 or unset")
-                )
-        else:
-            if self.read_replicas:
-                if self.replica_count is not None and not 1 <= self.replica_count <= MAX_READ_REPLICAS:
-                    problems.append(
-                        (
-                            "replica_count",
-                            f"{self.replica_count} does not fit STANDARD_HA with read replicas; "
-                            f"allowed: 1 to {MAX_READ_REPLICAS}",
-                        )
-                    )
-                if self.memory_gb < MIN_MEMORY_GB_WITH_READ_REPLICAS:
-                    problems.append(
-                        (
-                            "memory_gb",
-                            f"{self.memory_gb} is too small for read replicas; allowed: "
-                            f"{MIN_MEMORY_GB_WITH_READ_REPLICAS} to {MAX_MEMORY_GB}",
-                        )
-                    )
-            elif self.replica_count not in (None, 1):
-                problems.append(
-                    (
-                        "replica_count",
-                        f"{self.replica_count} needs read_replicas: true; allowed without read "
-                        "replicas: 1 or unset",
-                    )
-                )
-        if self.persistence_mode == "DISABLED" and self.snapshot_period is not None:
-            problems.append(
-                ("snapshot_period", "is set but persistence_mode is DISABLED; set persistence_mode: RDB")
-            )
-        if self.maintenance_window_day is None and (
-            self.maintenance_start_hours is not None or self.maintenance_start_minutes is not None
-        ):
-            problems.append(("maintenance_window_day", "is required when a maintenance start time is set"))
+        problems = cross_field_problems({name: getattr(self, name) for name in type(self).model_fields})
         if problems:
-            # One error carrying every cross-field problem; split again in _format_error.
-            raise PydanticCustomError(
-                "cross_field", "{problems}", {"problems": "\n".join(f"{k}\t{m}" for k, m in problems)}
-            )
+            raise _several(problems)
         return self
 
     def effective_display_name(self) -> str:
@@ -297,11 +354,15 @@ def _format_error(prefix: str, error: ErrorDetails) -> list[str]:
     kind = error["type"]
     value = error.get("input")
     ctx = error.get("ctx", {})
-    if kind == "cross_field":
+    if kind == "several":
         return [
-            f"{prefix}.{key}: {message}"
+            f"{prefix}.{'.'.join([*loc, key])}: {message}"
             for key, message in (line.split("\t", 1) for line in str(ctx["problems"]).splitlines())
         ]
+    if "beta_flags" in loc and loc[-1] in _FLAG_VALUE_BRANCHES:
+        # pydantic reports a failed `str | int | bool` once per branch; the user wrote one value.
+        where = ".".join(loc[:-1])
+        return [f"{prefix}.{where}: {value!r} is not a flag value; allowed: a string, a whole number, true or false"]
     if kind == "extra_forbidden":
         key = loc[-1]
         parent_fields = _fields_at(loc[:-1])
@@ -331,6 +392,8 @@ def _format_error(prefix: str, error: ErrorDetails) -> list[str]:
     return [f"{prefix}.{where}: {message}" if where else f"{prefix}: {message}"]
 
 
+_FLAG_VALUE_BRANCHES = frozenset({"str", "int", "bool"})
+
 _BOUNDS = {
     "memory_gb": (MIN_MEMORY_GB, MAX_MEMORY_GB),
     "maintenance_start_hours": (0, 23),
@@ -344,6 +407,20 @@ def _fields_at(loc: Sequence[str]) -> list[str]:
     if loc and loc[-1] == "beta_flags":
         return list(BetaFlags.model_fields)
     return [name for name in ClusterConfig.model_fields if name != "auth_enabled"]
+
+
+def _partial_cross_field_problems(entry: Mapping[str, Any], errors: Sequence[ErrorDetails]) -> list[tuple[str, str]]:
+    """Cross-field problems of an entry that failed validation, from its valid keys only."""
+    invalid = {str(error["loc"][0]) for error in errors if error["loc"]}
+    values: dict[str, Any] = {}
+    for name, field in ClusterConfig.model_fields.items():
+        if name in invalid:
+            continue
+        if name in entry:
+            values[name] = entry[name]
+        elif not field.is_required():
+            values[name] = field.get_default(call_default_factory=True)
+    return cross_field_problems(values)
 
 
 def parse_clusters(raw: Any, source: str) -> tuple[ClusterConfig, ...]:
@@ -373,8 +450,16 @@ def parse_clusters(raw: Any, source: str) -> tuple[ClusterConfig, ...]:
         try:
             clusters.append(ClusterConfig.model_validate(dict(entry)))
         except ValidationError as exc:
-            for error in exc.errors(include_url=False):
-                problems.extend(_format_error(prefix, error))
+            errors = exc.errors(include_url=False)
+            lines: list[str] = []
+            for error in errors:
+                lines.extend(_format_error(prefix, error))
+            # pydantic skips the cross-field rules once a key is invalid; run them on the keys
+            # that are valid so one run still lists every problem.
+            if not any(error["type"] == "several" and not error["loc"] for error in errors):
+                partial = _partial_cross_field_problems(entry, errors)
+                lines.extend(f"{prefix}.{key}: {message}" for key, message in partial)
+            problems.extend(dict.fromkeys(lines))
     if problems:
         raise StackConfigError(source, problems)
     return tuple(clusters)

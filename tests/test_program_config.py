@@ -89,7 +89,25 @@ def problems_of(*entries: dict) -> list[str]:
             f"{P}.auth_enabled: False is not allowed; AUTH is always on for redisguard instances "
             "(remove the key or set it to true)",
         ),
-        ({"read_replicas": True}, f"{P}.read_replicas: read replicas need tier STANDARD_HA (tier is BASIC)"),
+        (
+            {"read_replicas": True},
+            f"{P}.read_replicas: true needs tier STANDARD_HA (tier is BASIC); allowed with BASIC: false",
+        ),
+        (
+            {"tier": "STANDARD_HA", "read_replicas": True, "memory_gb": 5, "redis_version": "REDIS_4_0"},
+            f"{P}.redis_version: REDIS_4_0 does not support read replicas; allowed with read_replicas: "
+            "REDIS_5_0, REDIS_6_X, REDIS_7_0, REDIS_7_2",
+        ),
+        (
+            {"redis_version": "REDIS_3_2", "max_memory_policy": "allkeys-lfu"},
+            f"{P}.max_memory_policy: allkeys-lfu needs Redis 4.0 or later (redis_version is REDIS_3_2); "
+            "allowed with REDIS_3_2: the -lru, -random and -ttl policies and noeviction",
+        ),
+        (
+            {"redis_version": "REDIS_3_2", "active_defrag": True},
+            f"{P}.active_defrag: needs Redis 4.0 or later (redis_version is REDIS_3_2); remove the key or use "
+            "redis_version REDIS_4_0, REDIS_5_0, REDIS_6_X, REDIS_7_0, REDIS_7_2",
+        ),
         ({"replica_count": 1}, f"{P}.replica_count: 1 does not fit tier BASIC; allowed: 0 or unset"),
         (
             {"tier": "STANDARD_HA", "replica_count": 3},
@@ -106,7 +124,8 @@ def problems_of(*entries: dict) -> list[str]:
         ({"replica_count": 6}, f"{P}.replica_count: 6 is out of range; allowed: 0 to 5"),
         (
             {"persistence_mode": "DISABLED", "snapshot_period": "ONE_HOUR"},
-            f"{P}.snapshot_period: is set but persistence_mode is DISABLED; set persistence_mode: RDB",
+            f"{P}.snapshot_period: ONE_HOUR is set but persistence_mode is DISABLED; set persistence_mode: RDB "
+            "or remove snapshot_period",
         ),
         (
             {"memory_gbs": 3},
@@ -123,8 +142,18 @@ def problems_of(*entries: dict) -> list[str]:
         ),
         (
             {"labels": {"Team": "x"}},
-            f"{P}.labels: label key 'Team' is invalid; it must start with a lowercase letter and hold at "
+            f"{P}.labels.Team: label key 'Team' is invalid; it must start with a lowercase letter and hold at "
             "most 63 lowercase letters, digits, underscores and hyphens",
+        ),
+        (
+            {"labels": {"team": "Platform"}},
+            f"{P}.labels.team: 'Platform' is not a valid label value; values hold at most 63 lowercase letters, "
+            "digits, underscores and hyphens",
+        ),
+        (
+            {"beta_flags": {"apply": {"some-flag": 1.5}}},
+            f"{P}.beta_flags.apply.some-flag: 1.5 is not a flag value; allowed: a string, a whole number, "
+            "true or false",
         ),
         (
             {"beta_flags": {"apply": {"--persistence-mode": "RDB"}}},
@@ -141,6 +170,26 @@ def problems_of(*entries: dict) -> list[str]:
 def test_each_rule_reports_file_cluster_key_value_and_allowed_values(change: dict, expected: str) -> None:
     (problem,) = problems_of({**BASE, **change})
     assert problem.startswith(expected)
+
+
+def test_rules_across_keys_are_reported_next_to_an_invalid_key() -> None:
+    # pydantic alone would stop at memory_gb; the read-replica and label problems must show in the same run.
+    entry = {**BASE, "memory_gb": 0, "read_replicas": True, "labels": {"A": "x", "b": "Y"}}
+    assert problems_of(entry) == [
+        f"{P}.memory_gb: 0 is out of range; allowed: 1 to 300",
+        f"{P}.labels.A: label key 'A' is invalid; it must start with a lowercase letter and hold at most 63 "
+        "lowercase letters, digits, underscores and hyphens",
+        f"{P}.labels.b: 'Y' is not a valid label value; values hold at most 63 lowercase letters, digits, "
+        "underscores and hyphens",
+        f"{P}.read_replicas: true needs tier STANDARD_HA (tier is BASIC); allowed with BASIC: false",
+    ]
+
+
+def test_an_invalid_key_does_not_trigger_rules_that_depend_on_it() -> None:
+    # tier is invalid: no replica rule may guess a tier and report a second, misleading problem.
+    assert problems_of({**BASE, "tier": "GOLD", "replica_count": 3}) == [
+        f"{P}.tier: 'GOLD' is not allowed; allowed values: BASIC, STANDARD_HA"
+    ]
 
 
 def test_misspelt_beta_flags_key_gets_a_suggestion_and_the_missing_key() -> None:
