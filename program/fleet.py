@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_command as command
 import pulumi_gcp as gcp
+from pulumi.config import ConfigTypeError
 
 from redisguard.program.config import (
     CONFIG_KEY,
@@ -146,7 +147,15 @@ class RedisCluster(pulumi.ComponentResource):
                 # Re-run only when the flags change: a change replaces the command, which
                 # reverts the old flags first (delete before replace) and then applies the new.
                 triggers=[json.dumps(cluster.beta_flags.model_dump(), sort_keys=True)],
-                opts=pulumi.ResourceOptions(parent=self.instance, depends_on=[self.instance], delete_before_replace=True),
+                opts=pulumi.ResourceOptions(
+                    parent=self.instance,
+                    depends_on=[self.instance],
+                    delete_before_replace=True,
+                    # A replaced instance (new tier, zone, network, key, project, region...) comes
+                    # up without the flags while the command's flags are unchanged: replace the
+                    # command with it, so the flags are reverted and applied again.
+                    replace_with=[self.instance],
+                ),
             )
         self.host = self.instance.host
         self.port = self.instance.port
@@ -184,7 +193,12 @@ def stack_from_pulumi_config() -> StackConfig:
     """Read and validate the running stack's config (raises StackConfigError)."""
     stack = pulumi.get_stack()
     source = f"Pulumi.{stack}.yaml"
-    raw = pulumi.Config(PROJECT_NAME).get_object("redis")
+    config = pulumi.Config(PROJECT_NAME)
+    try:
+        raw = config.get_object("redis")
+    except ConfigTypeError:
+        # A plain string such as `redis-fleet:redis: cache`: let validation say what is expected.
+        raw = config.get("redis")
     gcp_config = pulumi.Config("gcp")
     clusters = parse_clusters(raw, source)
     return StackConfig(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 from pathlib import Path
 
 import pulumi
 import pytest
+import yaml
 
 from redisguard.program import fleet
 from redisguard.program.config import load_stack_file
@@ -20,6 +22,10 @@ from tests.fixtures.pulumi_program import (
     run_program,
     stack_config_values,
 )
+
+# pulumi.runtime.rpc's markers for a secret value on the wire.
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+SECRET_VALUE_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 ORIGINAL_ENTRY = {
     "name": "redis-sidekiq",
@@ -95,6 +101,18 @@ def test_outputs_give_host_port_location_and_auth_string_only_as_a_secret() -> N
         "auth_secret": True,
         "host_secret": False,
     }
+
+
+def test_stack_output_shows_connection_details_and_the_auth_string_only_as_a_secret() -> None:
+    run = run_program(config_with(ORIGINAL_ENTRY))
+
+    exported = run.stack_outputs["redis-sidekiq"]
+    assert exported["host"] == "10.0.0.3"
+    assert exported["port"] == 6378
+    assert exported["current_location_id"] == "europe-west1-b"
+    # Only the AUTH string carries Pulumi's secret signature (encrypted in state, `[secret]` in output).
+    assert exported["auth_string"].get(SECRET_SIG) == SECRET_VALUE_SIG
+    assert [key for key, value in exported.items() if isinstance(value, dict)] == ["auth_string"]
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])
@@ -183,6 +201,8 @@ def test_beta_flags_command_is_a_child_of_the_instance_and_reverts_before_reappl
     assert command.parent in command.dependencies
     # On a flag change the old command's revert runs before the new flags are applied.
     assert command.delete_before_replace is True
+    # A replaced instance comes up without the flags: the command is replaced with it and runs again.
+    assert command.replace_with == (command.parent,)
     assert "authString" in instance.additional_secret_outputs
 
 
@@ -192,3 +212,30 @@ def test_stack_file_missing_is_reported_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(StackConfigError) as caught:
         load_stack_file(tmp_path / "Pulumi.nope.yaml")
     assert str(caught.value) == f"{tmp_path / 'Pulumi.nope.yaml'}: 1 problem in the stack config\n  - file not found"
+
+
+def test_pulumi_yaml_runs_the_program_from_its_folder_with_the_repo_venv() -> None:
+    project = yaml.safe_load((PROGRAM_DIR / "Pulumi.yaml").read_text())
+    assert project["name"] == "redis-fleet"
+    assert project["runtime"]["name"] == "python"
+    options = project["runtime"]["options"]
+    # Pulumi resolves `virtualenv` against the folder of Pulumi.yaml; `uv sync` (what
+    # `pulumi install` runs for the uv toolchain) finds the lock file by searching upwards.
+    venv = (PROGRAM_DIR / options["virtualenv"]).resolve()
+    assert venv == (PROGRAM_DIR.parent / ".venv").resolve()
+    assert options["toolchain"] == "uv"
+    assert (PROGRAM_DIR.parent / "uv.lock").is_file()
+    # The language host runs the program folder with that venv's python: __main__.py must
+    # import the package and reach the config check (no engine here, so no config at all).
+    python = venv / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-c", "import runpy; runpy.run_path('.', run_name='__main__')"],
+        cwd=PROGRAM_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "invalid redis-fleet:redis config" in done.stderr
+    assert "redis-fleet:redis: required key is missing" in done.stderr
+    assert "ModuleNotFoundError" not in done.stderr

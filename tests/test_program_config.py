@@ -243,6 +243,15 @@ def test_invalid_config_registers_no_resource_and_fails_without_traceback() -> N
     )
 
 
+def test_a_cluster_list_written_as_a_plain_string_gets_the_same_message_under_pulumi() -> None:
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program({"redis-fleet:redis": "cache"})
+    assert str(caught.value) == (
+        "invalid redis-fleet:redis config in Pulumi.staging.yaml: 1 problem in the stack config\n"
+        "  - redis-fleet:redis: expected a list of clusters, got 'cache'"
+    )
+
+
 def test_invalid_config_registers_nothing_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.fixtures import pulumi_program
 
