@@ -423,8 +423,35 @@ def _partial_cross_field_problems(entry: Mapping[str, Any], errors: Sequence[Err
     return cross_field_problems(values)
 
 
-def parse_clusters(raw: Any, source: str) -> tuple[ClusterConfig, ...]:
-    """Validate the value of `redis-fleet:redis`; raise StackConfigError with every problem."""
+def _region_problems(entry: Mapping[str, Any], region: str | None, invalid: set[str]) -> list[tuple[str, str]]:
+    """Keys that must agree with the stack's `gcp:region`: the zone and the Cloud KMS key's location."""
+    if not region:
+        return []
+    problems: list[tuple[str, str]] = []
+    zone = entry.get("location_id")
+    if isinstance(zone, str) and "location_id" not in invalid and not zone.startswith(f"{region}-"):
+        problems.append(
+            ("location_id", f"{zone!r} is not a zone of gcp:region {region}; allowed: a zone such as {region}-b")
+        )
+    key = entry.get("customer_managed_key")
+    if isinstance(key, str) and "customer_managed_key" not in invalid:
+        location = key.split("/")[3]
+        if location != region:
+            problems.append(
+                (
+                    "customer_managed_key",
+                    f"the key is in {location!r}, not in gcp:region {region}; Memorystore needs a key in "
+                    "the instance's region",
+                )
+            )
+    return problems
+
+
+def parse_clusters(raw: Any, source: str, *, region: str | None = None) -> tuple[ClusterConfig, ...]:
+    """Validate the value of `redis-fleet:redis`; raise StackConfigError with every problem.
+
+    With `region` (the stack's `gcp:region`) the zone and Cloud KMS key are checked against it too.
+    """
     if raw is None:
         raise StackConfigError(source, [f"{CONFIG_KEY}: required key is missing"])
     if not isinstance(raw, list):
@@ -447,11 +474,13 @@ def parse_clusters(raw: Any, source: str) -> tuple[ClusterConfig, ...]:
                 )
             else:
                 first_index[name] = index
+        lines: list[str] = []
+        invalid: set[str] = set()
         try:
             clusters.append(ClusterConfig.model_validate(dict(entry)))
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
-            lines: list[str] = []
+            invalid = {str(error["loc"][0]) for error in errors if error["loc"]}
             for error in errors:
                 lines.extend(_format_error(prefix, error))
             # pydantic skips the cross-field rules once a key is invalid; run them on the keys
@@ -459,7 +488,8 @@ def parse_clusters(raw: Any, source: str) -> tuple[ClusterConfig, ...]:
             if not any(error["type"] == "several" and not error["loc"] for error in errors):
                 partial = _partial_cross_field_problems(entry, errors)
                 lines.extend(f"{prefix}.{key}: {message}" for key, message in partial)
-            problems.extend(dict.fromkeys(lines))
+        lines.extend(f"{prefix}.{key}: {message}" for key, message in _region_problems(entry, region, invalid))
+        problems.extend(dict.fromkeys(lines))
     if problems:
         raise StackConfigError(source, problems)
     return tuple(clusters)
@@ -501,7 +531,7 @@ def load_stack_file(path: str | Path) -> StackConfig:
         if value is not None and not isinstance(value, str):
             problems.append(f"config.{key}: expected a string, got {value!r}")
     try:
-        clusters = parse_clusters(config.get(CONFIG_KEY), source)
+        clusters = parse_clusters(config.get(CONFIG_KEY), source, region=region if isinstance(region, str) else None)
     except StackConfigError as exc:
         problems.extend(exc.problems)
         clusters = ()

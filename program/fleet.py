@@ -200,12 +200,13 @@ def stack_from_pulumi_config() -> StackConfig:
         # A plain string such as `redis-fleet:redis: cache`: let validation say what is expected.
         raw = config.get("redis")
     gcp_config = pulumi.Config("gcp")
-    clusters = parse_clusters(raw, source)
+    region = gcp_config.get("region")
+    clusters = parse_clusters(raw, source, region=region)
     return StackConfig(
         stack=stack,
         source=source,
         project=gcp_config.get("project"),
-        region=gcp_config.get("region"),
+        region=region,
         clusters=clusters,
     )
 

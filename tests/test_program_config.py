@@ -192,6 +192,38 @@ def test_an_invalid_key_does_not_trigger_rules_that_depend_on_it() -> None:
     ]
 
 
+def test_zone_and_kms_key_must_be_in_the_stack_region_under_pulumi() -> None:
+    entry = {
+        **BASE,
+        "location_id": "us-east1-b",
+        "customer_managed_key": "projects/p/locations/us-east1/keyRings/r/cryptoKeys/k",
+    }
+    config = {"redis-fleet:redis": json.dumps([entry]), "gcp:region": "europe-west1"}
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(config)
+    assert str(caught.value).splitlines()[1:] == [
+        f"  - {P}.location_id: 'us-east1-b' is not a zone of gcp:region europe-west1; allowed: a zone such as "
+        "europe-west1-b",
+        f"  - {P}.customer_managed_key: the key is in 'us-east1', not in gcp:region europe-west1; Memorystore "
+        "needs a key in the instance's region",
+    ]
+
+
+def test_stack_file_checks_zones_against_its_own_region(tmp_path: Path) -> None:
+    stack = tmp_path / "Pulumi.qa.yaml"
+    stack.write_text(
+        "config:\n  gcp:region: europe-west1\n  redis-fleet:redis:\n"
+        "    - {name: cache, memory_gb: 2, tier: BASIC, location_id: europe-west1-c}\n"
+        "    - {name: other, memory_gb: 2, tier: BASIC, location_id: europe-west2-a}\n"
+    )
+    with pytest.raises(StackConfigError) as caught:
+        load_stack_file(stack)
+    assert caught.value.problems == [
+        "redis-fleet:redis[1] (other).location_id: 'europe-west2-a' is not a zone of gcp:region europe-west1; "
+        "allowed: a zone such as europe-west1-b"
+    ]
+
+
 def test_misspelt_beta_flags_key_gets_a_suggestion_and_the_missing_key() -> None:
     assert problems_of({**BASE, "beta_flags": {"aply": {"x": "1"}}}) == [
         f"{P}.beta_flags.apply: required key is missing",
