@@ -191,6 +191,28 @@ def test_beta_flag_value_with_shell_metacharacters_stays_one_argument() -> None:
     assert len(argv) == 10
 
 
+def test_beta_flags_command_run_by_a_real_shell_passes_each_value_as_one_argument(tmp_path: Path) -> None:
+    # pulumi-command runs `create` with /bin/sh -c; a stand-in gcloud records the argv it gets.
+    marker = tmp_path / "injected"
+    hostile = f"a b'; touch {marker}; echo \"$(touch {marker})\" `touch {marker}` $HOME *"
+    entry = {**ORIGINAL_ENTRY, "beta_flags": {"apply": {"display-name": hostile, "enable-x": True}}}
+    create = run_program(config_with(entry)).named(COMMAND_TYPE, "redis-sidekiq-beta-flags").inputs["create"]
+    gcloud = tmp_path / "gcloud"
+    gcloud.write_text("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done\n")
+    gcloud.chmod(0o755)
+
+    done = subprocess.run(
+        ["/bin/sh", "-c", create], env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, capture_output=True, timeout=30
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().split("\0")[:-1] == [
+        "beta", "redis", "instances", "update", "redis-sidekiq", "--quiet",
+        "--project=acme-staging", "--region=europe-west1", f"--display-name={hostile}", "--enable-x",
+    ]  # fmt: skip
+    assert not marker.exists()
+
+
 def test_beta_flags_command_is_a_child_of_the_instance_and_reverts_before_reapplying() -> None:
     entry = {**ORIGINAL_ENTRY, "beta_flags": {"apply": {"x": "1"}, "revert": {"x": "0"}}}
     run = run_program(config_with(entry))
