@@ -303,3 +303,33 @@ def test_invalid_config_registers_nothing_at_all(monkeypatch: pytest.MonkeyPatch
 def test_auth_enabled_true_is_accepted_as_written() -> None:
     (cluster,) = parse_clusters([{**BASE, "auth_enabled": True}], "Pulumi.staging.yaml")
     assert cluster.auth_enabled is True
+
+
+def _doc_table(heading: str) -> dict[str, list[str]]:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| `"):
+            rows[cells[0].strip("`")] = cells[1:]
+    return rows
+
+
+def test_configuration_doc_lists_every_cluster_key_with_type_default_and_allowed_values() -> None:
+    from typing import get_args
+
+    from redisguard.program.config import ClusterConfig
+
+    rows = _doc_table("Keys of a cluster")
+    assert set(rows) == set(ClusterConfig.model_fields)
+    for key, (type_, default, allowed, *_) in rows.items():
+        assert type_ and default and allowed, key
+        # Every value an enum key accepts is written in its row.
+        annotation = ClusterConfig.model_fields[key].annotation
+        for candidate in (annotation, *get_args(annotation)):
+            values = get_args(candidate)
+            if values and all(isinstance(value, str) for value in values):
+                for value in values:
+                    assert f"`{value}`" in allowed, (key, value)
+    assert set(_doc_table("Keys of a stack file")) == {"gcp:project", "gcp:region", "redis-fleet:redis"}
