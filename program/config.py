@@ -379,7 +379,9 @@ def _format_error(prefix: str, error: ErrorDetails) -> list[str]:
         allowed = f"{bounds[0]} to {bounds[1]}" if bounds else str(ctx)
         return [f"{prefix}.{where}: {value!r} is out of range; allowed: {allowed}"]
     if kind in {"int_type", "int_parsing", "int_from_float"}:
-        return [f"{prefix}.{where}: {value!r} is not a whole number"]
+        bounds = _BOUNDS.get(loc[-1])
+        allowed = f"; allowed: a whole number from {bounds[0]} to {bounds[1]}" if bounds else ""
+        return [f"{prefix}.{where}: {value!r} is not a whole number{allowed}"]
     if kind in {"bool_type", "bool_parsing"}:
         return [f"{prefix}.{where}: {value!r} is not a boolean; allowed values: true, false"]
     if kind in {"string_type"}:

@@ -69,8 +69,12 @@ def problems_of(*entries: dict) -> list[str]:
         ),
         ({"memory_gb": 0}, f"{P}.memory_gb: 0 is out of range; allowed: 1 to 300"),
         ({"memory_gb": 301}, f"{P}.memory_gb: 301 is out of range; allowed: 1 to 300"),
-        ({"memory_gb": "2"}, f"{P}.memory_gb: '2' is not a whole number"),
-        ({"memory_gb": 2.5}, f"{P}.memory_gb: 2.5 is not a whole number"),
+        ({"memory_gb": "2"}, f"{P}.memory_gb: '2' is not a whole number; allowed: a whole number from 1 to 300"),
+        ({"memory_gb": 2.5}, f"{P}.memory_gb: 2.5 is not a whole number; allowed: a whole number from 1 to 300"),
+        (
+            {"maintenance_window_day": "SUNDAY", "maintenance_start_hours": "8"},
+            f"{P}.maintenance_start_hours: '8' is not a whole number; allowed: a whole number from 0 to 23",
+        ),
         (
             {"maintenance_window_day": "SUNDAY", "maintenance_start_hours": 24},
             f"{P}.maintenance_start_hours: 24 is out of range; allowed: 0 to 23",
