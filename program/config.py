@@ -166,8 +166,9 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 class BetaFlags(BaseModel):
     """Extra `gcloud beta redis instances update` flags for features the provider lacks.
 
-    `apply` runs once when the instance is created (or when the flags change) and
-    `revert` runs when the instance is deleted or the flags are replaced.
+    `apply` runs once when the instance is created, replaced, or when the flags change;
+    `revert` runs first in each of those cases (for the old flags) and when the flags, the
+    cluster or the instance are removed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
