@@ -166,9 +166,9 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 class BetaFlags(BaseModel):
     """Extra `gcloud beta redis instances update` flags for features the provider lacks.
 
-    `apply` runs once when the instance is created, replaced, or when the flags change;
-    `revert` runs first in each of those cases (for the old flags) and when the flags, the
-    cluster or the instance are removed.
+    `apply` runs once when the instance is created, and again when the flags change or
+    the instance is replaced; `revert` runs with the old flags before such a re-apply, and
+    when the flags or the cluster are removed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
