@@ -211,8 +211,18 @@ def stack_from_pulumi_config() -> StackConfig:
     )
 
 
+NOT_UNDER_PULUMI = (
+    "redis-fleet is a Pulumi program and runs under the Pulumi engine: "
+    "`cd program && pulumi preview --stack staging` (see README.md)"
+)
+
+
 def main() -> dict[str, RedisCluster]:
     """Entry point of the Pulumi program: validate everything, then register resources."""
+    if pulumi.runtime.settings.get_monitor() is None:
+        # Started as a plain script: without the engine's resource monitor nothing can be
+        # registered, and Pulumi's own error would name a made-up stack.
+        raise SystemExit(NOT_UNDER_PULUMI)
     try:
         stack = stack_from_pulumi_config()
     except StackConfigError as exc:
