@@ -161,8 +161,26 @@ def _print_errors(command: str, report: DriftReport) -> None:
 
 
 def run_drift_report(args: argparse.Namespace) -> int:
-    with _sigterm_unwinds():
-        return _drift_report(args)
+    # The report of the checks that finished is not printed after an interrupt: a partial
+    # report would read as an answer. One line says what happened; the exit status says which signal.
+    try:
+        with _sigterm_unwinds():
+            return _drift_report(args)
+    except KeyboardInterrupt:
+        _print_interrupted("drift-report", signal.SIGINT)
+        return 128 + signal.SIGINT
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            _print_interrupted("drift-report", signal.SIGTERM)
+        raise
+
+
+def _print_interrupted(command: str, signum: signal.Signals) -> None:
+    print(
+        f"redisguard {command}: interrupted by {signum.name}; running checks were stopped, no report written",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _drift_report(args: argparse.Namespace) -> int:

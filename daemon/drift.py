@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from redisguard.daemon import drift_live, drift_pulumi
@@ -118,13 +119,42 @@ def run_scan(
 
     if not jobs:
         return DriftReport()
-    with ThreadPoolExecutor(max_workers=min(config.parallelism, len(jobs)), thread_name_prefix="drift") as pool:
-        try:
-            results = list(pool.map(run_job, jobs))
-        except BaseException:
-            # Ctrl-C or SIGTERM: map() has cancelled the queued checks, but the pool's exit waits
-            # for the running ones, and a pulumi refresh may run for minutes in its own process
-            # group, out of the terminal's reach.
-            drift_pulumi.stop_running()
-            raise
+    results = _run_bounded(run_job, jobs, config.parallelism)
     return DriftReport(stacks=tuple(results))
+
+
+def _run_bounded(run_job: Callable[[Job], StackReport], jobs: Sequence[Job], parallelism: int) -> list[StackReport]:
+    """Run the jobs on at most `parallelism` daemon threads, results in job order.
+
+    Daemon threads rather than a ThreadPoolExecutor: on Ctrl-C or SIGTERM the executor (and the
+    interpreter's exit, which joins its workers) would wait for every running check, and a live
+    listing can hang for gcp.request_timeout_seconds. Nothing a check holds needs a clean-up
+    except the pulumi CLIs, which stop_running() kills before the exception goes on.
+    """
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(jobs)):
+        pending.put(index)
+    results: list[StackReport | None] = [None] * len(jobs)
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                return
+            results[index] = run_job(jobs[index])
+
+    threads = [
+        threading.Thread(target=worker, name=f"drift-{n}", daemon=True) for n in range(min(parallelism, len(jobs)))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()  # interruptible: a signal handler runs and may raise here
+    except BaseException:
+        stop.set()  # start no queued check
+        drift_pulumi.stop_running()
+        raise
+    return [r for r in results if r is not None]

@@ -48,6 +48,8 @@ _SECRET_KEYS = frozenset({"authString", "auth_string", "password", "passphrase",
 _SKIPPED_TYPES = ("pulumi:pulumi:Stack", "pulumi:providers:")
 _MISSING = object()
 _KILL_GRACE_SECONDS = 5.0
+# On Ctrl-C/SIGTERM of a scan: how long the CLIs get to exit on SIGTERM before SIGKILL.
+_INTERRUPT_GRACE_SECONDS = 0.5
 _INSTALL_HINT = "install it (https://www.pulumi.com/docs/install/) or use --engine live"
 
 
@@ -220,12 +222,33 @@ _stopping = threading.Event()
 
 def stop_running() -> None:
     """Kill every CLI run still going, with its plugins, and start no new one: the process is
-    shutting down (a scan was interrupted by Ctrl-C or SIGTERM)."""
+    shutting down (a scan was interrupted by Ctrl-C or SIGTERM).
+
+    All groups get SIGTERM at once and SIGKILL after a short grace: a refresh preview writes no
+    state, so there is nothing for the CLI to save, and the user asked to stop now.
+    """
     with _running_lock:
         _stopping.set()
         processes = list(_running)
     for process in processes:
-        _kill_group(process)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + _INTERRUPT_GRACE_SECONDS
+    while processes and time.monotonic() < deadline:
+        processes = [p for p in processes if _group_alive(p.pid)]
+        if processes:
+            time.sleep(0.05)
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 class BoundedPulumiCommand(PulumiCommand):

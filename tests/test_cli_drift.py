@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from redisguard.daemon import drift
 from redisguard.daemon.cli import main
+from redisguard.daemon.config import config_from_mapping
+from tests.fixtures.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,9 +131,6 @@ def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
 def test_a_live_check_counts_reading_its_stack_file_in_its_duration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Reading a large stack file is most of a live check (0.5 s for 1000 clusters); a duration
     # without it would tell a user the check is faster than it is.
-    from redisguard.daemon import drift
-    from redisguard.daemon.config import config_from_mapping
-
     real_load = drift.load_stack_file
 
     def slow_load(path: Path):  # noqa: ANN202 - same as the real one
@@ -147,9 +151,6 @@ def test_a_live_check_counts_reading_its_stack_file_in_its_duration(tmp_path: Pa
 
 def test_an_endpoint_that_is_not_the_memorystore_api_is_named(tmp_path: Path) -> None:
     # A wrong port in gcp.redis_endpoint (some other web server): say so, with the endpoint.
-    import http.server
-    import threading
-
     class NotTheApi(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             body = b"<html>welcome</html>"
@@ -179,3 +180,40 @@ def test_an_endpoint_that_is_not_the_memorystore_api_is_named(tmp_path: Path) ->
         "redisguard drift-report: error: stack staging (live): list_instances projects/redisguard-staging/locations/-: "
         f"{endpoint} did not answer as the Memorystore API does (Failed to load JSON: Expecting value: line 1 column 1 (char 0).)"
     ]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_hung_api_call_exits_at_once_with_one_line(tmp_path: Path, sig: signal.Signals) -> None:
+    # An endpoint that accepts the connection and never answers: the listing would wait for
+    # the whole request timeout (120 s here) if an interrupt waited for the running checks.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(
+        f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging]\n"
+        f"gcp:\n  redis_endpoint: http://127.0.0.1:{listener.getsockname()[1]}\n  request_timeout_seconds: 120\n"
+    )
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "redisguard.daemon.cli", "drift-report", "--config", str(config), "--engine", "live", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: accepted, timeout=30, what="the listing request")
+        scan.send_signal(sig)
+        stdout, stderr = scan.communicate(timeout=15)  # a hang guard, far below the 120 s request timeout
+    finally:
+        scan.kill()
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert scan.returncode == 128 + sig
+    assert stdout == ""
+    assert stderr.splitlines() == [
+        f"redisguard drift-report: interrupted by {sig.name}; running checks were stopped, no report written"
+    ]
+
