@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_exception_type
 from google.auth import exceptions as auth_exceptions
@@ -32,13 +33,42 @@ PAGE_SIZE = 1000
 # Over REST the client raises the HTTP-status classes (BadRequest, Forbidden, GatewayTimeout),
 # the parents of the gRPC-status ones (InvalidArgument, PermissionDenied, DeadlineExceeded).
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.TooManyRequests, gexc.GatewayTimeout, gexc.InternalServerError)
-_PERMANENT = (gexc.BadRequest, gexc.Forbidden, gexc.NotFound, gexc.Unauthorized, gexc.FailedPrecondition)
 _REST_PREFIX = re.compile(r"^(?:GET|POST|PATCH|PUT|DELETE) \S+: ")
+
+
+# An API message is a sentence or two; anything longer is not the API talking.
+_MAX_DETAIL = 200
+
+
+def _one_line(text: str) -> str:
+    """`text` on one line, cut at _MAX_DETAIL characters (a report cell, a CI log line)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _MAX_DETAIL else flat[: _MAX_DETAIL - 1] + "…"
 
 
 def _api_message(exc: gexc.GoogleAPICallError) -> str:
     """The API's own message, without the request URL the REST transport puts in front of it."""
-    return f"{type(exc).__name__}: {_REST_PREFIX.sub('', exc.message or '')}"
+    return f"{type(exc).__name__}: {_one_line(_REST_PREFIX.sub('', exc.message or ''))}"
+
+
+def _answered_as_the_api(exc: gexc.GoogleAPICallError) -> bool:
+    """Whether an HTTP error came from something speaking the API's JSON (not some web server's HTML page)."""
+    response = getattr(exc, "response", None)
+    if response is None or not hasattr(response, "headers"):
+        return True  # raised by the client itself, not read off the wire
+    return "json" in response.headers.get("Content-Type", "").lower()
+
+
+def _not_the_api(parent: str, where: str, detail: str) -> PermanentError:
+    # Something listens at the endpoint but it is not the Memorystore API (a wrong port in
+    # gcp.redis_endpoint: a web server, the emulator's gRPC port, a redis-server).
+    return PermanentError(f"list_instances {parent}: {where} did not answer as the Memorystore API does ({detail})")
+
+
+def _refused(exc: requests.ConnectionError) -> bool:
+    """True when no connection was made at all (refused, unknown host), not when a connection broke."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 # --- the client and one listing per project ----------------------------------------------------
@@ -92,25 +122,29 @@ def list_project_instances(
                 raise TransientError(f"{parent}: regions unreachable: {', '.join(page.unreachable)}")
             instances.extend(page.instances)
         return instances
-    except _TRANSIENT as exc:
-        raise TransientError(f"list_instances {parent}: {_api_message(exc)}") from exc
-    except _PERMANENT as exc:
+    except gexc.GoogleAPICallError as exc:
+        if not _answered_as_the_api(exc):
+            response = exc.response  # type: ignore[attr-defined]
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            raise _not_the_api(parent, where, f"HTTP {response.status_code}, {kind}") from exc
+        if isinstance(exc, _TRANSIENT):
+            raise TransientError(f"list_instances {parent}: {_api_message(exc)}") from exc
         raise PermanentError(f"list_instances {parent}: {_api_message(exc)}") from exc
     except gexc.RetryError as exc:
         cause = exc.cause
-        detail = _api_message(cause) if isinstance(cause, gexc.GoogleAPICallError) else str(cause)
+        detail = _api_message(cause) if isinstance(cause, gexc.GoogleAPICallError) else _one_line(str(cause))
         raise TransientError(f"list_instances {parent}: still failing after retries ({detail})") from exc
-    except gexc.GoogleAPICallError as exc:
-        raise PermanentError(f"list_instances {parent}: {_api_message(exc)}") from exc
     except requests.Timeout as exc:
         raise TransientError(f"list_instances {parent}: no answer from {where} within {gcp.request_timeout_seconds:g}s") from exc
     except requests.ConnectionError as exc:
+        if not _refused(exc):
+            raise _not_the_api(parent, where, "the connection closed without an HTTP answer") from exc
         raise TransientError(f"list_instances {parent}: cannot connect to {where}") from exc
     except auth_exceptions.GoogleAuthError as exc:
         raise PermanentError(f"list_instances {parent}: the Google credentials were refused: {exc}") from exc
     except json_format.ParseError as exc:
         # Something answers, but not as the Memorystore API does (a wrong port in gcp.redis_endpoint).
-        raise PermanentError(f"list_instances {parent}: {where} did not answer as the Memorystore API does ({exc})") from exc
+        raise _not_the_api(parent, where, _one_line(str(exc))) from exc
 
 
 class Inventory:

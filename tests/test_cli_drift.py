@@ -217,3 +217,74 @@ def test_a_signal_during_a_hung_api_call_exits_at_once_with_one_line(tmp_path: P
         f"redisguard drift-report: interrupted by {sig.name}; running checks were stopped, no report written"
     ]
 
+
+class _HtmlNotFound(http.server.BaseHTTPRequestHandler):
+    """A plain web server's 404 page, as `python3 -m http.server` sends it."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        body = b"<!DOCTYPE HTML>\n<html lang='en'>\n<body>\n<h1>Error response</h1>\n<p>SECRET-PAGE-BODY</p>\n</body>\n</html>\n"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html;charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _redis_like_server() -> tuple[socket.socket, int]:
+    """Answers any request as redis-server does to HTTP (an error line, then closes)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"-ERR wrong number of arguments for 'get' command\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("server", ["html-404", "redis"])
+def test_a_wrong_port_says_it_is_not_the_api_on_one_line_without_the_body(tmp_path: Path, server: str) -> None:
+    if server == "html-404":
+        http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlNotFound)
+        threading.Thread(target=http_server.serve_forever, daemon=True).start()
+        port, close = http_server.server_address[1], lambda: (http_server.shutdown(), http_server.server_close())
+        detail = "(HTTP 404, text/html)"
+    else:
+        listener, port = _redis_like_server()
+        close, detail = listener.close, "(the connection closed without an HTTP answer)"
+    endpoint = f"http://127.0.0.1:{port}"
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging]\ngcp:\n  redis_endpoint: {endpoint}\n")
+    try:
+        result = run_cli("drift-report", "--config", str(config), "--engine", "live", "--format", "json")
+    finally:
+        close()
+    expected = (
+        f"list_instances projects/redisguard-staging/locations/-: {endpoint} did not answer as the Memorystore API does {detail}"
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"redisguard drift-report: error: stack staging (live): {expected}"]
+    assert json.loads(result.stdout)["stacks"][0]["error"] == expected
+    assert "SECRET-PAGE-BODY" not in result.stdout + result.stderr
+
+
+def test_nothing_listening_is_cannot_connect(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    config = config_from_mapping(
+        {"pulumi": {"work_dir": str(REPO / "program"), "stacks": ["staging"]}, "gcp": {"redis_endpoint": f"http://127.0.0.1:{port}"}}
+    )
+    [stack] = drift.run_scan(config, ["staging"], ["live"]).stacks
+    assert stack.error == f"list_instances projects/redisguard-staging/locations/-: cannot connect to http://127.0.0.1:{port}"
