@@ -62,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (RedisguardError, StackConfigError) as exc:
-        print(f"redisguard {args.command}: error: {exc}", file=sys.stderr)
+        from redisguard.daemon.config import scrub, secret_values
+
+        # Scrubbed: a message may quote a value that came from a credential-holding variable.
+        print(f"redisguard {args.command}: error: {scrub(str(exc), secret_values())}", file=sys.stderr)
         return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
         return 130

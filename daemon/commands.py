@@ -22,6 +22,7 @@ from redisguard.daemon.config import (
     config_from_mapping,
     default_stack_names,
     load_config,
+    redact_url,
 )
 from redisguard.daemon.drift import engines_for, run_scan
 from redisguard.daemon.errors import ConfigError, PermanentError
@@ -228,7 +229,7 @@ def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequenc
         f"{source}: valid",
         f"  pulumi.work_dir     {config.pulumi.work_dir}",
         f"  pulumi.stacks       {', '.join(stacks)}",
-        f"  pulumi.backend_url  {config.pulumi.backend_url or '(from Pulumi.yaml or `pulumi login`)'}",
+        f"  pulumi.backend_url  {redact_url(config.pulumi.backend_url) if config.pulumi.backend_url else '(from Pulumi.yaml or `pulumi login`)'}",
         f"  refresh timeout     {config.pulumi.refresh_timeout_seconds:g}s per stack",
         f"  parallelism         {config.parallelism}",
         f"  gcp.redis_endpoint  {config.gcp.redis_endpoint or '(Google Cloud, default credentials)'}",

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -185,10 +186,64 @@ class RedisguardConfig(BaseSettings):
         return env_settings, init_settings
 
     def redacted(self) -> dict[str, Any]:
-        """The effective config for a log line (it holds no secrets; tokens come from the environment)."""
+        """The effective config for a log line: a password or token in backend_url redacted,
+        the access token (from the environment) only as set/unset."""
         data = self.model_dump(mode="json")
+        if self.pulumi.backend_url:
+            data["pulumi"]["backend_url"] = redact_url(self.pulumi.backend_url)
         data["pulumi"]["access_token"] = "[set]" if os.environ.get("PULUMI_ACCESS_TOKEN") else "[unset]"
         return data
+
+
+# Environment variables whose values are credentials: never shown, and scrubbed from any
+# message a child process (the pulumi CLI, its plugins) writes.
+SECRET_ENV_VARS = (
+    "PULUMI_ACCESS_TOKEN",
+    "PULUMI_CONFIG_PASSPHRASE",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_KEY",
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+)
+REDACTED = "[redacted]"
+# Query-string keys that carry credentials in backend URLs (e.g. SAS tokens, access keys).
+_SECRET_QUERY_KEY = re.compile(r"token|key|secret|pass|pwd|sig|credential|auth", re.IGNORECASE)
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The credential parts of a URL: the userinfo password and credential-like query values."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL at all (a bad port, an unclosed [): no credentials to find
+        return []
+    found = [password] if password else []
+    found += [value for key, value in parse_qsl(parts.query) if value and _SECRET_QUERY_KEY.search(key)]
+    return found
+
+
+def redact_url(url: str) -> str:
+    """`url` with its userinfo password and credential-like query values replaced by [redacted]."""
+    for secret in _url_secrets(url):
+        url = url.replace(secret, REDACTED)
+        url = url.replace(quote(secret, safe=""), REDACTED)
+    return url
+
+
+def secret_values(config: RedisguardConfig | None = None) -> tuple[str, ...]:
+    """Every credential redisguard knows of: the secret environment variables and the ones in the config."""
+    values = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
+    if config is not None and config.pulumi.backend_url:
+        values += _url_secrets(config.pulumi.backend_url)
+    # Longest first, so a secret that contains another is replaced whole.
+    return tuple(sorted({v for v in values if len(v) >= 4}, key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every known secret value replaced by [redacted] (for error messages a child process wrote)."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> RedisguardConfig:
@@ -298,7 +353,8 @@ def _format_errors(exc: ValidationError, source: str, environ: Mapping[str, str]
             message = message[len("Value error, ") :]
         got = ""
         if err["type"] != "missing":
-            got = f" (got {err['input']!r})"
+            value = err["input"]
+            got = f" (got {(redact_url(value) if isinstance(value, str) else value)!r})"
         lines.append(f"{where}: {message}{got}{origin}")
     count = len(lines)
     header = f"{source}: {count} problem{'s' if count != 1 else ''} in config"

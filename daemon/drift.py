@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from redisguard.daemon import drift_live, drift_pulumi
-from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.config import RedisguardConfig, scrub, secret_values
 from redisguard.daemon.errors import ConfigError, PermanentError, RedisguardError
 from redisguard.daemon.ignore import IgnoreRules
 from redisguard.daemon.report import DriftItem, DriftReport, Engine, StackReport
@@ -85,6 +85,8 @@ def run_scan(
     """Run every (stack, engine) check, at most `config.parallelism` at once; a failing check
     becomes a stack with status `error`, never an exception."""
     rules = IgnoreRules.from_config(config.ignore)
+    # The pulumi CLI and its plugins may echo a credential in an error; the report never shows it.
+    secrets = secret_values(config)
     jobs = [Job(stack, engine) for stack in stacks for engine in engines]
     live = _LiveContext(config, stacks) if "live" in engines else None
 
@@ -100,11 +102,11 @@ def run_scan(
                 items = live.check(job.stack, rules)
             result = StackReport.from_items(job.stack, job.engine, items, time.monotonic() - started)
         except RedisguardError as exc:
-            result = StackReport.failed(job.stack, job.engine, str(exc), time.monotonic() - started)
+            result = StackReport.failed(job.stack, job.engine, scrub(str(exc), secrets), time.monotonic() - started)
         except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' results
             log.debug("drift check failed stack=%s engine=%s", job.stack, job.engine, exc_info=True)
             error = PermanentError(f"unexpected {type(exc).__name__}: {exc}")
-            result = StackReport.failed(job.stack, job.engine, str(error), time.monotonic() - started)
+            result = StackReport.failed(job.stack, job.engine, scrub(str(error), secrets), time.monotonic() - started)
         log.debug(
             "drift check stack=%s engine=%s status=%s drifted=%d duration=%.2fs",
             result.stack,

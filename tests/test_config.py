@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,12 @@ from redisguard.daemon.config import RedisguardConfig, default_stack_names, load
 from redisguard.daemon.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "redisguard.daemon.cli", *args], capture_output=True, text=True, env=env, timeout=120, cwd=REPO
+    )
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -136,3 +145,33 @@ def test_a_pulumi_cloud_stack_may_name_its_org(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "pulumi: {stacks: [acme/staging, acme/redis-fleet/production]}\n"))
     assert config.pulumi.stack_file("acme/staging") == tmp_path / "program" / "Pulumi.staging.yaml"
     assert config.pulumi.stack_file("acme/redis-fleet/production") == tmp_path / "program" / "Pulumi.production.yaml"
+
+
+BACKEND_WITH_CREDENTIALS = "https://user:hunter3pw@api.example.internal/state?sas_token=SASSECRET42&region=eu"
+
+
+def test_check_config_and_the_debug_log_redact_backend_credentials(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "REDISGUARD_PULUMI__BACKEND_URL": BACKEND_WITH_CREDENTIALS,
+        "REDISGUARD_GCP__REDIS_ENDPOINT": "http://127.0.0.1:9",
+    }
+    check = run_cli("check-config", "--config", str(REPO / "redisguard.yaml"), env=env)
+    report = run_cli(
+        "--log-level", "DEBUG", "drift-report", "--config", str(REPO / "redisguard.yaml"),
+        "--engine", "live", "--stack", "staging", env=env,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    assert "pulumi.backend_url  https://user:[redacted]@api.example.internal/state?sas_token=[redacted]&region=eu" in check.stdout
+    assert "effective config" in report.stderr
+    for result in (check, report):
+        assert "hunter3pw" not in result.stdout + result.stderr
+        assert "SASSECRET42" not in result.stdout + result.stderr
+
+
+def test_a_rejected_backend_url_is_named_without_its_password(tmp_path: Path) -> None:
+    env = {**os.environ, "REDISGUARD_PULUMI__BACKEND_URL": "ftp://user:hunter3pw@example.internal"}
+    result = run_cli("check-config", "--config", str(REPO / "redisguard.yaml"), env=env)
+    assert result.returncode == 1
+    assert "ftp://user:[redacted]@example.internal" in result.stderr
+    assert "hunter3pw" not in result.stderr

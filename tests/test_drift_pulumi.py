@@ -324,6 +324,11 @@ FAKE_PULUMI = textwrap.dedent(
         print("error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) "
               "to end or delete the lock file with `pulumi cancel`.", file=sys.stderr)
         sys.exit(255)
+    if mode == "leak":
+        # A CLI (or plugin) that echoes its credentials in an error message.
+        print(f"error: backend {{os.environ.get('PULUMI_BACKEND_URL')}} refused token={{os.environ.get('PULUMI_ACCESS_TOKEN')}} "
+              f"passphrase={{os.environ.get('PULUMI_CONFIG_PASSPHRASE')}}", file=sys.stderr)
+        sys.exit(255)
     if mode == "hang":
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         with open(spec["pid_file"], "w") as f:
@@ -615,3 +620,29 @@ def test_access_token_reaches_the_cli_and_nothing_else(
     assert "effective config" in caplog.text and "'access_token': '[set]'" in caplog.text
     assert token not in caplog.text
     assert {c["token"] for c in _calls(log) if "args" in c} == {token}
+
+
+def test_credentials_a_cli_echoes_never_reach_the_report_or_stderr(
+    fake_pulumi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from redisguard.daemon.cli import main
+
+    token, passphrase, password = "pul-SECRETTOKEN123", "correct-horse-battery", "hunter3pw"
+    monkeypatch.setenv("PULUMI_ACCESS_TOKEN", token)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", passphrase)
+    fake_pulumi({"staging": {"mode": "leak"}})
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(
+        f"pulumi:\n  work_dir: {fake_pulumi.work_dir}\n  stacks: [staging]\n"
+        f"  backend_url: https://user:{password}@api.example.internal\n"
+    )
+    code = main(["drift-report", "--config", str(config), "--engine", "pulumi", "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    [stack] = json.loads(captured.out)["stacks"]
+    assert stack["error"] == (
+        "pulumi refresh failed: backend https://user:[redacted]@api.example.internal refused token=[redacted] "
+        "passphrase=[redacted]"
+    )
+    for secret in (token, passphrase, password):
+        assert secret not in captured.out + captured.err
