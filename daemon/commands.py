@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -87,9 +88,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--fleet",
         metavar="FILE",
         default=str(_program_dir() / "Pulumi.staging.yaml"),
-        help="stack file whose clusters the emulator starts with (default: the staging stack)",
+        help="stack file whose clusters the emulator starts with, named Pulumi.<stack>.yaml as Pulumi "
+        "names it (the report looks for the stack's file by that name; default: the staging stack)",
     )
-    demo.add_argument("--format", choices=list(FORMATS), default="table", help="report format (default: table)")
+    demo.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default="table",
+        help="report format (default: table); with json or markdown stdout holds only the report and "
+        "the narration goes to stderr",
+    )
     demo.add_argument(
         "--no-processes",
         action="store_true",
@@ -243,6 +251,7 @@ def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequenc
 # --- demo ----------------------------------------------------------------------------------------
 
 DEMO_INSTANCE = "redis-sidekiq"
+_STACK_FILE_NAME = re.compile(r"Pulumi\.[A-Za-z0-9_.-]+\.yaml")
 
 
 def _program_dir() -> Path:
@@ -308,11 +317,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    # soft_wrap: the narration is not cut into 80-column pieces when stdout is a pipe.
-    out = Console(soft_wrap=True)
+    # soft_wrap: the narration is not cut into 80-column pieces when stdout is a pipe. With a
+    # machine-readable format stdout is the report alone (`demo --format json | jq` works).
+    out = Console(soft_wrap=True, stderr=args.format != "table")
     fleet = Path(args.fleet)
+    # Checked before anything starts: the report finds a stack's file by this name.
+    if not _STACK_FILE_NAME.fullmatch(fleet.name):
+        raise ConfigError(f"--fleet {fleet}: the file must be named Pulumi.<stack>.yaml, as Pulumi names stack files")
     if not fleet.is_file():
-        raise ConfigError(f"{fleet}: stack file not found")
+        raise ConfigError(f"--fleet {fleet}: stack file not found")
     stack = load_stack_file(fleet)
     if not stack.project or not stack.region:
         raise ConfigError(f"{fleet}: the demo needs gcp:project and gcp:region in the stack file")
@@ -349,7 +362,8 @@ def _demo(args: argparse.Namespace) -> int:
     if code == EXIT_DRIFT:
         out.print(
             f"drift-report would exit with code {EXIT_DRIFT} (drift found). That is expected here: the demo "
-            f"changed {target} itself. In CI, exit code 2 fails the job until someone reconciles the stack."
+            f"changed {target} itself. In CI, exit code 2 is a report, not a failure: the pull-request workflow "
+            "posts it as a comment, and a scheduled drift job fails on it (docs/drift.md, In CI)."
         )
     else:
         out.print("[yellow]no drift found, although the demo changed an instance: check the emulator[/]")

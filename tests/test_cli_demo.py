@@ -130,3 +130,33 @@ def test_sigterm_stops_the_demo_and_its_emulator_in_order() -> None:
     assert "emulator stopped (exit status 0)" in run["stdout"]
     assert run["left"] == []
     assert not state_dir(run["running"]).exists()
+
+
+def _demo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "redisguard.daemon.cli", "demo", *args],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_demo_json_keeps_stdout_machine_readable_and_agrees_with_ci_on_exit_2() -> None:
+    result = _demo("--format", "json", "--no-processes")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # the narration is not mixed in
+    [stack] = report["stacks"]
+    assert (stack["stack"], stack["engine"], stack["status"]) == ("staging", "live", "drift")
+    assert "starting the emulator with the staging fleet" in result.stderr
+    assert "exit code 2 is a report, not a failure" in result.stderr
+    assert "fails the job until" not in result.stderr
+
+
+def test_demo_rejects_a_fleet_file_not_named_like_a_stack_before_starting_anything(tmp_path: Path) -> None:
+    fleet = tmp_path / "nosk.yaml"
+    fleet.write_text((REPO / "program" / "Pulumi.staging.yaml").read_text())
+    result = _demo("--fleet", str(fleet))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"redisguard demo: error: --fleet {fleet}: the file must be named Pulumi.<stack>.yaml, as Pulumi names stack files"
+    ]
+    assert result.stdout == ""  # no emulator was started
