@@ -55,7 +55,7 @@ class _LiveContext:
             try:
                 self.stacks[name] = load_stack_file(path)
             except StackConfigError as exc:
-                self.errors[name] = " ".join(str(exc).split())
+                self.errors[name] = str(exc)  # every problem on its own line, as check-config shows them
             finally:
                 self.load_seconds[name] = time.monotonic() - started
         # Unmanaged instances of a project are reported once, by the first selected stack watching it.

@@ -123,17 +123,21 @@ _STATUS_STYLE = {"in_sync": "green", "drift": "yellow", "error": "red"}
 _KIND_STYLE = {"changed": "yellow", "deleted": "red", "missing": "red", "unmanaged": "magenta"}
 
 
-def build_tables(report: DriftReport) -> list[Table]:
-    """A summary table, then one table of drifted properties per stack with drift."""
+def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
+    """(title, table): a summary, then one table of drifted properties per stack with drift.
+
+    Titles are separate lines, not rich table titles: rich pads a title to the table's width,
+    which off a terminal leaves a line of trailing spaces in a CI log. An error is not a cell:
+    its full (possibly multi-line) text follows the tables, see error_lines().
+    """
     # Every column folds rather than cuts: a report that shows "redisConfigs.maxmemory…" has
     # lost the one thing it was asked for.
-    summary = Table(title="Drift report", title_justify="left", show_lines=False)
+    summary = Table(show_lines=False)
     summary.add_column("stack", overflow="fold")
     summary.add_column("engine")
     summary.add_column("status")
     summary.add_column("drifted", justify="right")
     summary.add_column("duration", justify="right", no_wrap=True)
-    summary.add_column("error", overflow="fold")
     for s in report.stacks:
         summary.add_row(
             s.stack,
@@ -141,13 +145,12 @@ def build_tables(report: DriftReport) -> list[Table]:
             Text(s.status, style=_STATUS_STYLE[s.status]),
             str(len(s.items)),
             format_duration(s.duration_seconds),
-            s.error or "",
         )
-    tables = [summary]
+    tables = [("Drift report", summary)]
     for s in report.stacks:
         if not s.items:
             continue
-        detail = Table(title=f"{s.stack} ({s.engine})", title_justify="left")
+        detail = Table()
         detail.add_column("resource", overflow="fold")
         detail.add_column("kind")
         detail.add_column("property", overflow="fold")
@@ -166,17 +169,29 @@ def build_tables(report: DriftReport) -> list[Table]:
                     format_value(prop.expected),
                     format_value(prop.actual),
                 )
-        tables.append(detail)
+        tables.append((f"{s.stack} ({s.engine})", detail))
     return tables
 
 
+def error_lines(report: DriftReport) -> list[str]:
+    """Each failed check's error as it reads in a log: a heading line, then the message indented."""
+    lines: list[str] = []
+    for s in report.stacks:
+        if s.status == "error":
+            lines.append(f"{s.stack} ({s.engine}): error")
+            lines += [f"  {line}" for line in (s.error or "unknown error").splitlines()]
+    return lines
+
+
 def print_table(report: DriftReport, console: Console) -> None:
-    """Print the tables; off a terminal (CI logs, `| cat`, a file) each one gets its natural width.
+    """Print the tables, then the errors; off a terminal (CI logs, `| cat`, a file) each table
+    gets its natural width.
 
     Rich assumes 80 columns when stdout is not a terminal; folding long paths and values into
     that width makes CI logs hard to read and to grep, and nobody's window is that narrow there.
     """
-    for table in build_tables(report):
+    for title, table in build_tables(report):
+        console.print(Text(title, style="italic"))
         if console.is_terminal:
             console.print(table)
             continue
@@ -187,6 +202,10 @@ def print_table(report: DriftReport, console: Console) -> None:
             console.print(table)
         finally:
             console.width = saved
+    errors = error_lines(report)
+    if errors:
+        # Plain text, never wrapped by rich: a message is read (and grepped) as the check wrote it.
+        console.print(Text("\n".join(errors)), soft_wrap=True)
 
 
 _UNBOUNDED = 100_000
@@ -232,7 +251,9 @@ def render_markdown(report: DriftReport) -> str:
         )
     for s in report.stacks:
         if s.status == "error":
-            lines += ["", f"### {_md_cell(s.stack)} ({s.engine}): error", "", f"> {_md_cell(s.error or 'unknown error')}"]
+            # A fenced block keeps a multi-line error (a stack file's problem list) as written.
+            error = (s.error or "unknown error").replace("```", "'" * 3)
+            lines += ["", f"### {_md_cell(s.stack)} ({s.engine}): error", "", "```text", error, "```"]
         if not s.items:
             continue
         lines += [

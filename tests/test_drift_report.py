@@ -87,7 +87,8 @@ def test_table_lists_each_stack_and_each_drifted_property() -> None:
     summary = {line.split("│")[1].strip() + "/" + line.split("│")[2].strip(): line for line in text.splitlines() if line.count("│") >= 6}
     assert "drift" in summary["staging/live"] and "3" in summary["staging/live"]
     assert "in_sync" in summary["production/live"]
-    assert "the pulumi CLI was not found on PATH" in summary["production/pulumi"]
+    assert "error" in summary["production/pulumi"]
+    assert text.splitlines()[-2:] == ["production (pulumi): error", "  the pulumi CLI was not found on PATH"]
     rows = [line for line in text.splitlines() if "memorySizeGb" in line]
     assert len(rows) == 1 and "redis-sidekiq" in rows[0] and "changed" in rows[0]
     assert [c.strip() for c in rows[0].split("│")[3:6]] == ["memorySizeGb", "2", "3"]
@@ -163,3 +164,36 @@ def test_table_on_a_narrow_terminal_folds_instead_of_cutting() -> None:
 )
 def test_durations_read_as_measured(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+LONG_PROBLEM = " ".join(["must be a whole number of GB from 1 to 300"] * 8)
+STACK_FILE_ERROR = StackReport.failed(
+    "staging",
+    "live",
+    "/work/program/Pulumi.staging.yaml: 2 problems in the stack config\n"
+    "  - redis-fleet:redis[0].memory_gb: " + LONG_PROBLEM + "\n"
+    "  - redis-fleet:redis[0].tier: must be BASIC or STANDARD_HA (got 'GOLD')",
+    0.01,
+)
+
+
+def test_an_error_is_printed_under_the_table_as_written_not_folded_into_a_cell() -> None:
+    text = render(DriftReport(stacks=(DRIFT, STACK_FILE_ERROR)), "table")
+    lines = text.splitlines()
+    assert lines[0] == "Drift report"
+    assert all(line == line.rstrip() for line in lines), "no line is padded with trailing spaces"
+    [row] = [line for line in lines if "│ staging" in line and "│ error" in line]
+    assert len(row) < 80  # the summary stays narrow: the message is not one of its cells
+    assert lines[-4:] == [
+        "staging (live): error",
+        "  /work/program/Pulumi.staging.yaml: 2 problems in the stack config",
+        "    - redis-fleet:redis[0].memory_gb: " + LONG_PROBLEM,
+        "    - redis-fleet:redis[0].tier: must be BASIC or STANDARD_HA (got 'GOLD')",
+    ]
+
+
+def test_markdown_keeps_a_multi_line_error_in_a_code_block() -> None:
+    text = render(DriftReport(stacks=(STACK_FILE_ERROR,)), "markdown")
+    block = text.split("### staging (live): error\n\n", 1)[1].splitlines()
+    assert block[:2] == ["```text", "/work/program/Pulumi.staging.yaml: 2 problems in the stack config"]
+    assert block[3:5] == ["  - redis-fleet:redis[0].tier: must be BASIC or STANDARD_HA (got 'GOLD')", "```"]
