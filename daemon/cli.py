@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from redisguard.daemon.errors import RedisguardError
 from redisguard.program.config import StackConfigError
@@ -20,8 +20,15 @@ class _Parser(argparse.ArgumentParser):
 
     argparse exits 2 on a usage error, but 2 is what `drift-report` returns for "drift found"
     (the `terraform plan -detailed-exitcode` convention), so a CI job would read a typo in
-    `--engine` as drift. Subcommand parsers inherit this class through add_subparsers.
+    `--engine` as drift. Subcommand parsers (every part's, the emulator's too) inherit this class,
+    and with it allow_abbrev=False, through add_subparsers.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations (`--engin live` as `--engine`): a prefix that works today breaks
+        # silently once a second option shares it, in a CI script nobody rereads.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

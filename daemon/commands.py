@@ -225,9 +225,14 @@ def run_check_config(args: argparse.Namespace) -> int:
         summaries.append(f"{name} ({where}, {len(stack.clusters)} cluster{'s' if len(stack.clusters) != 1 else ''})")
         if not stack.project:
             problems.append(f"{path}: gcp:project is not set; the live engine needs it")
+    source = args.config or DEFAULT_CONFIG_FILE
     if problems:
-        raise ConfigError("\n".join(problems))
-    _print_config_summary(args.config or DEFAULT_CONFIG_FILE, config, summaries)
+        # One header, then every problem indented under it (a stack file's own list one level deeper).
+        count = len(problems)
+        lines = [f"{source}: {count} problem{'s' if count != 1 else ''} in the stacks it names"]
+        lines += [f"  {line}" for problem in problems for line in problem.splitlines()]
+        raise ConfigError("\n".join(lines))
+    _print_config_summary(source, config, summaries)
     return 0
 
 

@@ -288,3 +288,32 @@ def test_nothing_listening_is_cannot_connect(tmp_path: Path) -> None:
     )
     [stack] = drift.run_scan(config, ["staging"], ["live"]).stacks
     assert stack.error == f"list_instances projects/redisguard-staging/locations/-: cannot connect to http://127.0.0.1:{port}"
+
+
+def test_check_config_of_an_empty_file_lists_each_missing_stack_file_under_one_header(tmp_path: Path) -> None:
+    (tmp_path / "redisguard.yaml").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "redisguard.daemon.cli", "check-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "redisguard check-config: error: redisguard.yaml: 2 problems in the stacks it names",
+        f"  pulumi.stacks: 'staging' has no stack file {tmp_path / 'program' / 'Pulumi.staging.yaml'}",
+        f"  pulumi.stacks: 'production' has no stack file {tmp_path / 'program' / 'Pulumi.production.yaml'}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "unrecognized"),
+    [
+        (["drift-report", "--engin", "live"], "--engin live"),
+        (["drift-report", "--form", "json"], "--form json"),
+        (["check-config", "--conf", "redisguard.yaml"], "--conf redisguard.yaml"),
+        (["demo", "--no-proc"], "--no-proc"),
+        (["emulator", "--redis-api-p", "0"], "--redis-api-p 0"),
+    ],
+)
+def test_abbreviated_options_are_rejected(args: list[str], unrecognized: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"redisguard: error: unrecognized arguments: {unrecognized} (see redisguard --help)"]
