@@ -113,7 +113,8 @@ class GcpSettings(_Section):
     monitoring_endpoint: str | None = Field(
         default=None,
         description="Cloud Monitoring gRPC endpoint as host:port, e.g. 127.0.0.1:8471 for the emulator "
-        "(insecure channel). Unset: the real API.",
+        "(insecure channel). Unset: the real API. Validated and shown by check-config, but no command "
+        "reads it yet: it is for the memory checks to come.",
     )
     request_timeout_seconds: float = Field(
         default=30,
