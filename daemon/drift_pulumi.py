@@ -342,9 +342,7 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
+            if not _group_alive(pgid):
                 break
             process.poll()
             time.sleep(0.05)
@@ -355,7 +353,8 @@ def _kill_group(process: subprocess.Popen[str]) -> None:
 
 
 def _first_error_line(error: CommandError) -> str:
-    """The CLI's own `error:` line (one line, no stack traces, secrets already filtered by the CLI)."""
+    """The CLI's own `error:` line (one line, no stack traces). The CLI masks the secrets it knows;
+    run_scan scrubs the credentials redisguard knows from it as well (a plugin may echo them)."""
     # str(CommandError) is the SDK's "code: N / stdout: ... / stderr: ..." rendering.
     lines = [re.sub(r"^(code|stdout|stderr):\s*", "", line.strip()) for line in str(error).splitlines()]
     for line in lines:
