@@ -134,7 +134,7 @@ class RedisCluster(pulumi.ComponentResource):
             args=instance_args(cluster, project=project, region=region),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                # Only the provider may change the AUTH string; never leak it in plain text.
+                # The AUTH string stays encrypted in state and masked in every diff and output.
                 additional_secret_outputs=["authString"],
             ),
         )
