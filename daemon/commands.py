@@ -22,6 +22,7 @@ from redisguard.daemon.config import (
     RedisguardConfig,
     config_from_mapping,
     default_stack_names,
+    format_duration_text,
     load_config,
     redact_url,
 )
@@ -249,6 +250,12 @@ def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequenc
         f"  gcp.monitoring      {config.gcp.monitoring_endpoint or '(Google Cloud, default credentials)'}"
         " (not used yet: for the memory checks to come)",
         f"  ignore rules        {len(config.ignore)} configured + {builtin} built-in",
+        f"  server.listen       {config.server.listen}",
+        f"  web config          {config.server.web_config_file or '(none: plain HTTP, no auth)'}",
+        "  schedules           " + ", ".join(f"{name} {schedule.text}" for name, schedule in config.schedules),
+        f"  thresholds          memory warning {config.thresholds.memory_warning_ratio:g}, critical "
+        f"{config.thresholds.memory_critical_ratio:g}, trend window {format_duration_text(config.thresholds.trend_window)}",
+        f"  log_format          {config.log_format}",
         f"  PULUMI_ACCESS_TOKEN {'set' if os.environ.get('PULUMI_ACCESS_TOKEN') else 'not set'}",
     ]
     print("\n".join(lines))

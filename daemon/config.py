@@ -7,12 +7,23 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from redisguard.daemon.errors import ConfigError
@@ -151,6 +162,241 @@ class IgnoreRule(_Section):
     resource: str = Field(default="*", description="Resource name (glob); * for every resource of the type.")
 
 
+# --- durations and schedules (the daemon's sections) -----------------------------------------
+
+# Prometheus-style durations: one or more <number><unit> parts, largest unit first.
+_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+DURATION_HELP = "a duration such as 30s, 5m, 1h or 1h30m"
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `5m`, `1h`, `1h30m`, `2d` as a timedelta; ValueError naming the accepted forms."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"not {DURATION_HELP} (units d, h, m, s)")
+    seconds = sum(int(value) * _UNIT_SECONDS[unit] for unit, value in match.groupdict().items() if value)
+    return timedelta(seconds=seconds)
+
+
+def format_duration_text(value: timedelta) -> str:
+    """A timedelta as the config writes it (`1h30m`), for check-config and the effective-config log."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in _UNIT_SECONDS.items():
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _duration_input(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str):
+        # A bare number is ambiguous (seconds? minutes?); Prometheus refuses it too.
+        raise ValueError(f"not {DURATION_HELP}: write the unit")
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration_input),
+    PlainSerializer(format_duration_text, return_type=str, when_used="json"),
+]
+
+SCHEDULE_HELP = f"{DURATION_HELP}, a cron expression of 5 fields (e.g. '*/5 * * * *', in UTC), or off"
+MIN_INTERVAL = timedelta(seconds=1)
+
+
+class Schedule(BaseModel):
+    """When a check runs: every `interval`, on a `cron` expression (UTC), or never (`off`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    interval: timedelta | None = None
+    cron: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.interval is not None or self.cron is not None
+
+    @property
+    def text(self) -> str:
+        if self.interval is not None:
+            return format_duration_text(self.interval)
+        return self.cron if self.cron is not None else "off"
+
+    def period_seconds(self) -> float | None:
+        """Seconds between two runs (for a cron expression, between its next two fire times); None when off."""
+        if self.interval is not None:
+            return self.interval.total_seconds()
+        if self.cron is None:
+            return None
+        trigger = cron_trigger(self.cron)
+        now = datetime.now(UTC)
+        first = trigger.get_next_fire_time(None, now)
+        second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+        if first is None or second is None:
+            return None
+        return (second - first).total_seconds()
+
+    @model_serializer
+    def _as_text(self) -> str:
+        return self.text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, Schedule | dict):
+            return value
+        # YAML 1.1 reads a bare `off` (and `no`, `false`) as False: accept it as off.
+        if value is False:
+            return {}
+        if not isinstance(value, str):
+            raise ValueError(f"not {SCHEDULE_HELP}")
+        text = value.strip()
+        if text.lower() in ("off", "false", "no", "never"):
+            return {}
+        if _DURATION.match(text) and text:
+            interval = parse_duration(text)
+            if interval < MIN_INTERVAL:
+                raise ValueError("the interval must be at least 1s")
+            return {"interval": interval}
+        if len(text.split()) == 5:
+            try:
+                cron_trigger(text)
+            except ValueError as exc:
+                raise ValueError(f"not a valid cron expression: {exc}") from None
+            return {"cron": text}
+        raise ValueError(f"not {SCHEDULE_HELP}")
+
+
+def cron_trigger(expression: str) -> Any:
+    """APScheduler's trigger for a 5-field crontab line, in UTC (a server's clock, not a person's)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    return CronTrigger.from_crontab(expression, timezone=UTC)
+
+
+def _schedule(default: str, description: str) -> Any:
+    return Field(default_factory=lambda: Schedule.model_validate(default), description=description)
+
+
+class ScheduleSettings(_Section):
+    """When each check of the daemon runs. The key is also the check's name in metrics
+    (the `check` label), /healthz, logs and `--once`."""
+
+    # NoDecode: from the environment a schedule is the text (REDISGUARD_SCHEDULES__MEMORY=off), not JSON.
+    drift_pulumi: Annotated[Schedule, NoDecode] = _schedule(
+        "1h",
+        f"`pulumi refresh --preview-only` per stack ({SCHEDULE_HELP}). Hourly: a refresh calls the "
+        "provider for every resource and takes minutes on a large stack.",
+    )
+    drift_live: Annotated[Schedule, NoDecode] = _schedule(
+        "5m",
+        f"Declared config compared with the live instances, one listing per project ({SCHEDULE_HELP}). "
+        "Every 5 minutes: one cheap API call per project.",
+    )
+    memory: Annotated[Schedule, NoDecode] = _schedule(
+        "1m",
+        f"Cloud Monitoring memory metrics per project ({SCHEDULE_HELP}). Every minute: Memorystore "
+        "samples memory every 60 s, so more often reads the same points.",
+    )
+
+    def enabled(self) -> dict[str, Schedule]:
+        """The enabled checks by name, in a fixed order."""
+        return {name: schedule for name, schedule in self if schedule.enabled}
+
+
+class ThresholdSettings(_Section):
+    """When the memory check flags an instance."""
+
+    memory_warning_ratio: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Used memory over maxmemory at which an instance is flagged `warning`, 0 to 1. "
+        "0.8 is Google's guidance for Memorystore: above it, scale up before eviction or OOM.",
+    )
+    memory_critical_ratio: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Used memory over maxmemory at which an instance is flagged `critical`, 0 to 1; "
+        "at least memory_warning_ratio.",
+    )
+    trend_window: Duration = Field(
+        default=timedelta(hours=6),
+        description="How far back the time-to-full estimate looks (a least-squares slope over the "
+        "Monitoring series of that window): from 10m (a few 60 s samples) to 6w (Monitoring keeps "
+        "6 weeks). 6h smooths a daily batch job without hiding a steady leak.",
+    )
+
+    @field_validator("trend_window")
+    @classmethod
+    def _check_window(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=10) <= value <= timedelta(weeks=6):
+            raise ValueError("trend_window must be from 10m to 6w")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdSettings:
+        if self.memory_warning_ratio > self.memory_critical_ratio:
+            raise ValueError(
+                f"memory_warning_ratio ({self.memory_warning_ratio:g}) must not be above "
+                f"memory_critical_ratio ({self.memory_critical_ratio:g})"
+            )
+        return self
+
+
+DEFAULT_LISTEN = "127.0.0.1:9464"
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.%\w]+)\]|(?P<host>[^:\[\]\s]*)):(?P<port>\d{1,5})$")
+
+
+class ServerSettings(_Section):
+    """Where the daemon serves /metrics, /healthz, /report and the status page."""
+
+    listen: str = Field(
+        default=DEFAULT_LISTEN,
+        description="host:port to listen on; [::1]:9464 for IPv6, :9464 for every IPv4 interface. "
+        "Loopback by default, so nothing is reachable from another host before TLS or basic auth is set up.",
+    )
+    web_config_file: Path | None = Field(
+        default=None,
+        description="Optional Prometheus exporter-toolkit web config (tls_server_config, "
+        "basic_auth_users, http_server_config.headers) for TLS and basic auth. A relative path is "
+        "taken from the config file's folder. Checked at start: a bad file stops the daemon.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        match = _LISTEN.match(value.strip())
+        if match is None:
+            raise ValueError("listen must look like HOST:PORT, [IPV6]:PORT or :PORT")
+        if int(match["port"]) > 65535:
+            raise ValueError(f"port {match['port']} is above 65535")
+        return value.strip()
+
+    @property
+    def host(self) -> str:
+        match = _LISTEN.match(self.listen)
+        assert match is not None
+        return match["v6"] or match["host"] or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        match = _LISTEN.match(self.listen)
+        assert match is not None
+        return int(match["port"])
+
+
+LogFormat = Literal["text", "json"]
+
+
 class RedisguardConfig(BaseSettings):
     """Everything redisguard reads from `redisguard.yaml`, with `REDISGUARD_*` environment overrides."""
 
@@ -172,6 +418,13 @@ class RedisguardConfig(BaseSettings):
     )
     gcp: GcpSettings = Field(default_factory=GcpSettings)
     ignore: tuple[IgnoreRule, ...] = Field(default=(), description="Properties never reported as drift.")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
+    log_format: LogFormat = Field(
+        default="text",
+        description="Daemon log lines on stderr: text (key=value fields) or json (one object per line).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -270,7 +523,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> RedisguardConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}: the top level must be a mapping of keys (pulumi, parallelism, gcp, ignore), got {type(data).__name__}")
+        raise ConfigError(f"{file}: the top level must be a mapping of keys ({', '.join(RedisguardConfig.model_fields)}), got {type(data).__name__}")
     return config_from_mapping(data, source=str(file), base_dir=file.resolve().parent)
 
 
@@ -290,13 +543,20 @@ def config_from_mapping(
         # pydantic-settings could not even decode an environment value (e.g. bad JSON).
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         raise ConfigError(f"{source}: a {ENV_PREFIX}* environment override is invalid: {exc}{cause}") from exc
-    work_dir = config.pulumi.work_dir
-    if not work_dir.is_absolute():
-        from_env = _env_name(("pulumi", "work_dir")) in {k.upper() for k in environ}
-        anchor = Path.cwd() if from_env or base_dir is None else base_dir
-        config = config.model_copy(
-            update={"pulumi": config.pulumi.model_copy(update={"work_dir": (anchor / work_dir).resolve()})}
-        )
+    env_keys = {k.upper() for k in environ}
+
+    def resolve(path: Path, loc: tuple[str, str]) -> Path:
+        # Relative to the config file, unless the path came from the environment (then the current folder).
+        anchor = Path.cwd() if _env_name(loc) in env_keys or base_dir is None else base_dir
+        return (anchor / path).resolve()
+
+    if not config.pulumi.work_dir.is_absolute():
+        work_dir = resolve(config.pulumi.work_dir, ("pulumi", "work_dir"))
+        config = config.model_copy(update={"pulumi": config.pulumi.model_copy(update={"work_dir": work_dir})})
+    web_config = config.server.web_config_file
+    if web_config is not None and not web_config.is_absolute():
+        web_config = resolve(web_config, ("server", "web_config_file"))
+        config = config.model_copy(update={"server": config.server.model_copy(update={"web_config_file": web_config})})
     return config
 
 

@@ -71,7 +71,7 @@ engine: live
         "parallelism: Input should be greater than or equal to 1 (got 0)",
         "gcp.redis_endpoint: redis_endpoint must look like http://HOST:PORT or https://HOST (got '127.0.0.1:8470')",
         "ignore[0].path: Field required",
-        "engine: unknown key; allowed keys: gcp, ignore, parallelism, pulumi",
+        "engine: unknown key; allowed keys: gcp, ignore, log_format, parallelism, pulumi, schedules, server, thresholds",
     ]
     for line in expected_lines:
         assert line in message
@@ -175,3 +175,99 @@ def test_a_rejected_backend_url_is_named_without_its_password(tmp_path: Path) ->
     assert result.returncode == 1
     assert "ftp://user:[redacted]@example.internal" in result.stderr
     assert "hunter3pw" not in result.stderr
+
+
+# --- the daemon's sections ----------------------------------------------------------------------
+
+
+def test_daemon_sections_default_to_the_documented_values(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""))
+    assert (config.server.host, config.server.port, config.server.web_config_file) == ("127.0.0.1", 9464, None)
+    assert {name: s.text for name, s in config.schedules} == {"drift_pulumi": "1h", "drift_live": "5m", "memory": "1m"}
+    assert config.thresholds.memory_warning_ratio == 0.8
+    assert config.thresholds.memory_critical_ratio == 0.9
+    assert config.thresholds.trend_window.total_seconds() == 6 * 3600
+    assert config.log_format == "text"
+    # The effective-config log shows schedules and durations as they are written.
+    dumped = config.redacted()
+    assert dumped["schedules"] == {"drift_pulumi": "1h", "drift_live": "5m", "memory": "1m"}
+    assert dumped["thresholds"]["trend_window"] == "6h"
+
+
+@pytest.mark.parametrize(
+    ("written", "interval", "cron", "enabled"),
+    [
+        ("30s", 30, None, True),
+        ("1h30m", 5400, None, True),
+        ("'*/5 * * * *'", None, "*/5 * * * *", True),
+        ("off", None, None, False),  # YAML reads a bare off as false
+        ("'off'", None, None, False),
+        ("false", None, None, False),
+    ],
+)
+def test_a_schedule_is_a_duration_a_cron_expression_or_off(
+    tmp_path: Path, written: str, interval: int | None, cron: str | None, enabled: bool
+) -> None:
+    config = load_config(write(tmp_path, f"schedules:\n  memory: {written}\n"))
+    schedule = config.schedules.memory
+    assert (schedule.interval.total_seconds() if schedule.interval else None) == interval
+    assert schedule.cron == cron
+    assert schedule.enabled is enabled
+    assert ("memory" in config.schedules.enabled()) is enabled
+
+
+def test_a_cron_schedule_knows_its_period(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "schedules: {drift_live: '*/10 * * * *', drift_pulumi: '0 3 * * *'}\n"))
+    assert config.schedules.drift_live.period_seconds() == 600
+    assert config.schedules.drift_pulumi.period_seconds() == 86400
+
+
+@pytest.mark.parametrize("listen", ["[::1]:9464", "0.0.0.0:9100", ":9464", "localhost:8080"])
+def test_listen_takes_ipv4_ipv6_and_names(tmp_path: Path, listen: str) -> None:
+    config = load_config(write(tmp_path, f"server: {{listen: '{listen}'}}\n"))
+    expected_host = {"[::1]:9464": "::1", ":9464": "0.0.0.0"}.get(listen, listen.rsplit(":", 1)[0])
+    assert (config.server.host, config.server.port) == (expected_host, int(listen.rsplit(":", 1)[1]))
+
+
+def test_web_config_file_is_taken_from_the_config_files_folder(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "server: {web_config_file: web.yml}\n"))
+    assert config.server.web_config_file == tmp_path / "web.yml"
+
+
+def test_every_daemon_problem_is_named_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+server: {listen: localhost, web_config: web.yml}
+schedules: {drift_pulumi: 61 * * * *, drift_live: 300, memory: 5x}
+thresholds: {memory_warning_ratio: 0.95, trend_window: 1m}
+log_format: xml
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: 7 problems in config")
+    for line in [
+        "server.listen: listen must look like HOST:PORT, [IPV6]:PORT or :PORT (got 'localhost')",
+        "server.web_config: unknown key; allowed keys: listen, web_config_file; did you mean 'web_config_file'?",
+        "schedules.drift_pulumi: not a valid cron expression: Error validating expression '61': the last value (61) is higher than the maximum value (59) (got '61 * * * *')",
+        "schedules.drift_live: not a duration such as 30s, 5m, 1h or 1h30m, a cron expression of 5 fields (e.g. '*/5 * * * *', in UTC), or off (got 300)",
+        "schedules.memory: not a duration such as 30s, 5m, 1h or 1h30m, a cron expression of 5 fields",
+        "thresholds.trend_window: trend_window must be from 10m to 6w (got '1m')",
+        "log_format: Input should be 'text' or 'json' (got 'xml')",
+    ]:
+        assert line in message
+
+
+def test_warning_ratio_must_not_be_above_critical(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"memory_warning_ratio \(0.95\) must not be above memory_critical_ratio \(0.9\)"):
+        load_config(write(tmp_path, "thresholds: {memory_warning_ratio: 0.95}\n"))
+
+
+def test_a_schedule_can_be_turned_off_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDISGUARD_SCHEDULES__DRIFT_PULUMI", "off")
+    monkeypatch.setenv("REDISGUARD_SERVER__LISTEN", "[::1]:9999")
+    config = load_config(write(tmp_path, ""))
+    assert not config.schedules.drift_pulumi.enabled
+    assert config.server.port == 9999
