@@ -43,6 +43,10 @@ class _LiveContext:
         self.inventory = drift_live.Inventory(config.gcp)
         self.stacks: dict[str, StackConfig] = {}
         self.errors: dict[str, str] = {}
+        # Stacks whose clusters are not known, by the project they watch (None: any project, as
+        # far as anyone can tell). While one exists, no instance of that project may be called
+        # unmanaged: it may be one of that stack's clusters.
+        self.unreadable: dict[str, str | None] = {}
         # Reading a stack file is part of checking that stack (half a second for 1000 clusters),
         # so each stack's report counts its own file's load time.
         self.load_seconds: dict[str, float] = {}
@@ -51,28 +55,57 @@ class _LiveContext:
             started = time.monotonic()
             if not path.is_file():
                 self.errors[name] = f"{path}: stack file not found"
+                self.unreadable[name] = None
                 continue
             try:
                 self.stacks[name] = load_stack_file(path)
             except StackConfigError as exc:
                 self.errors[name] = str(exc)  # every problem on its own line, as check-config shows them
+                self.unreadable[name] = exc.project
             finally:
                 self.load_seconds[name] = time.monotonic() - started
+            stack = self.stacks.get(name)
+            if stack is not None and not stack.project:
+                # Pulumi would put its clusters in the provider's default project: any project.
+                self.errors[name] = str(drift_live.no_project_error(stack))
+                self.unreadable[name] = None
         # Unmanaged instances of a project are reported once, by the first selected stack watching it.
-        self.owners = drift_live.unmanaged_owners((n, self.stacks[n]) for n in selected if n in self.stacks)
+        self.owners = drift_live.unmanaged_owners(
+            (n, self.stacks[n]) for n in selected if n in self.stacks and n not in self.errors
+        )
 
-    def check(self, name: str, rules: IgnoreRules) -> list[DriftItem]:
+    def unmanaged_blockers(self, project: str) -> list[str]:
+        """Why the unmanaged instances of `project` cannot be decided: one entry per unreadable stack that may watch it."""
+        blockers = []
+        for name, watched in self.unreadable.items():
+            if watched is None or watched == project:
+                scope = "" if watched == project else " (which project it watches is unknown)"
+                blockers.append(f"stack {name}{scope}: {self.errors[name]}")
+        return blockers
+
+    def check(self, name: str, rules: IgnoreRules) -> tuple[list[DriftItem], str | None]:
+        """The stack's drift items, and what could not be checked (None when everything was)."""
         if name in self.errors:
             raise ConfigError(self.errors[name])
         stack = self.stacks[name]
+        project = stack.project or ""
+        owner = self.owners.get(project) == name
+        blockers = self.unmanaged_blockers(project) if owner else []
         others = [s for n, s in self.stacks.items() if n != name]
-        return drift_live.check_stack(
+        items = drift_live.check_stack(
             stack,
             self.inventory,
             rules,
             watched=others,
-            report_unmanaged=self.owners.get(stack.project or "") == name,
+            report_unmanaged=owner and not blockers,
         )
+        if not blockers:
+            return items, None
+        # A false "unmanaged" becomes a false alert (and an `adopt` of someone's cluster): the
+        # unmanaged part of this project fails instead, and says which stack file to fix.
+        lines = [f"unmanaged instances of project {project} not checked: a stack that may declare them cannot be read"]
+        lines += [f"  {line}" for blocker in blockers for line in blocker.splitlines()]
+        return items, "\n".join(lines)
 
 
 def run_scan(
@@ -97,10 +130,16 @@ def run_scan(
         try:
             if job.engine == "pulumi":
                 items = drift_pulumi.check_stack(job.stack, config.pulumi, rules)
+                problem = None
             else:
                 assert live is not None
-                items = live.check(job.stack, rules)
-            result = StackReport.from_items(job.stack, job.engine, items, time.monotonic() - started)
+                items, problem = live.check(job.stack, rules)
+            if problem is None:
+                result = StackReport.from_items(job.stack, job.engine, items, time.monotonic() - started)
+            else:
+                result = StackReport.failed(
+                    job.stack, job.engine, scrub(problem, secrets), time.monotonic() - started, items=items
+                )
         except RedisguardError as exc:
             result = StackReport.failed(job.stack, job.engine, scrub(str(exc), secrets), time.monotonic() - started)
         except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' results

@@ -279,9 +279,13 @@ def split_instance_name(name: str) -> LiveKey:
     return LiveKey(project=parts[1], region=parts[3], instance_id=parts[5])
 
 
+def no_project_error(stack: StackConfig) -> PermanentError:
+    return PermanentError(f"{stack.source}: gcp:project is not set; the live engine needs it to list instances")
+
+
 def _stack_project(stack: StackConfig) -> str:
     if not stack.project:
-        raise PermanentError(f"{stack.source}: gcp:project is not set; the live engine needs it to list instances")
+        raise no_project_error(stack)
     return stack.project
 
 

@@ -73,8 +73,19 @@ class StackReport(_Frozen):
         )
 
     @classmethod
-    def failed(cls, stack: str, engine: Engine, error: str, duration: float) -> StackReport:
-        return cls(stack=stack, engine=engine, status="error", duration_seconds=round(duration, 3), error=error)
+    def failed(
+        cls, stack: str, engine: Engine, error: str, duration: float, items: Iterable[DriftItem] = ()
+    ) -> StackReport:
+        """A check that failed; `items` is what it did find before the part that failed (the live
+        engine's changed and missing clusters when only the unmanaged part could not be decided)."""
+        return cls(
+            stack=stack,
+            engine=engine,
+            status="error",
+            duration_seconds=round(duration, 3),
+            error=error,
+            items=tuple(sorted(items, key=lambda i: (i.kind, i.resource))),
+        )
 
 
 class DriftReport(_Frozen):

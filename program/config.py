@@ -58,11 +58,17 @@ MAX_READ_REPLICAS = 5
 
 
 class StackConfigError(ValueError):
-    """The stack config is invalid; `problems` holds one line per problem, all of them."""
+    """The stack config is invalid; `problems` holds one line per problem, all of them.
 
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
+    `project` is the file's `gcp:project` when the file could be read that far (None when it is
+    missing, not YAML or has no project): the live engine needs to know which project an
+    unreadable stack watches before it may call any instance there unmanaged.
+    """
+
+    def __init__(self, source: str, problems: Sequence[str], *, project: str | None = None) -> None:
         self.source = source
         self.problems = list(problems)
+        self.project = project
         count = len(self.problems)
         header = f"{source}: {count} problem{'s' if count != 1 else ''} in the stack config"
         super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
@@ -539,7 +545,7 @@ def load_stack_file(path: str | Path) -> StackConfig:
         problems.extend(exc.problems)
         clusters = ()
     if problems:
-        raise StackConfigError(source, problems)
+        raise StackConfigError(source, problems, project=project if isinstance(project, str) else None)
     return StackConfig(
         stack=stack_name_from_path(path),
         source=source,

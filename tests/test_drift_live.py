@@ -231,3 +231,48 @@ def test_auth_strings_appear_in_no_output_format_and_no_debug_log(
     assert "list_instances" in caplog.text or "GET /v1/projects" in caplog.text  # DEBUG logging did run
     for secret in secrets:
         assert not any(secret in text for text in seen)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "problem"),
+    [
+        ("bad-enum", "tier: 'BASIK' is not allowed; allowed values: BASIC, STANDARD_HA"),
+        ("deleted", "stack file not found"),
+        ("not-yaml", "not valid YAML"),
+    ],
+)
+def test_a_sibling_stacks_broken_file_never_makes_its_clusters_unmanaged(
+    emulator_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str], breakage: str, problem: str
+) -> None:
+    work_dir = tmp_path / "program"
+    work_dir.mkdir()
+    a = generated_stack(work_dir, "a", "redisguard-load", 2, "a")
+    b = generated_stack(work_dir, "b", "redisguard-load", 2, "b")
+    emulator = emulator_factory(fleet=[a, b], processes=False)
+    client = emulator.redis_client()
+    update(client, emulator.instance_name("a-0000"), ["memory_size_gb"], memory_size_gb=2)
+    if breakage == "bad-enum":
+        b.write_text(b.read_text().replace("tier: BASIC", "tier: BASIK", 1))
+    elif breakage == "deleted":
+        b.unlink()
+    else:
+        b.write_text("config:\n  gcp:project: [redisguard-load\n")
+    config = write_config(tmp_path, emulator, work_dir, ["a", "b"])
+
+    code, report = drift_json(config, tmp_path, "--stack", "a")
+    # Not drift: the unmanaged part of the project failed, and a's own findings are still there.
+    assert code == 1
+    [stack] = report["stacks"]
+    assert stack["status"] == "error"
+    assert [(i["kind"], i["resource"]) for i in stack["items"]] == [("changed", "a-0000")]
+    assert not [i for i in stack["items"] if i["kind"] == "unmanaged"]
+    assert stack["error"].startswith(
+        "unmanaged instances of project redisguard-load not checked: a stack that may declare them cannot be read"
+    )
+    assert "stack b" in stack["error"] and str(b) in stack["error"] and problem in stack["error"]
+    # The table a user reads says the same.
+    assert main(["drift-report", "--config", str(config), "--engine", "live", "--stack", "a"]) == 1
+    out = capsys.readouterr()
+    assert "instances/b-0000" not in out.out + out.err and "unmanaged" not in out.out.split("a (live): error")[0]
+    assert "a (live): error" in out.out and problem in out.out
+    assert "redisguard drift-report: error: stack a (live): unmanaged instances of project redisguard-load" in out.err
