@@ -30,6 +30,7 @@ from redisguard.daemon.drift import engines_for, run_scan
 from redisguard.daemon.errors import ConfigError, PermanentError
 from redisguard.daemon.ignore import BUILTIN_IGNORED_PATHS
 from redisguard.daemon.report import EXIT_DRIFT, EXIT_ERROR, FORMATS, DriftReport, StackReport, print_table, render
+from redisguard.daemon.webconfig import WebConfig, load_web_config
 from redisguard.emulator.launcher import LaunchedEmulator, launch
 from redisguard.program.config import StackConfigError, load_stack_file
 
@@ -226,18 +227,33 @@ def run_check_config(args: argparse.Namespace) -> int:
         summaries.append(f"{name} ({where}, {len(stack.clusters)} cluster{'s' if len(stack.clusters) != 1 else ''})")
         if not stack.project:
             problems.append(f"{path}: gcp:project is not set; the live engine needs it")
+    what = "the stacks it names"
+    try:
+        web = load_web_config(config.server.web_config_file)
+    except ConfigError as exc:
+        problems.append(str(exc))
+        what = "the files it names"
     source = args.config or DEFAULT_CONFIG_FILE
     if problems:
         # One header, then every problem indented under it (a stack file's own list one level deeper).
         count = len(problems)
-        lines = [f"{source}: {count} problem{'s' if count != 1 else ''} in the stacks it names"]
+        lines = [f"{source}: {count} problem{'s' if count != 1 else ''} in {what}"]
         lines += [f"  {line}" for problem in problems for line in problem.splitlines()]
         raise ConfigError("\n".join(lines))
-    _print_config_summary(source, config, summaries)
+    _print_config_summary(source, config, summaries, web)
     return 0
 
 
-def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequence[str]) -> None:
+def _web_summary(web: WebConfig) -> str:
+    if web.source is None:
+        return "(none: plain HTTP, no auth)"
+    info = web.summary()
+    tls = f"TLS, client certificates: {info['client_auth']}" if info["tls"] else "no TLS"
+    users = f"basic auth for {', '.join(info['basic_auth_users'])}" if info["basic_auth_users"] else "no basic auth"
+    return f"{web.source} ({tls}; {users})"
+
+
+def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequence[str], web: WebConfig) -> None:
     builtin = sum(len(v) for v in BUILTIN_IGNORED_PATHS.values())
     lines = [
         f"{source}: valid",
@@ -251,7 +267,7 @@ def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequenc
         " (not used yet: for the memory checks to come)",
         f"  ignore rules        {len(config.ignore)} configured + {builtin} built-in",
         f"  server.listen       {config.server.listen}",
-        f"  web config          {config.server.web_config_file or '(none: plain HTTP, no auth)'}",
+        f"  web config          {_web_summary(web)}",
         "  schedules           " + ", ".join(f"{name} {schedule.text}" for name, schedule in config.schedules),
         f"  thresholds          memory warning {config.thresholds.memory_warning_ratio:g}, critical "
         f"{config.thresholds.memory_critical_ratio:g}, trend window {format_duration_text(config.thresholds.trend_window)}",
