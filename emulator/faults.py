@@ -10,7 +10,9 @@ from typing import Any
 from redisguard.emulator.errors import ApiError, invalid
 
 APIS = ("redis", "monitoring")
-MODES = ("503", "429", "hang")
+MODES = ("503", "429", "hang", "partial")
+# Calls that return a listing: only they can answer with part of it ("partial").
+LISTINGS = ("ListInstances", "ListTimeSeries")
 DEFAULT_HANG_SECONDS = 30.0
 
 
@@ -63,13 +65,18 @@ class Faults:
             return {api: [{"mode": f.mode, "remaining": f.remaining} for f in q] for api, q in self._queues.items()}
 
     def record_call(self, api: str, method: str) -> Fault | None:
-        """Count one call of `method`; the fault it must suffer, if any."""
+        """Count one call of `method`; the fault it must suffer, if any.
+
+        A `partial` fault waits for the next listing call: a get or a create cannot answer in part.
+        """
         with self._lock:
             self._counts[api][method] += 1
             queue = self._queues[api]
             if not queue:
                 return None
             fault = queue[0]
+            if fault.mode == "partial" and method not in LISTINGS:
+                return None
             fault.remaining -= 1
             if fault.remaining <= 0:
                 queue.pop(0)

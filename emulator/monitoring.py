@@ -14,7 +14,7 @@ from redisguard.emulator.errors import ApiError
 from redisguard.emulator.faults import Faults
 from redisguard.emulator.processes import port_is_free
 from redisguard.emulator.sampler import Sampler
-from redisguard.emulator.timeseries import ListTimeSeriesRequest, list_time_series
+from redisguard.emulator.timeseries import ListTimeSeriesRequest, list_time_series, partial_response
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ class MonitoringServer:
 
     def list_time_series(self, request: Any, context: grpc.ServicerContext) -> Any:
         fault = self.faults.record_call("monitoring", "ListTimeSeries")
-        if fault is not None:
+        partial = fault is not None and fault.mode == "partial"
+        if fault is not None and not partial:
             if fault.mode == "hang":
                 deadline = time.monotonic() + fault.hang_seconds
                 # Hold the call until the client gives up (its deadline) or the hang ends.
@@ -72,7 +73,8 @@ class MonitoringServer:
             err = fault.error()
             context.abort(err.grpc_status, err.message)
         try:
-            return list_time_series(request, self.sampler.samples)
+            response = list_time_series(request, self.sampler.samples)
+            return partial_response(response) if partial else response
         except ApiError as exc:
             context.abort(exc.grpc_status, exc.message)
         except Exception:

@@ -32,6 +32,8 @@ class Request:
     params: dict[str, list[str]]
     body: bytes
     groups: tuple[str, ...]
+    partial: bool = False
+    """An injected `partial` fault: a listing answers without one region and names it unreachable."""
 
     @property
     def enums_as_ints(self) -> bool:
@@ -93,6 +95,7 @@ class RedisApi:
             ("DELETE", re.compile(r"^/_emulator/faults$"), self.clear_faults),
             ("POST", re.compile(rf"^/_emulator/instances/{_SEG}/{_SEG}:kill$"), self.kill_instance),
             ("POST", re.compile(rf"^/_emulator/instances/{_SEG}/{_SEG}:start$"), self.start_instance),
+            ("POST", re.compile(rf"^/_emulator/instances/{_SEG}/{_SEG}:failover$"), self.failover_control),
             ("GET", re.compile(r"^/_emulator/requests$"), lambda r: (200, self.faults.counts())),
             ("DELETE", re.compile(r"^/_emulator/requests$"), self.reset_requests),
             (
@@ -123,12 +126,13 @@ class RedisApi:
             match = pattern.match(path)
             if match and route_method == method:
                 fault = self.faults.record_call("redis", rpc)
-                if fault is not None:
+                partial = fault is not None and fault.mode == "partial"
+                if fault is not None and not partial:
                     if fault.mode == "hang":
                         self.faults.stopping.wait(fault.hang_seconds)
                     raise fault.error()
                 groups = tuple(unquote(g) for g in match.groups())
-                return handler(Request(method, path, params, body, groups))
+                return handler(Request(method, path, params, body, groups, partial=partial))
         self.faults.record_call("redis", "Unknown")
         raise not_found(f"Method {method} {path} is not part of the emulated Memorystore v1 API.")
 
@@ -162,6 +166,11 @@ class RedisApi:
             raise invalid(f"Invalid pageSize '{req.param('pageSize')}'.") from exc
         page, next_token = self.service.list(project, region, page_size, req.param("pageToken"))
         out: dict[str, Any] = {"instances": [self._instance_json(i, req) for i in page]}
+        if req.partial:
+            # As when one region does not answer a locations/- listing: its instances are left out.
+            lost = st.split_name(page[0].name)[1] if page else self.service.settings.region
+            out["instances"] = [self._instance_json(i, req) for i in page if st.split_name(i.name)[1] != lost]
+            out["unreachable"] = [f"projects/{project}/locations/{lost}"]
         if next_token:
             out["nextPageToken"] = next_token
         return 200, out
@@ -269,6 +278,17 @@ class RedisApi:
         record = self.service.find(region, instance_id, req.param("project") or None)
         self.service.revive(record)
         return 200, {"instance": record.name, "state": "READY", "port": record.instance.port}
+
+
+    def failover_control(self, req: Request) -> Response:
+        region, instance_id = req.groups
+        record = self.service.find(region, instance_id, req.param("project") or None)
+        self.service.failover(record.name)
+        return 200, {
+            "instance": record.name,
+            "primaryNode": record.primary_node,
+            "currentLocationId": record.instance.current_location_id,
+        }
 
 
 class _Handler(BaseHTTPRequestHandler):

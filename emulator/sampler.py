@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -44,6 +45,12 @@ class Sample:
     commands_processed: int
     uptime: int
     keys: int
+    nodes: tuple[str, ...] = (st.PRIMARY_NODE,)
+    """The instance's node ids when the sample was taken (node-0, node-1, ...)."""
+    primary_node: str = st.PRIMARY_NODE
+    """The node that was primary then: its series carry role=primary, the others role=replica."""
+    replica_readings: tuple[tuple[str, Sample], ...] = ()
+    """--no-processes: each replica node's own synthetic reading (with processes a replica trails the primary)."""
 
 
 def _sample_time(sample: Sample) -> float:
@@ -120,8 +127,17 @@ class Sampler:
                 continue
             if record.instance.state not in (st.State.READY, st.State.UPDATING):
                 continue
-            sample = self._sample_process(record) if self.service.supervisor else self._synthetic(record)
+            nodes = record.node_ids()
+            if self.service.supervisor:
+                sample = self._sample_process(record)
+                replicas: tuple[tuple[str, Sample], ...] = ()
+            else:
+                sample = self._synthetic(record, record.primary_node)
+                replicas = tuple((n, self._synthetic(record, n)) for n in nodes if n != record.primary_node)
             if sample is not None:
+                sample = dataclasses.replace(
+                    sample, nodes=nodes, primary_node=record.primary_node, replica_readings=replicas
+                )
                 with self._lock:
                     self._histories.setdefault(record.name, deque(maxlen=self.history)).append(sample)
         with self._lock:
@@ -187,13 +203,15 @@ class Sampler:
             keys=_keys(info),
         )
 
-    def _synthetic(self, record: st.InstanceRecord) -> Sample:
-        """--no-processes: a stable, instance-specific usage between 15% and 75% with a slow wave."""
+    def _synthetic(self, record: st.InstanceRecord, node: str) -> Sample:
+        """--no-processes: a stable, node-specific usage between 15% and 75% with a slow wave."""
         inst = record.instance
         scale = self.service.settings.memory_scale
         capacity = inst.memory_size_gb * scale
         maxmemory = int(float(inst.redis_configs.get("maxmemory-gb", inst.memory_size_gb)) * scale)
-        seed = int.from_bytes(hashlib.sha256(record.name.encode()).digest()[:4], "big")
+        # Each node has its own figures: after a failover the instance shows the new primary's.
+        key = record.name if node == st.PRIMARY_NODE else f"{record.name}/{node}"
+        seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
         now = time.time()
         ratio = 0.15 + 0.6 * (seed % 1000) / 1000 + 0.02 * math.sin(now / 60 + seed)
         used = int(maxmemory * ratio)

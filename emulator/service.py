@@ -57,6 +57,15 @@ def _now_ts() -> timestamp_pb2.Timestamp:
     return ts
 
 
+def _set_current_zone(inst: Any, primary: str) -> None:
+    """currentLocationId is the zone of the node that is primary now."""
+    for node in inst.nodes:
+        if node.id == primary:
+            inst.current_location_id = node.zone
+            return
+    inst.current_location_id = inst.location_id
+
+
 def _encode_token(offset: int) -> str:
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
 
@@ -307,10 +316,7 @@ class MemorystoreService:
         inst.persistence_iam_identity = (
             f"serviceAccount:service-{int.from_bytes(digest[:4], 'big')}@cloud-redis.iam.gserviceaccount.com"
         )
-        del inst.nodes[:]
-        inst.nodes.add(id="node-0", zone=inst.location_id)
-        if inst.tier == st.Tier.STANDARD_HA:
-            inst.nodes.add(id="node-1", zone=inst.alternative_location_id)
+        st.fill_nodes(inst)
         self._fill_persistence(inst, now)
         self._fill_maintenance(inst, now, None)
 
@@ -369,12 +375,20 @@ class MemorystoreService:
                 self._fill_persistence(updated, now)
             if "maintenance_policy" in mask:
                 self._fill_maintenance(updated, now, record.instance)
+            primary = record.primary_node
             if "read_replicas_mode" in mask or "replica_count" in mask:
                 self._set_endpoint(updated, record.instance.port)
+                st.fill_nodes(updated)
+                if primary not in {n.id for n in updated.nodes}:
+                    # The primary's node was removed with its replica slot: node-0 takes over.
+                    primary = st.PRIMARY_NODE
+                _set_current_zone(updated, primary)
             auth_string = record.auth_string
             if updated.auth_enabled and not auth_string:
                 auth_string = st.new_auth_string()
-            candidate = st.InstanceRecord(instance=updated, auth_string=auth_string, killed=record.killed)
+            candidate = st.InstanceRecord(
+                instance=updated, auth_string=auth_string, killed=record.killed, primary_node=primary
+            )
             if self.supervisor is not None:
                 try:
                     self.supervisor.reconfigure(name, self.spec_for(candidate, record.instance.port))
@@ -386,6 +400,7 @@ class MemorystoreService:
         with self.store.lock:
             record.instance = updated
             record.auth_string = auth_string
+            record.primary_node = primary
             self.store.put(record)
         self.on_change(name)
         log.info("instance updated name=%s fields=%s", name, ",".join(mask))
@@ -412,10 +427,23 @@ class MemorystoreService:
         return self._finish(op, response=self._copy(record.instance))
 
     def failover(self, name: str) -> OperationRecord:
-        record = self._record(name)
-        if record.instance.tier != st.Tier.STANDARD_HA:
-            raise failed_precondition(f"Failover is only possible on STANDARD_HA instances; {name} is BASIC.")
-        st.require_state(record, st.State.READY, action="fail over")
+        """Promote the next node (node-1 after node-0, and round): the primary moves, the data stays.
+
+        One redis-server serves every node of an instance, so no client loses its connection;
+        what moves is what Memorystore shows: `currentLocationId` and Monitoring's `role` label.
+        """
+        with self.store.lock:
+            record = self._record(name)
+            if record.instance.tier != st.Tier.STANDARD_HA:
+                raise failed_precondition(f"Failover is only possible on STANDARD_HA instances; {name} is BASIC.")
+            st.require_state(record, st.State.READY, action="fail over")
+            nodes = record.node_ids()
+            current = nodes.index(record.primary_node) if record.primary_node in nodes else 0
+            record.primary_node = nodes[(current + 1) % len(nodes)]
+            _set_current_zone(record.instance, record.primary_node)
+            self.store.put(record)
+        self.on_change(name)
+        log.info("instance failed over name=%s primary=%s", name, record.primary_node)
         op = self._new_operation(name, "failover")
         return self._finish(op, response=self._copy(record.instance))
 

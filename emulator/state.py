@@ -31,6 +31,8 @@ PersistenceMode = cloud_redis.PersistenceConfig.pb().PersistenceMode
 SnapshotPeriod = cloud_redis.PersistenceConfig.pb().SnapshotPeriod
 
 STATE_FILE = "state.json"
+# Memorystore names an instance's nodes node-0, node-1, ...; node-0 is the first primary.
+PRIMARY_NODE = "node-0"
 STATE_VERSION = 1
 
 # Name rules from the Memorystore docs: lowercase letters, digits and hyphens, starts with
@@ -344,6 +346,18 @@ def apply_update(current: Any, patch: Any, mask: list[str]) -> Any:
     return updated
 
 
+def fill_nodes(inst: Any) -> None:
+    """`nodes` as Memorystore lists them: node-0 in location_id, then one node per replica
+    (STANDARD_HA: one; with read replicas: replica_count), alternating with alternative_location_id."""
+    replicas = inst.replica_count if inst.tier == Tier.STANDARD_HA else 0
+    if inst.tier == Tier.STANDARD_HA:
+        replicas = max(replicas, 1)
+    zones = (inst.location_id, inst.alternative_location_id or inst.location_id)
+    del inst.nodes[:]
+    for n in range(replicas + 1):
+        inst.nodes.add(id=f"node-{n}", zone=zones[n % 2])
+
+
 def new_auth_string() -> str:
     """An AUTH string in the shape Memorystore generates (a UUID)."""
     return str(uuid.uuid4())
@@ -377,13 +391,23 @@ class InstanceRecord:
     auth_string: str = ""
     # Set when the instance's redis-server was stopped through the fault endpoint.
     killed: bool = False
+    # The node that serves as primary (Monitoring's role label); a failover moves it.
+    primary_node: str = PRIMARY_NODE
 
     @property
     def name(self) -> str:
         return self.instance.name
 
+    def node_ids(self) -> tuple[str, ...]:
+        return tuple(n.id for n in self.instance.nodes) or (PRIMARY_NODE,)
+
     def to_json(self) -> dict[str, Any]:
-        return {"instance": instance_to_dict(self.instance), "authString": self.auth_string, "killed": self.killed}
+        return {
+            "instance": instance_to_dict(self.instance),
+            "authString": self.auth_string,
+            "killed": self.killed,
+            "primaryNode": self.primary_node,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InstanceRecord:
@@ -391,6 +415,7 @@ class InstanceRecord:
             instance=instance_from_dict(data["instance"]),
             auth_string=data.get("authString", ""),
             killed=bool(data.get("killed", False)),
+            primary_node=data.get("primaryNode", PRIMARY_NODE),
         )
 
 

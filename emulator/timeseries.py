@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import dataclasses
 import hashlib
 import json
 import math
@@ -372,41 +373,81 @@ class Series:
         return out
 
 
-def resource_labels(name: str) -> dict[str, str]:
-    """Labels Google sets on redis_instance: instance_id is the full instance resource name."""
+def resource_labels(name: str, node_id: str = st.PRIMARY_NODE) -> dict[str, str]:
+    """Labels Google sets on redis_instance: instance_id is the full instance resource name, node_id the node."""
     project, region, _ = st.split_name(name)
-    return {"project_id": project, "region": region, "instance_id": name, "node_id": "node-0"}
+    return {"project_id": project, "region": region, "instance_id": name, "node_id": node_id}
+
+
+def node_views(samples: list[Sample], node: str) -> list[tuple[str, Sample]]:
+    """What `node` reported at each sample time: (role, reading), oldest first.
+
+    One redis-server serves every node of an instance. The primary reports the sample; a
+    replica reports the primary's previous sample (it trails replication by one sampling
+    interval), so primary and replica series differ the way a lagging replica's do. Without
+    processes each node has its own synthetic reading.
+    """
+    out: list[tuple[str, Sample]] = []
+    for i, cur in enumerate(samples):
+        if node not in cur.nodes:
+            continue
+        own = dict(cur.replica_readings).get(node)
+        if node == cur.primary_node:
+            out.append(("primary", cur))
+        elif own is not None:
+            out.append(("replica", dataclasses.replace(own, time=cur.time)))
+        else:
+            lagged = samples[i - 1] if i > 0 else cur
+            out.append(("replica", dataclasses.replace(lagged, time=cur.time, connected_clients=0)))
+    return out
 
 
 def raw_series(
     histories: dict[str, list[Sample]], project: str, start: float, end: float, predicate: Predicate
 ) -> list[Series]:
+    """One series per (instance, node, role) and metric: a failover moves a node from one role's series to the other's."""
     out = []
     for name in sorted(histories):
-        labels = resource_labels(name)
-        if labels["project_id"] != project:
+        project_id, _, _ = st.split_name(name)
+        if project_id != project:
             continue
         samples = histories[name]
         # Samples are in time order: skip straight to the interval (one earlier for DELTA's start).
-        lo = bisect.bisect_left(samples, start, key=_sample_time)
+        lo = max(bisect.bisect_left(samples, start, key=_sample_time) - 1, 0)
         hi = bisect.bisect_right(samples, end, key=_sample_time)
-        for mdef in METRICS.values():
-            series = Series(mdef.type, {"role": "primary"}, labels, mdef.kind, mdef.value_type, mdef.unit, [])
-            if not predicate(series.labels()):
-                continue
-            value_of = mdef.value
-            if mdef.kind == _D:
-                for prev, cur in zip(samples[max(lo - 1, 0) : hi], samples[max(lo, 1) : hi], strict=False):
-                    value = value_of(cur, prev)
-                    if value is not None:
-                        series.points.append((prev.time, cur.time, value))
-            else:
-                for cur in samples[lo:hi]:
-                    value = value_of(cur, None)
-                    if value is not None:
-                        series.points.append((cur.time, cur.time, value))
-            out.append(series)
+        window = samples[lo:hi]
+        nodes = dict.fromkeys(node for sample in window for node in sample.nodes)
+        for node in nodes:
+            labels = resource_labels(name, node)
+            views: list[tuple[str, Sample]] | None = None
+            for role in ("primary", "replica"):
+                for mdef in METRICS.values():
+                    series = Series(mdef.type, {"role": role}, labels, mdef.kind, mdef.value_type, mdef.unit, [])
+                    if not predicate(series.labels()):
+                        continue
+                    if views is None:
+                        views = node_views(window, node)
+                    _fill_points(series, mdef, views, role, start)
+                    if series.points:
+                        out.append(series)
     return out
+
+
+def _fill_points(series: Series, mdef: MetricDef, views: list[tuple[str, Sample]], role: str, start: float) -> None:
+    value_of = mdef.value
+    prev: Sample | None = None
+    for view_role, cur in views:
+        if view_role == role and cur.time >= start:
+            if mdef.kind == _D:
+                # A DELTA point spans from the node's previous reading (in any role) to this one.
+                value = value_of(cur, prev) if prev is not None else None
+                if value is not None:
+                    series.points.append((prev.time, cur.time, value))  # type: ignore[union-attr]
+            else:
+                value = value_of(cur, None)
+                if value is not None:
+                    series.points.append((cur.time, cur.time, value))
+        prev = cur
 
 
 def _sample_time(sample: Sample) -> float:
@@ -485,10 +526,14 @@ def align(series: Series, agg: Any, start: float, end: float) -> Series:
     )
     out_type = _output_type(Aligner.Name(aligner), series.value_type)
     points: list[tuple[float, float, Any]] = []
+    # Points are oldest first: each window (window_end - period, window_end] is a slice found by bisection.
+    ends = [t for _, t, _ in series.points]
     window_end = end
     while True:
         window_start = window_end - period
-        values = [v for _, t, v in series.points if window_start < t <= window_end]
+        lo = bisect.bisect_right(ends, window_start)
+        hi = bisect.bisect_right(ends, window_end)
+        values = [series.points[i][2] for i in range(lo, hi)]
         if values:
             if aligner == Aligner.ALIGN_RATE:
                 value: Any = sum(values) / period
@@ -498,7 +543,8 @@ def align(series: Series, agg: Any, start: float, end: float) -> Series:
                 value = int(value)
             points.append((window_start if out_kind == Kind.DELTA else window_end, window_end, value))
         window_end -= period
-        if window_end <= start:
+        # lo == 0: no point at or before this window's start, so every earlier window is empty too.
+        if window_end <= start or lo == 0:
             break
     points.reverse()
     return Series(
@@ -699,3 +745,16 @@ def list_time_series(req: Any, samples: SampleSource) -> Any:
     if series:
         resp.unit = series[0].unit
     return resp
+
+
+def partial_response(resp: Any) -> Any:
+    """`resp` as Monitoring answers when part of the data could not be read: every other series
+    left out, and an execution error saying the result is incomplete."""
+    out = ListTimeSeriesResponse()
+    out.CopyFrom(resp)
+    del out.time_series[:]
+    out.time_series.extend(resp.time_series[::2])
+    error = out.execution_errors.add()
+    error.code = 14  # UNAVAILABLE
+    error.message = "Some time series could not be read (injected partial result); the data may be incomplete."
+    return out
