@@ -1,4 +1,4 @@
-"""The `drift-report`, `check-config` and `demo` subcommands."""
+"""The `drift-report`, `memory-report`, `check-config` and `demo` subcommands."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -34,11 +35,20 @@ from redisguard.daemon.webconfig import WebConfig, load_web_config
 from redisguard.emulator.launcher import LaunchedEmulator, launch
 from redisguard.program.config import StackConfigError, load_stack_file
 
+if TYPE_CHECKING:
+    from redisguard.daemon.memory import MemoryReport
+
 log = logging.getLogger(__name__)
 
 EXIT_CODES_HELP = (
     "exit status: 0 all stacks in sync, 2 drift found, 1 a check failed or the command could not run "
     "(a bad argument or config too; an error wins over drift)"
+)
+
+
+MEMORY_EXIT_CODES_HELP = (
+    "exit status: 0 every instance below its thresholds, 2 a memory threshold crossed, 1 a project's check "
+    "failed or the command could not run (a bad argument or config too; an error wins over a threshold)"
 )
 
 
@@ -68,6 +78,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     drift.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
     drift.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
     drift.set_defaults(func=run_drift_report)
+
+    memory = sub.add_parser(
+        "memory-report",
+        help="report each instance's memory from Cloud Monitoring and flag those near their limits",
+        description="For every project of the configured stacks: one Memorystore listing and one Cloud "
+        "Monitoring request per memory metric, read from each instance's primary node. Shows used, "
+        "maxmemory and capacity bytes, the usage and system memory ratios, a time-to-full estimate over "
+        "thresholds.trend_window, and flags instances at or above thresholds.memory_warning_ratio and "
+        "memory_critical_ratio; instances no stack declares are listed as unmanaged. "
+        + MEMORY_EXIT_CODES_HELP
+        + ".",
+    )
+    memory.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
+    memory.add_argument(
+        "--stack",
+        metavar="NAME",
+        action="append",
+        help="only this stack's projects, its instances and the projects' unmanaged ones (repeatable; "
+        "default: every stack in pulumi.stacks)",
+    )
+    memory.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
+    memory.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    memory.set_defaults(func=run_memory_report)
 
     check = sub.add_parser(
         "check-config",
@@ -151,17 +184,23 @@ def _progress(total: int) -> Iterator[object]:
         yield advance
 
 
-def emit_report(report: DriftReport, fmt: str, output: str | None) -> None:
+def emit_report(report: DriftReport | MemoryReport, fmt: str, output: str | None) -> None:
+    if isinstance(report, DriftReport):
+        renderer, printer = render, print_table
+    else:
+        from redisguard.daemon import memory_report
+
+        renderer, printer = memory_report.render, memory_report.print_table
     if output:
         try:
-            Path(output).write_text(render(report, fmt), encoding="utf-8")
+            Path(output).write_text(renderer(report, fmt), encoding="utf-8")  # type: ignore[arg-type]
         except OSError as exc:
             raise PermanentError(f"cannot write the report to {output}: {exc.strerror}") from exc
         return
     if fmt == "table":
-        print_table(report, Console(soft_wrap=False))
+        printer(report, Console(soft_wrap=False))  # type: ignore[arg-type]
     else:
-        sys.stdout.write(render(report, fmt))
+        sys.stdout.write(renderer(report, fmt))  # type: ignore[arg-type]
         sys.stdout.flush()
 
 
@@ -203,6 +242,37 @@ def _drift_report(args: argparse.Namespace) -> int:
         report = run_scan(config, stacks, engines, on_done=advance)  # type: ignore[arg-type]
     emit_report(report, args.format, args.output)
     _print_errors("drift-report", report)
+    return report.exit_code
+
+
+# --- memory-report -----------------------------------------------------------------------------
+
+
+def run_memory_report(args: argparse.Namespace) -> int:
+    try:
+        with _sigterm_unwinds():
+            return _memory_report(args)
+    except KeyboardInterrupt:
+        _print_interrupted("memory-report", signal.SIGINT)
+        return 128 + signal.SIGINT
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            _print_interrupted("memory-report", signal.SIGTERM)
+        raise
+
+
+def _memory_report(args: argparse.Namespace) -> int:
+    # Imported here: the Monitoring client (gRPC) costs every other command's start-up otherwise.
+    from redisguard.daemon.memory import run_memory_check
+
+    config = load_config(args.config)
+    stacks = default_stack_names(config, args.stack)
+    log.debug("effective config %s", config.redacted())
+    report = run_memory_check(config, stacks)
+    emit_report(report, args.format, args.output)
+    for p in report.projects:
+        if p.status == "error":
+            print(f"redisguard memory-report: error: project {p.project_id}: {p.error}", file=sys.stderr)
     return report.exit_code
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -195,13 +195,18 @@ def error_lines(report: DriftReport) -> list[str]:
 
 
 def print_table(report: DriftReport, console: Console) -> None:
-    """Print the tables, then the errors; off a terminal (CI logs, `| cat`, a file) each table
-    gets its natural width.
+    """Print the tables, then the errors (see print_tables)."""
+    print_tables(console, build_tables(report), error_lines(report))
+
+
+def print_tables(console: Console, tables: Sequence[tuple[str, Table]], errors: Sequence[str]) -> None:
+    """Print (title, table) pairs, then the error lines; off a terminal (CI logs, `| cat`, a file)
+    each table gets its natural width.
 
     Rich assumes 80 columns when stdout is not a terminal; folding long paths and values into
     that width makes CI logs hard to read and to grep, and nobody's window is that narrow there.
     """
-    for title, table in build_tables(report):
+    for title, table in tables:
         console.print(Text(title, style="italic"))
         if console.is_terminal:
             console.print(table)
@@ -213,7 +218,6 @@ def print_table(report: DriftReport, console: Console) -> None:
             console.print(table)
         finally:
             console.width = saved
-    errors = error_lines(report)
     if errors:
         # Plain text, never wrapped by rich: a message is read (and grepped) as the check wrote it.
         console.print(Text("\n".join(errors)), soft_wrap=True)
@@ -224,9 +228,13 @@ _UNBOUNDED = 100_000
 
 def render_table(report: DriftReport) -> str:
     """The table rendering as plain text (for --output FILE and tests)."""
+    return plain_text(lambda console: print_table(report, console))
+
+
+def plain_text(printer: Callable[[Console], None]) -> str:
+    """What `printer` prints, as plain text without colours."""
     buffer = io.StringIO()
-    console = Console(file=buffer, color_system=None, force_terminal=False)
-    print_table(report, console)
+    printer(Console(file=buffer, color_system=None, force_terminal=False))
     return buffer.getvalue()
 
 

@@ -1,0 +1,543 @@
+"""The memory check: per project, Cloud Monitoring's memory metrics joined with the Memorystore listing and the stacks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import grpc
+from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exceptions
+from google.cloud import monitoring_v3, redis_v1
+from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+from pydantic import BaseModel, ConfigDict, Field
+
+from redisguard.daemon import drift_live
+from redisguard.daemon.config import GcpSettings, RedisguardConfig, scrub, secret_values
+from redisguard.daemon.errors import ConfigError, PermanentError, RedisguardError, TransientError
+from redisguard.program.config import StackConfig, StackConfigError, load_stack_file
+
+log = logging.getLogger(__name__)
+
+CHECK_NAME = "memory"
+
+METRIC_PREFIX = "redis.googleapis.com/stats/memory/"
+USED = METRIC_PREFIX + "usage"
+MAX = METRIC_PREFIX + "maxmemory"
+RATIO = METRIC_PREFIX + "usage_ratio"
+SYSTEM_RATIO = METRIC_PREFIX + "system_memory_usage_ratio"
+CURRENT_METRICS = (RATIO, USED, MAX, SYSTEM_RATIO)
+
+# Memorystore samples these metrics every 60 s, and a point can take up to 240 s to become
+# visible: one-minute windows over the last 6 minutes always hold the newest visible point.
+ALIGNMENT_SECONDS = 60
+VISIBILITY_DELAY_SECONDS = 240
+LOOKBACK_SECONDS = ALIGNMENT_SECONDS + VISIBILITY_DELAY_SECONDS + ALIGNMENT_SECONDS
+# The trend window in this many aligned points (at least one per minute): enough for a
+# slope, few enough that 1000 instances stay within one page of 100 000 points.
+TREND_POINTS = 60
+MIN_TREND_POINTS = 5
+# Growth below this share of maxmemory over the whole trend window counts as flat: no
+# time-to-full from noise.
+FLAT_GROWTH_FRACTION = 0.001
+GIB = 2**30
+
+Level = Literal["ok", "warning", "critical"]
+ProjectStatus = Literal["ok", "threshold", "error"]
+ErrorKind = Literal["transient", "permanent"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_THRESHOLD = 2
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InstanceMemory(_Frozen):
+    """One instance's memory as its primary node reports it, at the newest aligned point."""
+
+    project_id: str
+    region: str
+    instance_id: str = Field(description="The short instance id, e.g. redis-sidekiq.")
+    stack: str = Field(description='The stack that declares the instance; "" when none does (unmanaged).')
+    tier: str
+    redis_version: str
+    state: str = Field(description="The API's state name; READY when ready.")
+    capacity_bytes: int = Field(description="memorySizeGb × 2^30.")
+    used_bytes: float | None = None
+    max_bytes: float | None = None
+    usage_ratio: float | None = None
+    system_memory_usage_ratio: float | None = None
+    time_to_full_seconds: float | None = Field(
+        default=None, description="None when the trend is flat or shrinking, or has too few points."
+    )
+    level: Level = "ok"
+
+
+class ProjectMemoryReport(_Frozen):
+    """The result of the memory check for one project (one target of the `memory` check)."""
+
+    project_id: str
+    status: ProjectStatus
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    duration_seconds: float
+    instances: tuple[InstanceMemory, ...] = ()
+
+    @classmethod
+    def failed(cls, project_id: str, error: RedisguardError | str, duration: float) -> ProjectMemoryReport:
+        kind: ErrorKind = "transient" if isinstance(error, TransientError) else "permanent"
+        return cls(
+            project_id=project_id,
+            status="error",
+            error=str(error),
+            error_kind=kind,
+            duration_seconds=round(duration, 3),
+        )
+
+
+class MemoryReport(_Frozen):
+    """Every project's result of one run; `exit_code` follows the drift report's convention."""
+
+    generated_at: str = Field(default_factory=lambda: _now_iso())
+    projects: tuple[ProjectMemoryReport, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """1 if a project's check failed (a partial answer is not an answer), else 2 if a threshold is crossed, else 0."""
+        if any(p.status == "error" for p in self.projects):
+            return EXIT_ERROR
+        if any(p.status == "threshold" for p in self.projects):
+            return EXIT_THRESHOLD
+        return EXIT_OK
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ThresholdValues:
+    """The `thresholds` config section as the check uses it (the trend window in seconds)."""
+
+    memory_warning_ratio: float = 0.8
+    memory_critical_ratio: float = 0.9
+    trend_window_seconds: float = 6 * 3600.0
+
+
+def thresholds_of(config: RedisguardConfig) -> ThresholdValues:
+    """The `thresholds` section of the config (defaults where the config has none)."""
+    section = getattr(config, "thresholds", None)
+    if section is None:
+        return ThresholdValues()
+    window = section.trend_window
+    return ThresholdValues(
+        memory_warning_ratio=section.memory_warning_ratio,
+        memory_critical_ratio=section.memory_critical_ratio,
+        trend_window_seconds=window.total_seconds() if hasattr(window, "total_seconds") else float(window),
+    )
+
+
+def level_of(ratio: float | None, thresholds: ThresholdValues) -> Level:
+    if ratio is None:
+        return "ok"
+    if ratio >= thresholds.memory_critical_ratio:
+        return "critical"
+    if ratio >= thresholds.memory_warning_ratio:
+        return "warning"
+    return "ok"
+
+
+def time_to_full(
+    points: Sequence[tuple[float, float]], used: float | None, max_bytes: float | None, window_seconds: float
+) -> float | None:
+    """Seconds until `used` reaches `max_bytes` at the least-squares slope of `points` (time, used bytes).
+
+    None with fewer than MIN_TREND_POINTS points, or when the fitted growth over the window is
+    below FLAT_GROWTH_FRACTION of maxmemory (flat or shrinking): an estimate from noise would be
+    a false alarm. 0 when the instance is already full.
+    """
+    if used is None or not max_bytes or len(points) < MIN_TREND_POINTS:
+        return None
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_v = sum(v for _, v in points) / n
+    sxx = sum((t - mean_t) ** 2 for t, _ in points)
+    if sxx == 0:
+        return None
+    slope = sum((t - mean_t) * (v - mean_v) for t, v in points) / sxx
+    if slope * window_seconds < FLAT_GROWTH_FRACTION * max_bytes:
+        return None
+    return max(0.0, (max_bytes - used) / slope)
+
+
+# --- clients -----------------------------------------------------------------------------------
+
+
+def make_monitoring_client(gcp: GcpSettings) -> monitoring_v3.MetricServiceClient:
+    """gRPC on an insecure channel to gcp.monitoring_endpoint (the emulator), else the real API with ADC."""
+    if gcp.monitoring_endpoint:
+        channel = grpc.insecure_channel(gcp.monitoring_endpoint)
+        return monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel))
+    try:
+        return monitoring_v3.MetricServiceClient()
+    except auth_exceptions.DefaultCredentialsError as exc:
+        raise PermanentError(
+            "no Google Cloud credentials: set GOOGLE_APPLICATION_CREDENTIALS or run "
+            "`gcloud auth application-default login` (or set gcp.monitoring_endpoint for the emulator)"
+        ) from exc
+
+
+def _monitoring_error(what: str, where: str, timeout: float, exc: Exception) -> RedisguardError:
+    """A Monitoring failure as the project's error: transient for what a later run may not meet."""
+    if isinstance(exc, gexc.DeadlineExceeded):
+        return TransientError(f"{what}: no answer from {where} within {timeout:g}s")
+    if isinstance(exc, gexc.RetryError):
+        cause = exc.cause
+        detail = drift_live._api_message(cause) if isinstance(cause, gexc.GoogleAPICallError) else str(cause)
+        return TransientError(f"{what}: still failing after retries ({drift_live._one_line(detail)})")
+    if isinstance(exc, gexc.GoogleAPICallError):
+        if isinstance(exc, drift_live._TRANSIENT):
+            return TransientError(f"{what}: {drift_live._api_message(exc)}")
+        return PermanentError(f"{what}: {drift_live._api_message(exc)}")
+    if isinstance(exc, auth_exceptions.GoogleAuthError):
+        return PermanentError(f"{what}: the Google credentials were refused: {exc}")
+    return PermanentError(f"{what}: unexpected {type(exc).__name__}: {drift_live._one_line(str(exc))}")
+
+
+# --- Monitoring reads --------------------------------------------------------------------------
+
+# instance resource name -> node id -> aligned end time -> value
+Points = dict[str, dict[str, dict[float, float]]]
+
+
+class Cancelled(TransientError):
+    """The run was cancelled (shutdown) before it finished."""
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled before the check finished")
+
+
+def _value(point: Any) -> float:
+    kind = point.value.WhichOneof("value")
+    return float(getattr(point.value, kind)) if kind else 0.0
+
+
+def read_series(
+    client: monitoring_v3.MetricServiceClient,
+    project: str,
+    metric_type: str,
+    *,
+    start: float,
+    end: float,
+    alignment_seconds: int,
+    aligner: monitoring_v3.Aggregation.Aligner,
+    gcp: GcpSettings,
+    cancel: threading.Event | None = None,
+) -> Points:
+    """One `list_time_series` for one metric type over the project's primary nodes, every page read.
+
+    The filter keeps role=primary only: a replica's memory is not the instance's.
+    """
+    where = gcp.monitoring_endpoint or "Cloud Monitoring"
+    what = f"list_time_series projects/{project} {metric_type.removeprefix('redis.googleapis.com/')}"
+    request = monitoring_v3.ListTimeSeriesRequest(
+        name=f"projects/{project}",
+        filter=(
+            f'metric.type = "{metric_type}" AND resource.type = "redis_instance" AND metric.labels.role = "primary"'
+        ),
+        interval=monitoring_v3.TimeInterval(
+            start_time={"seconds": int(start)},
+            end_time={"seconds": int(end)},
+        ),
+        aggregation=monitoring_v3.Aggregation(
+            alignment_period={"seconds": alignment_seconds},
+            per_series_aligner=aligner,
+        ),
+        view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
+    )
+    out: Points = {}
+    try:
+        pager = client.list_time_series(
+            request=request,
+            retry=drift_live._retry(gcp.request_timeout_seconds),
+            timeout=gcp.request_timeout_seconds,
+        )
+        for page in pager.pages:
+            _check_cancel(cancel)
+            raw = type(page).pb(page)
+            if raw.execution_errors:
+                # Part of the data could not be read: figures from the rest would pass for the whole.
+                first = raw.execution_errors[0]
+                raise TransientError(f"{what}: Monitoring returned incomplete data ({drift_live._one_line(first.message)})")
+            for series in raw.time_series:
+                name = series.resource.labels.get("instance_id", "")
+                node = series.resource.labels.get("node_id", "")
+                points = out.setdefault(name, {}).setdefault(node, {})
+                for point in series.points:
+                    points[point.interval.end_time.seconds + point.interval.end_time.nanos / 1e9] = _value(point)
+    except RedisguardError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every client failure becomes this project's error
+        raise _monitoring_error(what, where, gcp.request_timeout_seconds, exc) from exc
+    return out
+
+
+def _preferred_node(instance: redis_v1.Instance) -> str | None:
+    """The node the admin API shows as primary: the only node in currentLocationId's zone."""
+    nodes = [n.id for n in instance.nodes if n.zone == instance.current_location_id]
+    return nodes[0] if len(nodes) == 1 else None
+
+
+def _pick_newest(by_node: Mapping[str, Mapping[float, float]], preferred: str | None) -> tuple[str, float] | None:
+    """(node, time) of the newest primary point. Two primaries at one time (a failover inside that
+    minute): the API's current primary, else the lowest node id, so a run never mixes nodes and
+    consecutive runs do not flap."""
+    newest_by_node = {node: max(points) for node, points in by_node.items() if points}
+    if not newest_by_node:
+        return None
+    newest = max(newest_by_node.values())
+    candidates = [node for node, t in newest_by_node.items() if t == newest]
+    return (preferred if preferred in candidates else min(candidates)), newest
+
+
+def _timeline(by_node: Mapping[str, Mapping[float, float]], preferred: str | None) -> list[tuple[float, float]]:
+    """One (time, value) per aligned time over all primary nodes (the primary moves on failover)."""
+    times = sorted({t for points in by_node.values() for t in points})
+    out = []
+    for t in times:
+        candidates = [n for n, p in by_node.items() if t in p]
+        node = preferred if preferred in candidates else min(candidates)
+        out.append((t, by_node[node][t]))
+    return out
+
+
+# --- stacks ------------------------------------------------------------------------------------
+
+
+def load_stacks(config: RedisguardConfig) -> dict[str, StackConfig]:
+    """Every configured stack's file; ConfigError listing each one that cannot be read (ownership would be guesswork)."""
+    stacks: dict[str, StackConfig] = {}
+    problems: list[str] = []
+    for name in config.pulumi.stacks:
+        path = config.pulumi.stack_file(name)
+        if not path.is_file():
+            problems.append(f"{path}: stack file not found")
+            continue
+        try:
+            stacks[name] = load_stack_file(path)
+        except StackConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("the memory check needs every stack file to tell managed from unmanaged instances:\n" + "\n".join(problems))
+    return stacks
+
+
+def owner_of(stacks: Mapping[str, StackConfig], key: drift_live.LiveKey) -> str:
+    """The name of the stack that declares the instance, "" when none does."""
+    for name, stack in stacks.items():
+        if drift_live._declared(stack, key):
+            return name
+    return ""
+
+
+# --- the check ---------------------------------------------------------------------------------
+
+
+def _enum_name(value: Any) -> str:
+    return getattr(value, "name", None) or str(value)
+
+
+class MemoryCheck:
+    """The `memory` check: targets are project ids, `run(project)` gives that project's report.
+
+    Clients are built once and shared by every run (and thread); stack files are read at construction.
+    """
+
+    name = CHECK_NAME
+
+    def __init__(
+        self,
+        config: RedisguardConfig,
+        *,
+        selected_stacks: Sequence[str] | None = None,
+        redis_client_factory: Callable[[GcpSettings], redis_v1.CloudRedisClient] = drift_live.make_client,
+        monitoring_client_factory: Callable[[GcpSettings], monitoring_v3.MetricServiceClient] = make_monitoring_client,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.gcp = config.gcp
+        self.thresholds = thresholds_of(config)
+        self.stacks = load_stacks(config)
+        self.selected = tuple(selected_stacks) if selected_stacks else tuple(self.stacks)
+        self._redis_factory = redis_client_factory
+        self._monitoring_factory = monitoring_client_factory
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._redis: redis_v1.CloudRedisClient | None = None
+        self._monitoring: monitoring_v3.MetricServiceClient | None = None
+        self._secrets = secret_values(config)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The projects of the selected stacks, in stack order, each once."""
+        projects = [self.stacks[name].project for name in self.selected if name in self.stacks]
+        return tuple(dict.fromkeys(p for p in projects if p))
+
+    def _clients(self) -> tuple[redis_v1.CloudRedisClient, monitoring_v3.MetricServiceClient]:
+        with self._lock:
+            if self._redis is None:
+                self._redis = self._redis_factory(self.gcp)
+            if self._monitoring is None:
+                self._monitoring = self._monitoring_factory(self.gcp)
+            return self._redis, self._monitoring
+
+    def run(self, project: str, cancel: threading.Event | None = None) -> ProjectMemoryReport:
+        """The project's memory report; a failure of either API is the report's error, never an exception."""
+        started = time.monotonic()
+        try:
+            instances = self._check(project, cancel)
+        except RedisguardError as exc:
+            error: RedisguardError = type(exc)(scrub(str(exc), self._secrets))
+            report = ProjectMemoryReport.failed(project, error, time.monotonic() - started)
+        except Exception as exc:  # noqa: BLE001 - one broken project must not hide the others' results
+            log.debug("memory check failed project=%s", project, exc_info=True)
+            error = PermanentError(scrub(f"unexpected {type(exc).__name__}: {exc}", self._secrets))
+            report = ProjectMemoryReport.failed(project, error, time.monotonic() - started)
+        else:
+            crossed = any(i.level != "ok" for i in instances)
+            report = ProjectMemoryReport(
+                project_id=project,
+                status="threshold" if crossed else "ok",
+                duration_seconds=round(time.monotonic() - started, 3),
+                instances=tuple(instances),
+            )
+        log.debug(
+            "memory check project=%s status=%s instances=%d duration=%.3fs",
+            project,
+            report.status,
+            len(report.instances),
+            report.duration_seconds,
+        )
+        return report
+
+    def _check(self, project: str, cancel: threading.Event | None) -> list[InstanceMemory]:
+        redis_client, monitoring_client = self._clients()
+        end = float(int(self._clock()))
+        _check_cancel(cancel)
+        listed = drift_live.list_project_instances(redis_client, project, self.gcp)
+        current: dict[str, Points] = {}
+        for metric_type in CURRENT_METRICS:
+            _check_cancel(cancel)
+            current[metric_type] = read_series(
+                monitoring_client,
+                project,
+                metric_type,
+                start=end - LOOKBACK_SECONDS,
+                end=end,
+                alignment_seconds=ALIGNMENT_SECONDS,
+                # The minute's peak: with Memorystore's one sample a minute it is that sample, and
+                # with denser data a spike inside the minute is not averaged away.
+                aligner=monitoring_v3.Aggregation.Aligner.ALIGN_MAX,
+                gcp=self.gcp,
+                cancel=cancel,
+            )
+        window = self.thresholds.trend_window_seconds
+        trend_alignment = max(ALIGNMENT_SECONDS, int(window // TREND_POINTS) // ALIGNMENT_SECONDS * ALIGNMENT_SECONDS)
+        _check_cancel(cancel)
+        trend = read_series(
+            monitoring_client,
+            project,
+            USED,
+            start=end - window,
+            end=end,
+            alignment_seconds=trend_alignment,
+            aligner=monitoring_v3.Aggregation.Aligner.ALIGN_MEAN,
+            gcp=self.gcp,
+            cancel=cancel,
+        )
+        return [self._instance(inst, current, trend) for inst in listed if self._shown(inst)]
+
+    def _shown(self, instance: redis_v1.Instance) -> bool:
+        if set(self.selected) == set(self.stacks):
+            return True
+        owner = owner_of(self.stacks, drift_live.split_instance_name(instance.name))
+        # --stack: that stack's instances, and the project's unmanaged ones.
+        return owner == "" or owner in self.selected
+
+    def _instance(self, instance: redis_v1.Instance, current: Mapping[str, Points], trend: Points) -> InstanceMemory:
+        key = drift_live.split_instance_name(instance.name)
+        preferred = _preferred_node(instance)
+        figures: dict[str, float | None] = dict.fromkeys(CURRENT_METRICS)
+        anchor_metric = RATIO if current[RATIO].get(instance.name) else USED
+        picked = _pick_newest(current[anchor_metric].get(instance.name, {}), preferred)
+        if picked is not None:
+            node, at = picked
+            # Every figure from the same node at the same minute: one consistent reading.
+            for metric_type in CURRENT_METRICS:
+                figures[metric_type] = current[metric_type].get(instance.name, {}).get(node, {}).get(at)
+        used, max_bytes, ratio = figures[USED], figures[MAX], figures[RATIO]
+        if ratio is None and used is not None and max_bytes:
+            ratio = used / max_bytes
+        history = _timeline(trend.get(instance.name, {}), preferred)
+        return InstanceMemory(
+            project_id=key.project,
+            region=key.region,
+            instance_id=key.instance_id,
+            stack=owner_of(self.stacks, key),
+            tier=_enum_name(instance.tier),
+            redis_version=instance.redis_version,
+            state=_enum_name(instance.state),
+            capacity_bytes=int(instance.memory_size_gb) * GIB,
+            used_bytes=used,
+            max_bytes=max_bytes,
+            usage_ratio=ratio,
+            system_memory_usage_ratio=figures[SYSTEM_RATIO],
+            time_to_full_seconds=time_to_full(history, used, max_bytes, self.thresholds.trend_window_seconds),
+            level=level_of(ratio, self.thresholds),
+        )
+
+
+def run_memory_check(
+    config: RedisguardConfig,
+    selected_stacks: Sequence[str] | None = None,
+    *,
+    check: MemoryCheck | None = None,
+    cancel: threading.Event | None = None,
+) -> MemoryReport:
+    """Every target project of the check, at most `config.parallelism` at once, into one report."""
+    check = check or MemoryCheck(config, selected_stacks=selected_stacks)
+    projects = check.targets
+    results: dict[str, ProjectMemoryReport] = {}
+    pending = list(projects)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                project = pending.pop(0)
+            result = check.run(project, cancel)
+            with lock:
+                results[project] = result
+
+    threads = [
+        threading.Thread(target=worker, name=f"memory-{n}", daemon=True)
+        for n in range(min(config.parallelism, len(projects)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return MemoryReport(projects=tuple(results[p] for p in projects))
+

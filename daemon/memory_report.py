@@ -1,0 +1,175 @@
+"""The memory report's table, JSON and Markdown renderings (the drift report's conventions)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from redisguard.daemon.memory import EXIT_ERROR, EXIT_OK, EXIT_THRESHOLD, InstanceMemory, MemoryReport
+from redisguard.daemon.report import _md_cell, format_duration, plain_text, print_tables
+
+_STATUS_STYLE = {"ok": "green", "threshold": "yellow", "error": "red"}
+_LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "red"}
+_STATUS_ICON = {"ok": "✅ ok", "threshold": "⚠️ threshold", "error": "❌ error"}
+_LEVEL_ICON = {"ok": "ok", "warning": "⚠️ warning", "critical": "🛑 critical"}
+_VERDICT = {EXIT_OK: "every instance below its thresholds", EXIT_THRESHOLD: "a memory threshold is crossed", EXIT_ERROR: "some checks failed"}
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def format_bytes(value: float | None) -> str:
+    """Bytes in binary units (Memorystore sizes are GiB): `13.6 MiB`; a dash when unknown."""
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in _UNITS:
+        if abs(size) < 1024 or unit == _UNITS[-1]:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def format_time_to_full(seconds: float | None) -> str:
+    """Days and hours, hours and minutes, or minutes; "—" when there is no estimate (not growing)."""
+    if seconds is None:
+        return "—"
+    minutes = int(seconds // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def _instance_cells(i: InstanceMemory) -> list[str]:
+    return [
+        i.project_id,
+        i.region,
+        i.instance_id,
+        i.stack or "(unmanaged)",
+        i.tier,
+        i.state,
+        format_bytes(i.used_bytes),
+        format_bytes(i.max_bytes),
+        format_bytes(i.capacity_bytes),
+        format_ratio(i.usage_ratio),
+        format_ratio(i.system_memory_usage_ratio),
+        format_time_to_full(i.time_to_full_seconds),
+    ]
+
+
+_INSTANCE_COLUMNS = (
+    "project",
+    "region",
+    "instance",
+    "stack",
+    "tier",
+    "state",
+    "used",
+    "maxmemory",
+    "capacity",
+    "usage",
+    "system",
+    "time to full",
+    "level",
+)
+_NUMERIC = {"used", "maxmemory", "capacity", "usage", "system", "time to full"}
+
+
+def build_tables(report: MemoryReport) -> list[tuple[str, Table]]:
+    """(title, table): a summary per project, then one row per instance; every column folds, none cuts."""
+    summary = Table()
+    summary.add_column("project", overflow="fold")
+    summary.add_column("status")
+    summary.add_column("instances", justify="right")
+    summary.add_column("warning", justify="right")
+    summary.add_column("critical", justify="right")
+    summary.add_column("not ready", justify="right")
+    summary.add_column("duration", justify="right", no_wrap=True)
+    for p in report.projects:
+        levels = [i.level for i in p.instances]
+        summary.add_row(
+            p.project_id,
+            Text(p.status, style=_STATUS_STYLE[p.status]),
+            str(len(p.instances)) if p.status != "error" else "—",
+            str(levels.count("warning")),
+            str(levels.count("critical")),
+            str(sum(1 for i in p.instances if i.state != "READY")),
+            format_duration(p.duration_seconds),
+        )
+    tables = [("Memory report", summary)]
+    rows = [i for p in report.projects for i in p.instances]
+    if rows:
+        detail = Table()
+        for column in _INSTANCE_COLUMNS:
+            detail.add_column(column, overflow="fold", justify="right" if column in _NUMERIC else "left")
+        for i in rows:
+            cells: list[str | Text] = list(_instance_cells(i))
+            if i.state != "READY":
+                cells[5] = Text(i.state, style="red")
+            detail.add_row(*cells, Text(i.level, style=_LEVEL_STYLE[i.level]))
+        tables.append(("Instances", detail))
+    return tables
+
+
+def error_lines(report: MemoryReport) -> list[str]:
+    """Each failed project's error: a heading line, then the message indented."""
+    lines: list[str] = []
+    for p in report.projects:
+        if p.status == "error":
+            lines.append(f"{p.project_id} (memory, {p.error_kind or 'permanent'}): error")
+            lines += [f"  {line}" for line in (p.error or "unknown error").splitlines()]
+    return lines
+
+
+def print_table(report: MemoryReport, console: Console) -> None:
+    print_tables(console, build_tables(report), error_lines(report))
+
+
+def render_markdown(report: MemoryReport) -> str:
+    """A pull-request comment or notification: the project summary, then every instance."""
+    code = report.exit_code
+    lines = [
+        "## redisguard memory report",
+        "",
+        f"**{_VERDICT[code]}** (exit code {code}) · generated {report.generated_at}",
+        "",
+        "| project | status | instances | warning | critical | duration |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for p in report.projects:
+        levels = [i.level for i in p.instances]
+        lines.append(
+            f"| {_md_cell(p.project_id)} | {_STATUS_ICON[p.status]} | {len(p.instances) if p.status != 'error' else '—'} "
+            f"| {levels.count('warning')} | {levels.count('critical')} | {format_duration(p.duration_seconds)} |"
+        )
+    for p in report.projects:
+        if p.status == "error":
+            error = (p.error or "unknown error").replace("```", "'" * 3)
+            lines += ["", f"### {_md_cell(p.project_id)}: error ({p.error_kind})", "", "```text", error, "```"]
+    rows = [i for p in report.projects for i in p.instances]
+    if rows:
+        header = "| " + " | ".join(_INSTANCE_COLUMNS) + " |"
+        align = "|" + "|".join("---:" if c in _NUMERIC else "---" for c in _INSTANCE_COLUMNS) + "|"
+        lines += ["", "### Instances", "", header, align]
+        for i in rows:
+            cells = [_md_cell(c) for c in _instance_cells(i)]
+            cells[2] = f"`{cells[2]}`"
+            lines.append("| " + " | ".join(cells) + f" | {_LEVEL_ICON[i.level]} |")
+    return "\n".join(lines) + "\n"
+
+
+def render(report: MemoryReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report.model_dump(mode="json"), indent=2) + "\n"
+    if fmt == "markdown":
+        return render_markdown(report)
+    return plain_text(lambda console: print_table(report, console))

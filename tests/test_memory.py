@@ -1,0 +1,286 @@
+"""The memory check through the official Monitoring and Memorystore clients against the real emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from google.cloud import redis_v1
+
+from redisguard.daemon.config import RedisguardConfig, config_from_mapping
+from redisguard.daemon.memory import GIB, MemoryCheck, MemoryReport, run_memory_check, time_to_full
+from tests.fixtures.emulator import REPO, EmulatorHandle, connect_redis, start_emulator
+from tests.fixtures.processes import wait_for
+
+STAGING = REPO / "program" / "Pulumi.staging.yaml"
+STAGING_IDS = {"redis-sidekiq", "redis-cache", "redis-sessions"}
+# The API calls of one project's memory check: one listing, four current metrics, one trend.
+CALLS_PER_PROJECT = {"redis": {"ListInstances": 1}, "monitoring": {"ListTimeSeries": 5}}
+
+
+def _config(emulator: EmulatorHandle, **gcp: Any) -> RedisguardConfig:
+    return config_from_mapping(
+        {
+            "pulumi": {"work_dir": str(STAGING.parent), "stacks": ["staging"]},
+            "gcp": {
+                "redis_endpoint": emulator.redis_endpoint,
+                "monitoring_endpoint": emulator.monitoring_endpoint,
+                **gcp,
+            },
+        }
+    )
+
+
+def _by_id(report: MemoryReport) -> dict[str, Any]:
+    return {i.instance_id: i for p in report.projects for i in p.instances}
+
+
+def _sampled(emulator: EmulatorHandle, config: RedisguardConfig) -> bool:
+    return all(i.usage_ratio is not None for i in _by_id(run_memory_check(config)).values())
+
+
+# --- the staging fleet on real redis-servers ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
+    handle = start_emulator(tmp_path_factory.mktemp("memory"), fleet=STAGING, sample_interval=0.1)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="module")
+def config(emulator: EmulatorHandle) -> RedisguardConfig:
+    cfg = _config(emulator)
+    wait_for(lambda: _sampled(emulator, cfg), what="every staging instance sampled")
+    return cfg
+
+
+@pytest.mark.slow
+def test_report_covers_the_fleet_with_few_calls(emulator: EmulatorHandle, config: RedisguardConfig) -> None:
+    check = MemoryCheck(config)
+    assert check.targets == ("redisguard-staging",)
+    check.run("redisguard-staging")  # the clients' connections are made once, outside the count
+    emulator.reset_counts()
+    project = check.run("redisguard-staging")
+    assert emulator.request_counts() == CALLS_PER_PROJECT
+    assert project.status == "ok", project.error
+    instances = {i.instance_id: i for i in project.instances}
+    assert set(instances) == STAGING_IDS
+    sidekiq = instances["redis-sidekiq"]
+    assert (sidekiq.stack, sidekiq.tier, sidekiq.redis_version, sidekiq.state) == (
+        "staging",
+        "BASIC",
+        "REDIS_6_X",
+        "READY",
+    )
+    assert sidekiq.capacity_bytes == 2 * GIB
+    # The emulator's maxmemory is memorySizeGb x --memory-scale (16 MiB).
+    assert sidekiq.max_bytes == 2 * 16 * 2**20
+    assert sidekiq.used_bytes is not None and sidekiq.usage_ratio is not None
+    assert sidekiq.usage_ratio == pytest.approx(sidekiq.used_bytes / sidekiq.max_bytes, rel=0.02)
+    assert sidekiq.system_memory_usage_ratio is not None
+    # A few seconds of history: no trend to speak of.
+    assert sidekiq.time_to_full_seconds is None
+    assert all(i.level == "ok" for i in instances.values())
+    assert instances["redis-sessions"].tier == "STANDARD_HA"
+
+
+@pytest.mark.slow
+def test_failover_keeps_one_reading_per_instance(emulator: EmulatorHandle, config: RedisguardConfig) -> None:
+    name = emulator.instance_name("redis-sessions")
+    emulator.redis_client().failover_instance(name=name).result(timeout=30)
+    try:
+        # Both nodes are primary within the newest minute now; every run reads the API's primary.
+        for _ in range(3):
+            report = run_memory_check(config)
+            sessions = [i for i in report.projects[0].instances if i.instance_id == "redis-sessions"]
+            assert len(sessions) == 1 and sessions[0].usage_ratio is not None
+    finally:
+        emulator.failover(emulator.region, "redis-sessions")
+
+
+@pytest.mark.slow
+def test_unmanaged_instance_has_no_stack(emulator: EmulatorHandle, config: RedisguardConfig) -> None:
+    client = emulator.redis_client()
+    client.create_instance(
+        parent=emulator.parent(),
+        instance_id="console-made",
+        instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1),
+    ).result(timeout=30)
+    try:
+        found = wait_for(
+            lambda: (i := _by_id(run_memory_check(config)).get("console-made")) and i.usage_ratio is not None and i,
+            what="the out-of-band instance sampled",
+        )
+        assert found.stack == ""
+        assert found.state == "READY"
+    finally:
+        client.delete_instance(name=emulator.instance_name("console-made")).result(timeout=30)
+    assert "console-made" not in _by_id(run_memory_check(config))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("api", "mode", "message"),
+    [
+        ("monitoring", "503", "still failing after retries"),
+        ("monitoring", "429", "still failing after retries"),
+        ("monitoring", "hang", "no answer from"),
+        ("monitoring", "partial", "incomplete data"),
+        ("redis", "503", "still failing after retries"),
+        ("redis", "429", "still failing after retries"),
+        ("redis", "hang", "no answer from"),
+        ("redis", "partial", "regions unreachable"),
+    ],
+)
+def test_faults_fail_the_project_visibly(
+    emulator: EmulatorHandle, config: RedisguardConfig, api: str, mode: str, message: str
+) -> None:
+    fast = _config(emulator, request_timeout_seconds=1)
+    emulator.inject_fault(api, mode, count=1 if mode in ("hang", "partial") else 1000, seconds=5)
+    started = time.monotonic()
+    try:
+        report = run_memory_check(fast)
+    finally:
+        emulator.clear_faults()
+    project = report.projects[0]
+    assert project.status == "error"
+    assert project.error_kind == "transient"
+    assert message in (project.error or "")
+    # Never figures from a failed read: no instances at all.
+    assert project.instances == ()
+    assert report.exit_code == 1
+    # The hang is cut at the request timeout (plus a retry's backoff), not at the hang's 5 s.
+    assert time.monotonic() - started < 4.5
+    # The fault over, the next run is whole again.
+    assert run_memory_check(fast).projects[0].status == "ok"
+
+
+@pytest.mark.slow
+def test_filled_instance_crosses_the_warning_ratio(
+    emulator: EmulatorHandle, config: RedisguardConfig, tmp_path: Path
+) -> None:
+    """Last in the module: the filled instance stays above the ratio for the minute's peak."""
+    client = emulator.redis_client()
+    inst = client.get_instance(name=emulator.instance_name("redis-cache"))
+    auth = client.get_instance_auth_string(name=inst.name).auth_string
+    data = connect_redis(inst.host, inst.port, auth)
+    maxmemory = int(data.config_get("maxmemory")["maxmemory"])
+    value = b"x" * 4096
+    n = 0
+    # Real writes until INFO says 85 % of maxmemory.
+    while int(data.info("memory")["used_memory"]) < 0.85 * maxmemory:
+        with data.pipeline(transaction=False) as pipe:
+            for _ in range(200):
+                pipe.set(f"fill:{n}", value)
+                n += 1
+            pipe.execute()
+    data.close()
+    report = wait_for(
+        lambda: (r := run_memory_check(config)) and (_by_id(r)["redis-cache"].usage_ratio or 0) >= 0.8 and r,
+        what="redis-cache's usage ratio to reach 0.8",
+    )
+    cache = _by_id(report)["redis-cache"]
+    assert cache.level == "warning"
+    assert report.projects[0].status == "threshold"
+    assert report.exit_code == 2
+    assert all(i.level == "ok" for i in report.projects[0].instances if i.instance_id != "redis-cache")
+
+    config_file = tmp_path / "redisguard.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "pulumi": {"work_dir": str(STAGING.parent), "stacks": ["staging"]},
+                "gcp": {"redis_endpoint": emulator.redis_endpoint, "monitoring_endpoint": emulator.monitoring_endpoint},
+            }
+        )
+    )
+    cli = [sys.executable, "-m", "redisguard.daemon.cli", "memory-report", "--config", str(config_file)]
+    table = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert table.returncode == 2, table.stderr
+    line = next(line for line in table.stdout.splitlines() if "redis-cache" in line)
+    assert "warning" in line
+    as_json = subprocess.run([*cli, "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert as_json.returncode == 2
+    instances = {i["instance_id"]: i for p in json.loads(as_json.stdout)["projects"] for i in p["instances"]}
+    assert instances["redis-cache"]["level"] == "warning"
+    assert instances["redis-cache"]["usage_ratio"] >= 0.8
+
+
+# --- nodes with figures of their own (no processes) --------------------------------------------
+
+# The amplitude of the emulator's synthetic wave (emulator/sampler.py): a minute's peak and its
+# last point differ by less.
+WAVE = 0.02
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
+    handle = start_emulator(
+        tmp_path_factory.mktemp("memory-synthetic"), fleet=STAGING, processes=False, sample_interval=0.1
+    )
+    yield handle
+    handle.stop()
+
+
+def _raw_ratio(emulator: EmulatorHandle, node: str, role: str) -> float:
+    """The newest raw usage_ratio point of one node's series, read with the official client.
+
+    The check reports the minute's peak; the synthetic figures wave by at most WAVE within a minute.
+    """
+    now = time.time()
+    series = emulator.monitoring_client().list_time_series(
+        request={
+            "name": f"projects/{emulator.project}",
+            "filter": (
+                'metric.type = "redis.googleapis.com/stats/memory/usage_ratio" '
+                f'AND resource.labels.instance_id = "{emulator.instance_name("redis-sessions")}" '
+                f'AND resource.labels.node_id = "{node}" AND metric.labels.role = "{role}"'
+            ),
+            # Up to the last whole second, as the check reads: a point of this very second is not in its view yet.
+            "interval": {"end_time": {"seconds": int(now)}, "start_time": {"seconds": int(now) - 2}},
+        }
+    )
+    return next(iter(series)).points[0].value.double_value
+
+
+@pytest.mark.slow
+def test_the_primary_node_is_the_instance(synthetic: EmulatorHandle) -> None:
+    config = _config(synthetic)
+    wait_for(lambda: _sampled(synthetic, config), what="every staging instance sampled")
+    before = _by_id(run_memory_check(config))["redis-sessions"].usage_ratio
+    assert before == pytest.approx(_raw_ratio(synthetic, "node-0", "primary"), abs=WAVE)
+    # The replica has figures of its own, and they are not the instance's.
+    assert abs(_raw_ratio(synthetic, "node-1", "replica") - before) > 0.05
+    synthetic.failover(synthetic.region, "redis-sessions")
+    wait_for(lambda: _raw_ratio(synthetic, "node-1", "primary"), what="node-1 sampled as primary")
+    # Within the failover's minute node-0 and node-1 both have primary points: every run reads
+    # node-1, the node the API shows as primary, never node-0's older figures.
+    after = [_by_id(run_memory_check(config))["redis-sessions"].usage_ratio for _ in range(3)]
+    expected = _raw_ratio(synthetic, "node-1", "primary")
+    assert after == pytest.approx([expected] * 3, abs=WAVE)
+    assert abs(expected - before) > 0.05
+
+
+# --- time to full ----------------------------------------------------------------------------
+
+
+def test_time_to_full_from_the_slope() -> None:
+    max_bytes = 1000.0
+    growing = [(t * 60.0, 100.0 + t * 6.0) for t in range(10)]  # 0.1 byte/s
+    assert time_to_full(growing, used=154.0, max_bytes=max_bytes, window_seconds=3600) == pytest.approx(8460)
+    assert time_to_full(growing, used=1200.0, max_bytes=max_bytes, window_seconds=3600) == 0.0
+    flat = [(t * 60.0, 500.0 + (1.0 if t == 5 else 0.0)) for t in range(10)]  # noise, no growth
+    assert time_to_full(flat, used=500.0, max_bytes=max_bytes, window_seconds=3600) is None
+    shrinking = [(t * 60.0, 900.0 - t * 6.0) for t in range(10)]
+    assert time_to_full(shrinking, used=846.0, max_bytes=max_bytes, window_seconds=3600) is None
+    assert time_to_full(growing[:4], used=154.0, max_bytes=max_bytes, window_seconds=3600) is None
+    assert time_to_full(growing, used=None, max_bytes=max_bytes, window_seconds=3600) is None
