@@ -333,8 +333,7 @@ def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequenc
         f"  refresh timeout     {config.pulumi.refresh_timeout_seconds:g}s per stack",
         f"  parallelism         {config.parallelism}",
         f"  gcp.redis_endpoint  {config.gcp.redis_endpoint or '(Google Cloud, default credentials)'}",
-        f"  gcp.monitoring      {config.gcp.monitoring_endpoint or '(Google Cloud, default credentials)'}"
-        " (not used yet: for the memory checks to come)",
+        f"  gcp.monitoring      {config.gcp.monitoring_endpoint or '(Google Cloud, default credentials)'}",
         f"  ignore rules        {len(config.ignore)} configured + {builtin} built-in",
         f"  server.listen       {config.server.listen}",
         f"  web config          {_web_summary(web)}",

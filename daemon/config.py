@@ -124,15 +124,16 @@ class GcpSettings(_Section):
     monitoring_endpoint: str | None = Field(
         default=None,
         description="Cloud Monitoring gRPC endpoint as host:port, e.g. 127.0.0.1:8471 for the emulator "
-        "(insecure channel). Unset: the real API. Validated and shown by check-config, but no command "
-        "reads it yet: it is for the memory checks to come.",
+        "(insecure channel). Unset: the real API with Application Default Credentials. Read by the "
+        "memory check (memory-report, the daemon).",
     )
     request_timeout_seconds: float = Field(
         default=30,
         gt=0,
         le=600,
-        description="Timeout of one admin API call, in seconds; a listing of a whole project is a "
-        "few paged calls, so 30 s leaves room for a slow API without hiding a hung one.",
+        description="Timeout of one admin API or Monitoring call, in seconds (a 503 or 429 is retried "
+        "within it); a listing of a whole project is a few paged calls, so 30 s leaves room for a "
+        "slow API without hiding a hung one.",
     )
 
     @field_validator("redis_endpoint")

@@ -133,15 +133,12 @@ class ThresholdValues:
 
 
 def thresholds_of(config: RedisguardConfig) -> ThresholdValues:
-    """The `thresholds` section of the config (defaults where the config has none)."""
-    section = getattr(config, "thresholds", None)
-    if section is None:
-        return ThresholdValues()
-    window = section.trend_window
+    """The config's `thresholds` section as the check uses it."""
+    section = config.thresholds
     return ThresholdValues(
         memory_warning_ratio=section.memory_warning_ratio,
         memory_critical_ratio=section.memory_critical_ratio,
-        trend_window_seconds=window.total_seconds() if hasattr(window, "total_seconds") else float(window),
+        trend_window_seconds=section.trend_window.total_seconds(),
     )
 
 

