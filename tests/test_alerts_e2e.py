@@ -1,0 +1,145 @@
+"""End to end with real processes on loopback: Prometheus scraping the daemon with the shipped
+rules, Alertmanager with the shipped routes, and the notifications arriving at the test.
+
+The configs are generated from the shipped files (tests/fixtures/alerting.py): every `for`
+shortened, one-second intervals, loopback addresses, secrets in temporary files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.fixtures.alerting import (
+    RULES,
+    NotificationSink,
+    Server,
+    derive_alertmanager_config,
+    derive_prometheus_config,
+    derive_rules,
+    load_yaml,
+    start_alertmanager,
+    start_prometheus,
+    start_sink,
+)
+from tests.fixtures.processes import free_port
+
+pytestmark = pytest.mark.slow
+
+FOR = "2s"
+"""Every rule's `for` in the test: long enough to need two evaluations, short enough to wait for."""
+ARRIVAL_TIMEOUT = 60.0
+WEBHOOK_TOKEN = "e2e-webhook-token"
+ROUTING_KEY = "e2e-routing-key"
+
+
+@dataclass
+class AlertingStack:
+    sink: NotificationSink
+    alertmanager: Server
+    prometheus: Server
+    daemon_target: str
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
+    workdir = tmp_path_factory.mktemp("alerting-e2e")
+    sink = start_sink()
+    am_config = derive_alertmanager_config(
+        workdir / "alertmanager.yml",
+        receiver_base=sink.base_url,
+        secrets={
+            "alertmanager_slack_api_url": f"{sink.base_url}/slack",
+            "alertmanager_pagerduty_routing_key": ROUTING_KEY,
+            "alertmanager_webhook_token": WEBHOOK_TOKEN,
+        },
+    )
+    alertmanager = start_alertmanager(am_config, workdir)
+    # Nothing listens here: the daemon is down.
+    daemon_target = f"127.0.0.1:{free_port()}"
+    rules = derive_rules(workdir / "rules.yml", FOR)
+    prom_config = derive_prometheus_config(
+        workdir / "prometheus.yml",
+        daemon_target=daemon_target,
+        alertmanager_target=alertmanager.url.removeprefix("http://"),
+        rule_files=[rules],
+    )
+    prometheus = start_prometheus(prom_config, workdir)
+    try:
+        yield AlertingStack(sink, alertmanager, prometheus, daemon_target)
+    finally:
+        prometheus.stop()
+        alertmanager.stop()
+        sink.close()
+
+
+def _firing(alertname: str, **labels: str):  # type: ignore[no-untyped-def]
+    def match(alert: dict) -> bool:  # type: ignore[type-arg]
+        return (
+            alert["status"] == "firing"
+            and alert["labels"].get("alertname") == alertname
+            and all(alert["labels"].get(k) == v for k, v in labels.items())
+        )
+
+    return match
+
+
+def test_daemon_down_pages_and_reaches_webhook_slack_and_pagerduty(stack: AlertingStack) -> None:
+    webhook = stack.sink.wait_for(
+        lambda n: any(_firing("RedisguardDaemonDown", instance=stack.daemon_target)(a) for a in n.body["alerts"]),
+        path="/webhook",
+        timeout=ARRIVAL_TIMEOUT,
+        what="RedisguardDaemonDown at the webhook",
+    )
+    # The bearer token came from the secret file the config names.
+    assert webhook.headers["authorization"] == f"Bearer {WEBHOOK_TOKEN}"
+    (alert,) = [a for a in webhook.body["alerts"] if a["labels"]["alertname"] == "RedisguardDaemonDown"]
+    assert alert["labels"] == {
+        "alertname": "RedisguardDaemonDown",
+        "severity": "critical",
+        "job": "redisguard",
+        "instance": stack.daemon_target,
+    }
+    assert alert["annotations"]["summary"] == f"The redisguard daemon {stack.daemon_target} is down or not scraped."
+    assert alert["annotations"]["runbook_url"].endswith("/docs/runbooks.md#redisguarddaemondown")
+    assert webhook.body["receiver"] == "webhook"
+    assert webhook.body["groupLabels"] == {"alertname": "RedisguardDaemonDown"}
+
+    # Critical: PagerDuty (Events API v2, routing key from its file) and Slack both get it.
+    page = stack.sink.wait_for(
+        lambda n: n.body.get("event_action") == "trigger" and "RedisguardDaemonDown" in n.body["payload"]["summary"],
+        path="/pagerduty",
+        timeout=ARRIVAL_TIMEOUT,
+        what="the RedisguardDaemonDown page",
+    )
+    assert page.body["routing_key"] == ROUTING_KEY
+    assert page.body["payload"]["summary"] == (
+        f"RedisguardDaemonDown: The redisguard daemon {stack.daemon_target} is down or not scraped."
+    )
+    assert page.body["links"][0]["href"].endswith("#redisguarddaemondown")
+    chat = stack.sink.wait_for(
+        lambda n: "RedisguardDaemonDown" in n.body["attachments"][0]["title"],
+        path="/slack",
+        timeout=ARRIVAL_TIMEOUT,
+        what="RedisguardDaemonDown in Slack",
+    )
+    message = chat.body["attachments"][0]
+    assert chat.body["channel"] == "#redis-alerts"
+    assert message["title"] == "[FIRING:1] RedisguardDaemonDown"
+    assert f"*critical*: The redisguard daemon {stack.daemon_target} is down or not scraped." in message["text"]
+    assert "Runbook: https://" in message["text"]
+
+
+def test_the_generated_configs_keep_the_shipped_rules_and_routes(stack: AlertingStack) -> None:
+    # Prometheus loaded every shipped rule, and only `for` differs.
+    groups = stack.prometheus.get_json("/api/v1/rules")["data"]["groups"]
+    loaded = sorted((r["name"], r["labels"]["severity"]) for g in groups for r in g["rules"])
+    shipped = sorted(
+        (r["alert"], r["labels"]["severity"]) for g in load_yaml(RULES)["groups"] for r in g["rules"] if "alert" in r
+    )
+    assert loaded == shipped
+    assert {r["duration"] for g in groups for r in g["rules"]} == {2.0}
+    status = stack.alertmanager.get_json("/api/v2/status")
+    assert "RedisguardDaemonDown" in status["config"]["original"]
