@@ -17,10 +17,9 @@ from tests.fixtures.alerting import (
     RULE_TESTS,
     RULES,
     Server,
-    derive_alertmanager_config,
     load_yaml,
     run_tool,
-    start_alertmanager,
+    start_routed_alertmanager,
     start_sink,
 )
 from tests.fixtures.processes import wait_for
@@ -286,16 +285,7 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The shipped routes and inhibition rules in a real Alertmanager; receivers at a loopback sink."""
     workdir = tmp_path_factory.mktemp("alertmanager")
     sink = start_sink()
-    config = derive_alertmanager_config(
-        workdir / "alertmanager.yml",
-        receiver_base=sink.base_url,
-        secrets={
-            "alertmanager_slack_api_url": f"{sink.base_url}/slack",
-            "alertmanager_pagerduty_routing_key": "test-routing-key",
-            "alertmanager_webhook_token": "test-webhook-token",
-        },
-    )
-    server = start_alertmanager(config, workdir)
+    server = start_routed_alertmanager(workdir, sink)
     yield server
     server.stop()
     sink.close()

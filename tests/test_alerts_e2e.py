@@ -13,15 +13,16 @@ from dataclasses import dataclass
 import pytest
 
 from tests.fixtures.alerting import (
+    ROUTING_KEY,
     RULES,
+    WEBHOOK_TOKEN,
     NotificationSink,
     Server,
-    derive_alertmanager_config,
     derive_prometheus_config,
     derive_rules,
     load_yaml,
-    start_alertmanager,
     start_prometheus,
+    start_routed_alertmanager,
     start_sink,
 )
 from tests.fixtures.processes import free_port
@@ -31,8 +32,6 @@ pytestmark = pytest.mark.slow
 FOR = "2s"
 """Every rule's `for` in the test: long enough to need two evaluations, short enough to wait for."""
 ARRIVAL_TIMEOUT = 60.0
-WEBHOOK_TOKEN = "e2e-webhook-token"
-ROUTING_KEY = "e2e-routing-key"
 
 
 @dataclass
@@ -47,16 +46,7 @@ class AlertingStack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
     workdir = tmp_path_factory.mktemp("alerting-e2e")
     sink = start_sink()
-    am_config = derive_alertmanager_config(
-        workdir / "alertmanager.yml",
-        receiver_base=sink.base_url,
-        secrets={
-            "alertmanager_slack_api_url": f"{sink.base_url}/slack",
-            "alertmanager_pagerduty_routing_key": ROUTING_KEY,
-            "alertmanager_webhook_token": WEBHOOK_TOKEN,
-        },
-    )
-    alertmanager = start_alertmanager(am_config, workdir)
+    alertmanager = start_routed_alertmanager(workdir, sink)
     # Nothing listens here: the daemon is down.
     daemon_target = f"127.0.0.1:{free_port()}"
     rules = derive_rules(workdir / "rules.yml", FOR)
