@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from redisguard.daemon.config import ScheduleSettings, ThresholdSettings
 from tests.fixtures.alerting import (
     ALERTMANAGER_CONFIG,
     PROMETHEUS_CONFIG,
@@ -124,16 +125,6 @@ def test_every_for_outlasts_the_memorystore_metric_delay() -> None:
 # --- one threshold, two places: the daemon's defaults and the rules -------------------------------
 
 
-def daemon_settings(name: str) -> Any:
-    """The daemon's config section model `name` (ThresholdSettings, ScheduleSettings)."""
-    from redisguard.daemon import config
-
-    if not hasattr(config, name):
-        # Until issue 10's config sections land; then these tests compare for real.
-        pytest.skip(f"redisguard.daemon.config has no {name} yet (the daemon's config sections)")
-    return getattr(config, name)
-
-
 def _threshold(name: str, severity: str) -> float:
     (rule,) = [r for r in rules_named(name) if r["labels"]["severity"] == severity]
     match = re.fullmatch(r"\s*redisguard_\w+\s*>=\s*([0-9.]+)\s*", rule["expr"])
@@ -142,14 +133,14 @@ def _threshold(name: str, severity: str) -> float:
 
 
 def test_memory_thresholds_are_the_daemons_defaults() -> None:
-    defaults = daemon_settings("ThresholdSettings")()
+    defaults = ThresholdSettings()
     for name in ("RedisguardMemoryHigh", "RedisguardSystemMemoryHigh"):
         assert _threshold(name, "warning") == defaults.memory_warning_ratio
         assert _threshold(name, "critical") == defaults.memory_critical_ratio
 
 
 def test_filling_up_looks_back_over_the_daemons_trend_window() -> None:
-    window = daemon_settings("ThresholdSettings")().trend_window
+    window = ThresholdSettings().trend_window
     (rule,) = rules_named("RedisguardMemoryFillingUp")
     match = re.search(r"predict_linear\(redisguard_memory_usage_ratio\[(\d+)h\]", rule["expr"])
     assert match, rule["expr"]
@@ -157,7 +148,7 @@ def test_filling_up_looks_back_over_the_daemons_trend_window() -> None:
 
 
 def test_stale_limits_are_three_default_schedules_and_at_least_ten_minutes() -> None:
-    schedules = daemon_settings("ScheduleSettings")()
+    schedules = ScheduleSettings()
     (rule,) = rules_named("RedisguardChecksStale")
     limits = {
         check: eval_product(expr) for check, expr in re.findall(r'check="(\w+)"\}\s*>\s*([\d\s*]+?)\s*\)', rule["expr"])
