@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -318,6 +319,25 @@ def _timeline(by_node: Mapping[str, Mapping[float, float]], preferred: str | Non
     return out
 
 
+def _in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Every call's result, each on its own daemon thread; the first failure (in call order) is raised.
+
+    Daemon threads, not an executor: at Ctrl-C or shutdown the interpreter would wait for a
+    hung call up to its timeout.
+    """
+    results: list[Future[Any]] = [Future() for _ in calls]
+
+    def run(call: Callable[[], Any], future: Future[Any]) -> None:
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            future.set_exception(exc)
+
+    for call, future in zip(calls, results, strict=True):
+        threading.Thread(target=run, args=(call, future), name="memory-read", daemon=True).start()
+    return [future.result() for future in results]
+
+
 # --- stacks ------------------------------------------------------------------------------------
 
 
@@ -431,11 +451,11 @@ class MemoryCheck:
         redis_client, monitoring_client = self._clients()
         end = float(int(self._clock()))
         _check_cancel(cancel)
-        listed = drift_live.list_project_instances(redis_client, project, self.gcp)
-        current: dict[str, Points] = {}
-        for metric_type in CURRENT_METRICS:
-            _check_cancel(cancel)
-            current[metric_type] = read_series(
+        window = self.thresholds.trend_window_seconds
+        trend_alignment = max(ALIGNMENT_SECONDS, int(window // TREND_POINTS) // ALIGNMENT_SECONDS * ALIGNMENT_SECONDS)
+
+        def current(metric_type: str) -> Callable[[], Points]:
+            return lambda: read_series(
                 monitoring_client,
                 project,
                 metric_type,
@@ -448,21 +468,27 @@ class MemoryCheck:
                 gcp=self.gcp,
                 cancel=cancel,
             )
-        window = self.thresholds.trend_window_seconds
-        trend_alignment = max(ALIGNMENT_SECONDS, int(window // TREND_POINTS) // ALIGNMENT_SECONDS * ALIGNMENT_SECONDS)
-        _check_cancel(cancel)
-        trend = read_series(
-            monitoring_client,
-            project,
-            USED,
-            start=end - window,
-            end=end,
-            alignment_seconds=trend_alignment,
-            aligner=monitoring_v3.Aggregation.Aligner.ALIGN_MEAN,
-            gcp=self.gcp,
-            cancel=cancel,
+
+        def trend() -> Points:
+            return read_series(
+                monitoring_client,
+                project,
+                USED,
+                start=end - window,
+                end=end,
+                alignment_seconds=trend_alignment,
+                aligner=monitoring_v3.Aggregation.Aligner.ALIGN_MEAN,
+                gcp=self.gcp,
+                cancel=cancel,
+            )
+
+        # The six reads are independent: in parallel, a run takes as long as its slowest call.
+        listed, history, *figures = _in_parallel(
+            [lambda: drift_live.list_project_instances(redis_client, project, self.gcp), trend]
+            + [current(metric_type) for metric_type in CURRENT_METRICS]
         )
-        return [self._instance(inst, current, trend) for inst in listed if self._shown(inst)]
+        now = dict(zip(CURRENT_METRICS, figures, strict=True))
+        return [self._instance(inst, now, history) for inst in listed if self._shown(inst)]
 
     def _shown(self, instance: redis_v1.Instance) -> bool:
         if set(self.selected) == set(self.stacks):

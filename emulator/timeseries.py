@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import dataclasses
 import hashlib
 import json
 import math
@@ -379,26 +378,23 @@ def resource_labels(name: str, node_id: str = st.PRIMARY_NODE) -> dict[str, str]
     return {"project_id": project, "region": region, "instance_id": name, "node_id": node_id}
 
 
-def node_views(samples: list[Sample], node: str) -> list[tuple[str, Sample]]:
-    """What `node` reported at each sample time: (role, reading), oldest first.
+def node_views(samples: list[Sample], node: str) -> list[tuple[str, float, Sample]]:
+    """What `node` reported at each sample time: (role, time, reading), oldest first.
 
     One redis-server serves every node of an instance. The primary reports the sample; a
     replica reports the primary's previous sample (it trails replication by one sampling
     interval), so primary and replica series differ the way a lagging replica's do. Without
     processes each node has its own synthetic reading.
     """
-    out: list[tuple[str, Sample]] = []
+    out: list[tuple[str, float, Sample]] = []
     for i, cur in enumerate(samples):
         if node not in cur.nodes:
             continue
-        own = dict(cur.replica_readings).get(node)
         if node == cur.primary_node:
-            out.append(("primary", cur))
-        elif own is not None:
-            out.append(("replica", dataclasses.replace(own, time=cur.time)))
-        else:
-            lagged = samples[i - 1] if i > 0 else cur
-            out.append(("replica", dataclasses.replace(lagged, time=cur.time, connected_clients=0)))
+            out.append(("primary", cur.time, cur))
+            continue
+        own = dict(cur.replica_readings).get(node) if cur.replica_readings else None
+        out.append(("replica", cur.time, own if own is not None else samples[i - 1] if i > 0 else cur))
     return out
 
 
@@ -416,10 +412,10 @@ def raw_series(
         lo = max(bisect.bisect_left(samples, start, key=_sample_time) - 1, 0)
         hi = bisect.bisect_right(samples, end, key=_sample_time)
         window = samples[lo:hi]
-        nodes = dict.fromkeys(node for sample in window for node in sample.nodes)
+        nodes = dict.fromkeys(node for ids in dict.fromkeys(sample.nodes for sample in window) for node in ids)
         for node in nodes:
             labels = resource_labels(name, node)
-            views: list[tuple[str, Sample]] | None = None
+            views: list[tuple[str, float, Sample]] | None = None
             for role in ("primary", "replica"):
                 for mdef in METRICS.values():
                     series = Series(mdef.type, {"role": role}, labels, mdef.kind, mdef.value_type, mdef.unit, [])
@@ -433,21 +429,23 @@ def raw_series(
     return out
 
 
-def _fill_points(series: Series, mdef: MetricDef, views: list[tuple[str, Sample]], role: str, start: float) -> None:
+def _fill_points(
+    series: Series, mdef: MetricDef, views: list[tuple[str, float, Sample]], role: str, start: float
+) -> None:
     value_of = mdef.value
-    prev: Sample | None = None
-    for view_role, cur in views:
-        if view_role == role and cur.time >= start:
+    prev: tuple[float, Sample] | None = None
+    for view_role, t, cur in views:
+        if view_role == role and t >= start:
             if mdef.kind == _D:
                 # A DELTA point spans from the node's previous reading (in any role) to this one.
-                value = value_of(cur, prev) if prev is not None else None
+                value = value_of(cur, prev[1]) if prev is not None else None
                 if value is not None:
-                    series.points.append((prev.time, cur.time, value))  # type: ignore[union-attr]
+                    series.points.append((prev[0], t, value))  # type: ignore[index]
             else:
                 value = value_of(cur, None)
                 if value is not None:
-                    series.points.append((cur.time, cur.time, value))
-        prev = cur
+                    series.points.append((t, t, value))
+        prev = (t, cur)
 
 
 def _sample_time(sample: Sample) -> float:
