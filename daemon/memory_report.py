@@ -88,12 +88,9 @@ def build_tables(report: MemoryReport) -> list[tuple[str, Table]]:
     """(title, table): a summary per project, then one row per instance; every column folds, none cuts."""
     summary = Table()
     summary.add_column("project", overflow="fold")
-    summary.add_column("status")
-    summary.add_column("instances", justify="right")
-    summary.add_column("warning", justify="right")
-    summary.add_column("critical", justify="right")
-    summary.add_column("not ready", justify="right")
-    summary.add_column("duration", justify="right", no_wrap=True)
+    summary.add_column("status", overflow="fold")
+    for column in ("instances", "warning", "critical", "not ready", "duration"):
+        summary.add_column(column, justify="right", overflow="fold")
     for p in report.projects:
         levels = [i.level for i in p.instances]
         summary.add_row(

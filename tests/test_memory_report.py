@@ -1,0 +1,128 @@
+"""The memory report: exit codes, table/JSON/Markdown renderings, and memory-report's errors as a user meets them."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from redisguard.daemon.cli import main
+from redisguard.daemon.errors import TransientError
+from redisguard.daemon.memory import GIB, InstanceMemory, MemoryReport, ProjectMemoryReport
+from redisguard.daemon.memory_report import format_bytes, format_time_to_full, print_table, render
+from tests.fixtures.processes import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+LONG_ID = "redis-a-very-long-instance-name-of-40-ch"
+
+
+def _instance(instance_id: str, ratio: float | None, level: str = "ok", **fields: object) -> InstanceMemory:
+    values: dict[str, object] = {
+        "project_id": "redisguard-staging",
+        "region": "europe-west1",
+        "instance_id": instance_id,
+        "stack": "staging",
+        "tier": "BASIC",
+        "redis_version": "REDIS_7_2",
+        "state": "READY",
+        "capacity_bytes": GIB,
+        "used_bytes": None if ratio is None else ratio * 16 * 2**20,
+        "max_bytes": None if ratio is None else 16.0 * 2**20,
+        "usage_ratio": ratio,
+        "system_memory_usage_ratio": None if ratio is None else ratio / 2,
+        "level": level,
+        **fields,
+    }
+    return InstanceMemory.model_validate(values)
+
+
+OK = ProjectMemoryReport(
+    project_id="redisguard-staging",
+    status="threshold",
+    duration_seconds=0.05,
+    instances=(
+        _instance(LONG_ID, 0.85, "warning", time_to_full_seconds=93_784.0),
+        _instance("redis-cache", 0.2, stack=""),
+        _instance("redis-sessions", None, state="REPAIRING", tier="STANDARD_HA"),
+    ),
+)
+FAILED = ProjectMemoryReport.failed(
+    "redisguard-production", TransientError("list_time_series projects/redisguard-production: no answer"), 1.0
+)
+
+
+def test_exit_codes() -> None:
+    assert MemoryReport(projects=()).exit_code == 0
+    fine = OK.model_copy(update={"status": "ok", "instances": OK.instances[1:]})
+    assert MemoryReport(projects=(fine,)).exit_code == 0
+    assert MemoryReport(projects=(OK,)).exit_code == 2
+    # An error wins over a threshold: a partial answer is not an answer.
+    assert MemoryReport(projects=(OK, FAILED)).exit_code == 1
+    assert FAILED.error_kind == "transient" and FAILED.instances == ()
+
+
+def test_table_cuts_nothing_in_a_narrow_terminal() -> None:
+    buffer = io.StringIO()
+    print_table(MemoryReport(projects=(OK, FAILED)), Console(file=buffer, width=60, force_terminal=True, color_system=None))
+    out = buffer.getvalue()
+    # rich marks a cut cell or header with an ellipsis; folded ones keep every character.
+    assert "…" not in out
+    assert "redisguard-production (memory, transient): error" in out
+    assert "  list_time_series projects/redisguard-production: no answer" in out
+
+
+def test_plain_table_and_markdown_and_json() -> None:
+    report = MemoryReport(generated_at="2026-12-01T12:00:00Z", projects=(OK, FAILED))
+    table = render(report, "table")
+    row = next(line for line in table.splitlines() if LONG_ID in line)
+    assert "warning" in row and "85.0 %" in row and "13.6 MiB" in row and "1d 2h" in row
+    assert "(unmanaged)" in next(line for line in table.splitlines() if "redis-cache" in line)
+    assert "REPAIRING" in next(line for line in table.splitlines() if "redis-sessions" in line)
+    markdown = render(report, "markdown")
+    assert "**some checks failed** (exit code 1)" in markdown
+    assert f"`{LONG_ID}`" in markdown and "⚠️ warning" in markdown
+    assert "```text\nlist_time_series projects/redisguard-production: no answer\n```" in markdown
+    data = json.loads(render(report, "json"))
+    assert data["projects"][1] == {
+        "project_id": "redisguard-production",
+        "status": "error",
+        "error": "list_time_series projects/redisguard-production: no answer",
+        "error_kind": "transient",
+        "duration_seconds": 1.0,
+        "instances": [],
+    }
+    assert data["projects"][0]["instances"][2]["usage_ratio"] is None
+
+
+def test_formats() -> None:
+    assert format_bytes(None) == "—"
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(3 * GIB) == "3.0 GiB"
+    assert format_time_to_full(None) == "—"
+    assert format_time_to_full(59) == "0m"
+    assert format_time_to_full(3 * 3600 + 120) == "3h 2m"
+
+
+def test_unknown_stack_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["memory-report", "--config", str(REPO / "redisguard.yaml"), "--stack", "prod"]) == 1
+    err = capsys.readouterr().err
+    assert "--stack prod: not in pulumi.stacks; allowed: staging, production" in err
+
+
+def test_unreachable_apis_fail_each_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(
+        f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging, production]\n"
+        f"gcp:\n  redis_endpoint: http://127.0.0.1:{free_port()}\n  monitoring_endpoint: 127.0.0.1:{free_port()}\n"
+        "  request_timeout_seconds: 1\n"
+    )
+    output = tmp_path / "memory.json"
+    assert main(["memory-report", "--config", str(config), "--format", "json", "--output", str(output)]) == 1
+    data = json.loads(output.read_text())
+    assert [p["status"] for p in data["projects"]] == ["error", "error"]
+    assert all(p["instances"] == [] and p["error_kind"] == "transient" for p in data["projects"])
+    err = capsys.readouterr().err
+    assert "redisguard memory-report: error: project redisguard-staging:" in err
