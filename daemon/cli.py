@@ -39,11 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     # names that part.
     from redisguard.daemon import commands as drift_commands
     from redisguard.emulator import command as emulator_command
+    from redisguard.policies import check as policy_check
 
     parser = _Parser(
         prog="redisguard",
         description="Keep Memorystore Redis fleets managed with Pulumi in line with their "
-        "declared config: drift reports and a local emulator.",
+        "declared config: drift reports, the policy pack without a cloud, and a local emulator.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('redisguard')}")
     parser.add_argument(
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     emulator_command.register(sub)
     drift_commands.register(sub)
+    policy_check.register(sub)
     return parser
 
 

@@ -1,0 +1,279 @@
+"""`redisguard policy-check`: the policy pack judges each stack's resources without a cloud or a Pulumi CLI.
+
+Each stack's resources come from the redis-fleet program run under the Pulumi SDK's mocks
+(redisguard.program.mocks); the pack is started as Pulumi's Python host starts it and asked over
+the Analyzer protocol, config reconciled as the engine does (redisguard.policies.analyzer). The
+verdicts are the ones `pulumi preview --policy-pack policies` gives (tests/test_pulumi_engine.py
+runs both on the same stacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict
+from rich.console import Console
+from rich.text import Text
+
+from redisguard.policies.analyzer import (
+    PACK_DIR,
+    AnalyzerFailed,
+    PolicyConfigInvalid,
+    PolicyPackProcess,
+    StackResource,
+)
+
+EXIT_PASSED = 0
+EXIT_ERROR = 1
+EXIT_BLOCKED = 2
+FORMATS = ("table", "json", "markdown")
+EXIT_CODES_HELP = (
+    "exit status: 0 no mandatory violation, 2 a mandatory violation (the preview would be blocked), "
+    "1 a stack could not be checked (an error wins over a violation)"
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Violation(_Frozen):
+    """One policy violation, as `pulumi preview` lists it."""
+
+    policy: str
+    level: Literal["advisory", "mandatory", "remediate"]
+    resource: str
+    """The resource's logical name; empty for a stack policy."""
+    type: str
+    message: str
+
+
+class StackVerdict(_Frozen):
+    stack: str
+    policy_config: str | None
+    """The --policy-pack-config file used, None for the pack's defaults."""
+    resources: int
+    violations: tuple[Violation, ...] = ()
+    error: str | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def blocked(self) -> bool:
+        return any(v.level == "mandatory" for v in self.violations)
+
+
+class PolicyCheckReport(_Frozen):
+    generated_at: str
+    pack: str
+    stacks: tuple[StackVerdict, ...]
+
+    @property
+    def exit_code(self) -> int:
+        if any(s.error for s in self.stacks):
+            return EXIT_ERROR
+        return EXIT_BLOCKED if any(s.blocked for s in self.stacks) else EXIT_PASSED
+
+
+def default_policy_config(stack: str, pack_dir: Path = PACK_DIR) -> Path | None:
+    """policies/config/<stack>.json where it exists (the file the team's preview passes)."""
+    path = pack_dir / "config" / f"{stack}.json"
+    return path if path.is_file() else None
+
+
+def _judge(
+    stack: str, stack_file: Path, policy_config: Path | None, pack: PolicyPackProcess, started: Future[Any]
+) -> StackVerdict:
+    """Run the program for one stack under mocks (in this thread) and have the started pack judge it."""
+    from redisguard.program.config import StackConfigError
+    from redisguard.program.mocks import run_program, stack_config_values
+
+    began = time.monotonic()
+    config_name = str(policy_config) if policy_config else None
+
+    def failed(message: str, resources: int = 0) -> StackVerdict:
+        return StackVerdict(stack=stack, policy_config=config_name, resources=resources, error=message,
+                            duration_seconds=time.monotonic() - began)
+
+    try:
+        try:
+            run = run_program(stack_config_values(stack_file), stack=stack, preview=True)
+        except StackConfigError as exc:
+            return failed(f"invalid stack config in {exc}")
+        except pulumi.RunError as exc:  # the program's own one-line refusal (invalid stack config)
+            return failed(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any other program failure is this stack's error
+            return failed(f"{stack_file}: the program failed under mocks: {exc}")
+        try:
+            started.result()
+            pack.configure(policy_config)
+        except PolicyConfigInvalid as exc:
+            where = policy_config or "the pack's defaults"
+            return failed(f"{where}: " + "; ".join(exc.errors), len(run.resources))
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            return failed(f"policy pack {pack.pack_dir} failed to start: {str(exc).splitlines()[0]}", len(run.resources))
+        violations: list[Violation] = []
+        try:
+            for resource in run.resources:
+                result = pack.analyze(resource.type, resource.name, resource.inputs)
+                violations.extend(
+                    Violation(policy=d.policy, level=d.level, resource=resource.name, type=resource.type,  # type: ignore[arg-type]
+                              message=d.message)
+                    for d in result.diagnostics
+                )
+            stack_result = pack.analyze_stack([StackResource(r.type, r.name, r.inputs) for r in run.resources])
+            violations.extend(
+                Violation(policy=d.policy, level=d.level, resource="", type="", message=d.message)  # type: ignore[arg-type]
+                for d in stack_result.diagnostics
+            )
+        except AnalyzerFailed as exc:
+            return failed(f"policy pack failed while analysing: {exc}", len(run.resources))
+    finally:
+        # Never stop a pack that is still starting: wait for the start (it has its own deadline).
+        with contextlib.suppress(Exception):
+            started.result()
+        pack.stop()
+    return StackVerdict(
+        stack=stack,
+        policy_config=config_name,
+        resources=len(run.resources),
+        violations=tuple(violations),
+        duration_seconds=time.monotonic() - began,
+    )
+
+
+def run_policy_check(
+    stacks: Sequence[tuple[str, Path]], policy_config: Path | None = None, pack_dir: Path = PACK_DIR
+) -> PolicyCheckReport:
+    """Every (stack, stack file) judged; `policy_config` None: each stack's default config file.
+
+    The packs start at once, one per stack (seconds of imports each), while the programs run
+    one after the other in this thread: the SDK's mocks and settings are process-wide.
+    """
+    from redisguard.program.mocks import stack_config_values
+
+    verdicts: list[StackVerdict] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(stacks)))) as pool:
+        runs: list[tuple[str, Path, PolicyPackProcess | None, Future[Any] | None, str | None]] = []
+        for stack, stack_file in stacks:
+            try:
+                config = stack_config_values(stack_file)
+            except FileNotFoundError:
+                runs.append((stack, stack_file, None, None, f"{stack_file}: stack file not found"))
+                continue
+            except (OSError, ValueError) as exc:
+                runs.append((stack, stack_file, None, None, f"{stack_file}: cannot read the stack file: {exc}"))
+                continue
+            pack = PolicyPackProcess(stack=stack, pack_dir=pack_dir, stack_config=config)
+            runs.append((stack, stack_file, pack, pool.submit(pack.start), None))
+        for stack, stack_file, pack, started, error in runs:
+            chosen = policy_config or default_policy_config(stack, pack_dir)
+            if pack is None or started is None:
+                verdicts.append(StackVerdict(stack=stack, policy_config=str(chosen) if chosen else None, resources=0, error=error))
+                continue
+            verdicts.append(_judge(stack, stack_file, chosen, pack, started))
+    return PolicyCheckReport(
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"), pack=str(pack_dir), stacks=tuple(verdicts)
+    )
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def _summary(verdict: StackVerdict) -> str:
+    if verdict.error:
+        return f"stack {verdict.stack}: error: {verdict.error}"
+    counts = {level: sum(v.level == level for v in verdict.violations) for level in ("mandatory", "advisory")}
+    state = "BLOCKED" if verdict.blocked else "passed"
+    config = verdict.policy_config or "pack defaults"
+    return (
+        f"stack {verdict.stack}: {state} ({verdict.resources} resources, {counts['mandatory']} mandatory, "
+        f"{counts['advisory']} advisory; config {config}; {verdict.duration_seconds:.1f}s)"
+    )
+
+
+def print_table(report: PolicyCheckReport, console: Console) -> None:
+    """One line per stack, then its violations as `pulumi preview` lists them: level, policy and
+    resource on one line, the message indented under it (plain text: read and grepped as written)."""
+    for verdict in report.stacks:
+        console.print(Text(_summary(verdict), style="bold" if verdict.blocked or verdict.error else ""), soft_wrap=True)
+        for v in verdict.violations:
+            console.print(Text(f"  [{v.level}] {v.policy}  ({v.resource or 'stack'})"), soft_wrap=True)
+            for line in v.message.splitlines():
+                console.print(Text(f"      {line}"), soft_wrap=True)
+
+
+def render_markdown(report: PolicyCheckReport) -> str:
+    lines = ["## Policy check", ""]
+    for verdict in report.stacks:
+        lines.append(f"**{_summary(verdict)}**")
+        lines.append("")
+        if verdict.violations:
+            lines += ["| level | policy | resource | message |", "|---|---|---|---|"]
+            for v in verdict.violations:
+                message = v.message.replace("|", "\\|").replace("\n", " ")
+                lines.append(f"| {v.level} | `{v.policy}` | {v.resource or '(stack)'} | {message} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def render_json(report: PolicyCheckReport) -> str:
+    data = report.model_dump(mode="json")
+    data["exit_code"] = report.exit_code
+    for verdict, raw in zip(report.stacks, data["stacks"], strict=True):
+        raw["blocked"] = verdict.blocked
+    return json.dumps(data, indent=2)
+
+
+# --- the subcommand ------------------------------------------------------------------------------
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "policy-check",
+        help="run the policy pack on each stack's resources, without a cloud or a Pulumi CLI",
+        description="Build each stack's resources from the program under the Pulumi SDK's mocks and have "
+        "the policy pack judge them as `pulumi preview --policy-pack` does (the pack started as "
+        "Pulumi's Python host starts it, over the Analyzer protocol). For pre-commit and CI before "
+        "any preview. " + EXIT_CODES_HELP + ".",
+    )
+    parser.add_argument("--config", metavar="FILE", help="redisguard config file for pulumi.work_dir and "
+                        "pulumi.stacks (default: ./redisguard.yaml if it exists, else program/ with "
+                        "staging and production)")
+    parser.add_argument("--stack", metavar="NAME", action="append",
+                        help="check only this stack (repeatable; default: every stack in pulumi.stacks)")
+    parser.add_argument("--policy-config", metavar="FILE", type=Path,
+                        help="--policy-pack-config file for every checked stack (default: "
+                        "policies/config/<stack>.json where it exists, else the pack's defaults)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: %(default)s)")
+    parser.set_defaults(func=_policy_check)
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from redisguard.daemon.config import DEFAULT_CONFIG_FILE, config_from_mapping, default_stack_names, load_config
+    from redisguard.daemon.errors import ConfigError
+
+    if args.config is None and not Path(DEFAULT_CONFIG_FILE).exists():
+        config = config_from_mapping({}, base_dir=Path.cwd())
+    else:
+        config = load_config(args.config)
+    stacks = default_stack_names(config, args.stack)
+    if args.policy_config is not None and not args.policy_config.is_file():
+        raise ConfigError(f"--policy-config {args.policy_config}: file not found")
+    report = run_policy_check([(name, config.pulumi.stack_file(name)) for name in stacks], args.policy_config)
+    if args.format == "json":
+        print(render_json(report))
+    elif args.format == "markdown":
+        print(render_markdown(report))
+    else:
+        print_table(report, Console(file=sys.stdout, soft_wrap=not sys.stdout.isatty()))
+    return report.exit_code

@@ -1,0 +1,134 @@
+"""`redisguard policy-check` as a user runs it: the pack's verdict on each stack, without a cloud or a Pulumi CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+# Breaks three mandatory production policies (HA, persistence, TLS) and nothing the program refuses.
+BAD_PRODUCTION = """\
+config:
+  gcp:project: redisguard-production
+  gcp:region: europe-west1
+  redis-fleet:redis:
+    - name: redis-shortcut
+      memory_gb: 1
+      tier: BASIC
+      redis_version: REDIS_7_2
+      persistence_mode: DISABLED
+      transit_encryption: DISABLED
+      max_memory_policy: allkeys-lru
+      maintenance_window_day: SUNDAY
+      maintenance_start_hours: 8
+      labels: {env: production, team: platform}
+"""
+
+
+def policy_check(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "redisguard.daemon.cli", "policy-check", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+
+
+def _project(tmp_path: Path, stack_text: str, stack: str = "production") -> Path:
+    (tmp_path / "program").mkdir()
+    (tmp_path / "program" / f"Pulumi.{stack}.yaml").write_text(stack_text)
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: program\n  stacks: [{stack}]\n")
+    return config
+
+
+def test_shipped_stacks_pass_with_their_policy_configs_and_staging_gets_advice() -> None:
+    result = policy_check("--format", "json")
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    by_stack = {s["stack"]: s for s in report["stacks"]}
+    assert set(by_stack) == {"staging", "production"}
+    assert by_stack["production"]["violations"] == []
+    assert by_stack["production"]["policy_config"].endswith("policies/config/production.json")
+    staging = by_stack["staging"]
+    assert {v["level"] for v in staging["violations"]} == {"advisory"}
+    assert any(
+        v["policy"] == "memorystore-supported-redis-version" and v["resource"] == "redis-sidekiq"
+        for v in staging["violations"]
+    )
+    assert report["exit_code"] == 0
+
+
+def test_a_mandatory_violation_exits_2_and_lists_policy_level_resource_and_message(tmp_path: Path) -> None:
+    config = _project(tmp_path, BAD_PRODUCTION)
+
+    result = policy_check("--config", str(config))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    # policies/config/production.json is the default for a stack named production.
+    assert lines[0].startswith("stack production: BLOCKED (2 resources, ")
+    assert "config " + str(REPO / "policies" / "config" / "production.json") in lines[0]
+    for policy in (
+        "memorystore-high-availability-in-production",
+        "memorystore-persistence-in-production",
+        "memorystore-transit-encryption-required",
+    ):
+        assert f"  [mandatory] {policy}  (redis-shortcut)" in lines
+    assert "'redis-shortcut': tier must be STANDARD_HA in production" in result.stdout
+
+
+def test_policy_config_flag_replaces_the_default_file_and_can_turn_a_policy_off(tmp_path: Path) -> None:
+    config = _project(tmp_path, BAD_PRODUCTION)
+    relaxed = tmp_path / "relaxed.json"
+    relaxed.write_text(json.dumps({
+        "memorystore-high-availability-in-production": "advisory",
+        "memorystore-persistence-in-production": "disabled",
+        "memorystore-transit-encryption-required": "advisory",
+    }))  # fmt: skip
+
+    result = policy_check("--config", str(config), "--policy-config", str(relaxed), "--format", "json")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    (stack,) = json.loads(result.stdout)["stacks"]
+    levels = {v["policy"]: v["level"] for v in stack["violations"]}
+    assert levels["memorystore-high-availability-in-production"] == "advisory"
+    assert "memorystore-persistence-in-production" not in levels
+    assert stack["policy_config"] == str(relaxed)
+
+
+def test_invalid_policy_config_is_a_one_line_error_naming_the_file_and_the_policy(tmp_path: Path) -> None:
+    config = _project(tmp_path, BAD_PRODUCTION)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"memorystore-memory-bounds": {"maxMemoryGb": "lots"}}))
+
+    result = policy_check("--config", str(config), "--policy-config", str(bad))
+
+    assert result.returncode == 1
+    assert f"stack production: error: {bad}: memorystore-memory-bounds: maxMemoryGb: 'lots' is not of type" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_unknown_stack_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
+    config = _project(tmp_path, BAD_PRODUCTION)
+
+    unknown = policy_check("--config", str(config), "--stack", "prod")
+    assert unknown.returncode == 1
+    assert "--stack prod: not in pulumi.stacks; allowed: production" in unknown.stderr
+
+    missing = policy_check("--config", str(config), "--policy-config", str(tmp_path / "nope.json"))
+    assert missing.returncode == 1
+    assert f"--policy-config {tmp_path / 'nope.json'}: file not found" in missing.stderr
+
+    (tmp_path / "program" / "Pulumi.production.yaml").write_text(
+        BAD_PRODUCTION.replace("memory_gb: 1", "memory_gb: 1000")
+    )
+    invalid = policy_check("--config", str(config))
+    assert invalid.returncode == 1
+    assert "stack production: error: invalid redis-fleet:redis config in" in invalid.stdout
+    assert "Traceback" not in invalid.stdout + invalid.stderr
