@@ -47,6 +47,8 @@ MIN_TREND_POINTS = 5
 # time-to-full from noise.
 FLAT_GROWTH_FRACTION = 0.001
 GIB = 2**30
+# API states in which Redis does not serve: Monitoring's newest point predates the state.
+NOT_SERVING = frozenset({"CREATING", "REPAIRING", "DELETING"})
 
 Level = Literal["ok", "warning", "critical"]
 ProjectStatus = Literal["ok", "threshold", "error"]
@@ -502,7 +504,10 @@ class MemoryCheck:
         preferred = _preferred_node(instance)
         figures: dict[str, float | None] = dict.fromkeys(CURRENT_METRICS)
         anchor_metric = RATIO if current[RATIO].get(instance.name) else USED
-        picked = _pick_newest(current[anchor_metric].get(instance.name, {}), preferred)
+        state = _enum_name(instance.state)
+        # A node that is down (REPAIRING) or an instance not serving yet or any more reported its
+        # last points before that: they are not its memory now.
+        picked = None if state in NOT_SERVING else _pick_newest(current[anchor_metric].get(instance.name, {}), preferred)
         if picked is not None:
             node, at = picked
             # Every figure from the same node at the same minute: one consistent reading.
@@ -519,7 +524,7 @@ class MemoryCheck:
             stack=owner_of(self.stacks, key),
             tier=_enum_name(instance.tier),
             redis_version=instance.redis_version,
-            state=_enum_name(instance.state),
+            state=state,
             capacity_bytes=int(instance.memory_size_gb) * GIB,
             used_bytes=used,
             max_bytes=max_bytes,

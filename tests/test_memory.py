@@ -128,6 +128,23 @@ def test_unmanaged_instance_has_no_stack(emulator: EmulatorHandle, config: Redis
 
 
 @pytest.mark.slow
+def test_a_killed_node_shows_its_state_not_its_last_figures(emulator: EmulatorHandle, config: RedisguardConfig) -> None:
+    emulator.kill_instance(emulator.region, "redis-sidekiq")
+    try:
+        report = run_memory_check(config)
+        sidekiq = _by_id(report)["redis-sidekiq"]
+        # Monitoring still holds its points of the last minutes, from before the crash.
+        assert sidekiq.state == "REPAIRING"
+        assert (sidekiq.used_bytes, sidekiq.usage_ratio, sidekiq.level) == (None, None, "ok")
+        # One instance down is that instance's state, not a failed check of the project.
+        assert report.projects[0].status == "ok"
+        assert _by_id(report)["redis-cache"].usage_ratio is not None
+    finally:
+        emulator.start_instance(emulator.region, "redis-sidekiq")
+    wait_for(lambda: _by_id(run_memory_check(config))["redis-sidekiq"].usage_ratio is not None, what="sidekiq back")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("api", "mode", "message"),
     [
