@@ -54,6 +54,8 @@ class Site:
         memory_report: Callable[[Sequence[TargetState]], Any] | None = None,
         memory_markdown: Callable[[Any], str] | None = None,
         index: Callable[[status_page.StatusView], str] = status_page.render,
+        config: Callable[[], tuple[Any, str]] | None = None,
+        history: status_page.UsageHistory | None = None,
     ) -> None:
         self.results = results
         self.registry = registry
@@ -62,6 +64,9 @@ class Site:
         self.memory_report = memory_report
         self.memory_markdown = memory_markdown
         self.index = index
+        # () -> (the RedisguardConfig in force, its file): the status page shows both (redacted).
+        self.config = config
+        self.history = history
 
     def health(self) -> Health:
         expectations, since = self.expectations()
@@ -106,8 +111,16 @@ class Site:
 
     def index_html(self) -> bytes:
         states = dict(self.results.snapshot())
+        config, config_file = self.config() if self.config is not None else (None, "")
         view = status_page.StatusView(
-            version=version("redisguard"), health=self.health(), drift=self.drift(states), memory=self.memory(states)
+            version=version("redisguard"),
+            health=self.health(),
+            drift=self.drift(states),
+            memory=self.memory(states),
+            states=states,
+            config=config,
+            config_file=config_file,
+            history=self.history,
         )
         return self.index(view).encode()
 
@@ -155,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(HTTPStatus.BAD_REQUEST, f"format={fmt}: allowed values: json, markdown\n".encode(),
                                "text/plain; charset=utf-8", send_body)  # fmt: skip
             elif url.path in ("/", "/index.html"):
-                self._send(HTTPStatus.OK, site.index_html(), "text/html; charset=utf-8", send_body)
+                self._send(HTTPStatus.OK, site.index_html(), "text/html; charset=utf-8", send_body, extra=status_page.HEADERS)
             else:
                 self._send(HTTPStatus.NOT_FOUND, b"404 Not Found: see / for the pages served here\n",
                            "text/plain; charset=utf-8", send_body)  # fmt: skip

@@ -1,37 +1,392 @@
-"""The page at `/`: a link list for now; the status page replaces `render` (same StatusView in, HTML out)."""
+"""The status page at `/`: the daemon's latest results as one server-rendered HTML page.
+
+It draws only what the daemon already holds (the published results and a short history of
+memory usage kept here for the sparklines), never runs a check, loads nothing from
+elsewhere (no script, no CDN: it works offline and behind a proxy) and escapes every value
+with Jinja2's autoescape: an instance label or a property value is untrusted input.
+"""
 
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from redisguard.daemon.health import Health
-from redisguard.daemon.report import DriftReport
+import jinja2
+import markupsafe
+import yaml
+
+from redisguard.daemon.config import REDACTED, secret_values
+from redisguard.daemon.report import DriftItem, format_duration, format_value
+
+REFRESH_SECONDS = 30
+"""How often the page reloads itself: the fastest default schedule (memory) is 1 minute."""
+HISTORY_POINTS = 120
+"""Usage samples kept per instance for its sparkline: two hours at the default 1-minute memory schedule."""
+DRIFT_CHECKS = {"drift_pulumi": "pulumi", "drift_live": "live"}
+MEMORY_CHECK = "memory"
+# The config's defaults, for a view built without a config (thresholds.memory_*_ratio).
+DEFAULT_WARNING, DEFAULT_CRITICAL = 0.8, 0.9
+
+# Served with the page: even if a value slipped through unescaped, no script would run and
+# nothing would load from another origin.
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("redisguard.daemon", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+# --- the short usage history behind the sparklines -------------------------------------------
+
+
+InstanceKey = tuple[str, str, str]
+"""(project_id, region, instance_id)"""
+
+
+class UsageHistory:
+    """Recent memory usage ratios per instance, fed by every published memory result.
+
+    Bounded twice: HISTORY_POINTS per instance, and an instance missing from its project's
+    latest successful result is forgotten (a deleted instance leaves no line behind).
+    A failed run records nothing: a gap, never a made-up value.
+    """
+
+    def __init__(self, points: int = HISTORY_POINTS) -> None:
+        self._points = points
+        self._lock = threading.Lock()
+        self._series: dict[InstanceKey, deque[tuple[float, float]]] = {}
+
+    def record(self, report: Any, at: float) -> None:
+        """Add one project memory result (a ProjectMemoryReport) taken at wall-clock time `at`."""
+        if report.status == "error":
+            return
+        seen = set()
+        with self._lock:
+            for inst in report.instances:
+                key = (inst.project_id, inst.region, inst.instance_id)
+                seen.add(key)
+                if inst.usage_ratio is None:
+                    continue
+                series = self._series.setdefault(key, deque(maxlen=self._points))
+                if series and series[-1][0] >= at:
+                    continue
+                series.append((at, float(inst.usage_ratio)))
+            for key in [k for k in self._series if k[0] == report.project_id and k not in seen]:
+                del self._series[key]
+
+    def forget_projects(self, keep: Iterable[str]) -> None:
+        """Drop the instances of projects no longer watched (after a config reload)."""
+        wanted = set(keep)
+        with self._lock:
+            for key in [k for k in self._series if k[0] not in wanted]:
+                del self._series[key]
+
+    def series(self, key: InstanceKey) -> tuple[tuple[float, float], ...]:
+        with self._lock:
+            return tuple(self._series.get(key, ()))
+
+
+# --- what the template shows -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    """An inline SVG polyline of usage ratios (0 at the bottom, 1 at the top) with threshold lines."""
+
+    points: str
+    width: int
+    height: int
+    warning_y: float
+    critical_y: float
+    samples: int
+    title: str
 
 
 @dataclass(frozen=True)
 class StatusView:
-    """Everything the page may show, taken from one snapshot of the results."""
+    """Everything the page may show, taken from one snapshot of the results (the server builds it)."""
 
     version: str
-    health: Health
-    drift: DriftReport
+    health: Any
+    """The /healthz verdict (health.Health): which (check, target) is failed, stale or pending."""
+    drift: Any
+    """The latest result of every drift target as one report.DriftReport."""
     memory: Any
-    """The latest MemoryReport, or None while the memory check is off or has no result."""
+    """The latest memory.MemoryReport, or None while the memory check is off or has no result."""
+    states: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    """The Results snapshot, {(check, target): TargetState}: last run, last success, failures."""
+    config: Any = None
+    """The RedisguardConfig in use (stacks, schedules, thresholds; shown redacted)."""
+    config_file: str = ""
+    history: UsageHistory | None = None
+    now: float | None = None
+
+
+@dataclass(frozen=True)
+class EngineView:
+    engine: str
+    check: str
+    status: str
+    """in_sync, drift, error, pending (enabled, no result yet) or off."""
+    error: str | None = None
+    duration: str = ""
+    finished: str = ""
+    items: tuple[DriftItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class StackView:
+    stack: str
+    engines: tuple[EngineView, ...]
+
+    @property
+    def status(self) -> str:
+        statuses = {e.status for e in self.engines}
+        for status in ("error", "drift", "pending", "in_sync"):
+            if status in statuses:
+                return status
+        return "off"
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    project_id: str
+    region: str
+    instance_id: str
+    stack: str
+    tier: str
+    redis_version: str
+    state: str
+    level: str
+    usage_percent: str
+    bar_percent: float
+    used: str
+    max: str
+    capacity: str
+    system_ratio: str
+    time_to_full: str
+    sparkline: Sparkline | None
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    project_id: str
+    status: str
+    error: str | None
+    duration: str
+    finished: str
+    instances: tuple[InstanceView, ...]
+
+
+@dataclass(frozen=True)
+class CheckView:
+    check: str
+    target: str
+    status: str
+    """ok, failed, stale or pending (the /healthz verdict)."""
+    reason: str | None
+    last_run: str
+    last_success: str
+    duration: str
+    failures: int
+
+
+@dataclass(frozen=True)
+class PageView:
+    version: str
+    generated_at: str
+    config_file: str
+    config_text: str
+    refresh_seconds: int
+    warning_percent: str
+    critical_percent: str
+    stacks: tuple[StackView, ...]
+    projects: tuple[ProjectView, ...]
+    checks: tuple[CheckView, ...]
+    disabled_checks: tuple[str, ...]
+
+    @property
+    def failing_checks(self) -> int:
+        return sum(1 for c in self.checks if c.status in ("failed", "stale"))
+
+    @property
+    def flagged_instances(self) -> int:
+        return sum(1 for p in self.projects for i in p.instances if i.level != "ok")
+
+    @property
+    def drifted_stacks(self) -> int:
+        return sum(1 for s in self.stacks if s.status == "drift")
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+
+def format_time(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "never"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def sparkline(
+    series: Sequence[tuple[float, float]], warning: float, critical: float, *, width: int = 120, height: int = 28
+) -> Sparkline | None:
+    """The polyline of a usage series, x by time, y by ratio on a fixed 0-1 scale (so a line at
+    the top is an instance near full, not one that merely varies); None below two points."""
+    if len(series) < 2:
+        return None
+    start, end = series[0][0], series[-1][0]
+    pad = 1.5
+    x_scale = (width - 2 * pad) / ((end - start) or 1.0)
+    y_scale = height - 2 * pad
+
+    def y(ratio: float) -> float:
+        return round(pad + (1 - min(max(ratio, 0.0), 1.0)) * y_scale, 1)
+
+    # One formatted pair per sample, inline: at 1000 instances this loop is most of the page's cost.
+    points = " ".join(
+        f"{pad + (t - start) * x_scale:.1f},{pad + (1 - (0.0 if r < 0 else 1.0 if r > 1 else r)) * y_scale:.1f}"
+        for t, r in series
+    )
+    from redisguard.daemon.memory_report import format_ratio
+
+    ratios = [r for _, r in series]
+    title = (
+        f"{len(series)} samples from {format_time(start)} to {format_time(end)}: "
+        f"min {format_ratio(min(ratios))}, max {format_ratio(max(ratios))}, now {format_ratio(ratios[-1])}"
+    )
+    return Sparkline(points, width, height, y(warning), y(critical), len(series), title)
+
+
+# --- building the view from the daemon's results -------------------------------------------------
+
+
+def build_page(view: StatusView, refresh_seconds: int = REFRESH_SECONDS) -> PageView:
+    """What the template shows, from one StatusView."""
+    now = time.time() if view.now is None else view.now
+    config = view.config
+    thresholds = config.thresholds if config is not None else None
+    warning = float(thresholds.memory_warning_ratio) if thresholds else DEFAULT_WARNING
+    critical = float(thresholds.memory_critical_ratio) if thresholds else DEFAULT_CRITICAL
+    enabled = set(config.schedules.enabled()) if config is not None else {*DRIFT_CHECKS, MEMORY_CHECK}
+    problems = {(p.check, p.target): p for p in view.health.problems}
+
+    reports = {(r.stack, r.engine): r for r in view.drift.stacks}
+    stack_names = list(config.pulumi.stacks) if config is not None else []
+    stack_names += sorted({r.stack for r in view.drift.stacks} - set(stack_names))
+    stacks = []
+    for stack in stack_names:
+        engines = []
+        for check, engine in DRIFT_CHECKS.items():
+            report = reports.get((stack, engine))
+            state = view.states.get((check, stack))
+            if report is not None:
+                engines.append(
+                    EngineView(
+                        engine=engine,
+                        check=check,
+                        status=report.status,
+                        error=report.error,
+                        duration=format_duration(report.duration_seconds),
+                        finished=format_time(state.finished_at) if state is not None else "",
+                        items=tuple(report.items),
+                    )
+                )
+            else:
+                engines.append(EngineView(engine=engine, check=check, status="pending" if check in enabled else "off"))
+        stacks.append(StackView(stack=stack, engines=tuple(engines)))
+
+    projects = []
+    for project in view.memory.projects if view.memory is not None else ():
+        state = view.states.get((MEMORY_CHECK, project.project_id))
+        instances = tuple(
+            _instance_view(inst, warning, critical, view.history)
+            for inst in sorted(project.instances, key=lambda i: (i.region, i.instance_id))
+        )
+        projects.append(
+            ProjectView(
+                project_id=project.project_id,
+                status=project.status,
+                error=project.error,
+                duration=format_duration(project.duration_seconds),
+                finished=format_time(state.finished_at) if state is not None else "",
+                instances=instances,
+            )
+        )
+
+    checks = []
+    for key in sorted(set(view.states) | set(problems)):
+        state, problem = view.states.get(key), problems.get(key)
+        checks.append(
+            CheckView(
+                check=key[0],
+                target=key[1],
+                status=problem.status if problem is not None else "ok",
+                reason=problem.reason if problem is not None else None,
+                last_run=format_time(state.finished_at) if state is not None else "never",
+                last_success=format_time(state.last_success_at) if state is not None else "never",
+                duration=format_duration(state.result.duration_seconds) if state is not None else "—",
+                failures=state.failures_total if state is not None else 0,
+            )
+        )
+    return PageView(
+        version=view.version,
+        generated_at=format_time(now),
+        config_file=view.config_file,
+        config_text=yaml.safe_dump(config.redacted(), sort_keys=False, default_flow_style=False) if config is not None else "",
+        refresh_seconds=refresh_seconds,
+        warning_percent=f"{warning * 100:g}",
+        critical_percent=f"{critical * 100:g}",
+        stacks=tuple(stacks),
+        projects=tuple(projects),
+        checks=tuple(checks),
+        disabled_checks=tuple(name for name in (*DRIFT_CHECKS, MEMORY_CHECK) if name not in enabled),
+    )
+
+
+def _instance_view(inst: Any, warning: float, critical: float, history: UsageHistory | None) -> InstanceView:
+    # The memory report's own formatting, so the page and `memory-report` read the same.
+    from redisguard.daemon.memory_report import format_bytes, format_ratio, format_time_to_full
+
+    ratio = inst.usage_ratio
+    series = history.series((inst.project_id, inst.region, inst.instance_id)) if history else ()
+    return InstanceView(
+        project_id=inst.project_id,
+        region=inst.region,
+        instance_id=inst.instance_id,
+        stack=inst.stack,
+        tier=inst.tier,
+        redis_version=inst.redis_version,
+        state=inst.state,
+        level=inst.level,
+        usage_percent=format_ratio(ratio),
+        bar_percent=round(min(max(ratio or 0.0, 0.0), 1.0) * 100, 1),
+        used=format_bytes(inst.used_bytes),
+        max=format_bytes(inst.max_bytes),
+        capacity=format_bytes(inst.capacity_bytes),
+        system_ratio=format_ratio(inst.system_memory_usage_ratio),
+        time_to_full=format_time_to_full(inst.time_to_full_seconds),
+        sparkline=sparkline(series, warning, critical),
+    )
 
 
 def render(view: StatusView) -> str:
-    state = "all checks healthy" if view.health.ok else f"{len(view.health.problems)} check target(s) failing or stale"
-    links = [
-        ("/metrics", "Prometheus metrics"),
-        ("/healthz", "health (JSON; 503 when a check is failing or stale)"),
-        ("/report", "latest drift and memory results (JSON)"),
-        ("/report?format=markdown", "the same as Markdown"),
-    ]
-    items = "\n".join(f'    <li><a href="{href}">{html.escape(href)}</a> — {html.escape(text)}</li>' for href, text in links)
-    return (
-        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>redisguard</title></head>\n<body>\n"
-        f"  <h1>redisguard {html.escape(view.version)}</h1>\n  <p>{html.escape(state)}</p>\n  <ul>\n{items}\n  </ul>\n"
-        "</body>\n</html>\n"
-    )
+    """The page's HTML. Every credential value the daemon knows is replaced once more in the
+    output, so one that reached an error message is still not shown."""
+    html = _ENV.get_template("status.html").render(page=build_page(view), value=format_value)
+    for secret in secret_values(view.config):
+        html = html.replace(str(markupsafe.escape(secret)), REDACTED).replace(secret, REDACTED)
+    return html

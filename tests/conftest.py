@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.emulator",
     "tests.fixtures.analyzer",
+    "tests.fixtures.browser",
 ]

@@ -1,0 +1,155 @@
+"""The status page as Chromium shows it, served by the daemon's HTTP server from published results.
+
+These tests publish result models into `Results` the way the checks do, through the real
+HTTP server, and read the page in a real browser (headless Debian Chromium, offline): what a
+person sees, not the HTML source.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from redisguard.daemon.config import config_from_mapping
+from redisguard.daemon.health import Expectation
+from redisguard.daemon.metrics import build_registry
+from redisguard.daemon.report import DriftItem, PropertyDrift, StackReport
+from redisguard.daemon.results import Results
+from redisguard.daemon.server import DaemonHTTPServer, Site, bind, serve_in_thread
+from redisguard.daemon.status_page import UsageHistory
+from redisguard.daemon.webconfig import WebConfig
+from tests.fixtures.browser import screenshot
+from tests.fixtures.processes import free_port
+
+PROJECT = "redisguard-staging"
+HOSTILE = "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>&amp;"
+
+
+class Served:
+    def __init__(self, server: DaemonHTTPServer, results: Results, history: UsageHistory) -> None:
+        self.server = server
+        self.results = results
+        self.history = history
+        self.url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    config_file = tmp_path / "redisguard.yaml"
+    config = config_from_mapping(
+        {
+            "pulumi": {"stacks": ["staging", "production"], "backend_url": "https://user:hunter2-secret@state.example/x"},
+            "schedules": {"drift_pulumi": "off", "drift_live": "5m", "memory": "1m"},
+        },
+        source=str(config_file),
+        base_dir=tmp_path,
+    )
+    results, history = Results(), UsageHistory()
+    expectations = [
+        Expectation("drift_live", ("staging", "production"), period_seconds=300, budget_seconds=30),
+        Expectation("memory", (PROJECT,), period_seconds=60, budget_seconds=30),
+    ]
+    site = Site(
+        results,
+        build_registry(results, lambda: {PROJECT: "staging"}),
+        lambda: (expectations, time.time() - 5),
+        config=lambda: (config, str(config_file)),
+        history=history,
+    )
+    server = bind("127.0.0.1:0", "127.0.0.1", free_port(), site, WebConfig.none())
+    serve_in_thread(server)
+    yield Served(server, results, history)
+    server.shutdown()
+    server.server_close()
+
+
+def open_page(browser: Browser, url: str) -> Page:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    response = page.goto(url)
+    assert response is not None and response.status == 200
+    return page
+
+
+def test_drifted_property_and_failing_check_are_shown(served: Served, browser: Browser, tmp_path: Path) -> None:
+    drifted = StackReport.from_items(
+        "staging",
+        "live",
+        [
+            DriftItem(resource="redis-cache", kind="changed", properties=(PropertyDrift(path="memorySizeGb", expected=1, actual=2),)),
+            DriftItem(resource="projects/redisguard-staging/locations/europe-west1/instances/stray", kind="unmanaged"),
+        ],
+        0.04,
+    )
+    served.results.publish("drift_live", "staging", drifted)
+    served.results.publish("drift_live", "production", StackReport.failed("production", "live", "the Memorystore API answered 503", 0.2))
+    page = open_page(browser, served.url)
+    screenshot(page, tmp_path, "drift")
+
+    staging = page.locator("#stack-staging")
+    assert "drift" in staging.inner_text()
+    rows = page.locator('table.drifted[data-stack="staging"] tr').all_inner_texts()
+    assert any(r.split("\t")[1:6] == ["redis-cache", "changed", "memorySizeGb", "1", "2"] for r in rows), rows
+    assert any("stray" in r and "unmanaged" in r for r in rows)
+    # The pulumi engine is off in this config; production's live check failed, with its reason.
+    assert page.locator('#stack-staging + table.engines tr[data-engine="pulumi"]').inner_text().split("\t")[1] == "off"
+    assert "the Memorystore API answered 503" in page.locator("#drift").inner_text()
+    failing = page.locator('table.checks tr[data-check="drift_live"][data-target="production"]')
+    assert failing.locator(".badge").inner_text() == "failed"
+    # The memory check has no result yet: pending, not ok; the page says there is none.
+    assert "No memory results yet." in page.locator("#memory").inner_text()
+    assert page.locator(f'table.checks tr[data-check="memory"][data-target="{PROJECT}"]').get_attribute("data-status") == "pending"
+    page.close()
+
+
+def test_hostile_values_are_shown_as_text_and_never_run(served: Served, browser: Browser, tmp_path: Path) -> None:
+    """Label values are untrusted (the API limits them, a provider or a proxy may not): the page
+    shows them as text, and no markup in them becomes an element or runs."""
+    hostile = StackReport.from_items(
+        "staging",
+        "live",
+        [
+            DriftItem(
+                resource=f"redis-{HOSTILE}",
+                kind="changed",
+                properties=(PropertyDrift(path=f"labels.{HOSTILE}", expected="platform", actual=HOSTILE),),
+            )
+        ],
+        0.01,
+    )
+    served.results.publish("drift_live", "staging", hostile)
+    served.results.publish("drift_live", "production", StackReport.failed("production", "live", f"API said {HOSTILE}", 0.1))
+    page = open_page(browser, served.url)
+    screenshot(page, tmp_path, "hostile")
+    assert page.title() == "redisguard status"
+    assert page.locator("main img, main script").count() == 0
+    cells = page.locator('table.drifted[data-stack="staging"] tr').nth(1).locator("td").all_inner_texts()
+    assert cells[1] == f"redis-{HOSTILE}" and cells[3] == f"labels.{HOSTILE}" and cells[5] == HOSTILE
+    assert f"API said {HOSTILE}" in page.locator("#drift").inner_text()
+    page.close()
+
+
+def test_page_is_self_contained_and_shows_nothing_secret(served: Served, browser: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "pul-0123456789abcdef-token"
+    monkeypatch.setenv("PULUMI_ACCESS_TOKEN", token)
+    served.results.publish("drift_live", "staging", StackReport.failed("staging", "live", f"the CLI printed {token}", 0.1))
+    page = browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    response = page.goto(served.url)
+    assert response is not None
+    headers = response.headers
+    assert "default-src 'none'" in headers["content-security-policy"]
+    html = page.content()
+    text = page.locator("body").inner_text()
+    assert token not in html and "hunter2-secret" not in html
+    assert "[redacted]" in text
+    assert requests == [served.url], "the page loads nothing besides itself"
+    # The config in use is shown, with the backend password redacted.
+    config_text = page.locator("#config pre").inner_text()
+    assert "backend_url: https://user:[redacted]@state.example/x" in config_text
+    assert page.locator('meta[http-equiv="refresh"]').get_attribute("content") == "30"
+    page.close()
