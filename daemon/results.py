@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,10 +69,12 @@ class Results:
     per run), so copying a few thousand entries is cheap next to the check itself.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, listeners: Iterable[Callable[[TargetState], None]] = ()) -> None:
         self._lock = threading.Lock()
         self._states: Mapping[Key, TargetState] = {}
         self.started_at = time.time()
+        # Called with every published state, after it is visible (the status page's usage history).
+        self._listeners = tuple(listeners)
 
     def snapshot(self) -> Mapping[Key, TargetState]:
         return self._states
@@ -94,6 +96,8 @@ class Results:
             states = dict(self._states)
             states[(check, target)] = state
             self._states = states
+        for listener in self._listeners:
+            listener(state)
         return state
 
     def retain(self, check: str, targets: Iterable[str] | None) -> None:

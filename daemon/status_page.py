@@ -21,6 +21,7 @@ import markupsafe
 import yaml
 
 from redisguard.daemon.config import REDACTED, secret_values
+from redisguard.daemon.memory_report import format_bytes, format_ratio, format_time_to_full
 from redisguard.daemon.report import DriftItem, format_duration, format_value
 
 REFRESH_SECONDS = 30
@@ -87,6 +88,11 @@ class UsageHistory:
                 series.append((at, float(inst.usage_ratio)))
             for key in [k for k in self._series if k[0] == report.project_id and k not in seen]:
                 del self._series[key]
+
+    def observe(self, state: Any) -> None:
+        """A Results listener (results.TargetState): records each memory result as it is published."""
+        if state.check == MEMORY_CHECK:
+            self.record(state.result, state.finished_at)
 
     def forget_projects(self, keep: Iterable[str]) -> None:
         """Drop the instances of projects no longer watched (after a config reload)."""
@@ -232,7 +238,7 @@ class PageView:
         return sum(1 for s in self.stacks if s.status == "drift")
 
 
-# --- formatting ----------------------------------------------------------------------------------
+# --- formatting (bytes, ratios and time to full come from memory_report, as `memory-report` writes them)
 
 
 def format_time(timestamp: float | None) -> str:
@@ -261,8 +267,6 @@ def sparkline(
         f"{pad + (t - start) * x_scale:.1f},{pad + (1 - (0.0 if r < 0 else 1.0 if r > 1 else r)) * y_scale:.1f}"
         for t, r in series
     )
-    from redisguard.daemon.memory_report import format_ratio
-
     ratios = [r for _, r in series]
     title = (
         f"{len(series)} samples from {format_time(start)} to {format_time(end)}: "
@@ -358,9 +362,6 @@ def build_page(view: StatusView, refresh_seconds: int = REFRESH_SECONDS) -> Page
 
 
 def _instance_view(inst: Any, warning: float, critical: float, history: UsageHistory | None) -> InstanceView:
-    # The memory report's own formatting, so the page and `memory-report` read the same.
-    from redisguard.daemon.memory_report import format_bytes, format_ratio, format_time_to_full
-
     ratio = inst.usage_ratio
     series = history.series((inst.project_id, inst.region, inst.instance_id)) if history else ()
     return InstanceView(

@@ -2,7 +2,8 @@
 
 These tests publish result models into `Results` the way the checks do, through the real
 HTTP server, and read the page in a real browser (headless Debian Chromium, offline): what a
-person sees, not the HTML source.
+person sees, not the HTML source. The page of the real daemon against the emulator is in
+test_status_page_daemon.py.
 """
 
 from __future__ import annotations
@@ -16,17 +17,38 @@ from playwright.sync_api import Browser, Page
 
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.health import Expectation
+from redisguard.daemon.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.metrics import build_registry
 from redisguard.daemon.report import DriftItem, PropertyDrift, StackReport
 from redisguard.daemon.results import Results
 from redisguard.daemon.server import DaemonHTTPServer, Site, bind, serve_in_thread
-from redisguard.daemon.status_page import UsageHistory
+from redisguard.daemon.status_page import UsageHistory, sparkline
 from redisguard.daemon.webconfig import WebConfig
 from tests.fixtures.browser import screenshot
 from tests.fixtures.processes import free_port
 
 PROJECT = "redisguard-staging"
 HOSTILE = "<img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script>&amp;"
+
+
+def memory(instance_id: str, ratio: float | None, level: str, *, stack: str = "staging", state: str = "READY", ttf: float | None = None) -> InstanceMemory:
+    max_bytes = 16 * 2**20
+    return InstanceMemory(
+        project_id=PROJECT,
+        region="europe-west1",
+        instance_id=instance_id,
+        stack=stack,
+        tier="BASIC",
+        redis_version="REDIS_7_2",
+        state=state,
+        capacity_bytes=2**30,
+        used_bytes=None if ratio is None else ratio * max_bytes,
+        max_bytes=max_bytes,
+        usage_ratio=ratio,
+        system_memory_usage_ratio=0.31,
+        time_to_full_seconds=ttf,
+        level=level,  # type: ignore[arg-type]
+    )
 
 
 class Served:
@@ -48,7 +70,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         source=str(config_file),
         base_dir=tmp_path,
     )
-    results, history = Results(), UsageHistory()
+    history = UsageHistory()
+    results = Results(listeners=[history.observe])
     expectations = [
         Expectation("drift_live", ("staging", "production"), period_seconds=300, budget_seconds=30),
         Expectation("memory", (PROJECT,), period_seconds=60, budget_seconds=30),
@@ -57,6 +80,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         results,
         build_registry(results, lambda: {PROJECT: "staging"}),
         lambda: (expectations, time.time() - 5),
+        memory_report=lambda states: MemoryReport(projects=tuple(s.result for s in states)),
         config=lambda: (config, str(config_file)),
         history=history,
     )
@@ -65,6 +89,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
     yield Served(server, results, history)
     server.shutdown()
     server.server_close()
+
+
+def publish_memory(served: Served, report: ProjectMemoryReport, at: float | None = None) -> None:
+    served.results.publish("memory", report.project_id, report, now=at)
 
 
 def open_page(browser: Browser, url: str) -> Page:
@@ -102,6 +130,44 @@ def test_drifted_property_and_failing_check_are_shown(served: Served, browser: B
     # The memory check has no result yet: pending, not ok; the page says there is none.
     assert "No memory results yet." in page.locator("#memory").inner_text()
     assert page.locator(f'table.checks tr[data-check="memory"][data-target="{PROJECT}"]').get_attribute("data-status") == "pending"
+    page.close()
+
+
+def test_memory_bars_are_coloured_by_threshold(served: Served, browser: Browser, tmp_path: Path) -> None:
+    report = ProjectMemoryReport(
+        project_id=PROJECT,
+        status="threshold",
+        duration_seconds=0.1,
+        instances=(
+            memory("redis-cache", 0.12, "ok"),
+            memory("redis-sessions", 0.85, "warning", ttf=7300),
+            memory("redis-sidekiq", 0.95, "critical", ttf=400),
+            memory("redis-stray", None, "ok", stack="", state="REPAIRING"),
+        ),
+    )
+    now = time.time()
+    for minute in range(10, 0, -1):
+        publish_memory(served, report, at=now - minute * 60)
+    page = open_page(browser, served.url)
+    screenshot(page, tmp_path, "memory")
+
+    def bar_colour(instance: str) -> str:
+        return page.locator(f'tr[data-instance="{instance}"] .meter .fill').evaluate("e => getComputedStyle(e).backgroundColor")
+
+    ok, warning, critical = bar_colour("redis-cache"), bar_colour("redis-sessions"), bar_colour("redis-sidekiq")
+    assert len({ok, warning, critical}) == 3
+    assert critical == "rgb(207, 34, 46)" and warning == "rgb(191, 135, 0)" and ok == "rgb(26, 127, 55)"
+    sidekiq = page.locator('tr[data-instance="redis-sidekiq"]').inner_text()
+    assert "95.0 %" in sidekiq and "critical" in sidekiq and "15.2 MiB / 16.0 MiB" in sidekiq and "6m" in sidekiq
+    width = page.locator('tr[data-instance="redis-sidekiq"] .meter .fill').evaluate("e => e.getBoundingClientRect().width")
+    total = page.locator('tr[data-instance="redis-sidekiq"] .meter').evaluate("e => e.getBoundingClientRect().width")
+    assert width == pytest.approx(0.95 * total, abs=2)
+    stray = page.locator('tr[data-instance="redis-stray"]').inner_text()
+    assert "unmanaged" in stray and "REPAIRING" in stray
+    # The sparkline: one polyline point per published run.
+    points = page.locator('tr[data-instance="redis-sessions"] svg.spark polyline').get_attribute("points")
+    assert points is not None and len(points.split()) == 10
+    assert page.locator('tr[data-instance="redis-stray"] svg.spark').count() == 0
     page.close()
 
 
@@ -153,3 +219,26 @@ def test_page_is_self_contained_and_shows_nothing_secret(served: Served, browser
     assert "backend_url: https://user:[redacted]@state.example/x" in config_text
     assert page.locator('meta[http-equiv="refresh"]').get_attribute("content") == "30"
     page.close()
+
+
+def test_usage_history_forgets_deleted_instances_and_skips_failed_runs() -> None:
+    history = UsageHistory(points=3)
+    first = ProjectMemoryReport(project_id=PROJECT, status="ok", duration_seconds=0.1, instances=(memory("a", 0.1, "ok"), memory("b", 0.2, "ok")))
+    for at in range(5):
+        history.record(first, float(at))
+    assert [r for _, r in history.series((PROJECT, "europe-west1", "a"))] == [0.1, 0.1, 0.1]
+    history.record(ProjectMemoryReport.failed(PROJECT, "503", 0.1), 10.0)
+    assert len(history.series((PROJECT, "europe-west1", "a"))) == 3
+    history.record(ProjectMemoryReport(project_id=PROJECT, status="ok", duration_seconds=0.1, instances=(memory("a", 0.5, "ok"),)), 11.0)
+    assert history.series((PROJECT, "europe-west1", "b")) == ()
+    assert history.series((PROJECT, "europe-west1", "a"))[-1] == (11.0, 0.5)
+
+
+def test_sparkline_draws_on_a_fixed_scale() -> None:
+    line = sparkline([(0.0, 0.0), (60.0, 0.5), (120.0, 1.0)], 0.8, 0.9, width=100, height=20)
+    assert line is not None
+    ys = [float(p.split(",")[1]) for p in line.points.split()]
+    assert ys[0] > ys[1] > ys[2]  # higher usage is higher on the page
+    assert ys[2] == pytest.approx(1.5) and ys[0] == pytest.approx(18.5)
+    assert line.critical_y < line.warning_y
+    assert sparkline([(0.0, 0.4)], 0.8, 0.9) is None
