@@ -108,6 +108,19 @@ def test_runbooks_have_the_four_parts_for_every_alert() -> None:
             assert part in section, f"runbook {name} lacks {part}"
 
 
+def test_alerts_on_check_results_outlast_a_failed_run() -> None:
+    # A failed run removes the target's series; these alerts must not resolve for that.
+    kept = {rule["alert"] for rule in alert_rules() if rule.get("keep_firing_for") == "10m"}
+    assert kept == {
+        "RedisguardDriftDetected",
+        "RedisguardUnmanagedInstance",
+        "RedisguardMemoryHigh",
+        "RedisguardSystemMemoryHigh",
+        "RedisguardMemoryFillingUp",
+        "RedisguardInstanceNotReady",
+    }
+
+
 def test_memory_alerts_pair_warning_and_critical_under_one_name() -> None:
     for name in ("RedisguardMemoryHigh", "RedisguardSystemMemoryHigh"):
         assert sorted(rule["labels"]["severity"] for rule in rules_named(name)) == ["critical", "warning"]
