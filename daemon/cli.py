@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from typing import Any, NoReturn
 
-from redisguard.daemon.errors import RedisguardError
-from redisguard.program.config import StackConfigError
+from redisguard.core.errors import RedisguardError
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (RedisguardError, StackConfigError) as exc:
-        from redisguard.daemon.config import scrub, secret_values
+    except RedisguardError as exc:
+        from redisguard.core.secrets import scrub, secret_values
 
         # Scrubbed: a message may quote a value that came from a credential-holding variable.
         print(f"redisguard {args.command}: error: {scrub(str(exc), secret_values())}", file=sys.stderr)
-        return getattr(exc, "exit_code", 1)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

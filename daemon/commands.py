@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from redisguard.core.errors import ConfigError, PermanentError
 from redisguard.daemon.config import (
     DEFAULT_CONFIG_FILE,
     RedisguardConfig,
@@ -28,7 +29,6 @@ from redisguard.daemon.config import (
     redact_url,
 )
 from redisguard.daemon.drift import engines_for, run_scan
-from redisguard.daemon.errors import ConfigError, PermanentError
 from redisguard.daemon.ignore import BUILTIN_IGNORED_PATHS
 from redisguard.daemon.report import EXIT_DRIFT, EXIT_ERROR, FORMATS, DriftReport, StackReport, print_table, render
 from redisguard.daemon.webconfig import WebConfig, load_web_config

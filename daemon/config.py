@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -10,9 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, quote, urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -26,7 +23,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from redisguard.daemon.errors import ConfigError
+from redisguard.core import secrets as core_secrets
+from redisguard.core.errors import ConfigError
+from redisguard.core.secrets import redact_url
+from redisguard.core.validation import YamlSyntaxError, describe, field_bounds, format_loc, load_yaml, unknown_key
 
 ENV_PREFIX = "REDISGUARD_"
 ENV_NESTED_DELIMITER = "__"
@@ -450,55 +450,9 @@ class RedisguardConfig(BaseSettings):
         return data
 
 
-# Environment variables whose values are credentials: never shown, and scrubbed from any
-# message a child process (the pulumi CLI, its plugins) writes.
-SECRET_ENV_VARS = (
-    "PULUMI_ACCESS_TOKEN",
-    "PULUMI_CONFIG_PASSPHRASE",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AZURE_STORAGE_KEY",
-    "GOOGLE_OAUTH_ACCESS_TOKEN",
-)
-REDACTED = "[redacted]"
-# Query-string keys that carry credentials in backend URLs (e.g. SAS tokens, access keys).
-_SECRET_QUERY_KEY = re.compile(r"token|key|secret|pass|pwd|sig|credential|auth", re.IGNORECASE)
-
-
-def _url_secrets(url: str) -> list[str]:
-    """The credential parts of a URL: the userinfo password and credential-like query values."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # not a URL at all (a bad port, an unclosed [): no credentials to find
-        return []
-    found = [password] if password else []
-    found += [value for key, value in parse_qsl(parts.query) if value and _SECRET_QUERY_KEY.search(key)]
-    return found
-
-
-def redact_url(url: str) -> str:
-    """`url` with its userinfo password and credential-like query values replaced by [redacted]."""
-    for secret in _url_secrets(url):
-        url = url.replace(secret, REDACTED)
-        url = url.replace(quote(secret, safe=""), REDACTED)
-    return url
-
-
 def secret_values(config: RedisguardConfig | None = None) -> tuple[str, ...]:
     """Every credential redisguard knows of: the secret environment variables and the ones in the config."""
-    values = [os.environ.get(name, "") for name in SECRET_ENV_VARS]
-    if config is not None and config.pulumi.backend_url:
-        values += _url_secrets(config.pulumi.backend_url)
-    # Longest first, so a secret that contains another is replaced whole.
-    return tuple(sorted({v for v in values if len(v) >= 4}, key=len, reverse=True))
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every known secret value replaced by [redacted] (for error messages a child process wrote)."""
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
+    return core_secrets.secret_values([config.pulumi.backend_url] if config is not None else [])
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> RedisguardConfig:
@@ -515,12 +469,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> RedisguardConfig:
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{file}:{where}: {problem}") from exc
+        data = load_yaml(text)
+    except YamlSyntaxError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -565,16 +516,6 @@ def _env_name(loc: Sequence[str | int]) -> str:
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part) for part in loc).upper()
 
 
-def _format_loc(loc: Sequence[str | int]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out or "(top level)"
-
-
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     """The model class whose fields a location's last key should be one of."""
     model: Any = RedisguardConfig
@@ -599,25 +540,19 @@ def _format_errors(exc: ValidationError, source: str, environ: Mapping[str, str]
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-")))
-        where = _format_loc(loc)
+        where = format_loc(loc) or "(top level)"
         env_name = _env_name([p for p in loc if isinstance(p, str)])
         origin = f" (from {env_name})" if env_name in env_keys else ""
         if err["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1])
             allowed = sorted(parent.model_fields) if parent else []
-            key = str(loc[-1]) if loc else ""
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            lines.append(f"{where}: unknown key{origin}; allowed keys: {', '.join(allowed)}{hint}")
+            lines.append(f"{where}: {unknown_key(str(loc[-1]) if loc else '', allowed)}{origin}")
             continue
-        message = err["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        got = ""
-        if err["type"] != "missing":
-            value = err["input"]
-            got = f" (got {(redact_url(value) if isinstance(value, str) else value)!r})"
-        lines.append(f"{where}: {message}{got}{origin}")
+        value = err.get("input")
+        if isinstance(value, str):
+            err = {**err, "input": redact_url(value)}  # a backend URL's password never reaches a message
+        bounds = field_bounds(_model_at(loc[:-1]), str(loc[-1])) if loc else None
+        lines.append(f"{where}: {describe(err, bounds=bounds)}{origin}")
     count = len(lines)
     header = f"{source}: {count} problem{'s' if count != 1 else ''} in config"
     return header + "\n  " + "\n  ".join(lines)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from redisguard.core.errors import ConfigError, RedisguardError
+from redisguard.core.secrets import scrub
 from redisguard.daemon import drift_live, drift_pulumi
-from redisguard.daemon.config import RedisguardConfig, scrub, secret_values
-from redisguard.daemon.errors import ConfigError, PermanentError, RedisguardError
+from redisguard.daemon.checks import CancelToken, Job, run_jobs
+from redisguard.daemon.config import RedisguardConfig, secret_values
 from redisguard.daemon.ignore import IgnoreRules
 from redisguard.daemon.report import DriftItem, DriftReport, Engine, StackReport
 from redisguard.program.config import StackConfig, StackConfigError, load_stack_file
@@ -19,12 +19,6 @@ from redisguard.program.config import StackConfig, StackConfigError, load_stack_
 log = logging.getLogger(__name__)
 
 ENGINES: tuple[Engine, ...] = ("pulumi", "live")
-
-
-@dataclass(frozen=True)
-class Job:
-    stack: str
-    engine: Engine
 
 
 def engines_for(choice: str) -> tuple[Engine, ...]:
@@ -108,94 +102,96 @@ class _LiveContext:
         return items, "\n".join(lines)
 
 
+class _DriftCheck:
+    """What both drift checks share: targets are stack names, a result is a StackReport, a failure's
+    message never shows a known credential."""
+
+    name: str
+    engine: Engine
+
+    def __init__(self, config: RedisguardConfig) -> None:
+        self.config = config
+        self.rules = IgnoreRules.from_config(config.ignore)
+        # The pulumi CLI and its plugins may echo a credential in an error; the report never shows it.
+        self.secrets = secret_values(config)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.config.pulumi.stacks
+
+    def _job(self, stack: str, run: Callable[[], StackReport], extra_seconds: float = 0.0) -> Job[StackReport]:
+        def failed(error: RedisguardError, seconds: float) -> StackReport:
+            return StackReport.failed(stack, self.engine, scrub(str(error), self.secrets), seconds + extra_seconds)
+
+        return Job(check=self.name, target=stack, run=run, failed=failed)
+
+    def _report(self, stack: str, items: Sequence[DriftItem], started: float) -> StackReport:
+        result = StackReport.from_items(stack, self.engine, items, time.monotonic() - started)
+        log.debug(
+            "drift check stack=%s engine=%s status=%s drifted=%d duration=%.2fs",
+            result.stack, result.engine, result.status, len(result.items), result.duration_seconds,
+        )  # fmt: skip
+        return result
+
+
+class PulumiDriftCheck(_DriftCheck):
+    """`pulumi refresh --preview-only` per stack (schedule key `drift_pulumi`)."""
+
+    name = "drift_pulumi"
+    engine: Engine = "pulumi"
+
+    def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
+        def run(stack: str) -> StackReport:
+            started = time.monotonic()
+            return self._report(stack, drift_pulumi.check_stack(stack, self.config.pulumi, self.rules, cancel), started)
+
+        return [self._job(stack, functools.partial(run, stack)) for stack in targets]
+
+
+class LiveDriftCheck(_DriftCheck):
+    """The declared clusters against the live instances per stack (schedule key `drift_live`)."""
+
+    name = "drift_live"
+    engine: Engine = "live"
+
+    def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
+        live = _LiveContext(self.config, targets)
+
+        def run(stack: str) -> StackReport:
+            # Reading a stack file is part of checking that stack, so its load time counts.
+            started = time.monotonic() - live.load_seconds.get(stack, 0.0)
+            cancel.raise_if_cancelled()
+            items, problem = live.check(stack, self.rules)
+            if problem is None:
+                return self._report(stack, items, started)
+            # What could be checked is kept; what could not fails the stack.
+            return StackReport.failed(
+                stack, self.engine, scrub(problem, self.secrets), time.monotonic() - started, items=items
+            )
+
+        return [self._job(stack, functools.partial(run, stack), live.load_seconds.get(stack, 0.0)) for stack in targets]
+
+
+CHECKS: dict[Engine, type[_DriftCheck]] = {"pulumi": PulumiDriftCheck, "live": LiveDriftCheck}
+
+
 def run_scan(
     config: RedisguardConfig,
     stacks: Sequence[str],
     engines: Sequence[Engine],
     *,
     on_done: Callable[[StackReport], None] | None = None,
+    cancel: CancelToken | None = None,
 ) -> DriftReport:
-    """Run every (stack, engine) check, at most `config.parallelism` at once; a failing check
-    becomes a stack with status `error`, never an exception."""
-    rules = IgnoreRules.from_config(config.ignore)
-    # The pulumi CLI and its plugins may echo a credential in an error; the report never shows it.
-    secrets = secret_values(config)
-    jobs = [Job(stack, engine) for stack in stacks for engine in engines]
-    live = _LiveContext(config, stacks) if "live" in engines else None
+    """Run every (stack, engine) check, at most `config.parallelism` at once, into one report; a
+    failing check becomes a stack with status `error`, never an exception.
 
-    def run_job(job: Job) -> StackReport:
-        started = time.monotonic()
-        if live is not None and job.engine == "live":
-            started -= live.load_seconds.get(job.stack, 0.0)
-        try:
-            if job.engine == "pulumi":
-                items = drift_pulumi.check_stack(job.stack, config.pulumi, rules)
-                problem = None
-            else:
-                assert live is not None
-                items, problem = live.check(job.stack, rules)
-            if problem is None:
-                result = StackReport.from_items(job.stack, job.engine, items, time.monotonic() - started)
-            else:
-                result = StackReport.failed(
-                    job.stack, job.engine, scrub(problem, secrets), time.monotonic() - started, items=items
-                )
-        except RedisguardError as exc:
-            result = StackReport.failed(job.stack, job.engine, scrub(str(exc), secrets), time.monotonic() - started)
-        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' results
-            log.debug("drift check failed stack=%s engine=%s", job.stack, job.engine, exc_info=True)
-            error = PermanentError(f"unexpected {type(exc).__name__}: {exc}")
-            result = StackReport.failed(job.stack, job.engine, scrub(str(error), secrets), time.monotonic() - started)
-        log.debug(
-            "drift check stack=%s engine=%s status=%s drifted=%d duration=%.2fs",
-            result.stack,
-            result.engine,
-            result.status,
-            len(result.items),
-            result.duration_seconds,
-        )
-        if on_done is not None:
-            on_done(result)
-        return result
-
-    if not jobs:
-        return DriftReport()
-    results = _run_bounded(run_job, jobs, config.parallelism)
-    return DriftReport(stacks=tuple(results))
-
-
-def _run_bounded(run_job: Callable[[Job], StackReport], jobs: Sequence[Job], parallelism: int) -> list[StackReport]:
-    """Run the jobs on at most `parallelism` daemon threads, results in job order.
-
-    Daemon threads rather than a ThreadPoolExecutor: on Ctrl-C or SIGTERM the executor (and the
-    interpreter's exit, which joins its workers) would wait for every running check, and a live
-    listing can hang for gcp.request_timeout_seconds. Nothing a check holds needs a clean-up
-    except the pulumi CLIs, which stop_running() kills before the exception goes on.
+    `cancel` (from any thread) stops the scan: checks not started never run, a running pulumi CLI
+    is killed; the report then holds the checks that finished.
     """
-    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for index in range(len(jobs)):
-        pending.put(index)
-    results: list[StackReport | None] = [None] * len(jobs)
-    stop = threading.Event()
-
-    def worker() -> None:
-        while not stop.is_set():
-            try:
-                index = pending.get_nowait()
-            except queue.Empty:
-                return
-            results[index] = run_job(jobs[index])
-
-    threads = [
-        threading.Thread(target=worker, name=f"drift-{n}", daemon=True) for n in range(min(parallelism, len(jobs)))
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()  # interruptible: a signal handler runs and may raise here
-    except BaseException:
-        stop.set()  # start no queued check
-        drift_pulumi.stop_running()
-        raise
-    return [r for r in results if r is not None]
+    cancel = cancel or CancelToken()
+    by_engine = {engine: CHECKS[engine](config).jobs(stacks, cancel) for engine in engines}
+    # Stack by stack, each stack's engines in the order given: the report's order.
+    jobs = [by_engine[engine][index] for index in range(len(stacks)) for engine in engines]
+    results = run_jobs(jobs, cancel, parallelism=config.parallelism, publish=on_done)
+    return DriftReport(stacks=tuple(results))

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-import urllib3
-from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry, if_exception_type
-from google.auth import exceptions as auth_exceptions
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import redis_v1
-from google.protobuf import json_format
 from google.type import dayofweek_pb2
 
+from redisguard.core.errors import PermanentError, TransientError
+from redisguard.core.gcp import api_errors, redis_client, retry_policy
 from redisguard.daemon.config import GcpSettings
-from redisguard.daemon.errors import PermanentError, TransientError
 from redisguard.daemon.ignore import IgnoreRules
 from redisguard.daemon.report import REDIS_INSTANCE_TYPE, DriftItem, PropertyDrift
 from redisguard.program.config import ClusterConfig, StackConfig
@@ -30,90 +23,26 @@ log = logging.getLogger(__name__)
 
 # The Memorystore API's own maximum page size: a project of up to 1000 instances is one call.
 PAGE_SIZE = 1000
-# Over REST the client raises the HTTP-status classes (BadRequest, Forbidden, GatewayTimeout),
-# the parents of the gRPC-status ones (InvalidArgument, PermissionDenied, DeadlineExceeded).
-_TRANSIENT = (gexc.ServiceUnavailable, gexc.TooManyRequests, gexc.GatewayTimeout, gexc.InternalServerError)
-_REST_PREFIX = re.compile(r"^(?:GET|POST|PATCH|PUT|DELETE) \S+: ")
-
-
-# An API message is a sentence or two; anything longer is not the API talking.
-_MAX_DETAIL = 200
-
-
-def _one_line(text: str) -> str:
-    """`text` on one line, cut at _MAX_DETAIL characters (a report cell, a CI log line)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _MAX_DETAIL else flat[: _MAX_DETAIL - 1] + "…"
-
-
-def _api_message(exc: gexc.GoogleAPICallError) -> str:
-    """The API's own message, without the request URL the REST transport puts in front of it."""
-    return f"{type(exc).__name__}: {_one_line(_REST_PREFIX.sub('', exc.message or ''))}"
-
-
-def _answered_as_the_api(exc: gexc.GoogleAPICallError) -> bool:
-    """Whether an HTTP error came from something speaking the API's JSON (not some web server's HTML page)."""
-    response = getattr(exc, "response", None)
-    if response is None or not hasattr(response, "headers"):
-        return True  # raised by the client itself, not read off the wire
-    return "json" in response.headers.get("Content-Type", "").lower()
-
-
-def _not_the_api(parent: str, where: str, detail: str) -> PermanentError:
-    # Something listens at the endpoint but it is not the Memorystore API (a wrong port in
-    # gcp.redis_endpoint: a web server, the emulator's gRPC port, a redis-server).
-    return PermanentError(f"list_instances {parent}: {where} did not answer as the Memorystore API does ({detail})")
-
-
-def _refused(exc: requests.ConnectionError) -> bool:
-    """True when no connection was made at all (refused, unknown host), not when a connection broke."""
-    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
-
-
-# --- the client and one listing per project ----------------------------------------------------
+API_NAME = "Memorystore API"
 
 
 def make_client(gcp: GcpSettings) -> redis_v1.CloudRedisClient:
-    """A REST client for the configured endpoint (anonymous, for the emulator) or the real API."""
-    if gcp.redis_endpoint:
-        return redis_v1.CloudRedisClient(
-            transport="rest",
-            client_options={"api_endpoint": gcp.redis_endpoint},
-            credentials=AnonymousCredentials(),
-        )
-    try:
-        return redis_v1.CloudRedisClient(transport="rest")
-    except auth_exceptions.DefaultCredentialsError as exc:
-        raise PermanentError(
-            "no Google Cloud credentials: set GOOGLE_APPLICATION_CREDENTIALS or run "
-            "`gcloud auth application-default login` (or set gcp.redis_endpoint for the emulator)"
-        ) from exc
-
-
-def _retry(timeout: float) -> Retry:
-    # A 503/429 from the API is usually gone a moment later; a bounded retry keeps one blip
-    # from turning a whole scan into an error, the deadline keeps a real outage visible.
-    return Retry(
-        predicate=if_exception_type(gexc.ServiceUnavailable, gexc.TooManyRequests),
-        initial=0.2,
-        maximum=2.0,
-        multiplier=2.0,
-        timeout=timeout,
-    )
+    """The process's admin API client for the configured endpoint (anonymous, for the emulator) or the real API."""
+    return redis_client(gcp.redis_endpoint)
 
 
 def list_project_instances(
     client: redis_v1.CloudRedisClient, project: str, gcp: GcpSettings
 ) -> list[redis_v1.Instance]:
     """Every instance of a project in every region: one paged `list_instances(locations/-)`."""
-    parent = f"projects/{project}/locations/-"
-    where = gcp.redis_endpoint or "the Memorystore API"
-    try:
+    parent = client.common_location_path(project, "-")
+    where = gcp.redis_endpoint or f"the {API_NAME}"
+    timeout = gcp.request_timeout_seconds
+    with api_errors(f"list_instances {parent}", where=where, api=API_NAME, timeout=timeout):
         pager = client.list_instances(
             request=redis_v1.ListInstancesRequest(parent=parent, page_size=PAGE_SIZE),
-            retry=_retry(gcp.request_timeout_seconds),
-            timeout=gcp.request_timeout_seconds,
+            retry=retry_policy(timeout),
+            timeout=timeout,
         )
         instances: list[redis_v1.Instance] = []
         for page in pager.pages:
@@ -122,29 +51,6 @@ def list_project_instances(
                 raise TransientError(f"{parent}: regions unreachable: {', '.join(page.unreachable)}")
             instances.extend(page.instances)
         return instances
-    except gexc.GoogleAPICallError as exc:
-        if not _answered_as_the_api(exc):
-            response = exc.response  # type: ignore[attr-defined]
-            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-            raise _not_the_api(parent, where, f"HTTP {response.status_code}, {kind}") from exc
-        if isinstance(exc, _TRANSIENT):
-            raise TransientError(f"list_instances {parent}: {_api_message(exc)}") from exc
-        raise PermanentError(f"list_instances {parent}: {_api_message(exc)}") from exc
-    except gexc.RetryError as exc:
-        cause = exc.cause
-        detail = _api_message(cause) if isinstance(cause, gexc.GoogleAPICallError) else _one_line(str(cause))
-        raise TransientError(f"list_instances {parent}: still failing after retries ({detail})") from exc
-    except requests.Timeout as exc:
-        raise TransientError(f"list_instances {parent}: no answer from {where} within {gcp.request_timeout_seconds:g}s") from exc
-    except requests.ConnectionError as exc:
-        if not _refused(exc):
-            raise _not_the_api(parent, where, "the connection closed without an HTTP answer") from exc
-        raise TransientError(f"list_instances {parent}: cannot connect to {where}") from exc
-    except auth_exceptions.GoogleAuthError as exc:
-        raise PermanentError(f"list_instances {parent}: the Google credentials were refused: {exc}") from exc
-    except json_format.ParseError as exc:
-        # Something answers, but not as the Memorystore API does (a wrong port in gcp.redis_endpoint).
-        raise _not_the_api(parent, where, _one_line(str(exc))) from exc
 
 
 class Inventory:
@@ -273,10 +179,10 @@ class LiveKey:
 
 def split_instance_name(name: str) -> LiveKey:
     """`projects/P/locations/R/instances/ID` -> its parts."""
-    parts = name.split("/")
-    if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != "instances":
+    parts = redis_v1.CloudRedisClient.parse_instance_path(name)
+    if not parts:
         raise PermanentError(f"the API returned an instance name of an unknown form: {name!r}")
-    return LiveKey(project=parts[1], region=parts[3], instance_id=parts[5])
+    return LiveKey(project=parts["project"], region=parts["location"], instance_id=parts["instance"])
 
 
 def no_project_error(stack: StackConfig) -> PermanentError:

@@ -2,41 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
-import signal
 import subprocess
-import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pulumi.automation import (
     CommandError,
-    CommandResult,
     ConcurrentUpdateError,
     DiffKind,
     EngineEvent,
     InvalidVersionError,
     LocalWorkspaceOptions,
-    OnOutput,
     OpType,
     PropertyDiff,
-    PulumiCommand,
     StackNotFoundError,
     StepEventMetadata,
     StepEventStateMetadata,
     select_stack,
 )
-from pulumi.automation.errors import create_command_error
 
+from redisguard.core.errors import Cancelled, PermanentError, TransientError
+from redisguard.core.secrets import SECRET
+from redisguard.daemon.checks import CancelToken
 from redisguard.daemon.config import PulumiSettings
-from redisguard.daemon.errors import PermanentError, TransientError
 from redisguard.daemon.ignore import IgnoreRules, PathPart, format_path, parse_path
-from redisguard.daemon.processes import die_with_parent_argv
-from redisguard.daemon.report import SECRET, DriftItem, PropertyDrift
+from redisguard.daemon.pulumi_command import BoundedPulumiCommand, RefreshTimeout
+from redisguard.daemon.report import DriftItem, PropertyDrift
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +40,6 @@ _SECRET_SIG = "4dabf18193072939515e22adb298388d"
 _SECRET_KEYS = frozenset({"authString", "auth_string", "password", "passphrase", "token", "privateKey"})
 _SKIPPED_TYPES = ("pulumi:pulumi:Stack", "pulumi:providers:")
 _MISSING = object()
-_KILL_GRACE_SECONDS = 5.0
-# On Ctrl-C/SIGTERM of a scan: how long the CLIs get to exit on SIGTERM before SIGKILL.
-_INTERRUPT_GRACE_SECONDS = 0.5
 _INSTALL_HINT = "install it (https://www.pulumi.com/docs/install/) or use --engine live"
 
 
@@ -205,153 +195,6 @@ def items_from_events(events: Iterable[EngineEvent], rules: IgnoreRules) -> list
 # --- the Automation API call ------------------------------------------------------------------
 
 
-class RefreshTimeout(Exception):
-    """The per-stack deadline passed; the CLI's process group was killed."""
-
-
-class RefreshInterrupted(Exception):
-    """The scan was interrupted before this CLI run could start."""
-
-
-# The CLI runs of this process, so that a Ctrl-C or SIGTERM of a scan can end them: each runs in
-# its own process group (for the timeout kill), where the terminal's Ctrl-C does not reach it.
-_running: set[subprocess.Popen[str]] = set()
-_running_lock = threading.Lock()
-_stopping = threading.Event()
-
-
-def stop_running() -> None:
-    """Kill every CLI run still going, with its plugins, and start no new one: the process is
-    shutting down (a scan was interrupted by Ctrl-C or SIGTERM).
-
-    All groups get SIGTERM at once and SIGKILL after a short grace: a refresh preview writes no
-    state, so there is nothing for the CLI to save, and the user asked to stop now.
-    """
-    with _running_lock:
-        _stopping.set()
-        processes = list(_running)
-    for process in processes:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + _INTERRUPT_GRACE_SECONDS
-    while processes and time.monotonic() < deadline:
-        processes = [p for p in processes if _group_alive(p.pid)]
-        if processes:
-            time.sleep(0.05)
-    for process in processes:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-class BoundedPulumiCommand(PulumiCommand):
-    """The SDK's PulumiCommand with a deadline shared by every command of one stack check.
-
-    Each CLI run gets its own process group so that on timeout the CLI, its language host and
-    its provider plugins are killed together (the SDK's own `run` has no timeout).
-    """
-
-    def __init__(self, timeout_seconds: float) -> None:
-        self.timeout_seconds = timeout_seconds
-        self.deadline = time.monotonic() + timeout_seconds
-        super().__init__()  # runs `pulumi version`: FileNotFoundError when there is no CLI
-
-    def run(
-        self,
-        args: list[str],
-        cwd: str,
-        additional_env: Mapping[str, str],
-        on_output: OnOutput | None = None,
-        on_error: OnOutput | None = None,
-    ) -> CommandResult:
-        if _stopping.is_set():
-            raise RefreshInterrupted("the scan was interrupted")
-        if "--non-interactive" not in args:
-            args.insert(0, "--non-interactive")
-        env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
-        stdout_chunks: list[str] = []
-        stderr_chunks: list[str] = []
-
-        def consume(stream: Any, callback: OnOutput | None, chunks: list[str]) -> None:
-            for line in iter(stream.readline, ""):
-                stripped = line.rstrip()
-                if callback:
-                    callback(stripped)
-                chunks.append(stripped)
-            stream.close()
-
-        with subprocess.Popen(
-            # SIGKILLed when this thread's process dies, however it dies: no CLI outlives us.
-            die_with_parent_argv([self.command, *args]),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            encoding="utf-8",
-            start_new_session=True,
-        ) as process, _tracked(process):
-            readers = [
-                threading.Thread(target=consume, args=(process.stdout, on_output, stdout_chunks), daemon=True),
-                threading.Thread(target=consume, args=(process.stderr, on_error, stderr_chunks), daemon=True),
-            ]
-            for reader in readers:
-                reader.start()
-            try:
-                process.wait(timeout=max(0.0, self.deadline - time.monotonic()))
-            except subprocess.TimeoutExpired as exc:
-                _kill_group(process)
-                for reader in readers:
-                    reader.join(1)
-                raise RefreshTimeout(f"{args[1] if len(args) > 1 else 'pulumi'} ran past {self.timeout_seconds:g}s") from exc
-            for reader in readers:
-                reader.join()
-        result = CommandResult(stdout="\n".join(stdout_chunks), stderr="\n".join(stderr_chunks), code=process.returncode)
-        if result.code != 0:
-            raise create_command_error(result)
-        return result
-
-
-@contextlib.contextmanager
-def _tracked(process: subprocess.Popen[str]) -> Iterator[None]:
-    with _running_lock:
-        _running.add(process)
-        stopping = _stopping.is_set()
-    if stopping:  # started while stop_running() was killing the others
-        _kill_group(process)
-    try:
-        yield
-    finally:
-        with _running_lock:
-            _running.discard(process)
-
-
-def _kill_group(process: subprocess.Popen[str]) -> None:
-    """SIGTERM the CLI's process group, then SIGKILL whatever is left after a grace period."""
-    pgid = process.pid  # start_new_session: the group id is the CLI's pid
-    for sig, wait in ((signal.SIGTERM, _KILL_GRACE_SECONDS), (signal.SIGKILL, _KILL_GRACE_SECONDS)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _group_alive(pgid):
-                break
-            process.poll()
-            time.sleep(0.05)
-        else:
-            continue
-        break
-    process.wait()
-
-
 def _first_error_line(error: CommandError) -> str:
     """The CLI's own `error:` line (one line, no stack traces). The CLI masks the secrets it knows;
     run_scan scrubs the credentials redisguard knows from it as well (a plugin may echo them)."""
@@ -375,14 +218,32 @@ def workspace_env(settings: PulumiSettings) -> dict[str, str]:
     return env
 
 
-def refresh_events(stack: str, settings: PulumiSettings) -> list[EngineEvent]:
+def _preview_refresh(
+    stack: str, settings: PulumiSettings, opts: LocalWorkspaceOptions, on_event: Callable[[EngineEvent], None], cancel: CancelToken
+) -> None:
+    try:
+        ws_stack = select_stack(stack, work_dir=str(settings.work_dir), opts=opts)
+        # show_secrets=False says what we mean, though the SDK forwards it to no refresh flag: the
+        # CLI writes secret values into its event log as "[secret]", and _mask covers a log that
+        # would hold them in the clear.
+        ws_stack.preview_refresh(on_event=on_event, show_secrets=False, color="never", suppress_progress=True)
+    except Cancelled:
+        raise
+    except Exception as exc:
+        if cancel.cancelled:  # whatever the SDK made of a CLI that the cancel killed (exit -15, no summary)
+            raise Cancelled("the scan was cancelled; the pulumi CLI and its child processes were killed") from exc
+        raise
+
+
+def refresh_events(stack: str, settings: PulumiSettings, cancel: CancelToken) -> list[EngineEvent]:
     """Run `pulumi refresh --preview-only` for one stack and return its engine events.
 
-    Raises TransientError (timeout, locked stack) or PermanentError (no CLI, unknown stack,
-    any other CLI failure), each with a one-line message.
+    Raises TransientError (timeout, locked stack), Cancelled (the caller cancelled the run; the
+    CLI was killed) or PermanentError (no CLI, unknown stack, any other CLI failure), each with
+    a one-line message.
     """
     try:
-        command = BoundedPulumiCommand(settings.refresh_timeout_seconds)
+        command = BoundedPulumiCommand(settings.refresh_timeout_seconds, cancel)
     except FileNotFoundError as exc:
         raise PermanentError(f"the pulumi CLI was not found on PATH; {_INSTALL_HINT}") from exc
     except (subprocess.CalledProcessError, InvalidVersionError) as exc:
@@ -391,13 +252,7 @@ def refresh_events(stack: str, settings: PulumiSettings) -> list[EngineEvent]:
     events: list[EngineEvent] = []
     opts = LocalWorkspaceOptions(env_vars=workspace_env(settings), pulumi_command=command)
     try:
-        ws_stack = select_stack(stack, work_dir=str(settings.work_dir), opts=opts)
-        # show_secrets=False says what we mean, though the SDK forwards it to no refresh flag: the
-        # CLI writes secret values into its event log as "[secret]", and _mask covers a log that
-        # would hold them in the clear.
-        ws_stack.preview_refresh(on_event=events.append, show_secrets=False, color="never", suppress_progress=True)
-    except RefreshInterrupted as exc:
-        raise TransientError(str(exc)) from exc
+        _preview_refresh(stack, settings, opts, events.append, cancel)
     except RefreshTimeout as exc:
         raise TransientError(
             f"pulumi refresh timed out after {settings.refresh_timeout_seconds:g}s ({exc}); the CLI and its child processes were killed"
@@ -413,9 +268,11 @@ def refresh_events(stack: str, settings: PulumiSettings) -> list[EngineEvent]:
     return events
 
 
-def check_stack(stack: str, settings: PulumiSettings, rules: IgnoreRules) -> list[DriftItem]:
+def check_stack(
+    stack: str, settings: PulumiSettings, rules: IgnoreRules, cancel: CancelToken | None = None
+) -> list[DriftItem]:
     """The pulumi engine for one stack: drifted resources, never writing the state."""
-    events = refresh_events(stack, settings)
+    events = refresh_events(stack, settings, cancel or CancelToken())
     items = items_from_events(events, rules)
     log.debug("pulumi refresh stack=%s events=%d drifted=%d", stack, len(events), len(items))
     return items

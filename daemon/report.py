@@ -21,7 +21,6 @@ EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
 EXIT_DRIFT = 2
 
-SECRET = "[secret]"
 REDIS_INSTANCE_TYPE = "gcp:redis/instance:Instance"
 
 

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from redisguard.daemon.errors import ConfigError
+from redisguard.core.errors import ConfigError
 from redisguard.emulator.settings import (
     DEFAULT_MEMORY_SCALE,
     DEFAULT_MONITORING_PORT,

@@ -10,7 +10,7 @@ from typing import Any
 from redisguard.emulator.errors import ApiError, invalid
 
 APIS = ("redis", "monitoring")
-MODES = ("503", "429", "hang", "partial")
+MODES = ("503", "429", "504", "hang", "partial")
 # Calls that return a listing: only they can answer with part of it ("partial").
 LISTINGS = ("ListInstances", "ListTimeSeries")
 DEFAULT_HANG_SECONDS = 30.0
@@ -27,6 +27,9 @@ class Fault:
             return ApiError("UNAVAILABLE", "The service is currently unavailable (injected fault).")
         if self.mode == "429":
             return ApiError("RESOURCE_EXHAUSTED", "Quota exceeded (injected fault).")
+        if self.mode == "504":
+            # What Google's front end answers when the backend did not answer in time.
+            return ApiError("DEADLINE_EXCEEDED", "The request timed out at the front end (injected fault).")
         return ApiError("DEADLINE_EXCEEDED", "The request timed out (injected hang).")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from google.type import dayofweek_pb2
 
-from redisguard.daemon.errors import ConfigError
+from redisguard.core.errors import ConfigError
 from redisguard.emulator import state as st
 from redisguard.emulator.errors import ApiError
 from redisguard.emulator.service import MemorystoreService

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from redisguard.daemon.errors import PermanentError, TransientError
-from redisguard.daemon.processes import die_with_parent_argv
+from redisguard.core.errors import PermanentError, TransientError
+from redisguard.core.processes import die_with_parent_argv
 
 READY_RE = re.compile(
     r"^redisguard emulator ready redis_api=(?P<redis>http://\S+) monitoring=(?P<monitoring>\S+) "

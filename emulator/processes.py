@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redisguard.daemon.processes import die_with_parent_argv
+from redisguard.core.processes import die_with_parent_argv
 
 log = logging.getLogger(__name__)
 

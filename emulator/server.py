@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from redisguard.daemon.errors import ConfigError
+from redisguard.core.errors import ConfigError
 from redisguard.emulator.faults import Faults
 from redisguard.emulator.launcher import format_ready_line
 from redisguard.emulator.monitoring import MonitoringServer

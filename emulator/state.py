@@ -16,7 +16,7 @@ from typing import Any
 from google.cloud.redis_v1.types import cloud_redis
 from google.protobuf import json_format
 
-from redisguard.daemon.errors import ConfigError
+from redisguard.core.errors import ConfigError
 from redisguard.emulator.errors import failed_precondition, invalid
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ STATE_FILE = "state.json"
 PRIMARY_NODE = "node-0"
 STATE_VERSION = 1
 
+# The emulator keeps its own copy of Memorystore's rules on purpose and does not import
+# redisguard.core.memorystore (which the program, the pack and the daemon share): it stands in for
+# Google's server, and checking requests independently is what lets it catch a mistake in those parts.
+#
 # Name rules from the Memorystore docs: lowercase letters, digits and hyphens, starts with
 # a letter, ends with a letter or digit, 1-40 characters.
 INSTANCE_ID_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")

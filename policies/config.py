@@ -2,51 +2,42 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar, get_args
+from typing import Annotated, Any, TypeVar
 
 from pulumi_policy import PolicyConfigSchema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-# The program's config model is the one source of Memorystore's enum values and size limits.
-from redisguard.program.config import (
+from redisguard.core.errors import ConfigError
+from redisguard.core.memorystore import (
+    ALL_DAYS,
+    ALL_EVICTION_POLICIES,
+    LABEL_KEY_PATTERN,
     MAX_MEMORY_GB,
     MIN_MEMORY_GB,
     MIN_MEMORY_GB_WITH_READ_REPLICAS,
+    REDIS_VERSION_PATTERN,
     DayOfWeek,
     MaxMemoryPolicy,
     SnapshotPeriod,
 )
+from redisguard.core.validation import describe, format_loc, unknown_key
 
-# Memorystore's spelling of a Redis version (REDIS_6_X, REDIS_7_2) as a pattern, not the program's
-# list of versions it can create, so a newer version can be allowed by config without a new
-# release of the pack.
-RedisVersion = Annotated[str, Field(pattern=r"^REDIS_[0-9]+_([0-9]+|X)$")]
-LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+# Memorystore's spelling of a Redis version as a pattern, not the list of versions the program can
+# create, so a newer version can be allowed by config without a new release of the pack.
+RedisVersion = Annotated[str, Field(pattern=REDIS_VERSION_PATTERN)]
+LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN)]
 NonEmpty = Annotated[str, Field(min_length=1)]
-
-ALL_DAYS: tuple[DayOfWeek, ...] = get_args(DayOfWeek)
-ALL_EVICTION_POLICIES: tuple[MaxMemoryPolicy, ...] = get_args(MaxMemoryPolicy)
-# Snapshot periods from the shortest to the longest; Memorystore takes 24 hours when RDB is
-# on and no period is given.
-SNAPSHOT_PERIOD_HOURS: dict[SnapshotPeriod, int] = {
-    "ONE_HOUR": 1,
-    "SIX_HOURS": 6,
-    "TWELVE_HOURS": 12,
-    "TWENTY_FOUR_HOURS": 24,
-}
-DEFAULT_SNAPSHOT_PERIOD = "TWENTY_FOUR_HOURS"
 
 DEFAULT_PRODUCTION_STACKS: tuple[str, ...] = ("production", "prod", "prod-*", "*-prod", "*-production")
 DEFAULT_PRODUCTION_LABELS: dict[str, str] = {"env": "production"}
 
 
-class PolicyConfigError(ValueError):
+class PolicyConfigError(ConfigError):
     """A policy's config (from `--policy-pack-config`) is invalid; the message lists every problem."""
 
 
@@ -233,21 +224,17 @@ def parse_config(policy_name: str, model: type[C], raw: Mapping[str, Any] | None
         parsed = model.model_validate(_integral_floats(data))
     except ValidationError as exc:
         problems = []
-        errors = exc.errors()
+        errors = exc.errors(include_url=False)
         item_errors = {err["loc"][0] for err in errors if len(err["loc"]) > 1}
         for err in errors:
             if err["type"] == "too_short" and err["loc"] and err["loc"][0] in item_errors:
                 continue  # pydantic's echo of a bad item ("not 0 items after validation")
-            where = ".".join(str(p) for p in err["loc"]) or "(config)"
-            problem = f"{where}: {err['msg'].removeprefix('Value error, ')}"
+            where = format_loc(err["loc"]) or "(config)"
             if err["type"] == "extra_forbidden":
-                options = sorted(f.alias or n for n, f in model.model_fields.items())
-                close = difflib.get_close_matches(str(err["loc"][-1]), options, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                problem = f"{where}: unknown option{hint} (allowed: {', '.join(options)}, enforcementLevel)"
-            elif "input" in err and err["loc"]:
-                problem += f" (got {json.dumps(err['input'], default=str)})"
-            problems.append(problem)
+                options = [*sorted(f.alias or n for n, f in model.model_fields.items()), "enforcementLevel"]
+                problems.append(f"{where}: {unknown_key(str(err['loc'][-1]), options, noun='option')}")
+            else:
+                problems.append(f"{where}: {describe(err)}")
         raise PolicyConfigError(f"policy config for '{policy_name}' is invalid: " + "; ".join(problems)) from exc
     _CACHE[key] = parsed
     return parsed

@@ -28,9 +28,8 @@ from pulumi_policy.proxy import (
     UnknownValueError,
 )
 
+from redisguard.core.memorystore import DEFAULT_SNAPSHOT_PERIOD, SNAPSHOT_PERIOD_HOURS
 from redisguard.policies.config import (
-    DEFAULT_SNAPSHOT_PERIOD,
-    SNAPSHOT_PERIOD_HOURS,
     AuthRequiredConfig,
     CmekConfig,
     DeletionProtectionConfig,

@@ -2,62 +2,54 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
+
+from redisguard.core.errors import ConfigError
+from redisguard.core.memorystore import (
+    DEFAULT_REDIS_VERSION,
+    DEFAULT_REPLICAS_STANDARD_HA,
+    DEFAULT_REPLICAS_WITH_READ_REPLICAS,
+    DEFAULT_SNAPSHOT_PERIOD,
+    INSTANCE_ID,
+    KMS_KEY,
+    LABEL_KEY,
+    LABEL_VALUE,
+    LFU_AND_DEFRAG_VERSIONS,
+    MAX_MEMORY_GB,
+    MAX_READ_REPLICAS,
+    MIN_MEMORY_GB,
+    MIN_MEMORY_GB_WITH_READ_REPLICAS,
+    READ_REPLICA_VERSIONS,
+    ZONE,
+    ConnectMode,
+    DayOfWeek,
+    MaxMemoryPolicy,
+    PersistenceMode,
+    RedisVersion,
+    SnapshotPeriod,
+    Tier,
+    TransitEncryption,
+)
+from redisguard.core.validation import YamlSyntaxError, describe, field_bounds, load_yaml, unknown_key, yaml_value
 
 PROJECT_NAME = "redis-fleet"
 CONFIG_KEY = f"{PROJECT_NAME}:redis"
 
-Tier = Literal["BASIC", "STANDARD_HA"]
-RedisVersion = Literal["REDIS_3_2", "REDIS_4_0", "REDIS_5_0", "REDIS_6_X", "REDIS_7_0", "REDIS_7_2"]
-DayOfWeek = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
-PersistenceMode = Literal["DISABLED", "RDB"]
-SnapshotPeriod = Literal["ONE_HOUR", "SIX_HOURS", "TWELVE_HOURS", "TWENTY_FOUR_HOURS"]
-TransitEncryption = Literal["SERVER_AUTHENTICATION", "DISABLED"]
-ConnectMode = Literal["DIRECT_PEERING", "PRIVATE_SERVICE_ACCESS"]
-# The eviction policies Memorystore accepts for `maxmemory-policy`.
-MaxMemoryPolicy = Literal[
-    "noeviction",
-    "allkeys-lru",
-    "volatile-lru",
-    "allkeys-lfu",
-    "volatile-lfu",
-    "allkeys-random",
-    "volatile-random",
-    "volatile-ttl",
-]
 FlagValue = str | int | bool
 
-# GCP instance ids: start with a lowercase letter, then lowercase letters, digits and
-# hyphens, at most 40 characters, not ending in a hyphen.
-_INSTANCE_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
-_KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 _FLAG_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 # Flags redisguard sets itself on every `gcloud beta redis instances update`.
 _RESERVED_FLAGS = frozenset({"project", "region", "quiet", "async", "format", "account", "configuration"})
 
-# libyaml's parser where PyYAML was built with it: a fleet of 1000 clusters loads about ten
-# times faster, which is most of a live drift scan.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-MIN_MEMORY_GB = 1
-MAX_MEMORY_GB = 300
-MIN_MEMORY_GB_WITH_READ_REPLICAS = 5
-MAX_READ_REPLICAS = 5
-
-
-class StackConfigError(ValueError):
+class StackConfigError(ConfigError):
     """The stack config is invalid; `problems` holds one line per problem, all of them.
 
     `project` is the file's `gcp:project` when the file could be read that far (None when it is
@@ -77,11 +69,6 @@ class StackConfigError(ValueError):
 def _several(problems: Sequence[tuple[str, str]]) -> PydanticCustomError:
     """One pydantic error carrying several (key, message) problems; _format_error splits them again."""
     return PydanticCustomError("several", "{problems}", {"problems": "\n".join(f"{k}\t{m}" for k, m in problems)})
-
-
-# Memorystore's own limits by Redis version (about-read-replicas, supported-redis-configurations).
-_READ_REPLICA_VERSIONS = ("REDIS_5_0", "REDIS_6_X", "REDIS_7_0", "REDIS_7_2")
-_LFU_AND_DEFRAG_VERSIONS = ("REDIS_4_0", *_READ_REPLICA_VERSIONS)
 
 
 def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -118,12 +105,12 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
                     f"{MIN_MEMORY_GB_WITH_READ_REPLICAS} to {MAX_MEMORY_GB}",
                 )
             )
-        if "redis_version" in values and version not in _READ_REPLICA_VERSIONS:
+        if "redis_version" in values and version not in READ_REPLICA_VERSIONS:
             problems.append(
                 (
                     "redis_version",
                     f"{version} does not support read replicas; allowed with read_replicas: "
-                    f"{', '.join(_READ_REPLICA_VERSIONS)}",
+                    f"{', '.join(READ_REPLICA_VERSIONS)}",
                 )
             )
     elif tier == "STANDARD_HA" and read_replicas is False and "replica_count" in values:
@@ -134,7 +121,7 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
                     f"{replica_count} needs read_replicas: true; allowed without read replicas: 1 or unset",
                 )
             )
-    if "redis_version" in values and version not in _LFU_AND_DEFRAG_VERSIONS:
+    if "redis_version" in values and version not in LFU_AND_DEFRAG_VERSIONS:
         policy = values.get("max_memory_policy")
         if isinstance(policy, str) and policy.endswith("-lfu"):
             problems.append(
@@ -149,7 +136,7 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
                 (
                     "active_defrag",
                     f"needs Redis 4.0 or later (redis_version is {version}); remove the key or use "
-                    f"redis_version {', '.join(_LFU_AND_DEFRAG_VERSIONS)}",
+                    f"redis_version {', '.join(LFU_AND_DEFRAG_VERSIONS)}",
                 )
             )
     if values.get("persistence_mode") == "DISABLED" and values.get("snapshot_period") is not None:
@@ -191,13 +178,13 @@ class BetaFlags(BaseModel):
                     "flag_name",
                     "flag name {name} is invalid; write it without leading dashes, as lowercase "
                     "words joined by hyphens (e.g. persistence-mode)",
-                    {"name": repr(name)},
+                    {"name": yaml_value(name)},
                 )
             if name in _RESERVED_FLAGS:
                 raise PydanticCustomError(
                     "flag_reserved",
                     "flag {name} is set by redisguard itself; not allowed: {reserved}",
-                    {"name": repr(name), "reserved": ", ".join(sorted(_RESERVED_FLAGS))},
+                    {"name": yaml_value(name), "reserved": ", ".join(sorted(_RESERVED_FLAGS))},
                 )
         return flags
 
@@ -210,7 +197,7 @@ class ClusterConfig(BaseModel):
     name: str
     memory_gb: int = Field(ge=MIN_MEMORY_GB, le=MAX_MEMORY_GB)
     tier: Tier = "STANDARD_HA"
-    redis_version: RedisVersion = "REDIS_7_2"
+    redis_version: RedisVersion = DEFAULT_REDIS_VERSION
     display_name: str | None = None
     location_id: str | None = None
     maintenance_window_day: DayOfWeek | None = None
@@ -236,34 +223,34 @@ class ClusterConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _instance_name(cls, name: str) -> str:
-        if not _INSTANCE_NAME.match(name):
+        if not INSTANCE_ID.match(name):
             raise PydanticCustomError(
                 "instance_name",
                 "{name} is not a valid instance name; it must start with a lowercase letter, "
                 "hold only lowercase letters, digits and hyphens, be at most 40 characters "
                 "long and not end with a hyphen",
-                {"name": repr(name)},
+                {"name": yaml_value(name)},
             )
         return name
 
     @field_validator("location_id")
     @classmethod
     def _zone(cls, zone: str | None) -> str | None:
-        if zone is not None and not _ZONE.match(zone):
+        if zone is not None and not ZONE.match(zone):
             raise PydanticCustomError(
-                "zone", "{zone} is not a zone; expected a zone such as europe-west1-b", {"zone": repr(zone)}
+                "zone", "{zone} is not a zone; expected a zone such as europe-west1-b", {"zone": yaml_value(zone)}
             )
         return zone
 
     @field_validator("customer_managed_key")
     @classmethod
     def _kms_key(cls, key: str | None) -> str | None:
-        if key is not None and not _KMS_KEY.match(key):
+        if key is not None and not KMS_KEY.match(key):
             raise PydanticCustomError(
                 "kms_key",
                 "{key} is not a Cloud KMS key name; expected "
                 "projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY",
-                {"key": repr(key)},
+                {"key": yaml_value(key)},
             )
         return key
 
@@ -273,19 +260,19 @@ class ClusterConfig(BaseModel):
         # Every bad label at once, each under its own key path (labels.KEY).
         problems: list[tuple[str, str]] = []
         for key, value in labels.items():
-            if not _LABEL_KEY.match(key):
+            if not LABEL_KEY.match(key):
                 problems.append(
                     (
                         key,
-                        f"label key {key!r} is invalid; it must start with a lowercase letter and hold at "
+                        f"label key {yaml_value(key)} is invalid; it must start with a lowercase letter and hold at "
                         "most 63 lowercase letters, digits, underscores and hyphens",
                     )
                 )
-            elif not _LABEL_VALUE.match(value):
+            elif not LABEL_VALUE.match(value):
                 problems.append(
                     (
                         key,
-                        f"{value!r} is not a valid label value; values hold at most 63 "
+                        f"{yaml_value(value)} is not a valid label value; values hold at most 63 "
                         "lowercase letters, digits, underscores and hyphens",
                     )
                 )
@@ -301,7 +288,7 @@ class ClusterConfig(BaseModel):
                 "auth_required",
                 "{value} is not allowed; AUTH is always on for redisguard instances "
                 "(remove the key or set it to true)",
-                {"value": repr(value)},
+                {"value": yaml_value(value)},
             )
         return value
 
@@ -318,7 +305,7 @@ class ClusterConfig(BaseModel):
     def effective_snapshot_period(self) -> SnapshotPeriod | None:
         if self.persistence_mode != "RDB":
             return None
-        return self.snapshot_period or "TWENTY_FOUR_HOURS"
+        return self.snapshot_period or DEFAULT_SNAPSHOT_PERIOD
 
     def effective_replica_count(self) -> int:
         """The replica count Memorystore will run, with its own defaults filled in."""
@@ -326,7 +313,7 @@ class ClusterConfig(BaseModel):
             return 0
         if self.replica_count is not None:
             return self.replica_count
-        return 2 if self.read_replicas else 1
+        return DEFAULT_REPLICAS_WITH_READ_REPLICAS if self.read_replicas else DEFAULT_REPLICAS_STANDARD_HA
 
     def redis_configs(self) -> dict[str, str]:
         """The `redisConfigs` map Memorystore applies to the Redis process."""
@@ -369,47 +356,16 @@ def _format_error(prefix: str, error: ErrorDetails) -> list[str]:
     if "beta_flags" in loc and loc[-1] in _FLAG_VALUE_BRANCHES:
         # pydantic reports a failed `str | int | bool` once per branch; the user wrote one value.
         where = ".".join(loc[:-1])
-        return [f"{prefix}.{where}: {value!r} is not a flag value; allowed: a string, a whole number, true or false"]
+        return [
+            f"{prefix}.{where}: {yaml_value(value)} is not a flag value; allowed: a string, a whole number, true or false"
+        ]
     if kind == "extra_forbidden":
-        key = loc[-1]
-        parent_fields = _fields_at(loc[:-1])
-        close = difflib.get_close_matches(key, parent_fields, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {', '.join(parent_fields)}"
-        return [f"{prefix}.{where}: unknown key{hint}"]
-    if kind == "missing":
-        return [f"{prefix}.{where}: required key is missing"]
-    if kind == "literal_error":
-        allowed = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
-        return [f"{prefix}.{where}: {value!r} is not allowed; allowed values: {allowed}"]
-    if kind in {"greater_than_equal", "less_than_equal"}:
-        bounds = _BOUNDS.get(loc[-1])
-        allowed = f"{bounds[0]} to {bounds[1]}" if bounds else str(ctx)
-        return [f"{prefix}.{where}: {value!r} is out of range; allowed: {allowed}"]
-    if kind in {"int_type", "int_parsing", "int_from_float"}:
-        bounds = _BOUNDS.get(loc[-1])
-        allowed = f"; allowed: a whole number from {bounds[0]} to {bounds[1]}" if bounds else ""
-        return [f"{prefix}.{where}: {value!r} is not a whole number{allowed}"]
-    if kind in {"bool_type", "bool_parsing"}:
-        return [f"{prefix}.{where}: {value!r} is not a boolean; allowed values: true, false"]
-    if kind in {"string_type"}:
-        return [f"{prefix}.{where}: {value!r} is not a string"]
-    if kind in {"dict_type", "model_type", "model_attributes_type"}:
-        return [f"{prefix}.{where}: expected a mapping of keys to values, got {value!r}"]
-    if kind == "too_short":
-        return [f"{prefix}.{where}: must not be empty"]
-    message = error["msg"]
+        return [f"{prefix}.{where}: {unknown_key(loc[-1], _fields_at(loc[:-1]))}"]
+    message = describe(error, bounds=field_bounds(ClusterConfig, loc[-1]) if len(loc) == 1 else None)
     return [f"{prefix}.{where}: {message}" if where else f"{prefix}: {message}"]
 
 
 _FLAG_VALUE_BRANCHES = frozenset({"str", "int", "bool"})
-
-_BOUNDS = {
-    "memory_gb": (MIN_MEMORY_GB, MAX_MEMORY_GB),
-    "maintenance_start_hours": (0, 23),
-    "maintenance_start_minutes": (0, 59),
-    "replica_count": (0, MAX_READ_REPLICAS),
-}
-
 
 def _fields_at(loc: Sequence[str]) -> list[str]:
     """The keys allowed at a location inside a cluster entry (for "did you mean")."""
@@ -440,7 +396,7 @@ def _region_problems(entry: Mapping[str, Any], region: str | None, invalid: set[
     zone = entry.get("location_id")
     if isinstance(zone, str) and "location_id" not in invalid and not zone.startswith(f"{region}-"):
         problems.append(
-            ("location_id", f"{zone!r} is not a zone of gcp:region {region}; allowed: a zone such as {region}-b")
+            ("location_id", f"{yaml_value(zone)} is not a zone of gcp:region {region}; allowed: a zone such as {region}-b")
         )
     key = entry.get("customer_managed_key")
     if isinstance(key, str) and "customer_managed_key" not in invalid:
@@ -449,7 +405,7 @@ def _region_problems(entry: Mapping[str, Any], region: str | None, invalid: set[
             problems.append(
                 (
                     "customer_managed_key",
-                    f"the key is in {location!r}, not in gcp:region {region}; Memorystore needs a key in "
+                    f"the key is in {yaml_value(location)}, not in gcp:region {region}; Memorystore needs a key in "
                     "the instance's region",
                 )
             )
@@ -464,7 +420,7 @@ def parse_clusters(raw: Any, source: str, *, region: str | None = None) -> tuple
     if raw is None:
         raise StackConfigError(source, [f"{CONFIG_KEY}: required key is missing"])
     if not isinstance(raw, list):
-        raise StackConfigError(source, [f"{CONFIG_KEY}: expected a list of clusters, got {raw!r}"])
+        raise StackConfigError(source, [f"{CONFIG_KEY}: expected a list of clusters, got {yaml_value(raw)}"])
     problems: list[str] = []
     clusters: list[ClusterConfig] = []
     first_index: dict[str, int] = {}
@@ -472,13 +428,13 @@ def parse_clusters(raw: Any, source: str, *, region: str | None = None) -> tuple
         name = entry.get("name") if isinstance(entry, Mapping) else None
         prefix = f"{CONFIG_KEY}[{index}]" + (f" ({name})" if isinstance(name, str) else "")
         if not isinstance(entry, Mapping):
-            problems.append(f"{prefix}: expected a mapping of cluster keys, got {entry!r}")
+            problems.append(f"{prefix}: expected a mapping of cluster keys, got {yaml_value(entry)}")
             continue
         # Checked on the raw names so a duplicate is reported even next to other problems.
         if isinstance(name, str):
             if name in first_index:
                 problems.append(
-                    f"{prefix}.name: {name!r} is already used by {CONFIG_KEY}[{first_index[name]}]; "
+                    f"{prefix}.name: {yaml_value(name)} is already used by {CONFIG_KEY}[{first_index[name]}]; "
                     "instance names must be unique"
                 )
             else:
@@ -517,15 +473,13 @@ def load_stack_file(path: str | Path) -> StackConfig:
     path = Path(path)
     source = str(path)
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+        document = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StackConfigError(source, ["file not found"]) from None
     except OSError as exc:
         raise StackConfigError(source, [f"cannot read the file: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise StackConfigError(source, [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    except YamlSyntaxError as exc:
+        raise StackConfigError(source, [f"not valid YAML at {exc}"]) from None
     if not isinstance(document, Mapping):
         raise StackConfigError(source, ["expected a mapping with a `config:` key"])
     # Pulumi stack files keep settings under `config:`; a bare mapping is accepted too so
@@ -538,7 +492,7 @@ def load_stack_file(path: str | Path) -> StackConfig:
     region = config.get("gcp:region")
     for key, value in (("gcp:project", project), ("gcp:region", region)):
         if value is not None and not isinstance(value, str):
-            problems.append(f"config.{key}: expected a string, got {value!r}")
+            problems.append(f"config.{key}: expected a string, got {yaml_value(value)}")
     try:
         clusters = parse_clusters(config.get(CONFIG_KEY), source, region=region if isinstance(region, str) else None)
     except StackConfigError as exc:

@@ -50,7 +50,7 @@ def test_check_config_lists_every_problem_and_exits_1(tmp_path: Path, capsys: py
     assert main(["check-config", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"redisguard check-config: error: {config}: 2 problems in config")
-    assert "parallelism: Input should be greater than or equal to 1 (got -1)" in err
+    assert "parallelism: -1 is out of range; allowed: 1 to 64" in err
     assert "pulumi.work_dirr: unknown key" in err
     assert "Traceback" not in err
 
@@ -116,11 +116,13 @@ def test_a_bad_argument_exits_1_not_2_with_one_line_naming_the_allowed_values(ar
 
 def test_invalid_yaml_is_one_line_with_its_position(tmp_path: Path) -> None:
     config = tmp_path / "redisguard.yaml"
-    config.write_text("pulumi:\n  stacks: [staging\n")
+    # The unclosed `[` is on line 3; the parser only notices at line 4. The line to fix comes first.
+    config.write_text("pulumi:\n  work_dir: program\n  stacks: [staging\n")
     result = run_cli("drift-report", "--config", str(config))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"redisguard drift-report: error: {config}: line 3 column 1: expected ',' or ']', but got '<stream end>'"
+        f"redisguard drift-report: error: {config}: line 3, column 11: in the flow sequence that starts here: "
+        "did not find expected ',' or ']' (noticed at line 4, column 1)"
     ]
 
 
@@ -319,3 +321,48 @@ def test_abbreviated_options_are_rejected(args: list[str], unrecognized: str) ->
     result = run_cli(*args)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"redisguard: error: unrecognized arguments: {unrecognized} (see redisguard --help)"]
+
+
+def test_https_to_a_plain_http_port_says_the_endpoint_may_not_speak_tls(tmp_path: Path) -> None:
+    # The emulator speaks plain HTTP; `https://` in gcp.redis_endpoint is the usual slip.
+    http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlNotFound)
+    threading.Thread(target=http_server.serve_forever, daemon=True).start()
+    endpoint = f"https://127.0.0.1:{http_server.server_address[1]}"
+    config = config_from_mapping(
+        {"pulumi": {"work_dir": str(REPO / "program"), "stacks": ["staging"]}, "gcp": {"redis_endpoint": endpoint}}
+    )
+    try:
+        [stack] = drift.run_scan(config, ["staging"], ["live"]).stacks
+    finally:
+        http_server.shutdown()
+        http_server.server_close()
+    assert (stack.error or "").startswith(
+        f"list_instances projects/redisguard-staging/locations/-: the TLS handshake with {endpoint} failed; "
+        "the endpoint may not speak TLS (use http:// for a plain-HTTP endpoint such as the emulator)"
+    )
+    assert "\n" not in (stack.error or "")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "File {path} was not found."),
+        ("{}", "The file {path} does not have a valid type."),
+        ("not json", "File {path} is not a valid json file."),
+    ],
+    ids=["missing", "not-a-key-file", "not-json"],
+)
+def test_a_bad_google_application_credentials_file_keeps_google_auths_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, reason: str
+) -> None:
+    path = tmp_path / "key.json"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    config = config_from_mapping({"pulumi": {"work_dir": str(REPO / "program"), "stacks": ["staging"]}})
+    [stack] = drift.run_scan(config, ["staging"], ["live"]).stacks
+    assert stack.status == "error"
+    assert (stack.error or "").startswith(
+        f"GOOGLE_APPLICATION_CREDENTIALS={path} gives no usable Google Cloud credentials: {reason.format(path=path)}"
+    )
+    assert "set GOOGLE_APPLICATION_CREDENTIALS" not in (stack.error or "")

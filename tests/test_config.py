@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from redisguard.core.errors import ConfigError
 from redisguard.daemon.config import RedisguardConfig, default_stack_names, load_config
-from redisguard.daemon.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,10 +67,10 @@ engine: live
     expected_lines = [
         "pulumi.stacks: stack name 'bad name' may only hold letters, digits, '_', '.', '-' (optionally org/ or org/project/ before it); stack listed more than once: staging",
         "pulumi.backend_url: backend_url must start with one of file://, gs://, s3://, azblob://, https://, http:// (got 'ftp://state')",
-        "pulumi.refresh_timout_seconds: unknown key; allowed keys: backend_url, refresh_timeout_seconds, stacks, work_dir; did you mean 'refresh_timeout_seconds'?",
-        "parallelism: Input should be greater than or equal to 1 (got 0)",
+        "pulumi.refresh_timout_seconds: unknown key; did you mean 'refresh_timeout_seconds'? allowed keys: backend_url, refresh_timeout_seconds, stacks, work_dir",
+        "parallelism: 0 is out of range; allowed: 1 to 64",
         "gcp.redis_endpoint: redis_endpoint must look like http://HOST:PORT or https://HOST (got '127.0.0.1:8470')",
-        "ignore[0].path: Field required",
+        "ignore[0].path: required key is missing",
         "engine: unknown key; allowed keys: gcp, ignore, log_format, parallelism, pulumi, schedules, server, thresholds",
     ]
     for line in expected_lines:
@@ -96,7 +96,7 @@ def test_a_bad_environment_override_names_the_variable(tmp_path: Path, monkeypat
     monkeypatch.setenv("REDISGUARD_PULUMI__REFRESH_TIMEOUT_SECONDS", "soon")
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, ""))
-    assert "pulumi.refresh_timeout_seconds: Input should be a valid number" in str(info.value)
+    assert "pulumi.refresh_timeout_seconds: 'soon' is not a number" in str(info.value)
     assert "(from REDISGUARD_PULUMI__REFRESH_TIMEOUT_SECONDS)" in str(info.value)
 
 
@@ -112,7 +112,7 @@ def test_relative_work_dir_from_the_environment_is_taken_from_the_current_folder
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("pulumi: [unclosed\n", "line 2 column 1"),
+        ("pulumi: [unclosed\n", "line 1, column 9: in the flow sequence that starts here: did not find expected ',' or ']' \\(noticed at line 2, column 1\\)"),
         ("- just\n- a list\n", "the top level must be a mapping"),
     ],
 )
@@ -271,3 +271,13 @@ def test_a_schedule_can_be_turned_off_from_the_environment(tmp_path: Path, monke
     config = load_config(write(tmp_path, ""))
     assert not config.schedules.drift_pulumi.enabled
     assert config.server.port == 9999
+
+
+def test_values_in_messages_are_spelled_as_yaml_writes_them(tmp_path: Path) -> None:
+    # A user wrote `false` and `null`; Python's False/None would read as a different value.
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "gcp:\n  redis_endpoint: false\n  request_timeout_seconds: [1, true]\n"))
+    message = str(info.value)
+    assert "gcp.redis_endpoint: false is not a string" in message
+    assert "gcp.request_timeout_seconds: [1, true] is not a number" in message
+    assert "False" not in message and "True" not in message

@@ -148,12 +148,26 @@ def test_a_hung_api_is_a_transient_error_after_the_request_timeout(emulator_fact
     )
 
 
-def test_a_single_503_is_retried_and_the_scan_succeeds(emulator_factory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["503", "429", "504"])
+def test_a_single_transient_answer_is_retried_and_the_scan_succeeds(emulator_factory, tmp_path: Path, mode: str) -> None:
     emulator = emulator_factory(fleet=STAGING, processes=False)
     config = write_config(tmp_path, emulator, REPO / "program", ["staging"])
-    emulator.inject_fault("redis", "503", count=1)
+    emulator.inject_fault("redis", mode, count=1)
     code, report = drift_json(config, tmp_path)
     assert code == 0, report
+    assert emulator.request_counts()["redis"]["ListInstances"] == 2  # the fault, then the retry
+
+
+def test_a_persistent_504_is_retried_within_the_request_budget_then_transient(emulator_factory, tmp_path: Path) -> None:
+    emulator = emulator_factory(fleet=STAGING, processes=False)
+    config = write_config(tmp_path, emulator, REPO / "program", ["staging"], request_timeout_seconds=1)
+    emulator.inject_fault("redis", "504", count=1000)
+    code, report = drift_json(config, tmp_path)
+    assert code == 1
+    assert report["stacks"][0]["error"].startswith(
+        "list_instances projects/redisguard-staging/locations/-: still failing after retries (GatewayTimeout: "
+    )
+    assert emulator.request_counts()["redis"]["ListInstances"] > 1
 
 
 def generated_stack(work_dir: Path, stack: str, project: str, count: int, prefix: str) -> Path:

@@ -136,9 +136,9 @@ def test_refused_credentials_are_a_permanent_error_that_says_so() -> None:
     from google.auth.credentials import Credentials
     from google.cloud import redis_v1
 
+    from redisguard.core.errors import PermanentError
     from redisguard.daemon.config import GcpSettings
     from redisguard.daemon.drift_live import list_project_instances
-    from redisguard.daemon.errors import PermanentError
 
     class Expired(Credentials):
         def refresh(self, request: object) -> None:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,13 @@ from pulumi.automation import (
     StepEventStateMetadata,
 )
 
+from redisguard.core.errors import PermanentError, TransientError
 from redisguard.daemon import drift_pulumi
+from redisguard.daemon.checks import CancelToken
 from redisguard.daemon.config import PulumiSettings, config_from_mapping
 from redisguard.daemon.drift import run_scan
-from redisguard.daemon.errors import PermanentError, TransientError
 from redisguard.daemon.ignore import IgnoreRules, Rule
-from redisguard.daemon.report import DriftItem, PropertyDrift
+from redisguard.daemon.report import DriftItem, PropertyDrift, StackReport
 from tests.fixtures.processes import wait_for
 
 INSTANCE = "gcp:redis/instance:Instance"
@@ -530,6 +532,37 @@ def test_interrupting_a_scan_ends_it_at_once_with_the_cli_and_its_children(
     # The queued stacks were dropped: no CLI was started for them after the interrupt.
     calls = _calls(tmp_path / "pulumi-calls.jsonl")
     assert {c["args"][c["args"].index("--stack") + 1] for c in calls if "--stack" in c.get("args", [])} == {"a"}
+
+
+def test_a_scan_cancelled_from_another_thread_stops_its_cli_and_the_next_scan_runs_normally(
+    fake_pulumi, tmp_path: Path
+) -> None:
+    # A daemon stops a scan from its own thread (shutdown, a newer run): no signal, no main thread.
+    pid_file = tmp_path / "pids"
+    fake_pulumi({"a": {"mode": "hang", "pid_file": str(pid_file)}, "b": {"events": []}})
+    config = config_from_mapping({"pulumi": {"work_dir": str(fake_pulumi.work_dir), "stacks": ["a", "b"]}, "parallelism": 1})
+    cancel = CancelToken()
+    done: list[StackReport] = []
+    result: list[Any] = []
+    scan = threading.Thread(target=lambda: result.append(run_scan(config, ["a", "b"], ["pulumi"], cancel=cancel, on_done=done.append)))
+    scan.start()
+    wait_for(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, timeout=30, what="the CLI to start")
+    cli_pid, child_pid = (int(p) for p in pid_file.read_text().split())
+    started = time.monotonic()
+    cancel.cancel()
+    scan.join(timeout=10)
+    assert not scan.is_alive()
+    assert time.monotonic() - started < 5  # the cancel grace, not the 600 s refresh timeout
+    # No verdict for a stack whose check was cancelled, and the queued stack never started.
+    assert result[0].stacks == () and done == []
+    assert not _alive(cli_pid)
+    assert not _alive(child_pid)
+    assert {c["args"][c["args"].index("--stack") + 1] for c in _calls(tmp_path / "pulumi-calls.jsonl") if "--stack" in c.get("args", [])} == {"a"}
+
+    # Nothing of the cancelled run sticks: the next scan, with its own token, checks every stack.
+    fake_pulumi({"a": {"events": []}, "b": {"events": []}})
+    report = run_scan(config, ["a", "b"], ["pulumi"])
+    assert [(s.stack, s.status) for s in report.stacks] == [("a", "in_sync"), ("b", "in_sync")]
 
 
 def test_a_killed_scan_takes_its_cli_with_it(fake_pulumi, tmp_path: Path) -> None:

@@ -7,15 +7,14 @@ from typing import Any, get_args
 
 import pytest
 
+from redisguard.core.memorystore import SNAPSHOT_PERIOD_HOURS, SnapshotPeriod
 from redisguard.policies.config import (
-    SNAPSHOT_PERIOD_HOURS,
     MemoryBoundsConfig,
     PersistenceConfig,
     PolicyConfigError,
     is_production,
     parse_config,
 )
-from redisguard.program.config import SnapshotPeriod
 from tests.fixtures.analyzer import PACK_DIR, AnalyzerFailed, PolicyConfigInvalid
 from tests.test_policies import CONTRACT, INSTANCE, instance
 
@@ -230,8 +229,8 @@ def test_a_misspelt_policy_name_is_refused_only_without_a_level(pack_for: Any) -
         (
             {"memorystore-memory-bounds": {"maxMemoryGB": 64}},
             "policy config for 'memorystore-memory-bounds' is invalid: maxMemoryGB: unknown option; did you mean "
-            "'maxMemoryGb'? (allowed: exemptResources, maxMemoryGb, minMemoryGb, minMemoryGbWithReadReplicas, "
-            "enforcementLevel)",
+            "'maxMemoryGb'? allowed options: exemptResources, maxMemoryGb, minMemoryGb, minMemoryGbWithReadReplicas, "
+            "enforcementLevel",
         ),
         (
             {"memorystore-memory-bounds": {"minMemoryGb": 64, "maxMemoryGb": 16}},
@@ -281,11 +280,11 @@ def test_env_production_label_decides_outside_production_stacks() -> None:
 def test_integral_numbers_from_the_wire_are_accepted_as_integers() -> None:
     # Config crosses gRPC as a protobuf Struct: 16 arrives as 16.0.
     assert parse_config("memorystore-memory-bounds", MemoryBoundsConfig, {"maxMemoryGb": 16.0}).max_memory_gb == 16
-    with pytest.raises(PolicyConfigError, match="maxMemoryGb: Input should be a valid integer"):
+    with pytest.raises(PolicyConfigError, match="maxMemoryGb: 16.5 is not a whole number"):
         parse_config("memorystore-memory-bounds", MemoryBoundsConfig, {"maxMemoryGb": 16.5})
 
 
 def test_every_snapshot_period_the_program_knows_has_a_length() -> None:
-    # The enum comes from the program's config model; a period added there must be rankable here,
-    # or the persistence policy would call a valid period invalid.
+    # One module holds both; a period added to the enum must be rankable, or the persistence policy
+    # would call a valid period invalid.
     assert set(SNAPSHOT_PERIOD_HOURS) == set(get_args(SnapshotPeriod))

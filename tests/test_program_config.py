@@ -90,7 +90,7 @@ def problems_of(*entries: dict) -> list[str]:
         ({"active_defrag": "yes"}, f"{P}.active_defrag: 'yes' is not a boolean; allowed values: true, false"),
         (
             {"auth_enabled": False},
-            f"{P}.auth_enabled: False is not allowed; AUTH is always on for redisguard instances "
+            f"{P}.auth_enabled: false is not allowed; AUTH is always on for redisguard instances "
             "(remove the key or set it to true)",
         ),
         (
@@ -231,7 +231,7 @@ def test_stack_file_checks_zones_against_its_own_region(tmp_path: Path) -> None:
 def test_misspelt_beta_flags_key_gets_a_suggestion_and_the_missing_key() -> None:
     assert problems_of({**BASE, "beta_flags": {"aply": {"x": "1"}}}) == [
         f"{P}.beta_flags.apply: required key is missing",
-        f"{P}.beta_flags.aply: unknown key; did you mean 'apply'?",
+        f"{P}.beta_flags.aply: unknown key; did you mean 'apply'? allowed keys: apply, revert",
     ]
 
 
@@ -264,7 +264,7 @@ def test_missing_and_misshapen_cluster_lists(tmp_path: Path) -> None:
         load_stack_file(scalar)
     broken = tmp_path / "Pulumi.bad.yaml"
     broken.write_text("config:\n  redis-fleet:redis: [\n")
-    with pytest.raises(StackConfigError, match=r"(?s)Pulumi.bad.yaml: 1 problem.*not valid YAML at line 3"):
+    with pytest.raises(StackConfigError, match=r"(?s)Pulumi.bad.yaml: 1 problem.*not valid YAML at line 3, column 1"):
         load_stack_file(broken)
 
 

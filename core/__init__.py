@@ -1,0 +1,1 @@
+"""The shared core of redisguard: what every part imports (errors, processes, secrets, Memorystore facts, validation, Google API clients)."""

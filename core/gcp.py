@@ -1,0 +1,202 @@
+"""Google Cloud API clients, built once per process, and the one mapping of their errors to TransientError/PermanentError.
+
+The admin API (google-cloud-redis over REST) and Cloud Monitoring (google-cloud-monitoring over
+gRPC) both go through `api_errors`: transient (503, 429, 504, 500, a timeout, a refused connection)
+or permanent (anything else), bounded retries of the transient kinds the API documents as
+retryable, and one line a user can act on, never a response body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import requests
+import urllib3
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_exception_type
+from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import redis_v1
+from google.protobuf import json_format
+
+from redisguard.core.errors import PermanentError, RedisguardError, TransientError
+
+if TYPE_CHECKING:
+    from google.cloud import monitoring_v3
+
+# Over REST the client raises the HTTP-status classes (BadRequest, Forbidden, GatewayTimeout),
+# the parents of the gRPC-status ones (InvalidArgument, PermissionDenied, DeadlineExceeded), so
+# these cover both transports.
+TRANSIENT_API_ERRORS = (gexc.ServiceUnavailable, gexc.TooManyRequests, gexc.GatewayTimeout, gexc.InternalServerError)
+# Retried within one call's budget: what Google documents as "retry with backoff". A 500 is
+# transient for the next scheduled run but not retried at once (it is usually a bug, not load).
+RETRIED_API_ERRORS = (gexc.ServiceUnavailable, gexc.TooManyRequests, gexc.GatewayTimeout)
+_REST_PREFIX = re.compile(r"^(?:GET|POST|PATCH|PUT|DELETE) \S+: ")
+# An API message is a sentence or two; anything longer is not the API talking.
+_MAX_DETAIL = 200
+_NO_CREDENTIALS_HINT = (
+    "set GOOGLE_APPLICATION_CREDENTIALS or run `gcloud auth application-default login` "
+    "(or set gcp.redis_endpoint for the emulator)"
+)
+
+T = TypeVar("T")
+
+
+def one_line(text: str, limit: int = _MAX_DETAIL) -> str:
+    """`text` on one line, cut at `limit` characters (a report cell, a CI log line)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def retry_policy(timeout: float) -> Retry:
+    """Bounded retries of 503/429/504 with backoff, all within `timeout` seconds.
+
+    One blip must not turn a whole scan into an error; the deadline keeps a real outage visible.
+    """
+    return Retry(predicate=if_exception_type(*RETRIED_API_ERRORS), initial=0.2, maximum=2.0, multiplier=2.0, timeout=timeout)
+
+
+# --- clients, once per process -----------------------------------------------------------------
+
+_clients: dict[tuple[str, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _cached(kind: str, endpoint: str | None, build: Callable[[], T]) -> T:
+    with _clients_lock:
+        client = _clients.get((kind, endpoint))
+        if client is None:
+            client = _clients[(kind, endpoint)] = build()  # a failure is raised and not cached
+        return client  # type: ignore[no-any-return]  # the cache holds what `build` made for this kind
+
+
+def _credentials_error(exc: auth_exceptions.DefaultCredentialsError) -> PermanentError:
+    """google-auth's own reason (file not found, not a key file) in the one line."""
+    reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if path:
+        return PermanentError(f"GOOGLE_APPLICATION_CREDENTIALS={path} gives no usable Google Cloud credentials: {one_line(reason)}")
+    return PermanentError(f"no Google Cloud credentials ({one_line(reason)}): {_NO_CREDENTIALS_HINT}")
+
+
+def redis_client(endpoint: str | None) -> redis_v1.CloudRedisClient:
+    """The Memorystore admin API client over REST: anonymous at `endpoint` (the emulator), or the
+    real API with Application Default Credentials. One per endpoint per process."""
+
+    def build() -> redis_v1.CloudRedisClient:
+        if endpoint:
+            return redis_v1.CloudRedisClient(
+                transport="rest", client_options={"api_endpoint": endpoint}, credentials=AnonymousCredentials()
+            )
+        try:
+            return redis_v1.CloudRedisClient(transport="rest")
+        except auth_exceptions.DefaultCredentialsError as exc:
+            raise _credentials_error(exc) from exc
+
+    return _cached("redis", endpoint, build)
+
+
+def monitoring_client(endpoint: str | None) -> monitoring_v3.MetricServiceClient:
+    """The Cloud Monitoring client over gRPC: an insecure channel to `endpoint` (HOST:PORT, the
+    emulator), or the real API with Application Default Credentials. One per endpoint per process."""
+    from google.cloud import monitoring_v3
+    from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+
+    def build() -> monitoring_v3.MetricServiceClient:
+        if endpoint:
+            import grpc
+
+            return monitoring_v3.MetricServiceClient(
+                transport=MetricServiceGrpcTransport(channel=grpc.insecure_channel(endpoint))
+            )
+        try:
+            return monitoring_v3.MetricServiceClient()
+        except auth_exceptions.DefaultCredentialsError as exc:
+            raise _credentials_error(exc) from exc
+
+    return _cached("monitoring", endpoint, build)
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def _api_message(exc: gexc.GoogleAPICallError) -> str:
+    """The API's own message, without the request URL the REST transport puts in front of it."""
+    return f"{type(exc).__name__}: {one_line(_REST_PREFIX.sub('', exc.message or ''))}"
+
+
+def _answered_as_the_api(exc: gexc.GoogleAPICallError) -> bool:
+    """Whether an HTTP error came from something speaking the API's JSON (not some web server's HTML page)."""
+    response = getattr(exc, "response", None)
+    if response is None or not hasattr(response, "headers"):
+        return True  # raised by the client itself or over gRPC, not read off an HTTP response
+    return "json" in response.headers.get("Content-Type", "").lower()
+
+
+def _refused(exc: requests.ConnectionError) -> bool:
+    """True when no connection was made at all (refused, unknown host), not when a connection broke."""
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+@contextlib.contextmanager
+def api_errors(what: str, *, where: str, api: str, timeout: float) -> Iterator[None]:
+    """Turn what a Google API call raises inside the block into TransientError/PermanentError.
+
+    `what` names the call (`list_instances projects/p/locations/-`), `where` the endpoint or
+    "the Memorystore API", `api` the API's name for "did not answer as the ... API does",
+    `timeout` the call's budget in seconds. RedisguardErrors raised in the block pass unchanged.
+    """
+
+    def not_the_api(detail: str) -> PermanentError:
+        # Something listens at the endpoint but it is not the API (a wrong port: a web server,
+        # the emulator's other port, a redis-server).
+        return PermanentError(f"{what}: {where} did not answer as the {api} does ({detail})")
+
+    try:
+        yield
+    except RedisguardError:
+        raise
+    except gexc.GoogleAPICallError as exc:
+        if not _answered_as_the_api(exc):
+            response = exc.response  # type: ignore[attr-defined]  # REST errors carry the requests.Response
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            raise not_the_api(f"HTTP {response.status_code}, {kind}") from exc
+        if isinstance(exc, TRANSIENT_API_ERRORS):
+            raise TransientError(f"{what}: {_api_message(exc)}") from exc
+        raise PermanentError(f"{what}: {_api_message(exc)}") from exc
+    except gexc.RetryError as exc:
+        cause = exc.cause
+        detail = _api_message(cause) if isinstance(cause, gexc.GoogleAPICallError) else one_line(str(cause))
+        raise TransientError(f"{what}: still failing after retries ({detail})") from exc
+    except requests.Timeout as exc:
+        raise TransientError(f"{what}: no answer from {where} within {timeout:g}s") from exc
+    except requests.exceptions.SSLError as exc:
+        # https:// to a port that speaks plain HTTP (the emulator), or a TLS setup the client refuses.
+        raise PermanentError(
+            f"{what}: the TLS handshake with {where} failed; the endpoint may not speak TLS "
+            f"(use http:// for a plain-HTTP endpoint such as the emulator) ({one_line(_ssl_reason(exc), 120)})"
+        ) from exc
+    except requests.ConnectionError as exc:
+        if not _refused(exc):
+            raise not_the_api("the connection closed without an HTTP answer") from exc
+        raise TransientError(f"{what}: cannot connect to {where}") from exc
+    except auth_exceptions.DefaultCredentialsError as exc:
+        raise _credentials_error(exc) from exc
+    except auth_exceptions.GoogleAuthError as exc:
+        raise PermanentError(f"{what}: the Google credentials were refused: {one_line(str(exc))}") from exc
+    except json_format.ParseError as exc:
+        raise not_the_api(one_line(str(exc))) from exc
+
+
+def _ssl_reason(exc: requests.exceptions.SSLError) -> str:
+    # requests wraps urllib3's MaxRetryError around the ssl.SSLError: the innermost reason is the one to show.
+    reason: Any = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", reason)
+    inner = reason.args[0] if isinstance(reason, Exception) and reason.args else reason
+    return str(inner)
