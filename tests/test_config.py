@@ -250,12 +250,12 @@ log_format: xml
     assert message.startswith(f"{path}: 7 problems in config")
     for line in [
         "server.listen: listen must look like HOST:PORT, [IPV6]:PORT or :PORT (got 'localhost')",
-        "server.web_config: unknown key; allowed keys: listen, web_config_file; did you mean 'web_config_file'?",
+        "server.web_config: unknown key; did you mean 'web_config_file'? allowed keys: listen, web_config_file",
         "schedules.drift_pulumi: not a valid cron expression: Error validating expression '61': the last value (61) is higher than the maximum value (59) (got '61 * * * *')",
         "schedules.drift_live: not a duration such as 30s, 5m, 1h or 1h30m, a cron expression of 5 fields (e.g. '*/5 * * * *', in UTC), or off (got 300)",
         "schedules.memory: not a duration such as 30s, 5m, 1h or 1h30m, a cron expression of 5 fields",
         "thresholds.trend_window: trend_window must be from 10m to 6w (got '1m')",
-        "log_format: Input should be 'text' or 'json' (got 'xml')",
+        "log_format: 'xml' is not allowed; allowed values: text, json",
     ]:
         assert line in message
 
