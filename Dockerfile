@@ -20,6 +20,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY README.md ./
+COPY core/ core/
 COPY program/ program/
 COPY policies/ policies/
 COPY daemon/ daemon/
