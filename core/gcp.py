@@ -41,7 +41,7 @@ _REST_PREFIX = re.compile(r"^(?:GET|POST|PATCH|PUT|DELETE) \S+: ")
 _MAX_DETAIL = 200
 _NO_CREDENTIALS_HINT = (
     "set GOOGLE_APPLICATION_CREDENTIALS or run `gcloud auth application-default login` "
-    "(or set gcp.redis_endpoint for the emulator)"
+    "(or set gcp.redis_endpoint and gcp.monitoring_endpoint for the emulator)"
 )
 
 T = TypeVar("T")
@@ -162,6 +162,9 @@ def api_errors(what: str, *, where: str, api: str, timeout: float) -> Iterator[N
         yield
     except RedisguardError:
         raise
+    except gexc.DeadlineExceeded as exc:
+        # Over gRPC the client's own deadline (a hung call) is DeadlineExceeded; over REST it is requests.Timeout.
+        raise TransientError(f"{what}: no answer from {where} within {timeout:g}s") from exc
     except gexc.GoogleAPICallError as exc:
         if not _answered_as_the_api(exc):
             response = exc.response  # type: ignore[attr-defined]  # REST errors carry the requests.Response
@@ -172,6 +175,8 @@ def api_errors(what: str, *, where: str, api: str, timeout: float) -> Iterator[N
         raise PermanentError(f"{what}: {_api_message(exc)}") from exc
     except gexc.RetryError as exc:
         cause = exc.cause
+        if isinstance(cause, gexc.DeadlineExceeded):  # gRPC: every attempt ran into the deadline
+            raise TransientError(f"{what}: no answer from {where} within {timeout:g}s") from exc
         detail = _api_message(cause) if isinstance(cause, gexc.GoogleAPICallError) else one_line(str(cause))
         raise TransientError(f"{what}: still failing after retries ({detail})") from exc
     except requests.Timeout as exc:

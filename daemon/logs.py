@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from redisguard.daemon.config import LogFormat, scrub
+from redisguard.core.secrets import scrub
+from redisguard.daemon.config import LogFormat
 
 # The `extra` key that carries an event's fields to the formatters.
 FIELDS = "redisguard_fields"

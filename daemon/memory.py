@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import grpc
-from google.api_core import exceptions as gexc
-from google.auth import exceptions as auth_exceptions
 from google.cloud import monitoring_v3, redis_v1
-from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 from pydantic import BaseModel, ConfigDict, Field
 
+from redisguard.core.errors import Cancelled, ConfigError, PermanentError, RedisguardError, TransientError
+from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
+from redisguard.core.secrets import scrub
 from redisguard.daemon import drift_live
-from redisguard.daemon.config import GcpSettings, RedisguardConfig, scrub, secret_values
-from redisguard.daemon.errors import ConfigError, PermanentError, RedisguardError, TransientError
+from redisguard.daemon.config import GcpSettings, RedisguardConfig, secret_values
 from redisguard.program.config import StackConfig, StackConfigError, load_stack_file
 
 log = logging.getLogger(__name__)
@@ -182,44 +180,14 @@ def time_to_full(
 
 
 def make_monitoring_client(gcp: GcpSettings) -> monitoring_v3.MetricServiceClient:
-    """gRPC on an insecure channel to gcp.monitoring_endpoint (the emulator), else the real API with ADC."""
-    if gcp.monitoring_endpoint:
-        channel = grpc.insecure_channel(gcp.monitoring_endpoint)
-        return monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel))
-    try:
-        return monitoring_v3.MetricServiceClient()
-    except auth_exceptions.DefaultCredentialsError as exc:
-        raise PermanentError(
-            "no Google Cloud credentials: set GOOGLE_APPLICATION_CREDENTIALS or run "
-            "`gcloud auth application-default login` (or set gcp.monitoring_endpoint for the emulator)"
-        ) from exc
-
-
-def _monitoring_error(what: str, where: str, timeout: float, exc: Exception) -> RedisguardError:
-    """A Monitoring failure as the project's error: transient for what a later run may not meet."""
-    if isinstance(exc, gexc.DeadlineExceeded):
-        return TransientError(f"{what}: no answer from {where} within {timeout:g}s")
-    if isinstance(exc, gexc.RetryError):
-        cause = exc.cause
-        detail = drift_live._api_message(cause) if isinstance(cause, gexc.GoogleAPICallError) else str(cause)
-        return TransientError(f"{what}: still failing after retries ({drift_live._one_line(detail)})")
-    if isinstance(exc, gexc.GoogleAPICallError):
-        if isinstance(exc, drift_live._TRANSIENT):
-            return TransientError(f"{what}: {drift_live._api_message(exc)}")
-        return PermanentError(f"{what}: {drift_live._api_message(exc)}")
-    if isinstance(exc, auth_exceptions.GoogleAuthError):
-        return PermanentError(f"{what}: the Google credentials were refused: {exc}")
-    return PermanentError(f"{what}: unexpected {type(exc).__name__}: {drift_live._one_line(str(exc))}")
+    """The process's Monitoring client: gRPC on an insecure channel to gcp.monitoring_endpoint (the emulator), else the real API with ADC."""
+    return monitoring_client(gcp.monitoring_endpoint)
 
 
 # --- Monitoring reads --------------------------------------------------------------------------
 
 # instance resource name -> node id -> aligned end time -> value
 Points = dict[str, dict[str, dict[float, float]]]
-
-
-class Cancelled(TransientError):
-    """The run was cancelled (shutdown) before it finished."""
 
 
 def _check_cancel(cancel: threading.Event | None) -> None:
@@ -266,10 +234,10 @@ def read_series(
         view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
     )
     out: Points = {}
-    try:
+    with api_errors(what, where=where, api="Cloud Monitoring API", timeout=gcp.request_timeout_seconds):
         pager = client.list_time_series(
             request=request,
-            retry=drift_live._retry(gcp.request_timeout_seconds),
+            retry=retry_policy(gcp.request_timeout_seconds),
             timeout=gcp.request_timeout_seconds,
         )
         for page in pager.pages:
@@ -278,17 +246,13 @@ def read_series(
             if raw.execution_errors:
                 # Part of the data could not be read: figures from the rest would pass for the whole.
                 first = raw.execution_errors[0]
-                raise TransientError(f"{what}: Monitoring returned incomplete data ({drift_live._one_line(first.message)})")
+                raise TransientError(f"{what}: Monitoring returned incomplete data ({one_line(first.message)})")
             for series in raw.time_series:
                 name = series.resource.labels.get("instance_id", "")
                 node = series.resource.labels.get("node_id", "")
                 points = out.setdefault(name, {}).setdefault(node, {})
                 for point in series.points:
                     points[point.interval.end_time.seconds + point.interval.end_time.nanos / 1e9] = _value(point)
-    except RedisguardError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every client failure becomes this project's error
-        raise _monitoring_error(what, where, gcp.request_timeout_seconds, exc) from exc
     return out
 
 

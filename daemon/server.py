@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from redisguard.core.errors import ConfigError
 from redisguard.daemon import status_page
-from redisguard.daemon.errors import ConfigError
 from redisguard.daemon.health import Expectation, Health, evaluate
 from redisguard.daemon.metrics import DRIFT_CHECKS
 from redisguard.daemon.report import DriftReport, StackReport, render_markdown

@@ -15,7 +15,7 @@ import bcrypt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from redisguard.daemon.errors import ConfigError
+from redisguard.core.errors import ConfigError
 
 # The exporter-toolkit keys redisguard does not implement: refused by name rather than ignored,
 # so a file that relies on one (a cipher list, pinned client SANs) never silently means less.

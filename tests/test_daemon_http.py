@@ -17,7 +17,7 @@ import bcrypt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from redisguard.daemon.errors import ConfigError
+from redisguard.core.errors import ConfigError
 from redisguard.daemon.health import Expectation
 from redisguard.daemon.metrics import build_registry
 from redisguard.daemon.report import DriftItem, PropertyDrift, StackReport
