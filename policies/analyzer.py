@@ -54,7 +54,7 @@ from pulumi.runtime.proto import (
     engine_pb2_grpc,
 )
 
-from redisguard.daemon.processes import die_with_parent_argv
+from redisguard.core.processes import die_with_parent_argv
 
 # The pack this package is: PulumiPolicy.yaml and __main__.py live beside this module.
 PACK_DIR = Path(__file__).resolve().parent

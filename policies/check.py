@@ -259,8 +259,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _policy_check(args: argparse.Namespace) -> int:
+    from redisguard.core.errors import ConfigError
     from redisguard.daemon.config import DEFAULT_CONFIG_FILE, config_from_mapping, default_stack_names, load_config
-    from redisguard.daemon.errors import ConfigError
 
     if args.config is None and not Path(DEFAULT_CONFIG_FILE).exists():
         config = config_from_mapping({}, base_dir=Path.cwd())

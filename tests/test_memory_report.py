@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from redisguard.core.errors import TransientError
 from redisguard.daemon.cli import main
-from redisguard.daemon.errors import TransientError
 from redisguard.daemon.memory import GIB, InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.memory_report import format_bytes, format_time_to_full, print_table, render
 from tests.fixtures.processes import free_port
