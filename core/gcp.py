@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 import urllib3
 from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry, if_exception_type
+from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import redis_v1
@@ -58,7 +58,14 @@ def retry_policy(timeout: float) -> Retry:
 
     One blip must not turn a whole scan into an error; the deadline keeps a real outage visible.
     """
-    return Retry(predicate=if_exception_type(*RETRIED_API_ERRORS), initial=0.2, maximum=2.0, multiplier=2.0, timeout=timeout)
+    return Retry(predicate=_retried, initial=0.2, maximum=2.0, multiplier=2.0, timeout=timeout)
+
+
+def _retried(exc: Exception) -> bool:
+    # A 504 from the server (GatewayTimeout over REST) is retried; gRPC's DeadlineExceeded, its
+    # subclass, is the client's own deadline: the attempt used the whole budget, a retry would
+    # only race the deadline (and pass or fail with the machine's load).
+    return isinstance(exc, RETRIED_API_ERRORS) and not isinstance(exc, gexc.DeadlineExceeded)
 
 
 # --- clients, once per process -----------------------------------------------------------------
