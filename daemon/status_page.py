@@ -20,7 +20,8 @@ import jinja2
 import markupsafe
 import yaml
 
-from redisguard.daemon.config import REDACTED, secret_values
+from redisguard.core.secrets import REDACTED
+from redisguard.daemon.config import secret_values
 from redisguard.daemon.memory_report import format_bytes, format_ratio, format_time_to_full
 from redisguard.daemon.report import DriftItem, format_duration, format_value
 
