@@ -4,6 +4,10 @@ It draws only what the daemon already holds (the published results and a short h
 memory usage kept here for the sparklines), never runs a check, loads nothing from
 elsewhere (no script, no CDN: it works offline and behind a proxy) and escapes every value
 with Jinja2's autoescape: an instance label or a property value is untrusted input.
+
+Wiring (the daemon command): one `UsageHistory`, registered as `Results(listeners=[history.observe])`,
+and `Site(..., config=lambda: (config_in_force, config_file), history=history)`; on a reload
+that drops a project, `history.forget_projects(projects still watched)`.
 """
 
 from __future__ import annotations
