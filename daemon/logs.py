@@ -17,10 +17,13 @@ FIELDS = "redisguard_fields"
 
 
 def _value(value: Any) -> str:
-    """A field value for a text line: bare when it is one plain word, else JSON-quoted (so a line splits on spaces)."""
+    """A field value for a text line, never holding a space outside quotes (a line splits on spaces):
+    a plain word bare, other text JSON-quoted, a mapping or list as compact JSON."""
     if isinstance(value, float):
         return f"{value:.3f}"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    text = str(value)
     if text and all(c.isalnum() or c in "-_./:@[]" for c in text):
         return text
     return json.dumps(text)

@@ -258,7 +258,7 @@ def bind(listen: str, host: str, port: int, site: Site, web: WebConfig) -> Daemo
         raise ConfigError(f"server.listen {listen}: cannot resolve {host!r}: {exc.strerror}") from exc
     family, _, _, _, address = infos[0]
     try:
-        return DaemonHTTPServer(address[:2], family, site, web)
+        return DaemonHTTPServer((str(address[0]), int(address[1])), family, site, web)
     except OSError as exc:
         reason = {
             errno.EADDRINUSE: "address already in use (another process listens on that port; stop it or pick another port)",
@@ -275,7 +275,7 @@ def serve_in_thread(server: DaemonHTTPServer) -> threading.Thread:
 
 
 def bound_address(server: DaemonHTTPServer) -> str:
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     scheme = "https" if server.web.tls else "http"
     shown = f"[{host}]" if ":" in str(host) else host
     return f"{scheme}://{shown}:{port}"
