@@ -1,72 +1,151 @@
-"""Prometheus metrics: custom collectors on a private registry that read the latest published results on each scrape."""
+"""Prometheus metrics: a custom collector on a private registry that reads the latest published results on each scrape, and the /metrics body built from the same samples."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from redisguard.daemon.report import Engine
-from redisguard.daemon.results import Results
+from redisguard.daemon.results import Key, Results, TargetState
 
 PREFIX = "redisguard_"
 # The schedule key of each drift check and the engine its reports carry.
 DRIFT_CHECKS: dict[str, Engine] = {"drift_pulumi": "pulumi", "drift_live": "live"}
 MEMORY_CHECK = "memory"
-_INSTANCE_LABELS = ["project_id", "region", "instance_id"]
+_INSTANCE = ("project_id", "region", "instance_id")
+_TARGET = ("check", "target")
 
 
-def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
-    return GaugeMetricFamily(PREFIX + name, documentation, labels=labels)
+@dataclass(frozen=True)
+class Family:
+    name: str
+    """Without the prefix; a counter's samples get `_total`."""
+    kind: str
+    """gauge or counter"""
+    labels: tuple[str, ...]
+    help: str
+
+    @property
+    def full_name(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def sample_name(self) -> str:
+        return self.full_name + ("_total" if self.kind == "counter" else "")
 
 
-class CheckCollector(Collector):
-    """`redisguard_check_*`: how each check's last run went, per target, and the build."""
+# Every metric, in the order /metrics lists them. HELP says what a value means and its unit.
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("check_up", "gauge", _TARGET,
+               "1 when the latest run of the check for this target succeeded, 0 when it failed (the target's "
+               "other series are then absent until it succeeds again). check is the schedule key (drift_pulumi, "
+               "drift_live, memory); target the stack or project id."),
+        Family("check_last_success_timestamp_seconds", "gauge", _TARGET,
+               "Unix time in seconds when the check last succeeded for this target (absent before the first success)."),
+        Family("check_duration_seconds", "gauge", _TARGET,
+               "How long the latest run of the check took for this target, in seconds."),
+        Family("check_failures", "counter", _TARGET,
+               "Runs of the check that failed for this target since the daemon started."),
+        Family("drift_status", "gauge", ("stack", "engine"),
+               "1 when the stack drifted from its declared config (engine live) or its Pulumi state (engine pulumi) "
+               "at the latest successful check, 0 when in sync."),
+        Family("drifted_resources", "gauge", ("stack", "engine"),
+               "Number of drifted resources (changed, deleted, missing or unmanaged) found by the latest check."),
+        Family("drifted_resource", "gauge", ("stack", "engine", "resource", "type", "kind"),
+               "1 for each drifted resource: resource is the Pulumi resource name or instance id (the full instance "
+               "name for an unmanaged one), type the Pulumi type token, kind changed, deleted, missing or unmanaged."),
+        Family("unmanaged_instances", "gauge", ("project_id",),
+               "Instances in the project that no watched stack declares, from the latest live check."),
+        Family("memory_usage_ratio", "gauge", _INSTANCE,
+               "Used memory over maxmemory of the instance's primary node, 0 to 1."),
+        Family("system_memory_usage_ratio", "gauge", _INSTANCE,
+               "Memory the primary node's Redis process uses over the memory of its VM, 0 to 1 (near 1 risks OOM)."),
+        Family("memory_used_bytes", "gauge", _INSTANCE, "Memory used by Redis on the primary node, in bytes."),
+        Family("memory_max_bytes", "gauge", _INSTANCE,
+               "The primary node's maxmemory, in bytes (where eviction or OOM errors start)."),
+        Family("memory_capacity_bytes", "gauge", _INSTANCE,
+               "The instance's provisioned memory size (memorySizeGb), in bytes."),
+        Family("memory_time_to_full_seconds", "gauge", _INSTANCE,
+               "Seconds until used memory reaches maxmemory at the trend over thresholds.trend_window; absent when "
+               "memory is flat or shrinking or too few points exist."),
+        Family("instance_ready", "gauge", _INSTANCE,
+               "1 when the Memorystore API shows the instance READY, 0 in any other state (REPAIRING, MAINTENANCE, ...)."),
+        Family("instance_info", "gauge", (*_INSTANCE, "tier", "redis_version", "stack"),
+               "Always 1: the instance's tier, Redis version and the stack that declares it (empty when unmanaged)."),
+        Family("build_info", "gauge", ("version",), "Always 1; the version label is the running redisguard's version."),
+    )
+}  # fmt: skip
 
-    def __init__(self, results: Results) -> None:
-        self.results = results
+Sample = tuple[str, tuple[str, ...], float]
+"""(family name, label values in the family's label order, value)"""
 
-    def collect(self) -> Iterator[Metric]:
-        up = _gauge(
-            "check_up",
-            "1 when the latest run of the check for this target succeeded, 0 when it failed (the "
-            "target's other series are then absent until it succeeds again). check is the schedule "
-            "key (drift_pulumi, drift_live, memory); target the stack or project id.",
-            ["check", "target"],
-        )
-        last_success = _gauge(
-            "check_last_success_timestamp_seconds",
-            "Unix time in seconds when the check last succeeded for this target (absent before the first success).",
-            ["check", "target"],
-        )
-        duration = _gauge(
-            "check_duration_seconds",
-            "How long the latest run of the check took for this target, in seconds.",
-            ["check", "target"],
-        )
-        failures = CounterMetricFamily(
-            PREFIX + "check_failures",
-            "Runs of the check that failed for this target since the daemon started.",
-            labels=["check", "target"],
-        )
-        for (check, target), state in sorted(self.results.snapshot().items()):
-            labels = [check, target]
-            up.add_metric(labels, 1.0 if state.ok else 0.0)
-            if state.last_success_at is not None:
-                last_success.add_metric(labels, state.last_success_at)
-            duration.add_metric(labels, float(state.result.duration_seconds))
-            failures.add_metric(labels, float(state.failures_total))
-        build = _gauge("build_info", "Always 1; the version label is the running redisguard's version.", ["version"])
-        build.add_metric([version("redisguard")], 1.0)
-        yield from (up, last_success, duration, failures, build)
+# InstanceMemory field -> family
+_MEMORY_FIELDS = (
+    ("memory_usage_ratio", "usage_ratio"),
+    ("system_memory_usage_ratio", "system_memory_usage_ratio"),
+    ("memory_used_bytes", "used_bytes"),
+    ("memory_max_bytes", "max_bytes"),
+    ("memory_capacity_bytes", "capacity_bytes"),
+    ("memory_time_to_full_seconds", "time_to_full_seconds"),
+)
 
 
-class DriftCollector(Collector):
-    """`redisguard_drift_*` and `redisguard_unmanaged_instances` from the latest drift reports."""
+def state_samples(check: str, target: str, state: TargetState) -> Iterator[Sample]:
+    """Every sample one published target result gives."""
+    labels = (check, target)
+    yield "check_up", labels, 1.0 if state.ok else 0.0
+    if state.last_success_at is not None:
+        yield "check_last_success_timestamp_seconds", labels, state.last_success_at
+    yield "check_duration_seconds", labels, float(state.result.duration_seconds)
+    yield "check_failures", labels, float(state.failures_total)
+    if not state.ok:
+        return  # a failed target's findings are unknown now: absent, never stale or zero
+    if check in DRIFT_CHECKS:
+        report = state.result
+        stack = (report.stack, report.engine)
+        yield "drift_status", stack, 1.0 if report.items else 0.0
+        yield "drifted_resources", stack, float(len(report.items))
+        for item in report.items:
+            yield "drifted_resource", (*stack, item.resource, item.type, item.kind), 1.0
+    elif check == MEMORY_CHECK:
+        for instance in state.result.instances:
+            where = (instance.project_id, instance.region, instance.instance_id)
+            for family, field in _MEMORY_FIELDS:
+                value = getattr(instance, field)
+                if value is not None:  # no point: no sample, never a zero
+                    yield family, where, float(value)
+            yield "instance_ready", where, 1.0 if instance.state == "READY" else 0.0
+            yield "instance_info", (*where, instance.tier, instance.redis_version, instance.stack), 1.0
+
+
+def global_samples(states: Mapping[Key, TargetState], owners: Mapping[str, str]) -> Iterator[Sample]:
+    """Samples that span targets: unmanaged instances per project (from its owner stack's live check) and the build."""
+    for project, stack in sorted(owners.items()):
+        state = states.get(("drift_live", stack))
+        if state is not None and state.ok:
+            yield "unmanaged_instances", (project,), float(sum(1 for i in state.result.items if i.kind == "unmanaged"))
+    yield "build_info", (version("redisguard"),), 1.0
+
+
+def all_samples(states: Mapping[Key, TargetState], owners: Mapping[str, str]) -> Iterator[Sample]:
+    for (check, target), state in sorted(states.items()):
+        yield from state_samples(check, target, state)
+    yield from global_samples(states, owners)
+
+
+class SnapshotCollector(Collector):
+    """The custom collector: on each collect, the metric families of the latest published results,
+    so a target, instance or stack that disappeared is gone at the next scrape."""
 
     def __init__(self, results: Results, unmanaged_owners: Callable[[], Mapping[str, str]]) -> None:
         self.results = results
@@ -74,126 +153,77 @@ class DriftCollector(Collector):
         self.unmanaged_owners = unmanaged_owners
 
     def collect(self) -> Iterator[Metric]:
-        status = _gauge(
-            "drift_status",
-            "1 when the stack drifted from its declared config (engine live) or its Pulumi state "
-            "(engine pulumi) at the latest successful check, 0 when in sync.",
-            ["stack", "engine"],
-        )
-        count = _gauge(
-            "drifted_resources",
-            "Number of drifted resources (changed, deleted, missing or unmanaged) found by the latest check.",
-            ["stack", "engine"],
-        )
-        resource = _gauge(
-            "drifted_resource",
-            "1 for each drifted resource: resource is the Pulumi resource name or instance id (the full "
-            "instance name for an unmanaged one), type the Pulumi type token, kind changed, deleted, missing "
-            "or unmanaged.",
-            ["stack", "engine", "resource", "type", "kind"],
-        )
-        unmanaged = _gauge(
-            "unmanaged_instances",
-            "Instances in the project that no watched stack declares, from the latest live check.",
-            ["project_id"],
-        )
-        states = self.results.snapshot()
-        for (check, _target), state in sorted(states.items()):
-            if check not in DRIFT_CHECKS or not state.ok:
-                continue
-            report = state.result
-            labels = [report.stack, report.engine]
-            status.add_metric(labels, 1.0 if report.items else 0.0)
-            count.add_metric(labels, float(len(report.items)))
-            for item in report.items:
-                resource.add_metric([report.stack, report.engine, item.resource, item.type, item.kind], 1.0)
-        for project, stack in sorted(self.unmanaged_owners().items()):
-            state = states.get(("drift_live", stack))
-            if state is None or not state.ok:
-                continue
-            found = sum(1 for item in state.result.items if item.kind == "unmanaged")
-            unmanaged.add_metric([project], float(found))
-        yield from (status, count, resource, unmanaged)
-
-
-class MemoryCollector(Collector):
-    """`redisguard_memory_*` and `redisguard_instance_*` from the latest memory check per project."""
-
-    def __init__(self, results: Results) -> None:
-        self.results = results
-
-    def collect(self) -> Iterator[Metric]:
-        families: dict[str, GaugeMetricFamily] = {
-            "memory_usage_ratio": _gauge(
-                "memory_usage_ratio", "Used memory over maxmemory of the instance's primary node, 0 to 1.", _INSTANCE_LABELS
-            ),
-            "system_memory_usage_ratio": _gauge(
-                "system_memory_usage_ratio",
-                "Memory the primary node's Redis process uses over the memory of its VM, 0 to 1 "
-                "(Memorystore's redis.googleapis.com/stats/memory/system_memory_usage_ratio; near 1 risks OOM).",
-                _INSTANCE_LABELS,
-            ),
-            "used_bytes": _gauge(
-                "memory_used_bytes", "Memory used by Redis on the primary node, in bytes.", _INSTANCE_LABELS
-            ),
-            "max_bytes": _gauge(
-                "memory_max_bytes", "The primary node's maxmemory, in bytes (what eviction or OOM errors start at).", _INSTANCE_LABELS
-            ),
-            "capacity_bytes": _gauge(
-                "memory_capacity_bytes", "The instance's provisioned memory size (memorySizeGb), in bytes.", _INSTANCE_LABELS
-            ),
-            "time_to_full_seconds": _gauge(
-                "memory_time_to_full_seconds",
-                "Seconds until used memory reaches maxmemory at the trend over thresholds.trend_window; "
-                "absent when memory is flat or shrinking or too few points exist.",
-                _INSTANCE_LABELS,
-            ),
-            "ready": _gauge(
-                "instance_ready",
-                "1 when the Memorystore API shows the instance READY, 0 in any other state (REPAIRING, MAINTENANCE, ...).",
-                _INSTANCE_LABELS,
-            ),
-            "info": _gauge(
-                "instance_info",
-                "Always 1: the instance's tier, Redis version and the stack that declares it (empty when unmanaged).",
-                [*_INSTANCE_LABELS, "tier", "redis_version", "stack"],
-            ),
-        }
-        for (check, _target), state in sorted(self.results.snapshot().items()):
-            if check != MEMORY_CHECK or not state.ok:
-                continue
-            for instance in state.result.instances:
-                _add_instance(families, instance)
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+        for name, family in FAMILIES.items():
+            cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
+            families[name] = cls(family.full_name, family.help, labels=list(family.labels))
+        for name, labels, value in all_samples(self.results.snapshot(), self.unmanaged_owners()):
+            families[name].add_metric(list(labels), value)
         yield from families.values()
 
 
-def _add_instance(families: Mapping[str, GaugeMetricFamily], instance: Any) -> None:
-    labels = [instance.project_id, instance.region, instance.instance_id]
-    values = {
-        "memory_usage_ratio": instance.usage_ratio,
-        "system_memory_usage_ratio": instance.system_memory_usage_ratio,
-        "used_bytes": instance.used_bytes,
-        "max_bytes": instance.max_bytes,
-        "capacity_bytes": instance.capacity_bytes,
-        "time_to_full_seconds": instance.time_to_full_seconds,
-    }
-    for key, value in values.items():
-        if value is not None:  # no point: no sample, never a zero
-            families[key].add_metric(labels, float(value))
-    families["ready"].add_metric(labels, 1.0 if instance.state == "READY" else 0.0)
-    families["info"].add_metric([*labels, instance.tier, instance.redis_version, instance.stack], 1.0)
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _line(family: Family, labels: tuple[str, ...], value: float) -> str:
+    pairs = ",".join(f'{name}="{_escape(v)}"' for name, v in zip(family.labels, labels, strict=True))
+    return f"{family.sample_name}{{{pairs}}} {floatToGoString(value)}\n"
+
+
+class Exposition:
+    """The /metrics body in the Prometheus text format (0.0.4), from the same samples as the collector.
+
+    A target's lines are formatted once per published result and kept with it (1000 instances are
+    ~8000 lines: formatting them at every scrape costs ~100 ms, joining kept ones ~1 ms), so a
+    scrape stays cheap whatever the fleet size, and still shows exactly the latest snapshot. The
+    daemon's process_* metrics are collected fresh each time.
+    """
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, results: Results, unmanaged_owners: Callable[[], Mapping[str, str]]) -> None:
+        self.results = results
+        self.unmanaged_owners = unmanaged_owners
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(results, unmanaged_owners))
+        self.process = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self.process)
+        self._lock = threading.Lock()
+        self._lines: dict[Key, tuple[TargetState, dict[str, str]]] = {}
+
+    def _target_lines(self, key: Key, state: TargetState) -> dict[str, str]:
+        with self._lock:
+            kept = self._lines.get(key)
+        if kept is not None and kept[0] is state:
+            return kept[1]
+        by_family: dict[str, list[str]] = {}
+        for name, labels, value in state_samples(key[0], key[1], state):
+            by_family.setdefault(name, []).append(_line(FAMILIES[name], labels, value))
+        lines = {name: "".join(parts) for name, parts in by_family.items()}
+        with self._lock:
+            self._lines[key] = (state, lines)
+        return lines
+
+    def render(self) -> bytes:
+        states = self.results.snapshot()
+        per_target = [self._target_lines(key, state) for key, state in sorted(states.items())]
+        with self._lock:
+            for key in [k for k in self._lines if k not in states]:
+                del self._lines[key]
+        spanning: dict[str, list[str]] = {}
+        for name, labels, value in global_samples(states, self.unmanaged_owners()):
+            spanning.setdefault(name, []).append(_line(FAMILIES[name], labels, value))
+        out: list[str] = []
+        for name, family in FAMILIES.items():
+            # As prometheus_client writes the text format: a counter's HELP and TYPE name its _total samples.
+            out.append(f"# HELP {family.sample_name} {family.help}\n# TYPE {family.sample_name} {family.kind}\n")
+            out.extend(lines[name] for lines in per_target if name in lines)
+            out.extend(spanning.get(name, ()))
+        return "".join(out).encode() + generate_latest(self.process)
 
 
 def build_registry(results: Results, unmanaged_owners: Callable[[], Mapping[str, str]]) -> CollectorRegistry:
-    """A private registry: redisguard's collectors and the process_* metrics (RSS, CPU, open
-    files) of this process, nothing another library registered in the global one."""
-    registry = CollectorRegistry(auto_describe=False)
-    for collector in collectors(results, unmanaged_owners):
-        registry.register(collector)
-    ProcessCollector(registry=registry)
-    return registry
-
-
-def collectors(results: Results, unmanaged_owners: Callable[[], Mapping[str, str]]) -> Iterable[Collector]:
-    return (CheckCollector(results), DriftCollector(results, unmanaged_owners), MemoryCollector(results))
+    """The private registry with the snapshot collector (what `Exposition.render` serves, as families)."""
+    return Exposition(results, unmanaged_owners).registry
 

@@ -16,13 +16,10 @@ from importlib.metadata import version
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
-
 from redisguard.core.errors import ConfigError
 from redisguard.daemon import status_page
 from redisguard.daemon.health import Expectation, Health, evaluate
-from redisguard.daemon.metrics import DRIFT_CHECKS
+from redisguard.daemon.metrics import DRIFT_CHECKS, Exposition
 from redisguard.daemon.report import DriftReport, StackReport, render_markdown
 from redisguard.daemon.results import CheckFailure, Key, Results, TargetState
 from redisguard.daemon.webconfig import WebConfig
@@ -48,7 +45,7 @@ class Site:
     def __init__(
         self,
         results: Results,
-        registry: CollectorRegistry,
+        exposition: Exposition,
         expectations: Callable[[], tuple[Sequence[Expectation], float]],
         *,
         memory_report: Callable[[Sequence[TargetState]], Any] | None = None,
@@ -58,7 +55,7 @@ class Site:
         history: status_page.UsageHistory | None = None,
     ) -> None:
         self.results = results
-        self.registry = registry
+        self.exposition = exposition
         # () -> (what /healthz expects of each enabled check, when those expectations started)
         self.expectations = expectations
         self.memory_report = memory_report
@@ -151,8 +148,9 @@ class _Handler(BaseHTTPRequestHandler):
         site = self.server.site
         try:
             if url.path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self._send(HTTPStatus.OK, encoder(site.registry), content_type, send_body, compress=True)
+                # The text format whatever the Accept header: Prometheus takes it, and it is the one
+                # rendered from kept lines (a scrape of 1000 instances in ~1 ms, not ~100 ms).
+                self._send(HTTPStatus.OK, site.exposition.render(), site.exposition.content_type, send_body, compress=True)
             elif url.path == "/healthz":
                 health = site.health()
                 body = (json.dumps(health.to_json(), indent=2) + "\n").encode()

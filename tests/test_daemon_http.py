@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from redisguard.core.errors import ConfigError
 from redisguard.daemon.health import Expectation
-from redisguard.daemon.metrics import build_registry
+from redisguard.daemon.metrics import Exposition
 from redisguard.daemon.report import DriftItem, PropertyDrift, StackReport
 from redisguard.daemon.results import Results
 from redisguard.daemon.server import DaemonHTTPServer, Site, bind, serve_in_thread
@@ -62,8 +62,7 @@ class Served:
 
 
 def serve(results: Results, web: WebConfig, expectations: list[Expectation], owners: dict[str, str] | None = None) -> Served:
-    registry = build_registry(results, lambda: owners or {})
-    site = Site(results, registry, lambda: (expectations, time.time() - 5))
+    site = Site(results, Exposition(results, lambda: owners or {}), lambda: (expectations, time.time() - 5))
     server = bind(f"127.0.0.1:{free_port()}", "127.0.0.1", 0, site, web)
     serve_in_thread(server)
     return Served(results, server, expectations)
@@ -126,6 +125,18 @@ def test_metrics_follow_the_published_results_and_a_failure_hides_stale_values(p
     plain.results.retain("drift_live", ["production"])
     _, text, _ = plain.get("/metrics")
     assert not [key for key in samples(text) if ("target", "staging") in key[1] or ("stack", "staging") in key[1]]
+
+
+def test_the_served_body_and_the_collector_give_the_same_samples(plain: Served) -> None:
+    from prometheus_client import generate_latest
+
+    plain.results.publish("drift_live", "staging", drifted("staging"))
+    plain.results.publish("drift_live", "production", StackReport.failed("production", "live", "boom", 1.0))
+    served = plain.server.site.exposition
+    ours = {k: v for k, v in samples(served.render().decode()).items() if k[0].startswith("redisguard_")}
+    collected = samples(generate_latest(served.registry).decode())
+    assert ours == collected
+    assert len(ours) > 10
 
 
 def test_every_metric_has_help_text_with_its_meaning(plain: Served) -> None:
