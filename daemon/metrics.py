@@ -221,9 +221,3 @@ class Exposition:
             out.extend(lines[name] for lines in per_target if name in lines)
             out.extend(spanning.get(name, ()))
         return "".join(out).encode() + generate_latest(self.process)
-
-
-def build_registry(results: Results, unmanaged_owners: Callable[[], Mapping[str, str]]) -> CollectorRegistry:
-    """The private registry with the snapshot collector (what `Exposition.render` serves, as families)."""
-    return Exposition(results, unmanaged_owners).registry
-

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.health import Expectation
 from redisguard.daemon.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
-from redisguard.daemon.metrics import build_registry
+from redisguard.daemon.metrics import Exposition
 from redisguard.daemon.report import DriftItem, PropertyDrift, StackReport
 from redisguard.daemon.results import Results
 from redisguard.daemon.server import DaemonHTTPServer, Site, bind, serve_in_thread
@@ -78,7 +78,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     ]
     site = Site(
         results,
-        build_registry(results, lambda: {PROJECT: "staging"}),
+        Exposition(results, lambda: {PROJECT: "staging"}),
         lambda: (expectations, time.time() - 5),
         memory_report=lambda states: MemoryReport(projects=tuple(s.result for s in states)),
         config=lambda: (config, str(config_file)),
