@@ -320,6 +320,29 @@ def reconcile_config(info: PackInfo, raw: Mapping[str, Any] | None) -> dict[str,
     return result
 
 
+def _load_pack_file(pack_dir: Path) -> dict[str, Any]:
+    pack_file = pack_dir / "PulumiPolicy.yaml"
+    return (yaml.safe_load(pack_file.read_text()) or {}) if pack_file.exists() else {}
+
+
+def pack_python(pack_dir: Path, env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The Python Pulumi's host runs a pack with, and the environment it runs it in: the
+    virtualenv `runtime.options.virtualenv` in PulumiPolicy.yaml names (relative to the pack
+    folder), its `bin` first on PATH and PYTHONHOME unset; `python3` without one."""
+    runtime = _load_pack_file(pack_dir).get("runtime") or {}
+    # `runtime: python` (a plain name) has no options.
+    options = (runtime.get("options") or {}) if isinstance(runtime, Mapping) else {}
+    virtualenv = str(options.get("virtualenv") or "").rstrip("/")
+    if not virtualenv:
+        return "python3", env
+    venv = Path(os.path.join(pack_dir, virtualenv))
+    if not (venv / "bin" / "python").is_file():
+        raise RuntimeError(f'"{venv}" doesn\'t appear to be a virtual environment')
+    env = {k: v for k, v in env.items() if k != "PYTHONHOME"}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return str(venv / "bin" / "python"), env
+
+
 @dataclass
 class StackResource:
     """One resource of a stack for AnalyzeStack."""
@@ -402,26 +425,12 @@ class PolicyPackProcess:
         return self
 
     def _interpreter(self, env: dict[str, str]) -> tuple[str, dict[str, str]]:
-        """The Python the `pulumi-analyzer-policy-python` shim runs, and the environment it runs it in."""
         if self.python is not None:
             return self.python, env
-        runtime = self._pack_file().get("runtime") or {}
-        # `runtime: python` (a plain name) has no options.
-        options = (runtime.get("options") or {}) if isinstance(runtime, Mapping) else {}
-        virtualenv = str(options.get("virtualenv") or "").rstrip("/")
-        if not virtualenv:
-            return "python3", env
-        # The shim makes a relative virtualenv absolute against its working directory, the pack folder.
-        venv = Path(os.path.join(self.pack_dir, virtualenv))
-        if not (venv / "bin" / "python").is_file():
-            raise RuntimeError(f'"{venv}" doesn\'t appear to be a virtual environment')
-        env = {k: v for k, v in env.items() if k != "PYTHONHOME"}
-        env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-        return str(venv / "bin" / "python"), env
+        return pack_python(self.pack_dir, env)
 
     def _pack_file(self) -> dict[str, Any]:
-        pack_file = self.pack_dir / "PulumiPolicy.yaml"
-        return (yaml.safe_load(pack_file.read_text()) or {}) if pack_file.exists() else {}
+        return _load_pack_file(self.pack_dir)
 
     def _handshake(self) -> None:
         # The engine's first call; the Python policy SDK does not implement it yet.

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.emulator",
     "tests.fixtures.analyzer",
     "tests.fixtures.browser",
+    "tests.fixtures.pulumi_engine",
 ]

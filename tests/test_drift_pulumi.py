@@ -317,12 +317,14 @@ FAKE_PULUMI = textwrap.dedent(
     spec = scenario["stacks"].get(stack)
     if spec is None:
         print(f"error: no stack named '{{stack}}' found", file=sys.stderr)
-        sys.exit(255)
+        sys.exit(6)  # the real CLI's status for a missing stack (v3.274.1)
     if args[:2] == ["stack", "select"]:
         sys.exit(0)
     assert args[:2] == ["refresh", "--preview-only"], args
     mode = spec.get("mode", "events")
     if mode == "locked":
+        # The real CLI (v3.274.1) takes no lock for `refresh --preview-only` on a file:// backend,
+        # so this is what a backend that does lock, or a concurrent `up`, answers; the text is the real one.
         print("error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) "
               "to end or delete the lock file with `pulumi cancel`.", file=sys.stderr)
         sys.exit(255)
