@@ -70,6 +70,7 @@ def build() -> int:
     assert target is not None
     version = pinned_version()
     if (target / "pulumi").is_file():
+        print(f"dev: pulumi {version} (cached in {target})", file=sys.stderr)
         return 0
     target.parent.parent.mkdir(parents=True, exist_ok=True)
     # Helpers and CI may run ./dev at once: one builds, the others wait and reuse its binary.
