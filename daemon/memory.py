@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from redisguard.core.errors import Cancelled, ConfigError, PermanentError, Redis
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.secrets import scrub
 from redisguard.daemon import drift_live
+from redisguard.daemon.checks import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, secret_values
 from redisguard.program.config import StackConfig, StackConfigError, load_stack_file
 
@@ -190,9 +192,9 @@ def make_monitoring_client(gcp: GcpSettings) -> monitoring_v3.MetricServiceClien
 Points = dict[str, dict[str, dict[float, float]]]
 
 
-def _check_cancel(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled("cancelled before the check finished")
+def _check_cancel(cancel: CancelToken | None) -> None:
+    if cancel is not None:
+        cancel.raise_if_cancelled()
 
 
 def _value(point: Any) -> float:
@@ -210,7 +212,7 @@ def read_series(
     alignment_seconds: int,
     aligner: monitoring_v3.Aggregation.Aligner,
     gcp: GcpSettings,
-    cancel: threading.Event | None = None,
+    cancel: CancelToken | None = None,
 ) -> Points:
     """One `list_time_series` for one metric type over the project's primary nodes, every page read.
 
@@ -384,18 +386,38 @@ class MemoryCheck:
                 self._monitoring = self._monitoring_factory(self.gcp)
             return self._redis, self._monitoring
 
-    def run(self, project: str, cancel: threading.Event | None = None) -> ProjectMemoryReport:
-        """The project's memory report; a failure of either API is the report's error, never an exception."""
+    def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[ProjectMemoryReport]]:
+        """One job per project (daemon/checks.py's protocol); the clients and stack files are shared."""
+        return [
+            Job(
+                check=self.name,
+                target=project,
+                run=functools.partial(self.run, project, cancel),
+                failed=functools.partial(self._failed, project),
+            )
+            for project in targets
+        ]
+
+    def _failed(self, project: str, error: RedisguardError, duration: float) -> ProjectMemoryReport:
+        return ProjectMemoryReport.failed(project, type(error)(scrub(str(error), self._secrets)), duration)
+
+    def run(self, project: str, cancel: CancelToken | None = None) -> ProjectMemoryReport:
+        """The project's memory report; a failure of either API is the report's error, never an exception.
+
+        A cancelled run (Ctrl-C, shutdown) raises Cancelled instead: it has no result to publish.
+        """
         started = time.monotonic()
         try:
             instances = self._check(project, cancel)
+        except Cancelled:
+            if cancel is not None and cancel.cancelled:
+                raise
+            report = self._failed(project, Cancelled("cancelled"), time.monotonic() - started)
         except RedisguardError as exc:
-            error: RedisguardError = type(exc)(scrub(str(exc), self._secrets))
-            report = ProjectMemoryReport.failed(project, error, time.monotonic() - started)
+            report = self._failed(project, exc, time.monotonic() - started)
         except Exception as exc:  # noqa: BLE001 - one broken project must not hide the others' results
             log.debug("memory check failed project=%s", project, exc_info=True)
-            error = PermanentError(scrub(f"unexpected {type(exc).__name__}: {exc}", self._secrets))
-            report = ProjectMemoryReport.failed(project, error, time.monotonic() - started)
+            report = self._failed(project, PermanentError(f"unexpected {type(exc).__name__}: {exc}"), time.monotonic() - started)
         else:
             crossed = any(i.level != "ok" for i in instances)
             report = ProjectMemoryReport(
@@ -413,7 +435,7 @@ class MemoryCheck:
         )
         return report
 
-    def _check(self, project: str, cancel: threading.Event | None) -> list[InstanceMemory]:
+    def _check(self, project: str, cancel: CancelToken | None) -> list[InstanceMemory]:
         redis_client, monitoring_client = self._clients()
         end = float(int(self._clock()))
         _check_cancel(cancel)
@@ -504,32 +526,11 @@ def run_memory_check(
     selected_stacks: Sequence[str] | None = None,
     *,
     check: MemoryCheck | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelToken | None = None,
+    publish: Callable[[ProjectMemoryReport], None] | None = None,
 ) -> MemoryReport:
-    """Every target project of the check, at most `config.parallelism` at once, into one report."""
+    """Every target project of the check, at most `config.parallelism` at once, into one report
+    (the check protocol's run_check; each project's result goes to `publish` as soon as it is known)."""
     check = check or MemoryCheck(config, selected_stacks=selected_stacks)
-    projects = check.targets
-    results: dict[str, ProjectMemoryReport] = {}
-    pending = list(projects)
-    lock = threading.Lock()
-
-    def worker() -> None:
-        while True:
-            with lock:
-                if not pending:
-                    return
-                project = pending.pop(0)
-            result = check.run(project, cancel)
-            with lock:
-                results[project] = result
-
-    threads = [
-        threading.Thread(target=worker, name=f"memory-{n}", daemon=True)
-        for n in range(min(config.parallelism, len(projects)))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return MemoryReport(projects=tuple(results[p] for p in projects))
-
+    results = run_check(check, cancel or CancelToken(), parallelism=config.parallelism, publish=publish)
+    return MemoryReport(projects=tuple(results))
