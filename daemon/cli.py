@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here so `redisguard --help` stays fast and one part's import error
     # names that part.
     from redisguard.daemon import commands as drift_commands
+    from redisguard.daemon import remediation
     from redisguard.emulator import command as emulator_command
     from redisguard.policies import check as policy_check
 
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_command.register(sub)
     drift_commands.register(sub)
     policy_check.register(sub)
+    remediation.register(sub)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -12,12 +12,13 @@ from typing import Any
 from google.cloud import redis_v1
 from google.type import dayofweek_pb2
 
-from redisguard.core.errors import PermanentError, TransientError
+from redisguard.core.errors import ConfigError, PermanentError, TransientError
 from redisguard.core.gcp import api_errors, redis_client, retry_policy
-from redisguard.daemon.config import GcpSettings
+from redisguard.core.memorystore import ALL_EVICTION_POLICIES
+from redisguard.daemon.config import GcpSettings, RedisguardConfig
 from redisguard.daemon.ignore import IgnoreRules
 from redisguard.daemon.report import REDIS_INSTANCE_TYPE, DriftItem, PropertyDrift
-from redisguard.program.config import ClusterConfig, StackConfig
+from redisguard.program.config import ClusterConfig, StackConfig, StackConfigError, load_stack_file
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,105 @@ def live_properties(instance: redis_v1.Instance) -> dict[str, Any]:
     return props
 
 
+# --- live -> declared: the inverse of expected_properties (codify, adopt) ------------------------
+
+# The cluster keys that declare each compared property path (labels.KEY is the `labels` key).
+PATH_KEYS: dict[str, tuple[str, ...]] = {
+    "memorySizeGb": ("memory_gb",),
+    "tier": ("tier", "replica_count", "read_replicas"),
+    "redisVersion": ("redis_version",),
+    "authEnabled": ("auth_enabled",),
+    "transitEncryptionMode": ("transit_encryption",),
+    "persistenceConfig.persistenceMode": ("persistence_mode", "snapshot_period"),
+    "persistenceConfig.rdbSnapshotPeriod": ("snapshot_period",),
+    _WINDOW_DAY: ("maintenance_window_day", "maintenance_start_hours", "maintenance_start_minutes"),
+    _WINDOW_HOURS: ("maintenance_start_hours",),
+    _WINDOW_MINUTES: ("maintenance_start_minutes",),
+    "replicaCount": ("replica_count",),
+    "readReplicasMode": ("read_replicas", "replica_count"),
+    "redisConfigs.maxmemory-policy": ("max_memory_policy",),
+    "redisConfigs.activedefrag": ("active_defrag",),
+}
+
+
+def keys_for_path(path: str) -> tuple[str, ...]:
+    """The cluster keys that declare a compared property path; () when the flat config has none."""
+    if path.startswith("labels."):
+        return ("labels",)
+    return PATH_KEYS.get(path, ())
+
+
+@dataclass(frozen=True)
+class LiveEntry:
+    """A live instance as a cluster entry of the flat format, and what that format cannot say."""
+
+    entry: dict[str, Any]
+    """Keys in the order the shipped stack files use; compares equal to the instance (compare() == [])."""
+    unexpressible: tuple[tuple[str, str], ...] = ()
+    """(property path, why) for what runs but no cluster key declares."""
+
+
+def cluster_entry(instance: redis_v1.Instance) -> LiveEntry:
+    """The cluster entry that declares exactly what `instance` runs (the AUTH string is never read).
+
+    `authEnabled: false` has no entry key (AUTH is always on in the program): it is reported in
+    `unexpressible`, and the entry's AUTH stays on, so callers must refuse rather than write it.
+    """
+    key = split_instance_name(instance.name)
+    live = live_properties(instance)
+    entry: dict[str, Any] = {"name": key.instance_id}
+    if instance.display_name != key.instance_id:
+        entry["display_name"] = instance.display_name  # "" stays "": the program sends it as it is
+    entry["memory_gb"] = live["memorySizeGb"]
+    entry["tier"] = live["tier"]
+    if live["redisVersion"]:
+        entry["redis_version"] = live["redisVersion"]
+    if instance.location_id:
+        entry["location_id"] = instance.location_id
+    unexpressible: list[tuple[str, str]] = []
+    configs = dict(instance.redis_configs)
+    policy = configs.pop("maxmemory-policy", None)
+    if policy is not None:
+        if policy in ALL_EVICTION_POLICIES:
+            entry["max_memory_policy"] = policy
+        else:
+            unexpressible.append(("redisConfigs.maxmemory-policy", f"{policy!r} is not an eviction policy max_memory_policy allows"))
+    defrag = configs.pop("activedefrag", None)
+    if defrag is not None:
+        if defrag in ("yes", "no"):
+            entry["active_defrag"] = defrag == "yes"
+        else:
+            unexpressible.append(("redisConfigs.activedefrag", f"{defrag!r} is neither yes nor no"))
+    for name in sorted(configs):
+        unexpressible.append(
+            (f"redisConfigs.{name}", "the flat config has no key for this Redis config; the program would remove it")
+        )
+    entry["persistence_mode"] = live["persistenceConfig.persistenceMode"]
+    if entry["persistence_mode"] == "RDB" and live["persistenceConfig.rdbSnapshotPeriod"]:
+        entry["snapshot_period"] = live["persistenceConfig.rdbSnapshotPeriod"]
+    entry["transit_encryption"] = live["transitEncryptionMode"]
+    if live["tier"] == "STANDARD_HA":
+        entry["read_replicas"] = live["readReplicasMode"] == "READ_REPLICAS_ENABLED"
+        entry["replica_count"] = live["replicaCount"]
+    connect_mode = _enum_name(instance.connect_mode, "DIRECT_PEERING")
+    if connect_mode != "DIRECT_PEERING":
+        entry["connect_mode"] = connect_mode
+    if instance.authorized_network:
+        entry["authorized_network"] = instance.authorized_network
+    if instance.customer_managed_key:
+        entry["customer_managed_key"] = instance.customer_managed_key
+    if live.get(_WINDOW_DAY):
+        entry["maintenance_window_day"] = live[_WINDOW_DAY]
+        entry["maintenance_start_hours"] = live[_WINDOW_HOURS]
+        entry["maintenance_start_minutes"] = live[_WINDOW_MINUTES]
+    labels = {k[len("labels."):]: v for k, v in live.items() if k.startswith("labels.")}
+    if labels:
+        entry["labels"] = labels
+    if not live["authEnabled"]:
+        unexpressible.append(("authEnabled", "AUTH is off; the program always turns AUTH on (a secure default config cannot turn off)"))
+    return LiveEntry(entry=entry, unexpressible=tuple(unexpressible))
+
+
 def compare(cluster: ClusterConfig, instance: redis_v1.Instance, rules: IgnoreRules) -> list[PropertyDrift]:
     """Differences on the declared properties, plus redis configs and labels present only live."""
     expected = expected_properties(cluster)
@@ -236,6 +336,33 @@ def check_stack(
             if not any(_declared(s, key) for s in declaring):
                 items.append(DriftItem(resource=instance.name, kind="unmanaged"))
     return items
+
+
+def load_stacks(config: RedisguardConfig, purpose: str) -> dict[str, StackConfig]:
+    """Every configured stack's file; ConfigError listing each one that cannot be read (which instances
+    are unmanaged would be guesswork). `purpose` names the command in the message."""
+    stacks: dict[str, StackConfig] = {}
+    problems: list[str] = []
+    for name in config.pulumi.stacks:
+        path = config.pulumi.stack_file(name)
+        if not path.is_file():
+            problems.append(f"{path}: stack file not found")
+            continue
+        try:
+            stacks[name] = load_stack_file(path)
+        except StackConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError(f"{purpose} needs every stack file to tell managed from unmanaged instances:\n" + "\n".join(problems))
+    return stacks
+
+
+def owner_of(stacks: Mapping[str, StackConfig], key: LiveKey) -> str:
+    """The name of the stack that declares the instance, "" when none does."""
+    for name, stack in stacks.items():
+        if _declared(stack, key):
+            return name
+    return ""
 
 
 def unmanaged_owners(stacks: Iterable[tuple[str, StackConfig]]) -> dict[str, str]:

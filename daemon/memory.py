@@ -15,13 +15,13 @@ from typing import Any, Literal
 from google.cloud import monitoring_v3, redis_v1
 from pydantic import BaseModel, ConfigDict, Field
 
-from redisguard.core.errors import Cancelled, ConfigError, PermanentError, RedisguardError, TransientError
+from redisguard.core.errors import Cancelled, PermanentError, RedisguardError, TransientError
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.secrets import scrub
 from redisguard.daemon import drift_live
 from redisguard.daemon.checks import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, secret_values
-from redisguard.program.config import StackConfig, StackConfigError, load_stack_file
+from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
 
@@ -311,28 +311,10 @@ def _in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Any]:
 
 def load_stacks(config: RedisguardConfig) -> dict[str, StackConfig]:
     """Every configured stack's file; ConfigError listing each one that cannot be read (ownership would be guesswork)."""
-    stacks: dict[str, StackConfig] = {}
-    problems: list[str] = []
-    for name in config.pulumi.stacks:
-        path = config.pulumi.stack_file(name)
-        if not path.is_file():
-            problems.append(f"{path}: stack file not found")
-            continue
-        try:
-            stacks[name] = load_stack_file(path)
-        except StackConfigError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise ConfigError("the memory check needs every stack file to tell managed from unmanaged instances:\n" + "\n".join(problems))
-    return stacks
+    return drift_live.load_stacks(config, "the memory check")
 
 
-def owner_of(stacks: Mapping[str, StackConfig], key: drift_live.LiveKey) -> str:
-    """The name of the stack that declares the instance, "" when none does."""
-    for name, stack in stacks.items():
-        if drift_live._declared(stack, key):
-            return name
-    return ""
+owner_of = drift_live.owner_of
 
 
 # --- the check ---------------------------------------------------------------------------------

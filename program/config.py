@@ -219,6 +219,9 @@ class ClusterConfig(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     deletion_protection: bool = True
     beta_flags: BetaFlags | None = None
+    # Adopt the existing instance of this name on the next `pulumi up` instead of creating one
+    # (Pulumi's `import` resource option); remove the key once that `up` has run.
+    import_existing: bool = False
 
     @field_validator("name")
     @classmethod
@@ -300,7 +303,8 @@ class ClusterConfig(BaseModel):
         return self
 
     def effective_display_name(self) -> str:
-        return self.display_name or self.name
+        # An explicit "" is kept: an imported instance without a display name must stay without one.
+        return self.name if self.display_name is None else self.display_name
 
     def effective_snapshot_period(self) -> SnapshotPeriod | None:
         if self.persistence_mode != "RDB":

@@ -75,6 +75,21 @@ def instance_args(cluster: ClusterConfig, *, project: str | None, region: str | 
     )
 
 
+def import_id(cluster: ClusterConfig, *, project: str | None, region: str | None) -> str | None:
+    """The id Pulumi's `import` option needs to adopt the existing instance (None unless `import_existing`).
+
+    The gcp provider's own import format: `projects/P/locations/R/instances/NAME`, shorter
+    when the stack leaves project or region to the provider's defaults.
+    """
+    if not cluster.import_existing:
+        return None
+    if project and region:
+        return f"projects/{project}/locations/{region}/instances/{cluster.name}"
+    if region:
+        return f"{region}/{cluster.name}"
+    return cluster.name
+
+
 def _flag_arguments(flags: Mapping[str, FlagValue]) -> list[str]:
     arguments: list[str] = []
     for name, value in flags.items():
@@ -136,6 +151,7 @@ class RedisCluster(pulumi.ComponentResource):
                 parent=self,
                 # The AUTH string stays encrypted in state and masked in every diff and output.
                 additional_secret_outputs=["authString"],
+                import_=import_id(cluster, project=project, region=region),
             ),
         )
         if cluster.beta_flags is not None:

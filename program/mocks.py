@@ -30,6 +30,8 @@ class RegisteredResource:
     delete_before_replace: bool = False
     additional_secret_outputs: tuple[str, ...] = ()
     replace_with: tuple[str, ...] = ()
+    import_id: str = ""
+    """The `import` resource option: the id of an existing resource the engine adopts."""
 
 
 @dataclass
@@ -80,6 +82,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 delete_before_replace=request.deleteBeforeReplace,
                 additional_secret_outputs=tuple(request.additionalSecretOutputs),
                 replace_with=tuple(request.replace_with),
+                import_id=request.importId,
             )
         )
         outputs = dict(args.inputs)
