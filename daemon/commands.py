@@ -100,6 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     memory.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
     memory.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    from redisguard.daemon.recommend import add_arguments as add_recommend_arguments
+
+    add_recommend_arguments(memory)
     memory.set_defaults(func=run_memory_report)
 
     check = sub.add_parser(
@@ -269,7 +272,14 @@ def _memory_report(args: argparse.Namespace) -> int:
     stacks = default_stack_names(config, args.stack)
     log.debug("effective config %s", config.redacted())
     report = run_memory_check(config, stacks)
-    emit_report(report, args.format, args.output)
+    if args.recommend:
+        from redisguard.daemon.recommend import run_recommend
+
+        if args.output:
+            emit_report(report, args.format, args.output)
+        run_recommend(config, report, stacks, args)
+    else:
+        emit_report(report, args.format, args.output)
     for p in report.projects:
         if p.status == "error":
             print(f"redisguard memory-report: error: project {p.project_id}: {p.error}", file=sys.stderr)

@@ -40,7 +40,7 @@ class Note:
     """One instance or property the command says something about instead of (or besides) editing."""
 
     resource: str
-    level: Literal["warning", "refused"]
+    level: Literal["proposed", "warning", "refused"]
     message: str
 
 

@@ -1,0 +1,226 @@
+"""`memory-report --recommend`: the memory_gb that keeps each declared instance under a target ratio through a horizon, as a stack-file change."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from redisguard.core.errors import ConfigError
+from redisguard.core.memorystore import GIB, MAX_MEMORY_GB, MIN_MEMORY_GB, MIN_MEMORY_GB_WITH_READ_REPLICAS
+from redisguard.daemon import drift_live
+from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.remediation import Note, Plan
+from redisguard.program.config import StackConfig
+
+if TYPE_CHECKING:
+    from redisguard.daemon.memory import InstanceMemory, MemoryReport
+
+DEFAULT_TARGET_RATIO = 0.7
+DEFAULT_HORIZON_SECONDS = 30 * 86400.0
+# Far below: the projected usage would fit under the target at half the size or less.
+SHRINK_BELOW_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The memory limits one stack's instances must stay within: Memorystore's and the policy pack's."""
+
+    min_gb: int
+    max_gb: int
+    min_gb_with_read_replicas: int
+    budget_gb: int | None
+    policy_config: str
+
+
+def stack_bounds(stack: str, policy_config: Path | None) -> Bounds:
+    """memorystore-memory-bounds and memorystore-stack-memory-budget as the stack's policy config sets them."""
+    from redisguard.policies.check import default_policy_config
+    from redisguard.policies.config import MemoryBoundsConfig, PolicyConfigError, StackMemoryBudgetConfig, parse_config
+    from redisguard.policies.rules import MEMORY_BOUNDS, STACK_MEMORY_BUDGET
+
+    path = policy_config or default_policy_config(stack)
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the policy config: {exc}") from None
+
+    def section(name: str) -> dict[str, Any]:
+        value = raw.get(name)
+        return {k: v for k, v in value.items() if k != "enforcementLevel"} if isinstance(value, dict) else {}
+
+    try:
+        bounds = parse_config(MEMORY_BOUNDS, MemoryBoundsConfig, section(MEMORY_BOUNDS))
+        budget = parse_config(STACK_MEMORY_BUDGET, StackMemoryBudgetConfig, section(STACK_MEMORY_BUDGET))
+    except PolicyConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    level = str((raw.get(STACK_MEMORY_BUDGET) or {}).get("enforcementLevel", "advisory"))
+    return Bounds(
+        min_gb=max(MIN_MEMORY_GB, bounds.min_memory_gb),
+        max_gb=min(MAX_MEMORY_GB, bounds.max_memory_gb),
+        min_gb_with_read_replicas=max(MIN_MEMORY_GB_WITH_READ_REPLICAS, bounds.min_memory_gb_with_read_replicas),
+        budget_gb=None if level == "disabled" else budget.max_total_memory_gb,
+        policy_config=str(path) if path else "the pack's defaults",
+    )
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    stack: str
+    instance_id: str
+    current_gb: int
+    recommended_gb: int
+    usage_ratio: float
+    ratio_at_recommended: float
+    """The usage ratio now at the recommended size."""
+    reason: str
+
+
+def recommend_size(
+    memory: InstanceMemory, read_replicas: bool, bounds: Bounds, *, target: float, horizon: float, warning: float
+) -> tuple[int, str] | None:
+    """(memory_gb, why) for one instance from its live size and trend; None when nothing can be said or it fits."""
+    live_gb = memory.capacity_bytes // GIB
+    if memory.used_bytes is None or not memory.max_bytes or live_gb <= 0:
+        return None
+    bytes_per_gb = memory.max_bytes / live_gb  # maxmemory scales with memorySizeGb
+    growth = 0.0
+    if memory.time_to_full_seconds:
+        growth = (memory.max_bytes - memory.used_bytes) / memory.time_to_full_seconds
+    projected = memory.used_bytes + max(0.0, growth) * horizon
+    needed = max(1, math.ceil(projected / (target * bytes_per_gb)))
+    low = bounds.min_gb_with_read_replicas if read_replicas else bounds.min_gb
+    size = min(max(needed, low), bounds.max_gb)
+    ratio = memory.used_bytes / memory.max_bytes
+    days = f"{horizon / 86400:g} days"
+    filling = memory.time_to_full_seconds is not None and memory.time_to_full_seconds <= horizon
+    if ratio >= warning or filling or projected / memory.max_bytes >= target:
+        why = f"usage {ratio:.2f} now and {projected / memory.max_bytes:.2f} in {days} at {live_gb} GB"
+        if needed > bounds.max_gb:
+            why += f"; {needed} GB would keep it under {target:g}, the bounds allow at most {bounds.max_gb} GB"
+        return size, why
+    if needed <= live_gb * SHRINK_BELOW_FRACTION and size < live_gb:
+        return size, f"usage {ratio:.2f} now and {projected / memory.max_bytes:.2f} in {days} at {live_gb} GB: far below {target:g}"
+    return None
+
+
+def plan_recommend(
+    config: RedisguardConfig,
+    report: MemoryReport,
+    stacks: Mapping[str, StackConfig],
+    selected: Sequence[str],
+    *,
+    target: float = DEFAULT_TARGET_RATIO,
+    horizon: float = DEFAULT_HORIZON_SECONDS,
+    policy_config: Path | None = None,
+) -> tuple[Plan, list[Recommendation]]:
+    """The memory_gb changes for the declared instances of the selected stacks, within bounds and budget."""
+    from redisguard.daemon.memory import thresholds_of
+
+    warning = thresholds_of(config).memory_warning_ratio
+    plan = Plan()
+    accepted: list[Recommendation] = []
+    by_stack: dict[str, list[Recommendation]] = {}
+    for project in report.projects:
+        for memory in project.instances:
+            if memory.stack not in selected:
+                continue
+            stack = stacks[memory.stack]
+            cluster = stack.cluster(memory.instance_id)
+            bounds = stack_bounds(memory.stack, policy_config)
+            found = recommend_size(memory, cluster.read_replicas, bounds, target=target, horizon=horizon, warning=warning)
+            if found is None or found[0] == cluster.memory_gb:
+                continue  # the stack file already says it (a second run after --write proposes nothing)
+            size, why = found
+            per_gb = memory.max_bytes / (memory.capacity_bytes // GIB)  # type: ignore[operator]
+            by_stack.setdefault(memory.stack, []).append(
+                Recommendation(
+                    stack=memory.stack,
+                    instance_id=memory.instance_id,
+                    current_gb=cluster.memory_gb,
+                    recommended_gb=size,
+                    usage_ratio=memory.used_bytes / memory.max_bytes,  # type: ignore[operator]
+                    ratio_at_recommended=memory.used_bytes / (per_gb * size),  # type: ignore[operator]
+                    reason=why,
+                )
+            )
+    for stack_name, recs in by_stack.items():
+        stack = stacks[stack_name]
+        bounds = stack_bounds(stack_name, policy_config)
+        sizes = {c.name: c.memory_gb for c in stack.clusters}
+        sizes.update({r.instance_id: r.recommended_gb for r in recs})
+        total = sum(sizes.values())
+        if bounds.budget_gb is not None and total > bounds.budget_gb:
+            names = ", ".join(f"{r.instance_id} {r.current_gb} -> {r.recommended_gb} GB" for r in recs)
+            plan.notes.append(
+                Note(
+                    stack_name,
+                    "refused",
+                    f"memorystore-stack-memory-budget allows {bounds.budget_gb} GB in stack {stack_name} "
+                    f"({bounds.policy_config}); the recommendation ({names}) needs {total} GB in all. "
+                    "Raise maxTotalMemoryGb there or shrink another instance; nothing proposed for this stack.",
+                )
+            )
+            continue
+        for rec in recs:
+            plan.file(config, stack_name).set_key(rec.instance_id, "memory_gb", rec.recommended_gb)
+            plan.notes.append(
+                Note(
+                    f"{stack_name}/{rec.instance_id}",
+                    "proposed",
+                    f"memory_gb {rec.current_gb} -> {rec.recommended_gb}: {rec.reason}; "
+                    f"{rec.ratio_at_recommended:.2f} at {rec.recommended_gb} GB now",
+                )
+            )
+            accepted.append(rec)
+    return plan, accepted
+
+
+# --- command line --------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """memory-report's --recommend options."""
+    parser.add_argument(
+        "--recommend",
+        action="store_true",
+        help="propose memory_gb changes in the stack files (a unified diff on stdout; the report then goes only to "
+        "--output): for instances over thresholds.memory_warning_ratio or filling up within --horizon, the smallest "
+        "size that keeps usage under --target-ratio through the horizon; for instances far below, a smaller size; "
+        "within Memorystore's limits, the pack's memorystore-memory-bounds and memorystore-stack-memory-budget",
+    )
+    parser.add_argument(
+        "--target-ratio", type=float, default=DEFAULT_TARGET_RATIO, metavar="RATIO",
+        help=f"usage ratio a recommended size keeps under (default: {DEFAULT_TARGET_RATIO:g})",
+    )  # fmt: skip
+    parser.add_argument("--horizon", default="30d", metavar="DURATION", help="how far ahead the trend is projected (default: 30d)")
+    parser.add_argument(
+        "--policy-config", metavar="FILE",
+        help="policy pack config to take the memory bounds and budget from (default: policies/config/<stack>.json)",
+    )  # fmt: skip
+    parser.add_argument("--write", action="store_true", help="with --recommend: write the change into the stack files")
+
+
+def run_recommend(config: RedisguardConfig, report: MemoryReport, selected: Sequence[str], args: argparse.Namespace) -> None:
+    """Print (or with --write apply) the recommendations; notes on stderr."""
+    from redisguard.daemon.config import parse_duration
+    from redisguard.daemon.remediation import emit
+
+    if not 0 < args.target_ratio < 1:
+        raise ConfigError(f"--target-ratio {args.target_ratio:g}: allowed: a ratio between 0 and 1, e.g. 0.7")
+    try:
+        horizon = parse_duration(args.horizon).total_seconds()
+    except ValueError as exc:
+        raise ConfigError(f"--horizon {args.horizon!r}: {exc}") from None
+    if horizon <= 0:
+        raise ConfigError(f"--horizon {args.horizon!r}: allowed: a positive duration such as 30d")
+    stacks = drift_live.load_stacks(config, "memory-report --recommend")
+    plan, _ = plan_recommend(
+        config, report, stacks, selected, target=args.target_ratio, horizon=horizon,
+        policy_config=Path(args.policy_config) if args.policy_config else None,
+    )  # fmt: skip
+    emit("memory-report", plan, args.write)
