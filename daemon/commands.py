@@ -271,6 +271,10 @@ def _memory_report(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     stacks = default_stack_names(config, args.stack)
     log.debug("effective config %s", config.redacted())
+    if args.recommend:
+        from redisguard.daemon.recommend import check_arguments
+
+        check_arguments(args)
     report = run_memory_check(config, stacks)
     if args.recommend:
         from redisguard.daemon.recommend import run_recommend

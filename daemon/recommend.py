@@ -205,10 +205,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write", action="store_true", help="with --recommend: write the change into the stack files")
 
 
-def run_recommend(config: RedisguardConfig, report: MemoryReport, selected: Sequence[str], args: argparse.Namespace) -> None:
-    """Print (or with --write apply) the recommendations; notes on stderr."""
+def check_arguments(args: argparse.Namespace) -> float:
+    """The horizon in seconds; ConfigError for a bad --target-ratio or --horizon (before any API is called)."""
     from redisguard.daemon.config import parse_duration
-    from redisguard.daemon.remediation import emit
 
     if not 0 < args.target_ratio < 1:
         raise ConfigError(f"--target-ratio {args.target_ratio:g}: allowed: a ratio between 0 and 1, e.g. 0.7")
@@ -218,6 +217,14 @@ def run_recommend(config: RedisguardConfig, report: MemoryReport, selected: Sequ
         raise ConfigError(f"--horizon {args.horizon!r}: {exc}") from None
     if horizon <= 0:
         raise ConfigError(f"--horizon {args.horizon!r}: allowed: a positive duration such as 30d")
+    return horizon
+
+
+def run_recommend(config: RedisguardConfig, report: MemoryReport, selected: Sequence[str], args: argparse.Namespace) -> None:
+    """Print (or with --write apply) the recommendations; notes on stderr."""
+    from redisguard.daemon.remediation import emit
+
+    horizon = check_arguments(args)
     stacks = drift_live.load_stacks(config, "memory-report --recommend")
     plan, _ = plan_recommend(
         config, report, stacks, selected, target=args.target_ratio, horizon=horizon,
