@@ -12,17 +12,24 @@ metrics), and measures:
   slowest single project, and the CPU time the checking process spent (the wall time also
   holds the emulator computing Monitoring's answers in Python, which Google does elsewhere);
 - API calls per project of one memory check run, counted by the emulator (Memorystore
-  ListInstances, Monitoring ListTimeSeries): they must not grow with the instance count.
+  ListInstances, Monitoring ListTimeSeries): they must not grow with the instance count;
+- the daemon: the real `redisguard daemon` process over the same fleet (drift_live and memory
+  every 5 s), once every check has published: `/metrics` latency (median, max) over
+  `--scrapes` scrapes while the checks keep running, and its resident memory (VmRSS).
 
 Figures only: nothing is asserted. Goals at 1000 instances (issue 10): memory check under 1 s,
-API calls per project independent of the instance count.
+API calls per project independent of the instance count, a scrape under 50 ms, RSS under 150 MB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -30,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from redisguard.daemon.config import RedisguardConfig, config_from_mapping
 from redisguard.daemon.memory import MemoryCheck, run_memory_check
@@ -126,11 +134,103 @@ def bench_memory(config: RedisguardConfig, endpoint: str, projects: int, runs: i
     )
 
 
+@dataclass(frozen=True)
+class DaemonFigures:
+    scrape_median_ms: float
+    scrape_max_ms: float
+    samples: int
+    body_bytes: int
+    rss_mb: float
+
+
+def _scrape(url: str) -> tuple[float, bytes]:
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body = response.read()
+    return time.perf_counter() - started, body
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_daemon(
+    base: Path, work_dir: Path, stacks: list[str], emulator: LaunchedEmulator, projects: int, scrapes: int
+) -> DaemonFigures:
+    """The real `redisguard daemon` process over the fleet: /metrics latency once every check has
+    published, and its resident memory then."""
+    port = _free_port()
+    config = base / "redisguard.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "pulumi": {"work_dir": str(work_dir), "stacks": stacks},
+                "gcp": {"redis_endpoint": emulator.redis_endpoint, "monitoring_endpoint": emulator.monitoring_endpoint},
+                "server": {"listen": f"127.0.0.1:{port}"},
+                # Checks keep running during the scrapes: a scrape must not wait for them.
+                "schedules": {"drift_pulumi": "off", "drift_live": "5s", "memory": "5s"},
+            }
+        )
+    )
+    log = (base / "daemon.log").open("wb")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "redisguard.daemon.cli", "daemon", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        expected = {("drift_live", s) for s in stacks} | {("memory", project_id(p)) for p in range(projects)}
+        deadline = time.monotonic() + 300
+        while True:
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the daemon did not publish every check in time: {(base / 'daemon.log').read_text()[-2000:]}")
+            try:
+                body = _scrape(url)[1].decode()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            up = {
+                (s.labels["check"], s.labels["target"])
+                for f in text_string_to_metric_families(body)
+                if f.name == "redisguard_check_up"
+                for s in f.samples
+                if s.value == 1
+            }
+            if expected <= up:
+                break
+            time.sleep(0.2)
+        times = []
+        for _ in range(scrapes):
+            elapsed, raw = _scrape(url)
+            times.append(elapsed)
+        samples = sum(1 for line in raw.decode().splitlines() if line and not line.startswith("#"))
+        return DaemonFigures(
+            scrape_median_ms=statistics.median(times) * 1000,
+            scrape_max_ms=max(times) * 1000,
+            samples=samples,
+            body_bytes=len(raw),
+            rss_mb=_rss_mb(daemon.pid),
+        )
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+        log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], help="instances per run")
     parser.add_argument("--projects", type=int, default=4, help="projects the instances spread over (default: 4)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per size (default: 5)")
+    parser.add_argument("--scrapes", type=int, default=50, help="timed /metrics scrapes of the daemon per size (default: 50)")
     args = parser.parse_args()
     print(
         f"{'instances':>9}  {'projects':>8}  {'memory check median s':>21}  {'worst s':>7}  "
@@ -153,12 +253,18 @@ def main() -> None:
                     }
                 )
                 memory = bench_memory(config, emulator.redis_endpoint, projects, args.runs)
+                daemon = bench_daemon(base, work_dir, stacks, emulator, projects, args.scrapes)
             finally:
                 emulator.stop()
             calls = ", ".join(f"{name} {count:g}" for name, count in memory.calls_per_project.items())
             print(
                 f"{memory.instances:>9}  {projects:>8}  {memory.median_seconds:>21.3f}  {memory.worst_seconds:>7.3f}  "
                 f"{memory.slowest_project_seconds:>17.3f}  {memory.cpu_seconds:>13.3f}  {calls}",
+                flush=True,
+            )
+            print(
+                f"{'':>9}  daemon: /metrics median {daemon.scrape_median_ms:.1f} ms, max {daemon.scrape_max_ms:.1f} ms "
+                f"({daemon.samples} samples, {daemon.body_bytes / 1024:.0f} KiB), RSS {daemon.rss_mb:.0f} MB",
                 flush=True,
             )
 

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     # names that part.
     from redisguard.daemon import commands as drift_commands
     from redisguard.daemon import remediation
+    from redisguard.daemon import service as daemon_service
     from redisguard.emulator import command as emulator_command
     from redisguard.policies import check as policy_check
 
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     emulator_command.register(sub)
     drift_commands.register(sub)
+    daemon_service.register(sub)
     policy_check.register(sub)
     remediation.register(sub)
     return parser

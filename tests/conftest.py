@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.emulator",
     "tests.fixtures.analyzer",
+    "tests.fixtures.daemon",
     "tests.fixtures.browser",
     "tests.fixtures.pulumi_engine",
 ]

@@ -1,0 +1,272 @@
+"""`redisguard daemon`: wires config, checks, results, metrics, the HTTP server and the scheduler, and handles signals."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+from redisguard.core.errors import ConfigError
+from redisguard.daemon import logs, scheduler, status_page
+from redisguard.daemon.checks import Check
+from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config, secret_values
+from redisguard.daemon.drift import LiveDriftCheck, PulumiDriftCheck
+from redisguard.daemon.drift_live import unmanaged_owners
+from redisguard.daemon.health import Expectation
+from redisguard.daemon.logs import event
+from redisguard.daemon.memory import MemoryCheck, MemoryReport, ProjectMemoryReport
+from redisguard.daemon.memory_report import render_markdown as memory_markdown
+from redisguard.daemon.metrics import Exposition
+from redisguard.daemon.results import CheckFailure, Results, TargetState
+from redisguard.daemon.server import DaemonHTTPServer, Site, bind, bound_address, serve_in_thread
+from redisguard.daemon.webconfig import WebConfig, load_web_config
+from redisguard.program.config import StackConfigError, load_stack_file
+
+log = logging.getLogger(__name__)
+
+# SIGTERM/SIGINT to exit: well inside the 10 s a service manager (or Kubernetes' default 30 s) waits.
+SHUTDOWN_DEADLINE_SECONDS = 8.0
+# How long a stop waits for cancelled checks to end (a refresh's kill takes up to its grace, 0.5 s).
+CHECKS_STOP_SECONDS = 5.0
+_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    daemon = sub.add_parser(
+        "daemon",
+        help="run the checks on their schedules and serve /metrics, /healthz, /report",
+        description="Run the enabled checks (schedules.drift_pulumi, drift_live, memory) on their "
+        "schedules and serve Prometheus metrics on server.listen. SIGHUP re-reads the config (an "
+        "invalid one is refused and the running one kept); SIGTERM or SIGINT stops the checks, kills "
+        "running pulumi processes and exits 0. With --once: every enabled check runs once and the "
+        "daemon exits 0 all fine, 2 drift found or a memory threshold crossed, 1 a check failed "
+        "(or the config is invalid).",
+    )
+    daemon.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
+    daemon.add_argument(
+        "--once",
+        action="store_true",
+        help="run every enabled check once through the daemon's own code, print nothing but the log, and exit (no HTTP server)",
+    )
+    daemon.set_defaults(func=run_daemon)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One accepted config and everything built from it."""
+
+    config: RedisguardConfig
+    web: WebConfig
+    checks: Mapping[str, Check]
+    owners: Mapping[str, str]
+    """project id -> the stack that reports its unmanaged instances (from the stack files)."""
+    loaded_at: float
+
+    def expectations(self) -> list[Expectation]:
+        out = []
+        for name, check in self.checks.items():
+            schedule = getattr(self.config.schedules, name)
+            out.append(
+                Expectation(
+                    check=name,
+                    targets=tuple(check.targets),
+                    period_seconds=schedule.period_seconds() or 60.0,
+                    budget_seconds=_budget_seconds(name, self.config, len(check.targets)),
+                )
+            )
+        return out
+
+
+def _budget_seconds(check: str, config: RedisguardConfig, targets: int) -> float:
+    """How long one run may take: refreshes run `parallelism` at a time, each up to its timeout;
+    an API check is a few calls, each up to gcp.request_timeout_seconds with retries."""
+    if check == "drift_pulumi":
+        return config.pulumi.refresh_timeout_seconds * max(1, math.ceil(targets / config.parallelism))
+    return 3 * config.gcp.request_timeout_seconds
+
+
+def _owners(config: RedisguardConfig) -> dict[str, str]:
+    stacks = []
+    for name in config.pulumi.stacks:
+        with contextlib.suppress(StackConfigError, OSError):
+            stacks.append((name, load_stack_file(config.pulumi.stack_file(name))))
+    return unmanaged_owners(stacks)
+
+
+def build_checks(config: RedisguardConfig) -> dict[str, Check[Any]]:
+    """The enabled checks, by schedule key."""
+    factories: dict[str, Callable[[RedisguardConfig], Check[Any]]] = {
+        "drift_pulumi": PulumiDriftCheck,
+        "drift_live": LiveDriftCheck,
+        "memory": MemoryCheck,
+    }
+    return {name: factories[name](config) for name in config.schedules.enabled() if name in factories}
+
+
+def load(path: str | None) -> Loaded:
+    """Read the config, its web config and build the checks; ConfigError (every problem) before anything starts."""
+    config = load_config(path)
+    web = load_web_config(config.server.web_config_file)
+    checks = build_checks(config)
+    return Loaded(config=config, web=web, checks=checks, owners=_owners(config), loaded_at=time.time())
+
+
+def latest_memory_report(states: Sequence[TargetState]) -> MemoryReport:
+    """The memory check's latest per-project results as one MemoryReport (the model memory-report renders)."""
+    projects = []
+    for state in states:
+        result = state.result
+        if isinstance(result, CheckFailure):
+            result = ProjectMemoryReport.failed(state.target, result.error, result.duration_seconds)
+        projects.append(result)
+    return MemoryReport(projects=tuple(projects))
+
+
+def _one_line(exc: ConfigError) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+class Daemon:
+    def __init__(self, args: argparse.Namespace, loaded: Loaded) -> None:
+        self.args = args
+        self.loaded = loaded
+        # The status page's sparklines: every memory result as it is published.
+        self.history = status_page.UsageHistory()
+        self.results = Results(listeners=[self.history.observe])
+        self.runner = scheduler.Runner(
+            self.results, lambda: secret_values(self.loaded.config), lambda: self.loaded.config.parallelism
+        )
+        exposition = Exposition(self.results, lambda: self.loaded.owners)
+        self.site = Site(
+            self.results,
+            exposition,
+            lambda: (self.loaded.expectations(), self.loaded.loaded_at),
+            memory_report=latest_memory_report,
+            memory_markdown=memory_markdown,
+            config=lambda: (self.loaded.config, args.config or DEFAULT_CONFIG_FILE),
+            history=self.history,
+        )
+        self.scheduler = scheduler.Scheduler(self.runner)
+        self.server: DaemonHTTPServer | None = None
+
+    def log_config(self, what: str) -> None:
+        loaded = self.loaded
+        event(
+            log, logging.INFO, what,
+            version=version("redisguard"),
+            checks=",".join(loaded.checks) or "none",
+            config=loaded.config.redacted(),
+            web_config=loaded.web.summary(),
+        )  # fmt: skip
+
+    def run_once(self) -> int:
+        self.log_config("effective config")
+        code = scheduler.run_once(self.runner, self.loaded.checks)
+        event(log, logging.INFO, "once finished", exit_code=code)
+        return code
+
+    def serve(self) -> int:
+        config = self.loaded.config
+        # Bound before any check starts: a port in use is a start-up error, named, exit 1.
+        self.server = bind(config.server.listen, config.server.host, config.server.port, self.site, self.loaded.web)
+        self.log_config("effective config")
+        serve_in_thread(self.server)
+        event(log, logging.INFO, "listening", address=bound_address(self.server))
+        self.scheduler.apply(self.loaded.checks, config.schedules.enabled())
+        self.scheduler.start()
+        return self._wait_for_signals()
+
+    def _wait_for_signals(self) -> int:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        # The handlers do nothing: the C-level handler writes the signal number to the wakeup fd
+        # and this thread acts on it, outside any handler (no lock taken inside a signal handler).
+        previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        previous = {sig: signal.signal(sig, lambda *_: None) for sig in _SIGNALS}
+        try:
+            while True:
+                for signum in os.read(read_fd, 16):
+                    if signum == signal.SIGHUP:
+                        self.reload()
+                    elif signum in (signal.SIGTERM, signal.SIGINT):
+                        return self.stop(signal.Signals(signum))
+        finally:
+            signal.set_wakeup_fd(previous_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(read_fd)
+            os.close(write_fd)
+
+    def reload(self) -> None:
+        event(log, logging.INFO, "SIGHUP: reloading the config", file=self.args.config or DEFAULT_CONFIG_FILE)
+        try:
+            loaded = load(self.args.config)
+        except ConfigError as exc:
+            event(log, logging.ERROR, "config reload refused, keeping the running config", problems=_one_line(exc))
+            return
+        old = self.loaded.config
+        if loaded.config.server.listen != old.server.listen:
+            event(log, logging.WARNING, "server.listen changes need a restart; still listening on the old address",
+                  listen=old.server.listen, requested=loaded.config.server.listen)  # fmt: skip
+        if loaded.config.log_format != old.log_format:
+            logs.configure(loaded.config.log_format, logging.getLogger().level, lambda: secret_values(self.loaded.config))
+        self.loaded = loaded
+        if self.server is not None:
+            self.server.web = loaded.web  # new connections get the new certificate and users
+        self.scheduler.apply(loaded.checks, loaded.config.schedules.enabled())
+        self.log_config("config reloaded")
+
+    def stop(self, signum: signal.Signals) -> int:
+        started = time.monotonic()
+        event(log, logging.INFO, "stopping", signal=signum.name)
+        # If anything below hangs, the process still ends in time, with status 0 (children die
+        # with us through PR_SET_PDEATHSIG).
+        watchdog = threading.Timer(SHUTDOWN_DEADLINE_SECONDS, _exit_now)
+        watchdog.daemon = True
+        watchdog.start()
+        self.scheduler.shutdown(wait_seconds=CHECKS_STOP_SECONDS)
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        event(log, logging.INFO, "stopped", duration=time.monotonic() - started)
+        return 0
+
+
+def _exit_now() -> None:
+    log.error("shutdown took longer than %ss; exiting now", SHUTDOWN_DEADLINE_SECONDS)
+    logging.shutdown()
+    os._exit(0)
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    loaded = load(args.config)
+    logs.configure(loaded.config.log_format, getattr(args, "log_level", "INFO"), lambda: secret_values(loaded.config))
+    daemon = Daemon(args, loaded)
+    if args.once:
+        return _once(daemon)
+    return daemon.serve()
+
+
+def _once(daemon: Daemon) -> int:
+    # SIGTERM during --once: the checks are stopped and the status says so (128 + signal), never 0,
+    # which a CI job would read as "all fine".
+    def stop(signum: int, _frame: Any) -> None:
+        signal.signal(signum, signal.SIG_IGN)
+        daemon.scheduler.shutdown(wait_seconds=CHECKS_STOP_SECONDS)
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return daemon.run_once()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
