@@ -36,16 +36,12 @@ from tests.fixtures.alerting import (
     start_routed_alertmanager,
     start_sink,
 )
+from tests.fixtures.daemon import DaemonHandle, daemon_config, launch_daemon
 from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator
 from tests.fixtures.processes import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
-# The daemon's process fixture arrives with `redisguard daemon` (issue 10).
-_daemon = pytest.importorskip(
-    "tests.fixtures.daemon", reason="`redisguard daemon` and its test fixture have not landed"
-)
-DaemonHandle, daemon_config, launch_daemon = _daemon.DaemonHandle, _daemon.daemon_config, _daemon.launch_daemon
 
 FOR = "2s"
 """Every rule's `for` in the test: long enough to need two evaluations, short enough to wait for."""
@@ -60,7 +56,7 @@ DRIFTED = "redis-sessions"
 @dataclass
 class AlertingStack:
     emulator: EmulatorHandle
-    daemon: Any  # tests.fixtures.daemon.DaemonHandle
+    daemon: DaemonHandle
     daemon_target: str
     prometheus: Server
     alertmanager: Server
@@ -124,7 +120,7 @@ def webhook_alert(
     return note, next(a for a in note.body["alerts"] if match(a))
 
 
-def scrape(daemon: Any) -> str:
+def scrape(daemon: DaemonHandle) -> str:
     status, text = daemon.get("/metrics")
     assert status == 200, text
     return text
