@@ -134,6 +134,16 @@ def test_dockerfile_uv_matches_dev_and_python_satisfies_requires_python() -> Non
     assert (int(python.group(1)), int(python.group(2))) >= minimum
 
 
+def test_the_image_commands_parse_with_the_real_cli() -> None:
+    """ENTRYPOINT + CMD is a command line `redisguard` accepts (a renamed option fails here)."""
+    instructions = dockerfile_instructions(DOCKERFILE.read_text())
+    entrypoint = json.loads([rest for k, rest in instructions if k == "ENTRYPOINT"][-1])
+    cmd = json.loads([rest for k, rest in instructions if k == "CMD"][-1])
+    assert entrypoint == ["redisguard"]
+    args = parse_redisguard(cmd)
+    assert args.command == "daemon" and args.config == "/etc/redisguard/redisguard.yaml"
+
+
 def parse_redisguard(argv: list[str]) -> Any:
     parser = build_parser()
     try:
@@ -241,12 +251,17 @@ def test_compose_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
     assert services["redisguard"]["depends_on"]["emulator"]["condition"] == "service_healthy"
 
 
-def test_compose_emulator_command_parses_with_the_real_cli(compose: dict[str, Any]) -> None:
+def test_compose_redisguard_commands_parse_with_the_real_cli(compose: dict[str, Any]) -> None:
     emulator = compose["services"]["emulator"]
     assert emulator["image"] == LOCAL_IMAGE
     args = parse_redisguard(emulator["command"])
     assert args.fleet == [Path("/app/program/Pulumi.staging.yaml")]
     assert (REPO / "program" / "Pulumi.staging.yaml").is_file()  # what the image has at /app/program
+    daemon = compose["services"]["redisguard"]
+    assert daemon["image"] == LOCAL_IMAGE
+    args = parse_redisguard(daemon["command"])
+    mounted = dict(bind_mounts(daemon))
+    assert mounted[f"./{COMPOSE_DAEMON_CONFIG.relative_to(REPO)}"] == args.config, "the daemon reads the mounted config"
 
 
 def compose_names(compose: dict[str, Any]) -> dict[str, str]:
@@ -358,6 +373,7 @@ def test_unit_has_the_hardening_a_careful_operator_sets() -> None:
     assert settings["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     exec_start = shlex.split(settings["ExecStart"][0])
     assert exec_start[0] == UNIT_EXEC
+    parse_redisguard(exec_start[1:])
 
 
 def systemd_analyze() -> str:
