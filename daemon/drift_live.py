@@ -19,6 +19,7 @@ from redisguard.daemon.config import GcpSettings, RedisguardConfig
 from redisguard.daemon.ignore import IgnoreRules
 from redisguard.daemon.report import REDIS_INSTANCE_TYPE, DriftItem, PropertyDrift
 from redisguard.program.config import ClusterConfig, StackConfig, StackConfigError, load_stack_file
+from redisguard.program.instance import declared_instance
 
 log = logging.getLogger(__name__)
 
@@ -92,31 +93,24 @@ _WINDOW = "maintenancePolicy.weeklyMaintenanceWindows[0]"
 _WINDOW_DAY, _WINDOW_HOURS, _WINDOW_MINUTES = (f"{_WINDOW}.day", f"{_WINDOW}.startTime.hours", f"{_WINDOW}.startTime.minutes")
 
 
+# Pulumi inputs the program sets that are not compared, each with why: the API cannot change them
+# after creation (a change replaces the instance, which the pulumi engine reports), or they are
+# not an API field. tests/test_drift_live_compare.py holds every input to this list or the reader.
+NOT_COMPARED = {
+    "name": "the instance id: a different one is a missing instance plus an unmanaged one",
+    "project": "where the instance is listed",
+    "region": "where the instance is listed",
+    "connectMode": "immutable after creation",
+    "authorizedNetwork": "immutable after creation",
+    "customerManagedKey": "immutable after creation",
+    "locationId": "immutable after creation (and chosen by Memorystore when unset)",
+    "deletionProtection": "the provider's own guard against `pulumi destroy`, not an API field",
+}
+
+
 def expected_properties(cluster: ClusterConfig) -> dict[str, Any]:
-    """The compared properties as the program declares them (program/fleet.py instance_args), camelCase paths."""
-    props: dict[str, Any] = {
-        "memorySizeGb": cluster.memory_gb,
-        "tier": cluster.tier,
-        "redisVersion": cluster.redis_version,
-        "authEnabled": True,  # enforced by the program whatever the config says
-        "transitEncryptionMode": cluster.transit_encryption,
-        "persistenceConfig.persistenceMode": cluster.persistence_mode,
-    }
-    period = cluster.effective_snapshot_period()
-    if period is not None:
-        props["persistenceConfig.rdbSnapshotPeriod"] = period
-    if cluster.maintenance_window_day is not None:
-        props[_WINDOW_DAY] = cluster.maintenance_window_day
-        props[_WINDOW_HOURS] = cluster.maintenance_start_hours or 0
-        props[_WINDOW_MINUTES] = cluster.maintenance_start_minutes or 0
-    if cluster.tier == "STANDARD_HA":
-        props["replicaCount"] = cluster.effective_replica_count()
-        props["readReplicasMode"] = "READ_REPLICAS_ENABLED" if cluster.read_replicas else "READ_REPLICAS_DISABLED"
-    for key, value in cluster.redis_configs().items():
-        props[f"redisConfigs.{key}"] = value
-    for key, value in cluster.labels.items():
-        props[f"labels.{key}"] = value
-    return props
+    """The compared properties of the instance the cluster declares, read as a live instance is read."""
+    return instance_properties(declared_instance(cluster))
 
 
 def _enum_name(value: Any, unspecified_as: str | None) -> str | None:
@@ -124,10 +118,15 @@ def _enum_name(value: Any, unspecified_as: str | None) -> str | None:
     return unspecified_as if name.endswith("_UNSPECIFIED") else name
 
 
-def live_properties(instance: redis_v1.Instance) -> dict[str, Any]:
-    """The same properties read from a live instance (the AUTH string is never read)."""
+def instance_properties(instance: redis_v1.Instance) -> dict[str, Any]:
+    """The compared properties of an instance, by their Pulumi input paths (camelCase); the AUTH string is never read.
+
+    The one reader of both sides: the live instance from the API and the declared one
+    (program/instance.py), so a property compared is a property read the same way twice.
+    """
     persistence = instance.persistence_config
     props: dict[str, Any] = {
+        "displayName": instance.display_name or None,
         "memorySizeGb": instance.memory_size_gb,
         "tier": _enum_name(instance.tier, None),
         "redisVersion": instance.redis_version or None,
@@ -136,9 +135,11 @@ def live_properties(instance: redis_v1.Instance) -> dict[str, Any]:
         "transitEncryptionMode": _enum_name(instance.transit_encryption_mode, "DISABLED"),
         "persistenceConfig.persistenceMode": _enum_name(persistence.persistence_mode, "DISABLED"),
         "persistenceConfig.rdbSnapshotPeriod": _enum_name(persistence.rdb_snapshot_period, None),
-        "replicaCount": instance.replica_count,
-        "readReplicasMode": _enum_name(instance.read_replicas_mode, "READ_REPLICAS_DISABLED"),
     }
+    if instance.tier == redis_v1.Instance.Tier.STANDARD_HA:
+        # A BASIC instance has no replicas to count; the program sets neither for it.
+        props["replicaCount"] = instance.replica_count
+        props["readReplicasMode"] = _enum_name(instance.read_replicas_mode, "READ_REPLICAS_DISABLED")
     windows = list(instance.maintenance_policy.weekly_maintenance_window)
     if windows:
         window = windows[0]
@@ -156,6 +157,7 @@ def live_properties(instance: redis_v1.Instance) -> dict[str, Any]:
 
 # The cluster keys that declare each compared property path (labels.KEY is the `labels` key).
 PATH_KEYS: dict[str, tuple[str, ...]] = {
+    "displayName": ("display_name",),
     "memorySizeGb": ("memory_gb",),
     "tier": ("tier", "replica_count", "read_replicas"),
     "redisVersion": ("redis_version",),
@@ -197,7 +199,7 @@ def cluster_entry(instance: redis_v1.Instance) -> LiveEntry:
     `unexpressible`, and the entry's AUTH stays on, so callers must refuse rather than write it.
     """
     key = split_instance_name(instance.name)
-    live = live_properties(instance)
+    live = instance_properties(instance)
     entry: dict[str, Any] = {"name": key.instance_id}
     if instance.display_name != key.instance_id:
         entry["display_name"] = instance.display_name  # "" stays "": the program sends it as it is
@@ -254,7 +256,7 @@ def cluster_entry(instance: redis_v1.Instance) -> LiveEntry:
 def compare(cluster: ClusterConfig, instance: redis_v1.Instance, rules: IgnoreRules) -> list[PropertyDrift]:
     """Differences on the declared properties, plus redis configs and labels present only live."""
     expected = expected_properties(cluster)
-    actual = live_properties(instance)
+    actual = instance_properties(instance)
     paths = set(expected)
     # A config or label someone added by hand is drift too: the program would remove it.
     paths |= {p for p in actual if p.startswith(("redisConfigs.", "labels."))}

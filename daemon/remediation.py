@@ -125,7 +125,7 @@ def mandatory_violations(name: str, inputs: Mapping[str, Any], stack: str) -> di
 
 
 def _live_inputs(instance: redis_v1.Instance, entry: Mapping[str, Any]) -> dict[str, Any]:
-    inputs = _nest(drift_live.live_properties(instance))
+    inputs = _nest(drift_live.instance_properties(instance))
     inputs["labels"] = dict(instance.labels)
     for key, value in (
         ("authorizedNetwork", instance.authorized_network),

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_command as command
 import pulumi_gcp as gcp
+from google.cloud import redis_v1
+from google.type import dayofweek_pb2
 from pulumi.config import ConfigTypeError
 
 from redisguard.program.config import (
@@ -21,54 +23,56 @@ from redisguard.program.config import (
     StackConfigError,
     parse_clusters,
 )
+from redisguard.program.instance import declared_instance
 
 COMPONENT_TYPE = "redisguard:fleet:RedisCluster"
 
 
 def instance_args(cluster: ClusterConfig, *, project: str | None, region: str | None) -> gcp.redis.InstanceArgs:
-    """The `gcp.redis.Instance` inputs for one cluster, with the enforced secure defaults."""
+    """The `gcp.redis.Instance` inputs for one cluster: its declared instance (program/instance.py) in the provider's terms."""
+    declared = declared_instance(cluster)
     maintenance_policy = None
-    if cluster.maintenance_window_day is not None:
+    windows = list(declared.maintenance_policy.weekly_maintenance_window)
+    if windows:
         maintenance_policy = gcp.redis.InstanceMaintenancePolicyArgs(
             weekly_maintenance_windows=[
                 gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowArgs(
-                    day=cluster.maintenance_window_day,
+                    day=dayofweek_pb2.DayOfWeek.Name(window.day),
                     start_time=gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowStartTimeArgs(
-                        hours=cluster.maintenance_start_hours or 0,
-                        minutes=cluster.maintenance_start_minutes or 0,
+                        hours=window.start_time.hours,
+                        minutes=window.start_time.minutes,
                         seconds=0,
                         nanos=0,
                     ),
                 )
+                for window in windows
             ]
         )
-    persistence = gcp.redis.InstancePersistenceConfigArgs(
-        persistence_mode=cluster.persistence_mode,
-        rdb_snapshot_period=cluster.effective_snapshot_period(),
-    )
+    persistence = declared.persistence_config
+    ha = declared.tier == redis_v1.Instance.Tier.STANDARD_HA
     return gcp.redis.InstanceArgs(
         name=cluster.name,
-        display_name=cluster.effective_display_name(),
-        memory_size_gb=cluster.memory_gb,
-        tier=cluster.tier,
-        redis_version=cluster.redis_version,
-        # Enforced: AUTH is on for every instance, whatever the config says.
-        auth_enabled=True,
-        transit_encryption_mode=cluster.transit_encryption,
-        connect_mode=cluster.connect_mode,
-        authorized_network=cluster.authorized_network,
-        customer_managed_key=cluster.customer_managed_key,
-        location_id=cluster.location_id,
+        display_name=declared.display_name,
+        memory_size_gb=declared.memory_size_gb,
+        tier=declared.tier.name,
+        redis_version=declared.redis_version,
+        auth_enabled=declared.auth_enabled,
+        transit_encryption_mode=declared.transit_encryption_mode.name,
+        connect_mode=declared.connect_mode.name,
+        authorized_network=declared.authorized_network or None,
+        customer_managed_key=declared.customer_managed_key or None,
+        location_id=declared.location_id or None,
         maintenance_policy=maintenance_policy,
-        persistence_config=persistence,
-        redis_configs=cluster.redis_configs() or None,
-        replica_count=cluster.effective_replica_count() if cluster.tier == "STANDARD_HA" else None,
-        read_replicas_mode=(
-            ("READ_REPLICAS_ENABLED" if cluster.read_replicas else "READ_REPLICAS_DISABLED")
-            if cluster.tier == "STANDARD_HA"
-            else None
+        persistence_config=gcp.redis.InstancePersistenceConfigArgs(
+            persistence_mode=persistence.persistence_mode.name,
+            rdb_snapshot_period=_set_or_none(persistence.rdb_snapshot_period.name),
         ),
-        labels=dict(cluster.labels) or None,
+        redis_configs=dict(declared.redis_configs) or None,
+        # Unset on BASIC: the provider would otherwise send replica settings a BASIC instance refuses.
+        replica_count=declared.replica_count if ha else None,
+        read_replicas_mode=declared.read_replicas_mode.name if ha else None,
+        labels=dict(declared.labels) or None,
+        # Not an API field: the provider's own guard against `pulumi destroy`.
         deletion_protection=cluster.deletion_protection,
         project=project,
         region=region,
@@ -88,6 +92,10 @@ def import_id(cluster: ClusterConfig, *, project: str | None, region: str | None
     if region:
         return f"{region}/{cluster.name}"
     return cluster.name
+
+
+def _set_or_none(enum_name: str) -> str | None:
+    return None if enum_name.endswith("_UNSPECIFIED") else enum_name
 
 
 def _flag_arguments(flags: Mapping[str, FlagValue]) -> list[str]:

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from google.cloud import redis_v1
 
-from redisguard.daemon.drift_live import compare, expected_properties
+from redisguard.daemon.drift_live import NOT_COMPARED, compare, expected_properties
 from redisguard.daemon.ignore import IgnoreRules, Rule, parse_path
 from redisguard.daemon.report import PropertyDrift
 from redisguard.program.config import ClusterConfig, load_stack_file
+from redisguard.program.instance import declared_instance
 from tests.fixtures.pulumi_program import INSTANCE_TYPE, run_stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,9 +20,13 @@ STACK_FILES = [REPO / "program" / "Pulumi.staging.yaml", REPO / "program" / "Pul
 
 
 def _lookup(inputs: dict[str, Any], path: str) -> Any:
+    """The input at `path`; None where the program leaves it unset (as the reader shows an unset field)."""
     value: Any = inputs
     for part in parse_path(path):
-        value = value[part]
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return None
     return value
 
 
@@ -38,41 +43,28 @@ def test_expected_values_are_the_inputs_the_program_registers(stack_file: Path) 
         # Every redis config and label the program sets is compared.
         assert {f"redisConfigs.{k}" for k in inputs.get("redisConfigs") or {}} <= set(expected_properties(cluster))
         assert {f"labels.{k}" for k in inputs.get("labels") or {}} <= set(expected_properties(cluster))
+        # Every other input the program sets is compared, or listed with the reason it is not.
+        compared_roots = {parse_path(path)[0] for path in expected_properties(cluster)}
+        assert set(inputs) - compared_roots <= set(NOT_COMPARED), (cluster.name, set(inputs) - compared_roots)
 
 
 def instance_like(cluster: ClusterConfig, **overrides: Any) -> redis_v1.Instance:
-    """An instance as Memorystore would report one built from the cluster (unset enums where it leaves them unset)."""
-    fields: dict[str, Any] = {
-        "name": f"projects/p/locations/europe-west1/instances/{cluster.name}",
-        "memory_size_gb": cluster.memory_gb,
-        "tier": cluster.tier,
-        "redis_version": cluster.redis_version,
-        "auth_enabled": True,
-        "redis_configs": cluster.redis_configs(),
-        "labels": dict(cluster.labels),
-        "current_location_id": "europe-west1-c",
-        "host": "10.0.0.3",
-    }
-    if cluster.transit_encryption != "DISABLED":
-        fields["transit_encryption_mode"] = cluster.transit_encryption
-    if cluster.persistence_mode == "RDB":
-        fields["persistence_config"] = {"persistence_mode": "RDB", "rdb_snapshot_period": cluster.effective_snapshot_period()}
-    if cluster.maintenance_window_day:
-        fields["maintenance_policy"] = {
-            "weekly_maintenance_window": [
-                {
-                    "day": cluster.maintenance_window_day,
-                    "start_time": {"hours": cluster.maintenance_start_hours or 0, "minutes": cluster.maintenance_start_minutes or 0},
-                    "duration": "3600s",
-                }
-            ]
-        }
-    if cluster.tier == "STANDARD_HA":
-        fields["replica_count"] = cluster.effective_replica_count()
-        if cluster.read_replicas:
-            fields["read_replicas_mode"] = "READ_REPLICAS_ENABLED"
-    fields.update(overrides)
-    return redis_v1.Instance(**fields)
+    """An instance as Memorystore reports one built from the cluster: the declared instance with
+    the output fields filled in and the "off" enums left unset, as the API leaves them."""
+    instance = declared_instance(cluster, name=redis_v1.CloudRedisClient.instance_path("p", "europe-west1", cluster.name))
+    instance.current_location_id = "europe-west1-c"
+    instance.host = "10.0.0.3"
+    if cluster.transit_encryption == "DISABLED":
+        instance.transit_encryption_mode = "TRANSIT_ENCRYPTION_MODE_UNSPECIFIED"
+    if cluster.persistence_mode == "DISABLED":
+        instance.persistence_config = redis_v1.PersistenceConfig()
+    if not cluster.read_replicas:
+        instance.read_replicas_mode = "READ_REPLICAS_MODE_UNSPECIFIED"
+    for window in instance.maintenance_policy.weekly_maintenance_window:
+        window.duration = {"seconds": 3600}
+    for name, value in overrides.items():
+        setattr(instance, name, value)
+    return instance
 
 
 def clusters() -> list[ClusterConfig]:
