@@ -151,16 +151,43 @@ class GcpSettings(_Section):
         return value
 
 
+IGNORE_KINDS = ("changed", "deleted", "missing", "unmanaged", "*")
+
+
 class IgnoreRule(_Section):
-    """A property the drift engines never report, for resources of one type (and name)."""
+    """Something the drift engines never report: one property (`path`) of resources of one type
+    (and name), or whole resources of one drift `kind` (no `path`), as driftctl's .driftignore does."""
 
     type: str = Field(default="*", description="Pulumi type token, e.g. gcp:redis/instance:Instance; * for any.")
-    path: str = Field(
+    path: str | None = Field(
+        default=None,
         min_length=1,
         description="Property path in the engine's camelCase form, e.g. labels.last-touched-by or "
-        "maintenancePolicy.weeklyMaintenanceWindows[*].duration. Covers everything below it; * is a wildcard.",
+        "maintenancePolicy.weeklyMaintenanceWindows[*].duration. Covers everything below it; * is a wildcard. "
+        "Leave it out (and set kind) to ignore whole resources.",
     )
-    resource: str = Field(default="*", description="Resource name (glob); * for every resource of the type.")
+    resource: str = Field(
+        default="*",
+        description="Resource name (glob); * for every resource of the type. An unmanaged instance's name is "
+        "its full name (projects/P/locations/R/instances/ID); its short id matches too.",
+    )
+    kind: Literal["changed", "deleted", "missing", "unmanaged", "*"] | None = Field(
+        default=None,
+        description="Without path: ignore whole resources of this drift kind (changed, deleted, missing, "
+        "unmanaged, or * for any) whose name matches resource.",
+    )
+
+    @model_validator(mode="after")
+    def _path_or_kind(self) -> IgnoreRule:
+        if self.path is None and self.kind is None:
+            raise ValueError(
+                "a rule needs path (ignore one property) or kind (ignore whole resources: "
+                + ", ".join(IGNORE_KINDS)
+                + ")"
+            )
+        if self.path is not None and self.kind not in (None, "changed"):
+            raise ValueError(f"path only applies to changed resources; drop path to ignore whole {self.kind} resources")
+        return self
 
 
 # --- durations and schedules (the daemon's sections) -----------------------------------------
@@ -418,7 +445,9 @@ class RedisguardConfig(BaseSettings):
         "provider plugins, so keep it near the core count.",
     )
     gcp: GcpSettings = Field(default_factory=GcpSettings)
-    ignore: tuple[IgnoreRule, ...] = Field(default=(), description="Properties never reported as drift.")
+    ignore: tuple[IgnoreRule, ...] = Field(
+        default=(), description="Properties, or whole resources of one drift kind, never reported as drift."
+    )
     server: ServerSettings = Field(default_factory=ServerSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)

@@ -125,8 +125,12 @@ class _DriftCheck:
 
         return Job(check=self.name, target=stack, run=run, failed=failed)
 
+    def _kept(self, items: Sequence[DriftItem]) -> list[DriftItem]:
+        # Whole-resource rules (`kind:` without `path:`) apply to both engines' findings alike.
+        return [item for item in items if not self.rules.resource_ignored(item)]
+
     def _report(self, stack: str, items: Sequence[DriftItem], started: float) -> StackReport:
-        result = StackReport.from_items(stack, self.engine, items, time.monotonic() - started)
+        result = StackReport.from_items(stack, self.engine, self._kept(items), time.monotonic() - started)
         log.debug(
             "drift check stack=%s engine=%s status=%s drifted=%d duration=%.2fs",
             result.stack, result.engine, result.status, len(result.items), result.duration_seconds,
@@ -166,7 +170,7 @@ class LiveDriftCheck(_DriftCheck):
                 return self._report(stack, items, started)
             # What could be checked is kept; what could not fails the stack.
             return StackReport.failed(
-                stack, self.engine, scrub(problem, self.secrets), time.monotonic() - started, items=items
+                stack, self.engine, scrub(problem, self.secrets), time.monotonic() - started, items=self._kept(items)
             )
 
         return [self._job(stack, functools.partial(run, stack), live.load_seconds.get(stack, 0.0)) for stack in targets]

@@ -7,8 +7,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from redisguard.daemon.report import REDIS_INSTANCE_TYPE
+from redisguard.daemon.report import REDIS_INSTANCE_TYPE, DriftItem
+
+if TYPE_CHECKING:
+    from redisguard.daemon.config import IgnoreRule
 
 PathPart = str | int
 
@@ -89,16 +93,33 @@ def _pattern(rule_path: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True)
 class Rule:
-    type: str
-    path: str
-    resource: str = "*"
+    """A property rule (`path` set) or a whole-resource rule (`path` None, `kind` set)."""
 
-    def matches(self, resource_type: str, resource: str, path: str) -> bool:
+    type: str
+    path: str | None = None
+    resource: str = "*"
+    kind: str | None = None
+
+    def _matches_resource(self, resource_type: str, resource: str) -> bool:
         if self.type != "*" and not fnmatch.fnmatchcase(resource_type, self.type):
             return False
-        if self.resource != "*" and not fnmatch.fnmatchcase(resource, self.resource):
+        if self.resource == "*":
+            return True
+        # An unmanaged instance is named in full (projects/P/locations/R/instances/ID); a rule
+        # may name it so, or by the short id people call it by.
+        return fnmatch.fnmatchcase(resource, self.resource) or fnmatch.fnmatchcase(
+            resource.rsplit("/", 1)[-1], self.resource
+        )
+
+    def matches(self, resource_type: str, resource: str, path: str) -> bool:
+        if self.path is None or not self._matches_resource(resource_type, resource):
             return False
         return _pattern(self.path).fullmatch(path) is not None
+
+    def matches_resource(self, resource_type: str, resource: str, kind: str) -> bool:
+        if self.path is not None or self.kind not in ("*", kind):
+            return False
+        return self._matches_resource(resource_type, resource)
 
 
 class IgnoreRules:
@@ -112,16 +133,26 @@ class IgnoreRules:
         # A rule written with Pulumi's quoted form (labels["a.b"]) is brought to the canonical
         # form; one with wildcards is kept as written (`[*]` is not a path Pulumi prints).
         rules.extend(
-            Rule(type=r.type, path=normalize_path(r.path) if '"' in r.path else r.path, resource=r.resource)
+            Rule(
+                type=r.type,
+                path=normalize_path(r.path) if r.path and '"' in r.path else r.path,
+                resource=r.resource,
+                kind=r.kind,
+            )
             for r in user_rules
         )
         self.rules: tuple[Rule, ...] = tuple(rules)
 
     @classmethod
-    def from_config(cls, config_rules: Iterable[object]) -> IgnoreRules:
-        """From `RedisguardConfig.ignore` (objects with type, path, resource)."""
-        return cls(Rule(type=r.type, path=r.path, resource=r.resource) for r in config_rules)  # type: ignore[attr-defined]
+    def from_config(cls, config_rules: Iterable[IgnoreRule]) -> IgnoreRules:
+        """From `RedisguardConfig.ignore`."""
+        return cls(Rule(type=r.type, path=r.path, resource=r.resource, kind=r.kind) for r in config_rules)
 
     def ignored(self, resource_type: str, resource: str, path: str) -> bool:
+        """Whether one property of a changed resource is never reported."""
         canonical = normalize_path(path)
         return any(rule.matches(resource_type, resource, canonical) for rule in self.rules)
+
+    def resource_ignored(self, item: DriftItem) -> bool:
+        """Whether a whole drifted resource (a missing cluster, an unmanaged instance, ...) is never reported."""
+        return any(rule.matches_resource(item.type, item.resource, item.kind) for rule in self.rules)

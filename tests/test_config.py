@@ -70,7 +70,7 @@ engine: live
         "pulumi.refresh_timout_seconds: unknown key; did you mean 'refresh_timeout_seconds'? allowed keys: backend_url, refresh_timeout_seconds, stacks, work_dir",
         "parallelism: 0 is out of range; allowed: 1 to 64",
         "gcp.redis_endpoint: redis_endpoint must look like http://HOST:PORT or https://HOST (got '127.0.0.1:8470')",
-        "ignore[0].path: required key is missing",
+        "ignore[0]: a rule needs path (ignore one property) or kind (ignore whole resources: changed, deleted, missing, unmanaged, *)",
         "engine: unknown key; allowed keys: gcp, ignore, log_format, parallelism, pulumi, schedules, server, thresholds",
     ]
     for line in expected_lines:
@@ -281,3 +281,12 @@ def test_values_in_messages_are_spelled_as_yaml_writes_them(tmp_path: Path) -> N
     assert "gcp.redis_endpoint: false is not a string" in message
     assert "gcp.request_timeout_seconds: [1, true] is not a number" in message
     assert "False" not in message and "True" not in message
+
+
+def test_an_ignore_rule_with_a_path_cannot_name_a_whole_resource_kind(tmp_path: Path) -> None:
+    path = write(tmp_path, 'ignore:\n  - {kind: unmanaged, path: labels.team}\n  - {kind: stray}\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "ignore[0]: path only applies to changed resources; drop path to ignore whole unmanaged resources" in message
+    assert "ignore[1].kind: 'stray' is not allowed; allowed values: changed, deleted, missing, unmanaged, *" in message

@@ -63,3 +63,27 @@ def test_user_rules_match_type_resource_and_quoted_paths() -> None:
     assert rules.ignored(INSTANCE, "redis-cache", "redisConfigs.notify-keyspace-events")
     assert not rules.ignored(INSTANCE, "redis-sidekiq", "redisConfigs.notify-keyspace-events")
     assert not rules.ignored(INSTANCE, "redis-cache", "currentLocationId")
+
+
+def test_whole_resources_are_ignored_by_kind_and_name_glob() -> None:
+    from redisguard.daemon.config import config_from_mapping
+    from redisguard.daemon.report import DriftItem
+
+    config = config_from_mapping(
+        {
+            "ignore": [
+                {"kind": "unmanaged", "resource": "*scratch*"},
+                {"kind": "missing", "resource": "redis-canary-*"},
+                {"type": "*", "path": "*", "resource": "redis-noisy"},  # a property rule: hides no resource
+            ]
+        }
+    )
+    rules = IgnoreRules.from_config(config.ignore)
+    scratch = "projects/p/locations/europe-west1/instances/redis-scratch-1"
+    assert rules.resource_ignored(DriftItem(resource=scratch, kind="unmanaged"))
+    assert rules.resource_ignored(DriftItem(resource="redis-canary-7", kind="missing"))
+    # Only the kind the rule names.
+    assert not rules.resource_ignored(DriftItem(resource="redis-canary-7", kind="changed"))
+    assert not rules.resource_ignored(DriftItem(resource="projects/p/locations/r/instances/redis-prod", kind="unmanaged"))
+    assert not rules.resource_ignored(DriftItem(resource="redis-noisy", kind="unmanaged"))
+    assert rules.ignored(INSTANCE, "redis-noisy", "labels.team")

@@ -290,3 +290,36 @@ def test_a_sibling_stacks_broken_file_never_makes_its_clusters_unmanaged(
     assert "instances/b-0000" not in out.out + out.err and "unmanaged" not in out.out.split("a (live): error")[0]
     assert "a (live): error" in out.out and problem in out.out
     assert "redisguard drift-report: error: stack a (live): unmanaged instances of project redisguard-load" in out.err
+
+
+def test_ignore_rules_hide_whole_unmanaged_and_missing_instances_by_name(emulator_factory, tmp_path: Path) -> None:
+    work_dir = tmp_path / "program"
+    work_dir.mkdir()
+    blue = generated_stack(work_dir, "blue", "redisguard-load", 2, "blue")
+    emulator = emulator_factory(fleet=[blue], processes=False)
+    client = emulator.redis_client()
+    for instance_id in ("redis-scratch", "redis-stray"):
+        client.create_instance(
+            parent=emulator.parent(), instance_id=instance_id, instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1)
+        ).result(timeout=OPERATION_TIMEOUT)
+    client.delete_instance(name=emulator.instance_name("blue-0001")).result(timeout=OPERATION_TIMEOUT)
+    config = write_config(tmp_path, emulator, work_dir, ["blue"])
+    code, report = drift_json(config, tmp_path)
+    assert code == 2
+    assert [(i["kind"], i["resource"].rsplit("/", 1)[-1]) for i in report["stacks"][0]["items"]] == [
+        ("missing", "blue-0001"),
+        ("unmanaged", "redis-scratch"),
+        ("unmanaged", "redis-stray"),
+    ]
+    data = yaml.safe_load(config.read_text())
+    data["ignore"] = [{"kind": "unmanaged", "resource": "*scratch"}, {"kind": "missing", "resource": "blue-0001"}]
+    config.write_text(yaml.safe_dump(data))
+    code, report = drift_json(config, tmp_path)
+    assert code == 2
+    assert [(i["kind"], i["resource"]) for i in report["stacks"][0]["items"]] == [
+        ("unmanaged", emulator.instance_name("redis-stray"))
+    ]
+    data["ignore"].append({"kind": "unmanaged", "resource": "projects/redisguard-load/*/redis-stray"})
+    config.write_text(yaml.safe_dump(data))
+    code, report = drift_json(config, tmp_path)
+    assert (code, report["stacks"][0]["status"], report["stacks"][0]["items"]) == (0, "in_sync", [])
