@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from redisguard.core.errors import ConfigError, RedisguardError
+from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
 from redisguard.daemon import drift_live, drift_pulumi
 from redisguard.daemon.checks import CancelToken, Job, run_jobs
@@ -121,7 +121,9 @@ class _DriftCheck:
 
     def _job(self, stack: str, run: Callable[[], StackReport], extra_seconds: float = 0.0) -> Job[StackReport]:
         def failed(error: RedisguardError, seconds: float) -> StackReport:
-            return StackReport.failed(stack, self.engine, scrub(str(error), self.secrets), seconds + extra_seconds)
+            return StackReport.failed(
+                stack, self.engine, scrub(str(error), self.secrets), seconds + extra_seconds, kind=error_kind(error)
+            )
 
         return Job(check=self.name, target=stack, run=run, failed=failed)
 
@@ -168,9 +170,15 @@ class LiveDriftCheck(_DriftCheck):
             items, problem = live.check(stack, self.rules)
             if problem is None:
                 return self._report(stack, items, started)
-            # What could be checked is kept; what could not fails the stack.
+            # What could be checked is kept; what could not fails the stack. A stack file to fix:
+            # no retry makes the unmanaged part decidable.
             return StackReport.failed(
-                stack, self.engine, scrub(problem, self.secrets), time.monotonic() - started, items=self._kept(items)
+                stack,
+                self.engine,
+                scrub(problem, self.secrets),
+                time.monotonic() - started,
+                items=self._kept(items),
+                kind="permanent",
             )
 
         return [self._job(stack, functools.partial(run, stack), live.load_seconds.get(stack, 0.0)) for stack in targets]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +18,13 @@ from rich.text import Text
 DriftKind = Literal["changed", "deleted", "missing", "unmanaged"]
 Status = Literal["in_sync", "drift", "error"]
 Engine = Literal["pulumi", "live"]
+# transient: may pass on the next run (a timeout, a 503, a locked stack), so a daemon retries and
+# an alert waits; permanent: a person must fix something (a config, a permission, a missing CLI).
+ErrorKind = Literal["transient", "permanent"]
+
+# The version of the JSON layout of every redisguard report; raised when a field changes meaning
+# or goes away (new fields do not raise it), so CI tooling can refuse a layout it does not know.
+SCHEMA_VERSION = 1
 
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
@@ -26,6 +35,45 @@ REDIS_INSTANCE_TYPE = "gcp:redis/instance:Instance"
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@cache
+def tool_version() -> str:
+    """The installed redisguard's version, as `redisguard --version` prints it."""
+    try:
+        return version("redisguard")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+
+
+class JsonReport(_Frozen):
+    """What every redisguard report (drift, memory) holds and its JSON starts with: the schema
+    and tool version, when it was made, the exit code and a summary CI tooling reads first."""
+
+    generated_at: str = Field(default_factory=lambda: _now_iso())
+
+    @property
+    def exit_code(self) -> int:
+        raise NotImplementedError
+
+    def summary(self) -> Mapping[str, int]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        head = {
+            "schema_version": SCHEMA_VERSION,
+            "tool_version": tool_version(),
+            "generated_at": data.pop("generated_at"),
+            "exit_code": self.exit_code,
+            "summary": dict(self.summary()),
+        }
+        return {**head, **data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
 
 class PropertyDrift(_Frozen):
@@ -58,6 +106,7 @@ class StackReport(_Frozen):
     status: Status
     duration_seconds: float
     error: str | None = None
+    error_kind: ErrorKind | None = None
     items: tuple[DriftItem, ...] = ()
 
     @classmethod
@@ -73,7 +122,14 @@ class StackReport(_Frozen):
 
     @classmethod
     def failed(
-        cls, stack: str, engine: Engine, error: str, duration: float, items: Iterable[DriftItem] = ()
+        cls,
+        stack: str,
+        engine: Engine,
+        error: str,
+        duration: float,
+        items: Iterable[DriftItem] = (),
+        *,
+        kind: ErrorKind = "permanent",
     ) -> StackReport:
         """A check that failed; `items` is what it did find before the part that failed (the live
         engine's changed and missing clusters when only the unmanaged part could not be decided)."""
@@ -83,14 +139,14 @@ class StackReport(_Frozen):
             status="error",
             duration_seconds=round(duration, 3),
             error=error,
+            error_kind=kind,
             items=tuple(sorted(items, key=lambda i: (i.kind, i.resource))),
         )
 
 
-class DriftReport(_Frozen):
+class DriftReport(JsonReport):
     """Every stack's result of one run; `exit_code` follows `terraform plan -detailed-exitcode`."""
 
-    generated_at: str = Field(default_factory=lambda: _now_iso())
     stacks: tuple[StackReport, ...] = ()
 
     @property
@@ -102,8 +158,23 @@ class DriftReport(_Frozen):
             return EXIT_DRIFT
         return EXIT_IN_SYNC
 
-    def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+    def summary(self) -> dict[str, int]:
+        """Counts over every (stack, engine) check: `stacks` distinct stacks, `checks` results."""
+        return {
+            "stacks": len({s.stack for s in self.stacks}),
+            "checks": len(self.stacks),
+            "in_sync": sum(s.status == "in_sync" for s in self.stacks),
+            "drift": sum(s.status == "drift" for s in self.stacks),
+            "errors": sum(s.status == "error" for s in self.stacks),
+            "drifted_resources": sum(len(s.items) for s in self.stacks),
+        }
+
+
+def status_text(s: StackReport) -> str:
+    """A check's status for people: `error (transient)` / `error (permanent)` with its kind."""
+    if s.status == "error" and s.error_kind:
+        return f"error ({s.error_kind})"
+    return s.status
 
 
 def _now_iso() -> str:
@@ -152,7 +223,7 @@ def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
         summary.add_row(
             s.stack,
             s.engine,
-            Text(s.status, style=_STATUS_STYLE[s.status]),
+            Text(status_text(s), style=_STATUS_STYLE[s.status]),
             str(len(s.items)),
             format_duration(s.duration_seconds),
         )
@@ -188,7 +259,7 @@ def error_lines(report: DriftReport) -> list[str]:
     lines: list[str] = []
     for s in report.stacks:
         if s.status == "error":
-            lines.append(f"{s.stack} ({s.engine}): error")
+            lines.append(f"{s.stack} ({s.engine}): {status_text(s)}")
             lines += [f"  {line}" for line in (s.error or "unknown error").splitlines()]
     return lines
 
@@ -242,6 +313,10 @@ def plain_text(printer: Callable[[Console], None]) -> str:
 _STATUS_ICON = {"in_sync": "✅ in sync", "drift": "⚠️ drift", "error": "❌ error"}
 
 
+def _md_status(s: StackReport) -> str:
+    return f"{_STATUS_ICON[s.status]} ({s.error_kind})" if s.status == "error" and s.error_kind else _STATUS_ICON[s.status]
+
+
 def _md_cell(text: str) -> str:
     # Pipes end a cell and newlines end a row in GitHub tables; backticks would open code spans.
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
@@ -258,20 +333,20 @@ def render_markdown(report: DriftReport) -> str:
     lines = [
         "## redisguard drift report",
         "",
-        f"**{verdict}** (exit code {code}) · generated {report.generated_at}",
+        f"**{verdict}** (exit code {code}) · generated {report.generated_at} by redisguard {tool_version()}",
         "",
         "| stack | engine | status | drifted | duration |",
         "|---|---|---|---:|---:|",
     ]
     for s in report.stacks:
         lines.append(
-            f"| {_md_cell(s.stack)} | {s.engine} | {_STATUS_ICON[s.status]} | {len(s.items)} | {format_duration(s.duration_seconds)} |"
+            f"| {_md_cell(s.stack)} | {s.engine} | {_md_status(s)} | {len(s.items)} | {format_duration(s.duration_seconds)} |"
         )
     for s in report.stacks:
         if s.status == "error":
             # A fenced block keeps a multi-line error (a stack file's problem list) as written.
             error = (s.error or "unknown error").replace("```", "'" * 3)
-            lines += ["", f"### {_md_cell(s.stack)} ({s.engine}): error", "", "```text", error, "```"]
+            lines += ["", f"### {_md_cell(s.stack)} ({s.engine}): {status_text(s)}", "", "```text", error, "```"]
         if not s.items:
             continue
         lines += [

@@ -130,7 +130,7 @@ def test_a_rejected_listing_is_a_permanent_error_naming_the_api_message(emulator
     generated_stack(work_dir, "broken", "Bad_Project!", 1, "x")
     config = config_from_mapping({"pulumi": {"work_dir": str(work_dir), "stacks": ["broken"]}, "gcp": {"redis_endpoint": emulator.redis_endpoint}})
     [stack] = run_scan(config, ["broken"], ["live"]).stacks
-    assert stack.status == "error"
+    assert (stack.status, stack.error_kind) == ("error", "permanent")
     # The API's own words, without the request URL the REST transport puts in front of them.
     assert (stack.error or "").startswith("list_instances projects/Bad_Project!/locations/-: BadRequest: ")
     assert "Bad_Project!" in (stack.error or "")[60:]
@@ -146,6 +146,9 @@ def test_a_hung_api_is_a_transient_error_after_the_request_timeout(emulator_fact
     assert report["stacks"][0]["error"] == (
         f"list_instances projects/redisguard-staging/locations/-: no answer from {emulator.redis_endpoint} within 1s"
     )
+    # What a daemon and a CI job read to decide whether to retry.
+    assert report["stacks"][0]["error_kind"] == "transient"
+    assert report["summary"]["errors"] == 1 and report["exit_code"] == 1
 
 
 @pytest.mark.parametrize("mode", ["503", "429", "504"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from importlib.metadata import version
 
 import pytest
 from rich.console import Console
@@ -36,14 +37,34 @@ DRIFT = StackReport.from_items(
     0.4,
 )
 IN_SYNC = StackReport.from_items("production", "live", [], 0.2)
-ERROR = StackReport.failed("production", "pulumi", "the pulumi CLI was not found on PATH", 0.01)
+ERROR = StackReport.failed("production", "pulumi", "the pulumi CLI was not found on PATH", 0.01, kind="permanent")
+LOCKED = StackReport.failed("staging", "pulumi", "stack is locked by another update", 0.01, kind="transient")
+
+
+def test_error_kind_and_summary_are_in_json_table_and_markdown() -> None:
+    report = DriftReport(generated_at="2026-11-27T14:00:00Z", stacks=(DRIFT, IN_SYNC, ERROR, LOCKED))
+    data = json.loads(render(report, "json"))
+    assert [s.get("error_kind") for s in data["stacks"]] == [None, None, "permanent", "transient"]
+    assert data["exit_code"] == 1
+    assert data["summary"] == {"stacks": 2, "checks": 4, "in_sync": 1, "drift": 1, "errors": 2, "drifted_resources": 3}
+    table = render(report, "table")
+    assert "error (permanent)" in table and "error (transient)" in table
+    assert "staging (pulumi): error (transient)\n  stack is locked by another update" in table
+    markdown = render(report, "markdown")
+    assert "| production | pulumi | ❌ error (permanent) |" in markdown
+    assert "### staging (pulumi): error (transient)" in markdown
+    assert f"by redisguard {version('redisguard')}" in markdown
 
 
 def test_json_has_the_documented_shape() -> None:
     report = DriftReport(generated_at="2026-11-27T14:00:00Z", stacks=(DRIFT,))
     data = json.loads(render(report, "json"))
     assert data == {
+        "schema_version": 1,
+        "tool_version": version("redisguard"),
         "generated_at": "2026-11-27T14:00:00Z",
+        "exit_code": 2,
+        "summary": {"stacks": 1, "checks": 1, "in_sync": 0, "drift": 1, "errors": 0, "drifted_resources": 3},
         "stacks": [
             {
                 "stack": "staging",
@@ -51,6 +72,7 @@ def test_json_has_the_documented_shape() -> None:
                 "status": "drift",
                 "duration_seconds": 0.4,
                 "error": None,
+                "error_kind": None,
                 "items": [
                     {
                         "resource": "redis-sidekiq",
@@ -88,7 +110,7 @@ def test_table_lists_each_stack_and_each_drifted_property() -> None:
     assert "drift" in summary["staging/live"] and "3" in summary["staging/live"]
     assert "in_sync" in summary["production/live"]
     assert "error" in summary["production/pulumi"]
-    assert text.splitlines()[-2:] == ["production (pulumi): error", "  the pulumi CLI was not found on PATH"]
+    assert text.splitlines()[-2:] == ["production (pulumi): error (permanent)", "  the pulumi CLI was not found on PATH"]
     rows = [line for line in text.splitlines() if "memorySizeGb" in line]
     assert len(rows) == 1 and "redis-sidekiq" in rows[0] and "changed" in rows[0]
     assert [c.strip() for c in rows[0].split("│")[3:6]] == ["memorySizeGb", "2", "3"]
@@ -185,7 +207,7 @@ def test_an_error_is_printed_under_the_table_as_written_not_folded_into_a_cell()
     [row] = [line for line in lines if "│ staging" in line and "│ error" in line]
     assert len(row) < 80  # the summary stays narrow: the message is not one of its cells
     assert lines[-4:] == [
-        "staging (live): error",
+        "staging (live): error (permanent)",
         "  /work/program/Pulumi.staging.yaml: 2 problems in the stack config",
         "    - redis-fleet:redis[0].memory_gb: " + LONG_PROBLEM,
         "    - redis-fleet:redis[0].tier: must be BASIC or STANDARD_HA (got 'GOLD')",
@@ -194,6 +216,6 @@ def test_an_error_is_printed_under_the_table_as_written_not_folded_into_a_cell()
 
 def test_markdown_keeps_a_multi_line_error_in_a_code_block() -> None:
     text = render(DriftReport(stacks=(STACK_FILE_ERROR,)), "markdown")
-    block = text.split("### staging (live): error\n\n", 1)[1].splitlines()
+    block = text.split("### staging (live): error (permanent)\n\n", 1)[1].splitlines()
     assert block[:2] == ["```text", "/work/program/Pulumi.staging.yaml: 2 problems in the stack config"]
     assert block[3:5] == ["  - redis-fleet:redis[0].tier: must be BASIC or STANDARD_HA (got 'GOLD')", "```"]
