@@ -13,7 +13,7 @@ from redisguard.daemon import drift_live, drift_pulumi
 from redisguard.daemon.checks import CancelToken, Job, run_jobs
 from redisguard.daemon.config import RedisguardConfig, secret_values
 from redisguard.daemon.ignore import IgnoreRules
-from redisguard.daemon.report import DriftItem, DriftReport, Engine, StackReport
+from redisguard.daemon.report import DriftItem, DriftReport, Engine, InstanceState, StackReport
 from redisguard.program.config import StackConfig, StackConfigError, load_stack_file
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ class _LiveContext:
                 blockers.append(f"stack {name}{scope}: {self.errors[name]}")
         return blockers
 
-    def check(self, name: str, rules: IgnoreRules) -> tuple[list[DriftItem], str | None]:
-        """The stack's drift items, and what could not be checked (None when everything was)."""
+    def check(self, name: str, rules: IgnoreRules) -> tuple[drift_live.StackFindings, str | None]:
+        """The stack's findings, and what could not be checked (None when everything was)."""
         if name in self.errors:
             raise ConfigError(self.errors[name])
         stack = self.stacks[name]
@@ -86,7 +86,7 @@ class _LiveContext:
         owner = self.owners.get(project) == name
         blockers = self.unmanaged_blockers(project) if owner else []
         others = [s for n, s in self.stacks.items() if n != name]
-        items = drift_live.check_stack(
+        findings = drift_live.check_stack(
             stack,
             self.inventory,
             rules,
@@ -94,12 +94,12 @@ class _LiveContext:
             report_unmanaged=owner and not blockers,
         )
         if not blockers:
-            return items, None
+            return findings, None
         # A false "unmanaged" becomes a false alert (and an `adopt` of someone's cluster): the
         # unmanaged part of this project fails instead, and says which stack file to fix.
         lines = [f"unmanaged instances of project {project} not checked: a stack that may declare them cannot be read"]
         lines += [f"  {line}" for blocker in blockers for line in blocker.splitlines()]
-        return items, "\n".join(lines)
+        return findings, "\n".join(lines)
 
 
 class _DriftCheck:
@@ -131,8 +131,12 @@ class _DriftCheck:
         # Whole-resource rules (`kind:` without `path:`) apply to both engines' findings alike.
         return [item for item in items if not self.rules.resource_ignored(item)]
 
-    def _report(self, stack: str, items: Sequence[DriftItem], started: float) -> StackReport:
-        result = StackReport.from_items(stack, self.engine, self._kept(items), time.monotonic() - started)
+    def _report(
+        self, stack: str, items: Sequence[DriftItem], started: float, not_ready: Sequence[InstanceState] = ()
+    ) -> StackReport:
+        result = StackReport.from_items(
+            stack, self.engine, self._kept(items), time.monotonic() - started, not_ready=not_ready
+        )
         log.debug(
             "drift check stack=%s engine=%s status=%s drifted=%d duration=%.2fs",
             result.stack, result.engine, result.status, len(result.items), result.duration_seconds,
@@ -167,9 +171,9 @@ class LiveDriftCheck(_DriftCheck):
             # Reading a stack file is part of checking that stack, so its load time counts.
             started = time.monotonic() - live.load_seconds.get(stack, 0.0)
             cancel.raise_if_cancelled()
-            items, problem = live.check(stack, self.rules)
+            findings, problem = live.check(stack, self.rules)
             if problem is None:
-                return self._report(stack, items, started)
+                return self._report(stack, findings.items, started, findings.not_ready)
             # What could be checked is kept; what could not fails the stack. A stack file to fix:
             # no retry makes the unmanaged part decidable.
             return StackReport.failed(
@@ -177,8 +181,9 @@ class LiveDriftCheck(_DriftCheck):
                 self.engine,
                 scrub(problem, self.secrets),
                 time.monotonic() - started,
-                items=self._kept(items),
+                items=self._kept(findings.items),
                 kind="permanent",
+                not_ready=findings.not_ready,
             )
 
         return [self._job(stack, functools.partial(run, stack), live.load_seconds.get(stack, 0.0)) for stack in targets]

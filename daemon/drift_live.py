@@ -17,7 +17,7 @@ from redisguard.core.gcp import api_errors, redis_client, retry_policy
 from redisguard.core.memorystore import ALL_EVICTION_POLICIES
 from redisguard.daemon.config import GcpSettings, RedisguardConfig
 from redisguard.daemon.ignore import IgnoreRules
-from redisguard.daemon.report import REDIS_INSTANCE_TYPE, DriftItem, PropertyDrift
+from redisguard.daemon.report import REDIS_INSTANCE_TYPE, DriftItem, InstanceState, PropertyDrift
 from redisguard.program.config import ClusterConfig, StackConfig, StackConfigError, load_stack_file
 from redisguard.program.instance import declared_instance
 
@@ -305,6 +305,14 @@ def _declared(stack: StackConfig, key: LiveKey) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class StackFindings:
+    """What the live engine found for one stack: drift, and declared instances that are not READY."""
+
+    items: list[DriftItem]
+    not_ready: list[InstanceState]
+
+
 def check_stack(
     stack: StackConfig,
     inventory: Inventory,
@@ -312,9 +320,9 @@ def check_stack(
     *,
     watched: Sequence[StackConfig] = (),
     report_unmanaged: bool = True,
-) -> list[DriftItem]:
+) -> StackFindings:
     """Drift of one stack: changed and missing clusters, and (when `report_unmanaged`) the
-    instances of its project that no watched stack declares."""
+    instances of its project that no watched stack declares; and its clusters that are not READY."""
     project = _stack_project(stack)
     live = inventory.instances(project)
     by_id: dict[str, redis_v1.Instance] = {}
@@ -323,11 +331,15 @@ def check_stack(
         if stack.region is None or key.region == stack.region:
             by_id[key.instance_id] = instance
     items: list[DriftItem] = []
+    not_ready: list[InstanceState] = []
     for cluster in stack.clusters:
         instance = by_id.get(cluster.name)
         if instance is None:
             items.append(DriftItem(resource=cluster.name, kind="missing"))
             continue
+        state = _enum_name(instance.state, None) or "STATE_UNSPECIFIED"
+        if state != "READY":
+            not_ready.append(InstanceState(resource=cluster.name, state=state))
         drifts = compare(cluster, instance, rules)
         if drifts:
             items.append(DriftItem(resource=cluster.name, kind="changed", properties=tuple(drifts)))
@@ -337,7 +349,7 @@ def check_stack(
             key = split_instance_name(instance.name)
             if not any(_declared(s, key) for s in declaring):
                 items.append(DriftItem(resource=instance.name, kind="unmanaged"))
-    return items
+    return StackFindings(items=items, not_ready=not_ready)
 
 
 def load_stacks(config: RedisguardConfig, purpose: str) -> dict[str, StackConfig]:

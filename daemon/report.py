@@ -98,8 +98,19 @@ class DriftItem(_Frozen):
     properties: tuple[PropertyDrift, ...] = ()
 
 
+class InstanceState(_Frozen):
+    """A declared instance the API does not show as READY (CREATING, UPDATING, REPAIRING, MAINTENANCE, ...).
+
+    Health, not drift: its config may well match. The report shows it so nobody reads "in sync"
+    as "all is well"; the daemon's `redisguard_instance_ready` gauge is what alerts on it.
+    """
+
+    resource: str
+    state: str
+
+
 class StackReport(_Frozen):
-    """The result of one engine on one stack."""
+    """The result of one engine on one stack; `not_ready` lists its declared instances that are not READY."""
 
     stack: str
     engine: Engine
@@ -108,9 +119,17 @@ class StackReport(_Frozen):
     error: str | None = None
     error_kind: ErrorKind | None = None
     items: tuple[DriftItem, ...] = ()
+    not_ready: tuple[InstanceState, ...] = ()
 
     @classmethod
-    def from_items(cls, stack: str, engine: Engine, items: Iterable[DriftItem], duration: float) -> StackReport:
+    def from_items(
+        cls,
+        stack: str,
+        engine: Engine,
+        items: Iterable[DriftItem],
+        duration: float,
+        not_ready: Iterable[InstanceState] = (),
+    ) -> StackReport:
         ordered = tuple(sorted(items, key=lambda i: (i.kind, i.resource)))
         return cls(
             stack=stack,
@@ -118,6 +137,7 @@ class StackReport(_Frozen):
             status="drift" if ordered else "in_sync",
             duration_seconds=round(duration, 3),
             items=ordered,
+            not_ready=tuple(sorted(not_ready, key=lambda i: i.resource)),
         )
 
     @classmethod
@@ -130,6 +150,7 @@ class StackReport(_Frozen):
         items: Iterable[DriftItem] = (),
         *,
         kind: ErrorKind = "permanent",
+        not_ready: Iterable[InstanceState] = (),
     ) -> StackReport:
         """A check that failed; `items` is what it did find before the part that failed (the live
         engine's changed and missing clusters when only the unmanaged part could not be decided)."""
@@ -141,6 +162,7 @@ class StackReport(_Frozen):
             error=error,
             error_kind=kind,
             items=tuple(sorted(items, key=lambda i: (i.kind, i.resource))),
+            not_ready=tuple(sorted(not_ready, key=lambda i: i.resource)),
         )
 
 
@@ -167,6 +189,7 @@ class DriftReport(JsonReport):
             "drift": sum(s.status == "drift" for s in self.stacks),
             "errors": sum(s.status == "error" for s in self.stacks),
             "drifted_resources": sum(len(s.items) for s in self.stacks),
+            "not_ready_instances": sum(len(s.not_ready) for s in self.stacks),
         }
 
 
@@ -218,6 +241,7 @@ def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
     summary.add_column("engine")
     summary.add_column("status")
     summary.add_column("drifted", justify="right")
+    summary.add_column("not ready", justify="right")
     summary.add_column("duration", justify="right", no_wrap=True)
     for s in report.stacks:
         summary.add_row(
@@ -225,9 +249,18 @@ def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
             s.engine,
             Text(status_text(s), style=_STATUS_STYLE[s.status]),
             str(len(s.items)),
+            Text(str(len(s.not_ready)), style="yellow" if s.not_ready else ""),
             format_duration(s.duration_seconds),
         )
     tables = [("Drift report", summary)]
+    for s in report.stacks:
+        if s.not_ready:
+            states = Table()
+            states.add_column("resource", overflow="fold")
+            states.add_column("state")
+            for instance in s.not_ready:
+                states.add_row(instance.resource, Text(instance.state, style="yellow"))
+            tables.append((f"{s.stack} ({s.engine}): instances not READY", states))
     for s in report.stacks:
         if not s.items:
             continue
@@ -330,19 +363,25 @@ def render_markdown(report: DriftReport) -> str:
     """A pull-request comment: a summary table, then the drifted properties per stack."""
     code = report.exit_code
     verdict = {EXIT_IN_SYNC: "all stacks in sync", EXIT_DRIFT: "drift found", EXIT_ERROR: "some checks failed"}[code]
+    not_ready = report.summary()["not_ready_instances"]
+    if not_ready:
+        verdict += f"; {not_ready} instance{'s' if not_ready != 1 else ''} not READY"
     lines = [
         "## redisguard drift report",
         "",
         f"**{verdict}** (exit code {code}) · generated {report.generated_at} by redisguard {tool_version()}",
         "",
-        "| stack | engine | status | drifted | duration |",
-        "|---|---|---|---:|---:|",
+        "| stack | engine | status | drifted | not ready | duration |",
+        "|---|---|---|---:|---:|---:|",
     ]
     for s in report.stacks:
         lines.append(
-            f"| {_md_cell(s.stack)} | {s.engine} | {_md_status(s)} | {len(s.items)} | {format_duration(s.duration_seconds)} |"
+            f"| {_md_cell(s.stack)} | {s.engine} | {_md_status(s)} | {len(s.items)} | {len(s.not_ready)} | {format_duration(s.duration_seconds)} |"
         )
     for s in report.stacks:
+        if s.not_ready:
+            lines += ["", f"### {_md_cell(s.stack)} ({s.engine}): instances not READY", "", "| resource | state |", "|---|---|"]
+            lines += [f"| `{_md_cell(i.resource)}` | {_md_cell(i.state)} |" for i in s.not_ready]
         if s.status == "error":
             # A fenced block keeps a multi-line error (a stack file's problem list) as written.
             error = (s.error or "unknown error").replace("```", "'" * 3)

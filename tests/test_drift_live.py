@@ -326,3 +326,25 @@ def test_ignore_rules_hide_whole_unmanaged_and_missing_instances_by_name(emulato
     config.write_text(yaml.safe_dump(data))
     code, report = drift_json(config, tmp_path)
     assert (code, report["stacks"][0]["status"], report["stacks"][0]["items"]) == (0, "in_sync", [])
+
+
+def test_an_instance_that_is_not_ready_is_shown_in_every_format(
+    emulator_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator = emulator_factory(fleet=STAGING)
+    emulator.kill_instance(emulator.region, "redis-cache")  # its redis-server crashes: REPAIRING
+    config = write_config(tmp_path, emulator, REPO / "program", ["staging"])
+    code, report = drift_json(config, tmp_path)
+    # Health, not drift: the config still matches, so the exit code does not change; the state is shown.
+    assert code == 0
+    [stack] = report["stacks"]
+    assert (stack["status"], stack["not_ready"]) == ("in_sync", [{"resource": "redis-cache", "state": "REPAIRING"}])
+    assert report["summary"]["not_ready_instances"] == 1
+    assert main(["drift-report", "--config", str(config), "--engine", "live"]) == 0
+    table = capsys.readouterr().out
+    assert "staging (live): instances not READY" in table
+    assert any("redis-cache" in line and "REPAIRING" in line for line in table.splitlines())
+    assert main(["drift-report", "--config", str(config), "--engine", "live", "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert "**all stacks in sync; 1 instance not READY**" in markdown
+    assert "| `redis-cache` | REPAIRING |" in markdown

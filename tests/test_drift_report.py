@@ -46,7 +46,7 @@ def test_error_kind_and_summary_are_in_json_table_and_markdown() -> None:
     data = json.loads(render(report, "json"))
     assert [s.get("error_kind") for s in data["stacks"]] == [None, None, "permanent", "transient"]
     assert data["exit_code"] == 1
-    assert data["summary"] == {"stacks": 2, "checks": 4, "in_sync": 1, "drift": 1, "errors": 2, "drifted_resources": 3}
+    assert data["summary"] == {"stacks": 2, "checks": 4, "in_sync": 1, "drift": 1, "errors": 2, "drifted_resources": 3, "not_ready_instances": 0}
     table = render(report, "table")
     assert "error (permanent)" in table and "error (transient)" in table
     assert "staging (pulumi): error (transient)\n  stack is locked by another update" in table
@@ -64,7 +64,7 @@ def test_json_has_the_documented_shape() -> None:
         "tool_version": version("redisguard"),
         "generated_at": "2026-11-27T14:00:00Z",
         "exit_code": 2,
-        "summary": {"stacks": 1, "checks": 1, "in_sync": 0, "drift": 1, "errors": 0, "drifted_resources": 3},
+        "summary": {"stacks": 1, "checks": 1, "in_sync": 0, "drift": 1, "errors": 0, "drifted_resources": 3, "not_ready_instances": 0},
         "stacks": [
             {
                 "stack": "staging",
@@ -91,6 +91,7 @@ def test_json_has_the_documented_shape() -> None:
                         "properties": [],
                     },
                 ],
+                "not_ready": [],
             }
         ],
     }
@@ -122,8 +123,8 @@ def test_markdown_is_a_pull_request_comment_with_escaped_cells() -> None:
     text = render(DriftReport(generated_at="2026-11-27T14:00:00Z", stacks=(DRIFT, IN_SYNC, ERROR)), "markdown")
     assert text.startswith("## redisguard drift report\n")
     assert "**some checks failed** (exit code 1)" in text
-    assert "| staging | live | ⚠️ drift | 3 | 400 ms |" in text
-    assert "| production | live | ✅ in sync | 0 | 200 ms |" in text
+    assert "| staging | live | ⚠️ drift | 3 | 0 | 400 ms |" in text
+    assert "| production | live | ✅ in sync | 0 | 0 | 200 ms |" in text
     assert "### production (pulumi): error" in text
     assert "| `redis-sidekiq` | changed | `memorySizeGb` | `2` | `3` |" in text
     # A pipe inside a value must not split the table row.
