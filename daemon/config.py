@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -516,14 +517,17 @@ def config_from_mapping(
 ) -> RedisguardConfig:
     """Validate an already-parsed mapping (the demo builds one in memory)."""
     environ = dict(os.environ)
+    env_problems = _unknown_env_vars(environ)
     try:
         config = RedisguardConfig(**dict(data))
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source, environ)) from exc
+        raise ConfigError(_format_errors(exc, source, environ, extra=env_problems)) from exc
     except SettingsError as exc:
         # pydantic-settings could not even decode an environment value (e.g. bad JSON).
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         raise ConfigError(f"{source}: a {ENV_PREFIX}* environment override is invalid: {exc}{cause}") from exc
+    if env_problems:
+        raise ConfigError(_problem_list(source, env_problems))
     env_keys = {k.upper() for k in environ}
 
     def resolve(path: Path, loc: tuple[str, str]) -> Path:
@@ -545,6 +549,49 @@ def _env_name(loc: Sequence[str | int]) -> str:
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(part) for part in loc).upper()
 
 
+# REDISGUARD_* variables that are not config keys: the container image's health check URL
+# (deploy/Dockerfile), read by its HEALTHCHECK, never by redisguard.
+NOT_CONFIG_ENV_VARS = frozenset({"REDISGUARD_HEALTHCHECK_URL"})
+
+
+def _config_env_names(model: type[BaseModel] = RedisguardConfig, loc: tuple[str, ...] = ()) -> dict[str, bool]:
+    """Every REDISGUARD_* name that sets a config key, each mapped to whether it names a section."""
+    names: dict[str, bool] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        names[_env_name((*loc, name))] = section
+        if section:
+            names.update(_config_env_names(annotation, (*loc, name)))  # type: ignore[arg-type]
+    return names
+
+
+def _unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
+    """REDISGUARD_* variables that set no config key: pydantic-settings would silently ignore
+    REDISGUARD_PARALELISM or REDISGUARD_GCP_REDIS_ENDPOINT (one _ where __ belongs)."""
+    names = _config_env_names()
+    problems = []
+    for var in sorted({key.upper() for key in environ if key.upper().startswith(ENV_PREFIX)}):
+        if var in names or var in NOT_CONFIG_ENV_VARS:
+            continue
+        parent = var.rsplit(ENV_NESTED_DELIMITER, 1)[0] if ENV_NESTED_DELIMITER in var[len(ENV_PREFIX) :] else None
+        if parent is not None and names.get(parent):
+            continue  # an unknown key in a known section: validation names it, with the section's allowed keys
+        close = difflib.get_close_matches(var, sorted(names), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        problems.append(
+            f"{var}: environment variable sets no config key (REDISGUARD_ then the key, "
+            f"{ENV_NESTED_DELIMITER} between levels){hint}"
+        )
+    return problems
+
+
+def _problem_list(source: str, lines: Sequence[str]) -> str:
+    count = len(lines)
+    header = f"{source}: {count} problem{'s' if count != 1 else ''} in config"
+    return header + "\n  " + "\n  ".join(lines)
+
+
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     """The model class whose fields a location's last key should be one of."""
     model: Any = RedisguardConfig
@@ -564,7 +611,7 @@ def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     return model
 
 
-def _format_errors(exc: ValidationError, source: str, environ: Mapping[str, str]) -> str:
+def _format_errors(exc: ValidationError, source: str, environ: Mapping[str, str], extra: Sequence[str] = ()) -> str:
     env_keys = {k.upper() for k in environ}
     lines = []
     for err in exc.errors(include_url=False):
@@ -582,9 +629,7 @@ def _format_errors(exc: ValidationError, source: str, environ: Mapping[str, str]
             err = {**err, "input": redact_url(value)}  # a backend URL's password never reaches a message
         bounds = field_bounds(_model_at(loc[:-1]), str(loc[-1])) if loc else None
         lines.append(f"{where}: {describe(err, bounds=bounds)}{origin}")
-    count = len(lines)
-    header = f"{source}: {count} problem{'s' if count != 1 else ''} in config"
-    return header + "\n  " + "\n  ".join(lines)
+    return _problem_list(source, [*lines, *extra])
 
 
 def default_stack_names(config: RedisguardConfig, selected: Sequence[str] | None) -> tuple[str, ...]:

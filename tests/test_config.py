@@ -290,3 +290,29 @@ def test_an_ignore_rule_with_a_path_cannot_name_a_whole_resource_kind(tmp_path: 
     message = str(info.value)
     assert "ignore[0]: path only applies to changed resources; drop path to ignore whole unmanaged resources" in message
     assert "ignore[1].kind: 'stray' is not allowed; allowed values: changed, deleted, missing, unmanaged, *" in message
+
+
+def test_an_environment_variable_that_sets_no_key_is_an_error_with_did_you_mean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "pulumi:\n  stacks: [staging]\n")
+    monkeypatch.setenv("REDISGUARD_GCP_REDIS_ENDPOINT", "http://127.0.0.1:8470")  # one _ where __ belongs
+    monkeypatch.setenv("REDISGUARD_PARALELISM", "2")
+    monkeypatch.setenv("REDISGUARD_PULUMI__STAKS", "staging")  # a known section: validation names it
+    monkeypatch.setenv("REDISGUARD_HEALTHCHECK_URL", "http://127.0.0.1:9464/healthz")  # the image's, not a key
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"{path}: 3 problems in config"
+    assert "  REDISGUARD_GCP_REDIS_ENDPOINT: environment variable sets no config key (REDISGUARD_ then the key, __ between levels); did you mean REDISGUARD_GCP__REDIS_ENDPOINT?" in lines
+    assert "  REDISGUARD_PARALELISM: environment variable sets no config key (REDISGUARD_ then the key, __ between levels); did you mean REDISGUARD_PARALLELISM?" in lines
+    assert any(
+        line.startswith("  pulumi.staks: unknown key") and line.endswith("(from REDISGUARD_PULUMI__STAKS)") for line in lines
+    )
+
+
+def test_a_misspelt_override_alone_fails_the_otherwise_valid_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "pulumi:\n  stacks: [staging]\n")
+    monkeypatch.setenv("REDISGUARD_PARALELISM", "2")
+    with pytest.raises(ConfigError, match=r"1 problem in config\n  REDISGUARD_PARALELISM: .*did you mean REDISGUARD_PARALLELISM\?"):
+        load_config(path)
