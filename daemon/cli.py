@@ -13,6 +13,8 @@ from redisguard.core.errors import RedisguardError
 
 log = logging.getLogger(__name__)
 
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors and exit status 1.
@@ -51,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level",
         default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log verbosity on stderr (default: %(default)s)",
+        choices=LOG_LEVELS,
+        help="log verbosity on stderr (default: %(default)s); also accepted after the command",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     emulator_command.register(sub)
@@ -60,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     daemon_service.register(sub)
     policy_check.register(sub)
     remediation.register(sub)
+    # `redisguard drift-report --log-level DEBUG` works as well as before the command. SUPPRESS:
+    # a subcommand that is not given it leaves the top-level value (or default) alone.
+    for command in sub.choices.values():
+        command.add_argument(
+            "--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS, help="log verbosity on stderr (default: INFO)"
+        )
     return parser
 
 

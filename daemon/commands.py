@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pulumi: refresh preview against the state; live: declared config against the API; all: both (default)",
     )
     drift.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
-    drift.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    drift.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout (- for stdout)")
     drift.set_defaults(func=run_drift_report)
 
     memory = sub.add_parser(
@@ -99,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "default: every stack in pulumi.stacks)",
     )
     memory.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
-    memory.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    memory.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout (- for stdout)")
     from redisguard.daemon.recommend import add_arguments as add_recommend_arguments
 
     add_recommend_arguments(memory)
@@ -188,13 +188,14 @@ def _progress(total: int) -> Iterator[object]:
 
 
 def emit_report(report: DriftReport | MemoryReport, fmt: str, output: str | None) -> None:
+    """Print the report, or write it to `output` (`-` is stdout, as for most CLI tools)."""
     if isinstance(report, DriftReport):
         renderer, printer = render, print_table
     else:
         from redisguard.daemon import memory_report
 
         renderer, printer = memory_report.render, memory_report.print_table
-    if output:
+    if output and output != "-":
         try:
             Path(output).write_text(renderer(report, fmt), encoding="utf-8")  # type: ignore[arg-type]
         except OSError as exc:

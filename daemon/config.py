@@ -638,8 +638,10 @@ def default_stack_names(config: RedisguardConfig, selected: Sequence[str] | None
         return config.pulumi.stacks
     unknown = [name for name in selected if name not in config.pulumi.stacks]
     if unknown:
+        close = [m for name in unknown for m in difflib.get_close_matches(name, config.pulumi.stacks, n=1)]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(
-            f"--stack {', '.join(unknown)}: not in pulumi.stacks; allowed: {', '.join(config.pulumi.stacks)}"
+            f"--stack {', '.join(unknown)}: not in pulumi.stacks; allowed: {', '.join(config.pulumi.stacks)}{hint}"
         )
     return tuple(dict.fromkeys(selected))
 

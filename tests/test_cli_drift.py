@@ -366,3 +366,37 @@ def test_a_bad_google_application_credentials_file_keeps_google_auths_reason(
         f"GOOGLE_APPLICATION_CREDENTIALS={path} gives no usable Google Cloud credentials: {reason.format(path=path)}"
     )
     assert "set GOOGLE_APPLICATION_CREDENTIALS" not in (stack.error or "")
+
+
+def test_output_dash_is_stdout_not_a_file_named_dash(tmp_path: Path) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(
+        f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging]\n"
+        "gcp:\n  redis_endpoint: http://127.0.0.1:9\n  request_timeout_seconds: 2\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "redisguard.daemon.cli", "drift-report", "--config", str(config), "--engine", "live",
+         "--format", "json", "--output", "-"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["stacks"][0]["stack"] == "staging"
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_misspelt_stack_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["drift-report", "--config", str(REPO / "redisguard.yaml"), "--stack", "stagin", "--engine", "live"])
+    assert code == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "--stack stagin: not in pulumi.stacks; allowed: staging, production; did you mean staging?"
+    )
+
+
+def test_log_level_is_accepted_after_the_subcommand(tmp_path: Path) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging]\n")
+    result = run_cli("check-config", "--config", str(config), "--log-level", "DEBUG")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("drift-report", "--log-level", "DEBUG", "--config", str(config), "--engine", "pulumi",
+                     env={**os.environ, "PATH": str(tmp_path)})  # fmt: skip
+    assert "DEBUG redisguard.daemon.commands effective config" in result.stderr
