@@ -187,10 +187,18 @@ def _progress(total: int) -> Iterator[object]:
         yield advance
 
 
-def emit_report(report: DriftReport | MemoryReport, fmt: str, output: str | None) -> None:
-    """Print the report, or write it to `output` (`-` is stdout, as for most CLI tools)."""
+def emit_report(
+    report: DriftReport | MemoryReport, fmt: str, output: str | None, config_dir: Path | None = None
+) -> None:
+    """Print the report, or write it to `output` (`-` is stdout, as for most CLI tools).
+
+    JSON and Markdown travel (CI artifacts, PR comments): a drift report's paths are relative to
+    `config_dir`, the config file's folder. The table is read where it ran and keeps them whole.
+    """
     if isinstance(report, DriftReport):
         renderer, printer = render, print_table
+        if config_dir is not None and fmt in ("json", "markdown"):
+            report = report.with_paths_relative_to(config_dir)
     else:
         from redisguard.daemon import memory_report
 
@@ -244,7 +252,8 @@ def _drift_report(args: argparse.Namespace) -> int:
     log.debug("effective config %s", config.redacted())
     with _progress(len(stacks) * len(engines)) as advance:
         report = run_scan(config, stacks, engines, on_done=advance)  # type: ignore[arg-type]
-    emit_report(report, args.format, args.output)
+    config_dir = Path(args.config or DEFAULT_CONFIG_FILE).resolve().parent
+    emit_report(report, args.format, args.output, config_dir)
     _print_errors("drift-report", report)
     return report.exit_code
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -179,6 +180,16 @@ class DriftReport(JsonReport):
         if any(s.status == "drift" for s in self.stacks):
             return EXIT_DRIFT
         return EXIT_IN_SYNC
+
+    def with_paths_relative_to(self, folder: Path) -> DriftReport:
+        """The report with `folder/` taken off the paths in its errors: a JSON file or PR comment
+        shows `program/Pulumi.staging.yaml`, not the runner's /tmp/... or /home/... checkout."""
+        prefix = str(folder).rstrip("/") + "/"
+        stacks = tuple(
+            s.model_copy(update={"error": s.error.replace(prefix, "")}) if s.error and prefix in s.error else s
+            for s in self.stacks
+        )
+        return self.model_copy(update={"stacks": stacks})
 
     def summary(self) -> dict[str, int]:
         """Counts over every (stack, engine) check: `stacks` distinct stacks, `checks` results."""

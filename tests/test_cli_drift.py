@@ -400,3 +400,15 @@ def test_log_level_is_accepted_after_the_subcommand(tmp_path: Path) -> None:
     result = run_cli("drift-report", "--log-level", "DEBUG", "--config", str(config), "--engine", "pulumi",
                      env={**os.environ, "PATH": str(tmp_path)})  # fmt: skip
     assert "DEBUG redisguard.daemon.commands effective config" in result.stderr
+
+
+def test_markdown_and_json_show_paths_relative_to_the_config_folder(tmp_path: Path) -> None:
+    (tmp_path / "program").mkdir()
+    config = tmp_path / "redisguard.yaml"
+    config.write_text("pulumi:\n  work_dir: program\n  stacks: [qa]\n")
+    for fmt in ("markdown", "json"):
+        out = tmp_path / f"drift.{fmt}"
+        assert main(["drift-report", "--config", str(config), "--engine", "live", "--format", fmt, "--output", str(out)]) == 1
+        text = out.read_text()
+        assert "program/Pulumi.qa.yaml: stack file not found" in text
+        assert str(tmp_path) not in text

@@ -286,12 +286,14 @@ def test_a_sibling_stacks_broken_file_never_makes_its_clusters_unmanaged(
     assert stack["error"].startswith(
         "unmanaged instances of project redisguard-load not checked: a stack that may declare them cannot be read"
     )
-    assert "stack b" in stack["error"] and str(b) in stack["error"] and problem in stack["error"]
+    # Relative to the config file's folder: the JSON goes into CI artifacts and PR comments.
+    assert "\n  stack b" in stack["error"] and "program/Pulumi.b.yaml" in stack["error"] and problem in stack["error"]
+    assert str(tmp_path) not in stack["error"]
     # The table a user reads says the same.
     assert main(["drift-report", "--config", str(config), "--engine", "live", "--stack", "a"]) == 1
     out = capsys.readouterr()
     assert "instances/b-0000" not in out.out + out.err and "unmanaged" not in out.out.split("a (live): error")[0]
-    assert "a (live): error" in out.out and problem in out.out
+    assert "a (live): error" in out.out and problem in out.out and str(b) in out.out  # the table, read where it ran
     assert "redisguard drift-report: error: stack a (live): unmanaged instances of project redisguard-load" in out.err
 
 
