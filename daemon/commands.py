@@ -237,12 +237,10 @@ def run_drift_report(args: argparse.Namespace) -> int:
         raise
 
 
-def _print_interrupted(command: str, signum: signal.Signals) -> None:
-    print(
-        f"redisguard {command}: interrupted by {signum.name}; running checks were stopped, no report written",
-        file=sys.stderr,
-        flush=True,
-    )
+def _print_interrupted(
+    command: str, signum: signal.Signals, what: str = "running checks were stopped, no report written"
+) -> None:
+    print(f"redisguard {command}: interrupted by {signum.name}; {what}", file=sys.stderr, flush=True)
 
 
 def _drift_report(args: argparse.Namespace) -> int:
@@ -434,8 +432,18 @@ def change_out_of_band(emulator: LaunchedEmulator, instance_id: str) -> list[str
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    with _sigterm_unwinds():
-        return _demo(args)
+    # As drift-report: one line says what happened (the emulator is stopped by then), the exit
+    # status says which signal.
+    try:
+        with _sigterm_unwinds():
+            return _demo(args)
+    except KeyboardInterrupt:
+        _print_interrupted("demo", signal.SIGINT, "the emulator was stopped")
+        return 128 + signal.SIGINT
+    except SystemExit as exc:
+        if exc.code == 128 + signal.SIGTERM:
+            _print_interrupted("demo", signal.SIGTERM, "the emulator was stopped")
+        raise
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -55,7 +55,7 @@ SUBREAPER = textwrap.dedent(
         if "ready: Memorystore API" in line:
             running = descendants()
             if mode != "finish":
-                demo.send_signal(signal.SIGKILL if mode == "kill" else signal.SIGTERM)
+                demo.send_signal({"kill": signal.SIGKILL, "int": signal.SIGINT}.get(mode, signal.SIGTERM))
     demo.wait()
     deadline = time.monotonic() + 20
     while True:
@@ -81,7 +81,7 @@ def run_demo(mode: str) -> dict[str, Any]:
         [sys.executable, "-c", SUBREAPER, mode], capture_output=True, text=True, timeout=180, cwd=REPO
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.splitlines()[-1])
+    return {**json.loads(result.stdout.splitlines()[-1]), "stderr": result.stderr}
 
 
 def state_dir(running: list[str]) -> Path:
@@ -130,6 +130,16 @@ def test_sigterm_stops_the_demo_and_its_emulator_in_order() -> None:
     assert "emulator stopped (exit status 0)" in run["stdout"]
     assert run["left"] == []
     assert not state_dir(run["running"]).exists()
+    assert run["stderr"].splitlines()[-1] == "redisguard demo: interrupted by SIGTERM; the emulator was stopped"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_demo_and_says_so_in_one_line() -> None:
+    run = run_demo("int")
+    assert run["returncode"] == 128 + 2
+    assert "emulator stopped (exit status 0)" in run["stdout"]
+    assert run["left"] == []
+    assert run["stderr"].splitlines()[-1] == "redisguard demo: interrupted by SIGINT; the emulator was stopped"
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess[str]:
