@@ -24,9 +24,7 @@ from redisguard.daemon.config import (
     RedisguardConfig,
     config_from_mapping,
     default_stack_names,
-    format_duration_text,
     load_config,
-    redact_url,
 )
 from redisguard.daemon.drift import engines_for, run_scan
 from redisguard.daemon.ignore import BUILTIN_IGNORED_PATHS
@@ -345,27 +343,53 @@ def _web_summary(web: WebConfig) -> str:
     return f"{web.source} ({tls}; {users})"
 
 
-def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequence[str], web: WebConfig) -> None:
+# What an unset (None) key means, as check-config shows it.
+_UNSET_MEANS = {
+    "pulumi.backend_url": "(from Pulumi.yaml or `pulumi login`)",
+    "gcp.redis_endpoint": "(Google Cloud, default credentials)",
+    "gcp.monitoring_endpoint": "(Google Cloud, default credentials)",
+}
+
+
+def _flat(data: dict[str, object], prefix: str = "") -> Iterator[tuple[str, object]]:
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def config_summary_lines(config: RedisguardConfig, stacks: Sequence[str], web: WebConfig) -> list[str]:
+    """Every effective key (defaults, file and environment applied) with its value, secrets redacted.
+
+    Generated from the model, so a key added to it is shown without anyone remembering to.
+    """
     builtin = sum(len(v) for v in BUILTIN_IGNORED_PATHS.values())
-    lines = [
-        f"{source}: valid",
-        f"  pulumi.work_dir     {config.pulumi.work_dir}",
-        f"  pulumi.stacks       {', '.join(stacks)}",
-        f"  pulumi.backend_url  {redact_url(config.pulumi.backend_url) if config.pulumi.backend_url else '(from Pulumi.yaml or `pulumi login`)'}",
-        f"  refresh timeout     {config.pulumi.refresh_timeout_seconds:g}s per stack",
-        f"  parallelism         {config.parallelism}",
-        f"  gcp.redis_endpoint  {config.gcp.redis_endpoint or '(Google Cloud, default credentials)'}",
-        f"  gcp.monitoring      {config.gcp.monitoring_endpoint or '(Google Cloud, default credentials)'}",
-        f"  ignore rules        {len(config.ignore)} configured + {builtin} built-in",
-        f"  server.listen       {config.server.listen}",
-        f"  web config          {_web_summary(web)}",
-        "  schedules           " + ", ".join(f"{name} {schedule.text}" for name, schedule in config.schedules),
-        f"  thresholds          memory warning {config.thresholds.memory_warning_ratio:g}, critical "
-        f"{config.thresholds.memory_critical_ratio:g}, trend window {format_duration_text(config.thresholds.trend_window)}",
-        f"  log_format          {config.log_format}",
-        f"  PULUMI_ACCESS_TOKEN {'set' if os.environ.get('PULUMI_ACCESS_TOKEN') else 'not set'}",
-    ]
-    print("\n".join(lines))
+    rows: list[tuple[str, str]] = []
+    for key, value in _flat(config.redacted()):
+        if key == "pulumi.stacks":
+            text = ", ".join(stacks)
+        elif key == "pulumi.access_token":
+            key, text = "PULUMI_ACCESS_TOKEN", "set" if os.environ.get("PULUMI_ACCESS_TOKEN") else "not set"
+        elif key == "ignore":
+            text = f"{len(config.ignore)} configured + {builtin} built-in"
+        elif key == "server.web_config_file":
+            text = _web_summary(web)
+        elif value is None:
+            text = _UNSET_MEANS.get(key, "(unset)")
+        elif isinstance(value, float):
+            text = f"{value:g}"
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value)
+        else:
+            text = str(value)
+        rows.append((key, text))
+    width = max(len(key) for key, _ in rows)
+    return [f"  {key.ljust(width)}  {text}" for key, text in rows]
+
+
+def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequence[str], web: WebConfig) -> None:
+    print("\n".join([f"{source}: valid", *config_summary_lines(config, stacks, web)]))
 
 
 # --- demo ----------------------------------------------------------------------------------------

@@ -40,8 +40,16 @@ def test_check_config_accepts_the_repository_example(capsys: pytest.CaptureFixtu
     assert "redisguard.yaml: valid" in out
     assert "staging (redisguard-staging/europe-west1, 3 clusters)" in out
     assert "production (redisguard-production/europe-west1, 4 clusters)" in out
-    # Shown, but nothing reads it yet: the summary must not suggest a check uses it.
-    assert "  gcp.monitoring      127.0.0.1:8471" in out.splitlines()
+    assert "  gcp.monitoring_endpoint           127.0.0.1:8471" in out.splitlines()
+    # Every effective key, the defaults too, each on its own line.
+    assert "  gcp.request_timeout_seconds       30" in out.splitlines()
+    from redisguard.daemon.config import RedisguardConfig
+
+    shown = {line.split()[0] for line in out.splitlines()[1:]}
+    for section, field in RedisguardConfig.model_fields.items():
+        model = field.annotation
+        keys = [f"{section}.{k}" for k in model.model_fields] if isinstance(model, type) and hasattr(model, "model_fields") else [section]
+        assert set(keys) <= shown, set(keys) - shown
 
 
 def test_check_config_lists_every_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

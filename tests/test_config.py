@@ -162,7 +162,9 @@ def test_check_config_and_the_debug_log_redact_backend_credentials(tmp_path: Pat
         "--engine", "live", "--stack", "staging", env=env,
     )  # fmt: skip
     assert check.returncode == 0, check.stderr
-    assert "pulumi.backend_url  https://user:[redacted]@api.example.internal/state?sas_token=[redacted]&region=eu" in check.stdout
+    assert [line.split() for line in check.stdout.splitlines() if line.startswith("  pulumi.backend_url")] == [
+        ["pulumi.backend_url", "https://user:[redacted]@api.example.internal/state?sas_token=[redacted]&region=eu"]
+    ]
     assert "effective config" in report.stderr
     for result in (check, report):
         assert "hunter3pw" not in result.stdout + result.stderr
