@@ -22,3 +22,17 @@ def test_dev_bench_without_a_known_name_lists_the_benchmarks(args: list[str], fi
     assert names == {p.stem for p in (REPO / "bench").glob("*.py") if not p.name.startswith("_")}
     assert "Traceback" not in result.stderr and "unbound variable" not in result.stderr
     assert any(line.startswith("  drift_scan ") and "Live-engine drift scan" in line for line in lines)
+
+
+def test_documented_report_files_are_written_outside_the_checkout_or_ignored_by_git() -> None:
+    # A user who copies an example from the repository root must not end up with an untracked
+    # report file that a later `git add -A` commits.
+    import re
+
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"redisguard [a-z-]+ [^\n`]*--output (\S+)", doc.read_text()):
+            target = target.strip("\"'")
+            if target in ("FILE", "-") or target.startswith(("/", "$")):
+                continue
+            ignored = subprocess.run(["git", "check-ignore", "-q", target], cwd=REPO, timeout=30)
+            assert ignored.returncode == 0, f"{doc.name}: --output {target} would land in the checkout, not ignored"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -98,6 +99,21 @@ def test_every_stack_is_previewed_with_the_pack_and_its_config() -> None:
     assert "pull_request" in workflow[True]
 
 
+def _step_passes(script: str, code: int) -> bool:
+    """Run a CI step's shell script with `redisguard drift-report` replaced by a command exiting `code`."""
+    fake = re.sub(r"^(\s*)\S*redisguard drift-report .*$", rf"\1(exit {code})", script, flags=re.MULTILINE)
+    assert fake != script
+    env = {**os.environ, "GITHUB_OUTPUT": os.devnull, "RUNNER_TEMP": "/tmp"}
+    return subprocess.run(["bash", "-e", "-c", fake], env=env, capture_output=True, timeout=30).returncode == 0
+
+
+def test_the_ci_snippet_in_the_docs_fails_on_errors_and_cancellation_not_on_drift() -> None:
+    text = (REPO / "docs" / "drift.md").read_text()
+    snippet = text.split("## In CI", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    [step] = [s for s in yaml.safe_load(snippet) if s.get("id") == "drift"]
+    assert [code for code in (0, 1, 2, 130, 143) if not _step_passes(step["run"], code)] == [1, 130, 143]
+
+
 def test_drift_report_is_posted_as_a_pull_request_comment() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     steps = _steps(workflow["jobs"]["drift-report"])
@@ -106,7 +122,8 @@ def test_drift_report_is_posted_as_a_pull_request_comment() -> None:
     assert "redisguard drift-report --config redisguard-ci.yaml --format markdown --output drift-report.md" in (
         report["run"]
     )
-    assert '"${code}" -eq 1' in report["run"]  # exit 2 (drift) is a report, not a failure
+    # Exit 2 (drift) is a report, not a failure; 1 (failed) and 130/143 (cancelled, no report) fail.
+    assert [code for code in (0, 1, 2, 130, 143) if not _step_passes(report["run"], code)] == [1, 130, 143]
     (post,) = [s for s in steps if str(s.get("uses", "")).startswith("marocchino/sticky-pull-request-comment@")]
     assert post["with"]["path"] == "drift-report.md"
     assert workflow["permissions"]["pull-requests"] == "write"
