@@ -700,8 +700,9 @@ def all_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
             display_name="Stack memory budget",
             severity=Severity.LOW,
             tags=TAGS,
-            remediation_steps="Shrink over-provisioned instances (see `redisguard memory-report`), remove unused "
-            "ones, or raise maxTotalMemoryGb in the stack's policy config after a cost review.",
+            remediation_steps="Shrink over-provisioned instances (`redisguard memory-report --stack STACK` shows "
+            "each instance's used memory and usage ratio against its capacity), remove unused ones, or raise "
+            "maxTotalMemoryGb in the stack's policy config after a cost review.",
             url=STACK_RULE_URL,
         )
     )

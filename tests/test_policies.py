@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -86,6 +88,16 @@ def instance(**changes: Any) -> dict[str, Any]:
     return props
 
 
+def assert_cli_accepts(command: str) -> None:
+    from redisguard.daemon.cli import build_parser
+
+    parser = build_parser()
+    try:
+        parser.parse_args(shlex.split(command)[1:])
+    except SystemExit as exc:  # argparse's way to refuse a command line
+        raise AssertionError(f"`{command}` is not a command redisguard accepts") from exc
+
+
 def test_pack_announces_every_contract_policy_with_its_level_docs_and_schema(pack_for: Any) -> None:
     pack = pack_for("production")
     info = pack.info()
@@ -101,6 +113,15 @@ def test_pack_announces_every_contract_policy_with_its_level_docs_and_schema(pac
         assert len(meta.remediation) > 40, meta.name
         assert meta.url.startswith("https://cloud.google.com/"), meta.name
         assert "exemptResources" in meta.config_schema, meta.name
+    # A command a remediation names is one `redisguard` runs, with options it takes.
+    named = [
+        command
+        for meta in info.policies.values()
+        for command in re.findall(r"`(redisguard [^`]+)`", f"{meta.description} {meta.remediation}")
+    ]
+    assert named, "the memory budget's remediation names memory-report"
+    for command in named:
+        assert_cli_accepts(command.replace("STACK", "production"))
     assert info.policies["memorystore-memory-bounds"].config_schema["maxMemoryGb"]["default"] == 300
     assert info.policies["memorystore-supported-redis-version"].config_schema["allowedVersions"]["default"] == [
         "REDIS_7_0",
