@@ -264,7 +264,7 @@ def plan_adopt(
     matched = False
     for name in stack_names:
         stack = stacks[name]
-        items = drift_live.check_stack(stack, inventory, rules, report_unmanaged=False)
+        items = drift_live.check_stack(stack, inventory, rules, report_unmanaged=False).items
         by_id = {
             drift_live.split_instance_name(i.name).instance_id: i
             for i in inventory.instances(stack.project or "")
