@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+# transient: may pass on the next run (a timeout, a 503, a locked stack), so a daemon retries and
+# an alert waits; permanent: a person must fix something (a config, a permission, a missing CLI).
+ErrorKind = Literal["transient", "permanent"]
+
 
 class RedisguardError(Exception):
     """Base of every error redisguard reports to a user (never with a traceback)."""
@@ -30,6 +36,6 @@ class Cancelled(TransientError):
     """The run was cancelled by its caller (Ctrl-C, SIGTERM, a daemon shutting down) before it finished."""
 
 
-def error_kind(error: BaseException) -> str:
+def error_kind(error: BaseException) -> ErrorKind:
     """`transient` or `permanent`: what a report and a metric say about a failure."""
     return "transient" if isinstance(error, TransientError) else "permanent"

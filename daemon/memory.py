@@ -9,18 +9,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from google.cloud import monitoring_v3, redis_v1
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from redisguard.core.errors import Cancelled, PermanentError, RedisguardError, TransientError
+from redisguard.core.errors import Cancelled, ErrorKind, PermanentError, RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.secrets import scrub
 from redisguard.daemon import drift_live
 from redisguard.daemon.checks import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, secret_values
+from redisguard.daemon.report import Frozen, JsonReport, exit_code_of
 from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
@@ -52,18 +52,9 @@ NOT_SERVING = frozenset({"CREATING", "REPAIRING", "DELETING"})
 
 Level = Literal["ok", "warning", "critical"]
 ProjectStatus = Literal["ok", "threshold", "error"]
-ErrorKind = Literal["transient", "permanent"]
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_THRESHOLD = 2
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class InstanceMemory(_Frozen):
+class InstanceMemory(Frozen):
     """One instance's memory as its primary node reports it, at the newest aligned point."""
 
     project_id: str
@@ -84,7 +75,7 @@ class InstanceMemory(_Frozen):
     level: Level = "ok"
 
 
-class ProjectMemoryReport(_Frozen):
+class ProjectMemoryReport(Frozen):
     """The result of the memory check for one project (one target of the `memory` check)."""
 
     project_id: str
@@ -95,8 +86,12 @@ class ProjectMemoryReport(_Frozen):
     instances: tuple[InstanceMemory, ...] = ()
 
     @classmethod
-    def failed(cls, project_id: str, error: RedisguardError | str, duration: float) -> ProjectMemoryReport:
-        kind: ErrorKind = "transient" if isinstance(error, TransientError) else "permanent"
+    def failed(
+        cls, project_id: str, error: RedisguardError | str, duration: float, *, kind: ErrorKind | None = None
+    ) -> ProjectMemoryReport:
+        """A project whose check failed; `kind` defaults to the error's own (a message alone: permanent)."""
+        if kind is None:
+            kind = error_kind(error) if isinstance(error, BaseException) else "permanent"
         return cls(
             project_id=project_id,
             status="error",
@@ -106,24 +101,30 @@ class ProjectMemoryReport(_Frozen):
         )
 
 
-class MemoryReport(_Frozen):
+class MemoryReport(JsonReport):
     """Every project's result of one run; `exit_code` follows the drift report's convention."""
 
-    generated_at: str = Field(default_factory=lambda: _now_iso())
     projects: tuple[ProjectMemoryReport, ...] = ()
 
     @property
     def exit_code(self) -> int:
         """1 if a project's check failed (a partial answer is not an answer), else 2 if a threshold is crossed, else 0."""
-        if any(p.status == "error" for p in self.projects):
-            return EXIT_ERROR
-        if any(p.status == "threshold" for p in self.projects):
-            return EXIT_THRESHOLD
-        return EXIT_OK
+        return exit_code_of(p.status for p in self.projects)
 
-
-def _now_iso() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    def summary(self) -> dict[str, int]:
+        """Counts over the projects (`ok`, `threshold`, `errors`) and over their instances."""
+        instances = [i for p in self.projects for i in p.instances]
+        return {
+            "projects": len(self.projects),
+            "ok": sum(p.status == "ok" for p in self.projects),
+            "threshold": sum(p.status == "threshold" for p in self.projects),
+            "errors": sum(p.status == "error" for p in self.projects),
+            "instances": len(instances),
+            "warning_instances": sum(i.level == "warning" for i in instances),
+            "critical_instances": sum(i.level == "critical" for i in instances),
+            "not_ready_instances": sum(i.state != "READY" for i in instances),
+            "unmanaged_instances": sum(not i.stack for i in instances),
+        }
 
 
 @dataclass(frozen=True)
@@ -381,7 +382,7 @@ class MemoryCheck:
         ]
 
     def _failed(self, project: str, error: RedisguardError, duration: float) -> ProjectMemoryReport:
-        return ProjectMemoryReport.failed(project, type(error)(scrub(str(error), self._secrets)), duration)
+        return ProjectMemoryReport.failed(project, scrub(str(error), self._secrets), duration, kind=error_kind(error))
 
     def run(self, project: str, cancel: CancelToken | None = None) -> ProjectMemoryReport:
         """The project's memory report; a failure of either API is the report's error, never an exception.

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from redisguard.daemon.memory import EXIT_ERROR, EXIT_OK, EXIT_THRESHOLD, InstanceMemory, MemoryReport
-from redisguard.daemon.report import _md_cell, format_duration, plain_text, print_tables
+from redisguard.daemon.memory import InstanceMemory, MemoryReport
+from redisguard.daemon.report import (
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    _md_cell,
+    format_duration,
+    plain_text,
+    print_tables,
+)
 
 _STATUS_STYLE = {"ok": "green", "threshold": "yellow", "error": "red"}
 _LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "red"}
 _STATUS_ICON = {"ok": "✅ ok", "threshold": "⚠️ threshold", "error": "❌ error"}
 _LEVEL_ICON = {"ok": "ok", "warning": "⚠️ warning", "critical": "🛑 critical"}
-_VERDICT = {EXIT_OK: "every instance below its thresholds", EXIT_THRESHOLD: "a memory threshold is crossed", EXIT_ERROR: "some checks failed"}
+_VERDICT = {EXIT_OK: "every instance below its thresholds", EXIT_FINDINGS: "a memory threshold is crossed", EXIT_ERROR: "some checks failed"}
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
@@ -166,7 +172,7 @@ def render_markdown(report: MemoryReport) -> str:
 
 def render(report: MemoryReport, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(report.model_dump(mode="json"), indent=2) + "\n"
+        return report.to_json()
     if fmt == "markdown":
         return render_markdown(report)
     return plain_text(lambda console: print_table(report, console))

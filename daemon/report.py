@@ -1,4 +1,4 @@
-"""The drift report both engines produce, and its table, JSON and Markdown renderings."""
+"""The report head every redisguard report shares (JsonReport), the drift report both engines produce, and its table, JSON and Markdown renderings."""
 
 from __future__ import annotations
 
@@ -16,26 +16,44 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from redisguard.core.errors import ErrorKind as ErrorKind  # re-exported: the models' field type
+
 DriftKind = Literal["changed", "deleted", "missing", "unmanaged"]
 Status = Literal["in_sync", "drift", "error"]
 Engine = Literal["pulumi", "live"]
-# transient: may pass on the next run (a timeout, a 503, a locked stack), so a daemon retries and
-# an alert waits; permanent: a person must fix something (a config, a permission, a missing CLI).
-ErrorKind = Literal["transient", "permanent"]
 
 # The version of the JSON layout of every redisguard report; raised when a field changes meaning
 # or goes away (new fields do not raise it), so CI tooling can refuse a layout it does not know.
 SCHEMA_VERSION = 1
 
-EXIT_IN_SYNC = 0
+# The `terraform plan -detailed-exitcode` convention every report command follows (drift-report,
+# memory-report, daemon --once): 0 nothing found, 2 findings, 1 a check failed.
+EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_DRIFT = 2
+EXIT_FINDINGS = 2
+EXIT_IN_SYNC = EXIT_OK
+EXIT_DRIFT = EXIT_FINDINGS
+# The per-target statuses that are findings: drift (drift checks), a memory threshold crossed.
+FINDING_STATUSES = frozenset({"drift", "threshold"})
 
 REDIS_INSTANCE_TYPE = "gcp:redis/instance:Instance"
 
 
-class _Frozen(BaseModel):
+class Frozen(BaseModel):
+    """The base of every report model: immutable, and an unknown field is an error."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def exit_code_of(statuses: Iterable[str]) -> int:
+    """1 if any target's check failed (a partial answer is not an answer), else 2 if any found
+    something (FINDING_STATUSES), else 0."""
+    seen = set(statuses)
+    if "error" in seen:
+        return EXIT_ERROR
+    if seen & FINDING_STATUSES:
+        return EXIT_FINDINGS
+    return EXIT_OK
 
 
 @cache
@@ -47,9 +65,7 @@ def tool_version() -> str:
         return "unknown"
 
 
-
-
-class JsonReport(_Frozen):
+class JsonReport(Frozen):
     """What every redisguard report (drift, memory) holds and its JSON starts with: the schema
     and tool version, when it was made, the exit code and a summary CI tooling reads first."""
 
@@ -77,7 +93,7 @@ class JsonReport(_Frozen):
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
 
-class PropertyDrift(_Frozen):
+class PropertyDrift(Frozen):
     """One property whose live value differs from the declared (or recorded) one.
 
     `expected` is the value the stack state or config holds, `actual` the one the cloud has;
@@ -89,7 +105,7 @@ class PropertyDrift(_Frozen):
     actual: Any = None
 
 
-class DriftItem(_Frozen):
+class DriftItem(Frozen):
     """One drifted resource: `changed` (properties differ), `deleted` (in the Pulumi state,
     gone from the cloud), `missing` (declared, not live) or `unmanaged` (live, declared nowhere)."""
 
@@ -99,7 +115,7 @@ class DriftItem(_Frozen):
     properties: tuple[PropertyDrift, ...] = ()
 
 
-class InstanceState(_Frozen):
+class InstanceState(Frozen):
     """A declared instance the API does not show as READY (CREATING, UPDATING, REPAIRING, MAINTENANCE, ...).
 
     Health, not drift: its config may well match. The report shows it so nobody reads "in sync"
@@ -110,7 +126,7 @@ class InstanceState(_Frozen):
     state: str
 
 
-class StackReport(_Frozen):
+class StackReport(Frozen):
     """The result of one engine on one stack; `not_ready` lists its declared instances that are not READY."""
 
     stack: str
@@ -175,11 +191,7 @@ class DriftReport(JsonReport):
     @property
     def exit_code(self) -> int:
         """1 if any stack errored (a partial answer is not an answer), else 2 on drift, else 0."""
-        if any(s.status == "error" for s in self.stacks):
-            return EXIT_ERROR
-        if any(s.status == "drift" for s in self.stacks):
-            return EXIT_DRIFT
-        return EXIT_IN_SYNC
+        return exit_code_of(s.status for s in self.stacks)
 
     def with_paths_relative_to(self, folder: Path) -> DriftReport:
         """The report with `folder/` taken off the paths in its errors: a JSON file or PR comment
@@ -212,6 +224,7 @@ def status_text(s: StackReport) -> str:
 
 
 def _now_iso() -> str:
+    """Now in UTC to the second, as every report's `generated_at` shows it (2026-11-27T14:00:00Z)."""
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 

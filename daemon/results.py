@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from redisguard.core.errors import ErrorKind
+
 
 class TargetResult(Protocol):
     """What every check's per-target result model has (StackReport, ProjectMemoryReport)."""
@@ -58,6 +60,8 @@ class CheckFailure:
 
     error: str
     duration_seconds: float
+    error_kind: ErrorKind = "permanent"
+    """What the failure was (core.errors.error_kind): a report built from it says the same."""
     status: str = "error"
 
 

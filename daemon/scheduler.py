@@ -15,10 +15,12 @@ from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from redisguard.core.errors import ErrorKind, error_kind
 from redisguard.core.secrets import scrub
 from redisguard.daemon.checks import CancelToken, Check, Job, run_jobs
 from redisguard.daemon.config import Schedule, cron_trigger
 from redisguard.daemon.logs import event
+from redisguard.daemon.report import exit_code_of
 from redisguard.daemon.results import CheckFailure, Results
 
 log = logging.getLogger(__name__)
@@ -27,9 +29,6 @@ log = logging.getLogger(__name__)
 # several daemons, or checks with equal periods, do not hit the APIs in the same second.
 JITTER_SHARE = 0.1
 MAX_JITTER_SECONDS = 30.0
-EXIT_OK, EXIT_ERROR, EXIT_FINDINGS = 0, 1, 2
-# Result statuses that are findings (drift found, a memory threshold crossed), not failures.
-FINDING_STATUSES = frozenset({"drift", "threshold"})
 
 
 def trigger_for(schedule: Schedule) -> Any:
@@ -110,12 +109,14 @@ class Runner:
             self._publish(check.name, pair[0], pair[1], token)
 
         reason = "the check ended without a result for this target"
+        kind: ErrorKind = "permanent"
         try:
             jobs = [_tagged(job) for job in check.jobs(targets, token)]
             run_jobs(jobs, token, parallelism=self.parallelism(), publish=publish)
         except Exception as exc:  # noqa: BLE001 - a broken check is a failed run of its targets, never a dead scheduler
             log.error("check %s failed to run", check.name, exc_info=True)
             reason = f"the check failed: {type(exc).__name__}: {scrub(str(exc), self.secrets())}"
+            kind = error_kind(exc)  # a set-up that hit a 503 may pass on the next run
         finally:
             with self._lock:
                 if self._running.get(check.name) is token:
@@ -124,7 +125,7 @@ class Runner:
         if not token.cancelled:
             for target in targets:
                 if target not in published:
-                    publish((target, CheckFailure(reason, round(time.monotonic() - started, 3))))
+                    publish((target, CheckFailure(reason, round(time.monotonic() - started, 3), kind)))
         return [published[t] for t in targets if t in published]
 
 
@@ -222,9 +223,5 @@ def run_once(runner: Runner, checks: Mapping[str, Check]) -> int:
 
 
 def exit_code(results: Iterable[Any]) -> int:
-    statuses = {result.status for result in results}
-    if "error" in statuses:
-        return EXIT_ERROR
-    if statuses & FINDING_STATUSES:
-        return EXIT_FINDINGS
-    return EXIT_OK
+    """The report commands' exit code over every check's results (report.exit_code_of)."""
+    return exit_code_of(result.status for result in results)

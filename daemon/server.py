@@ -20,7 +20,7 @@ from redisguard.core.errors import ConfigError
 from redisguard.daemon import status_page
 from redisguard.daemon.health import Expectation, Health, evaluate
 from redisguard.daemon.metrics import DRIFT_CHECKS, Exposition
-from redisguard.daemon.report import DriftReport, StackReport, render_markdown
+from redisguard.daemon.report import DriftReport, JsonReport, StackReport, render_markdown
 from redisguard.daemon.results import CheckFailure, Key, Results, TargetState
 from redisguard.daemon.webconfig import WebConfig
 
@@ -48,7 +48,7 @@ class Site:
         exposition: Exposition,
         expectations: Callable[[], tuple[Sequence[Expectation], float]],
         *,
-        memory_report: Callable[[Sequence[TargetState]], Any] | None = None,
+        memory_report: Callable[[Sequence[TargetState]], JsonReport] | None = None,
         memory_markdown: Callable[[Any], str] | None = None,
         index: Callable[[status_page.StatusView], str] = status_page.render,
         config: Callable[[], tuple[Any, str]] | None = None,
@@ -78,11 +78,13 @@ class Site:
                 continue
             result = state.result
             if isinstance(result, CheckFailure):
-                result = StackReport.failed(target, DRIFT_CHECKS[check], result.error, result.duration_seconds)
+                result = StackReport.failed(
+                    target, DRIFT_CHECKS[check], result.error, result.duration_seconds, kind=result.error_kind
+                )
             stacks.append(result)
         return DriftReport(stacks=tuple(stacks))
 
-    def memory(self, states: dict[Key, TargetState] | None = None) -> Any:
+    def memory(self, states: dict[Key, TargetState] | None = None) -> JsonReport | None:
         if self.memory_report is None:
             return None
         states = dict(self.results.snapshot()) if states is None else states
@@ -92,9 +94,11 @@ class Site:
     def report_json(self) -> bytes:
         states = dict(self.results.snapshot())
         memory = self.memory(states)
+        # The reports' own JSON (JsonReport.to_dict): what `drift-report --format json` and
+        # `memory-report --format json` write, head (schema_version, exit_code, summary) included.
         body = {
-            "drift": self.drift(states).model_dump(mode="json"),
-            "memory": memory.model_dump(mode="json") if memory is not None else None,
+            "drift": self.drift(states).to_dict(),
+            "memory": memory.to_dict() if memory is not None else None,
         }
         return (json.dumps(body, indent=2) + "\n").encode()
 

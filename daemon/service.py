@@ -126,7 +126,7 @@ def latest_memory_report(states: Sequence[TargetState]) -> MemoryReport:
     for state in states:
         result = state.result
         if isinstance(result, CheckFailure):
-            result = ProjectMemoryReport.failed(state.target, result.error, result.duration_seconds)
+            result = ProjectMemoryReport.failed(state.target, result.error, result.duration_seconds, kind=result.error_kind)
         projects.append(result)
     return MemoryReport(projects=tuple(projects))
 

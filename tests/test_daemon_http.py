@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from redisguard.core.errors import ConfigError
 from redisguard.daemon.health import Expectation
 from redisguard.daemon.metrics import Exposition
-from redisguard.daemon.report import DriftItem, PropertyDrift, StackReport
-from redisguard.daemon.results import Results
+from redisguard.daemon.report import DriftItem, DriftReport, PropertyDrift, StackReport, render
+from redisguard.daemon.results import CheckFailure, Results
 from redisguard.daemon.server import DaemonHTTPServer, Site, bind, serve_in_thread
 from redisguard.daemon.webconfig import WebConfig, load_web_config
 from tests.fixtures.processes import free_port
@@ -188,6 +188,52 @@ def test_report_serves_the_drift_report_model_as_json_and_markdown(plain: Served
     assert plain.get("/nope")[0] == 404
     status, page, _ = plain.get("/")
     assert status == 200 and 'href="/metrics"' in page
+
+
+def test_report_json_is_what_the_report_commands_write_with_each_failures_kind() -> None:
+    from redisguard.daemon.memory import MemoryReport, ProjectMemoryReport
+    from redisguard.daemon.memory_report import render as render_memory
+    from redisguard.daemon.service import latest_memory_report
+
+    results = Results()
+    site = Site(results, Exposition(results, dict), lambda: ([], time.time()), memory_report=latest_memory_report)
+    server = bind(f"127.0.0.1:{free_port()}", "127.0.0.1", 0, site, WebConfig.none())
+    serve_in_thread(server)
+    served = Served(results, server, [])
+    try:
+        results.publish("drift_live", "staging", drifted("staging"))
+        # Targets whose check could not even start (the scheduler's CheckFailure): a 503 in the
+        # set-up may pass on the next run, a config problem needs a person.
+        results.publish("drift_live", "production", CheckFailure("the check failed: TransientError: 503", 1.0, "transient"))
+        results.publish("memory", "redisguard-staging", CheckFailure("the check failed: TransientError: 503", 1.0, "transient"))
+        results.publish("memory", "redisguard-production", CheckFailure("the check failed: ConfigError: bad", 1.0))
+        status, body, _ = served.get("/report")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 200
+    report = json.loads(body)
+    drift, memory = report["drift"], report["memory"]
+    # The same document `drift-report --format json` and `memory-report --format json` write.
+    head = ["schema_version", "tool_version", "generated_at", "exit_code", "summary"]
+    assert list(drift)[:5] == head and list(memory)[:5] == head
+    failed = StackReport.failed("production", "live", "the check failed: TransientError: 503", 1.0, kind="transient")
+    expected_drift = DriftReport(generated_at=drift["generated_at"], stacks=(failed, drifted("staging")))
+    assert drift == json.loads(render(expected_drift, "json"))
+    assert drift["exit_code"] == 1 and drift["summary"]["errors"] == 1 and drift["summary"]["drift"] == 1
+    assert drift["stacks"][0]["error_kind"] == "transient"
+    expected_memory = MemoryReport(
+        generated_at=memory["generated_at"],
+        projects=(
+            ProjectMemoryReport.failed("redisguard-production", "the check failed: ConfigError: bad", 1.0),
+            ProjectMemoryReport.failed(
+                "redisguard-staging", "the check failed: TransientError: 503", 1.0, kind="transient"
+            ),
+        ),
+    )
+    assert memory == json.loads(render_memory(expected_memory, "json"))
+    assert [p["error_kind"] for p in memory["projects"]] == ["permanent", "transient"]
+    assert memory["exit_code"] == 1 and memory["summary"]["errors"] == 2
 
 
 def test_a_port_in_use_is_named(plain: Served) -> None:

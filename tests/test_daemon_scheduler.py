@@ -8,20 +8,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from redisguard.core.errors import TransientError
 from redisguard.daemon.checks import CancelToken, Job
 from redisguard.daemon.config import Schedule
-from redisguard.daemon.report import DriftItem, StackReport
+from redisguard.daemon.report import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, DriftItem, StackReport
 from redisguard.daemon.results import CheckFailure, Results
-from redisguard.daemon.scheduler import (
-    EXIT_ERROR,
-    EXIT_FINDINGS,
-    EXIT_OK,
-    Runner,
-    Scheduler,
-    exit_code,
-    run_once,
-    trigger_for,
-)
+from redisguard.daemon.scheduler import Runner, Scheduler, exit_code, run_once, trigger_for
 from tests.fixtures.processes import wait_for
 
 
@@ -96,12 +88,28 @@ def test_a_check_whose_setup_raises_fails_each_target_with_the_reason_scrubbed()
     state = results.snapshot()[("drift_live", "a")]
     assert not state.ok and state.failures_total == 1
     assert state.error == "the check failed: RuntimeError: token [redacted] rejected"
+    assert state.result.error_kind == "permanent"
     # The next run that works clears it, keeping the count.
     check.setup_error = None
     check.behaviour = {"a": in_sync("a"), "b": in_sync("b")}
     run.run(check)
     state = results.snapshot()[("drift_live", "a")]
     assert state.ok and state.failures_total == 1 and state.last_success_at is not None
+
+
+def test_a_transient_setup_failure_stays_transient_in_the_report() -> None:
+    from redisguard.daemon.metrics import Exposition
+    from redisguard.daemon.server import Site
+
+    check = StubCheck("drift_live", ("a",), {}, setup_error=TransientError("ListInstances: 503 try later"))
+    results = Results()
+    run = runner(results)
+    run.expect(check.name, check.targets)
+    run.run(check)
+    # What /report and the status page show for the target: the daemon's drift report.
+    (stack,) = Site(results, Exposition(results, dict), lambda: ([], 0.0)).drift().stacks
+    assert stack.status == "error" and stack.error_kind == "transient"
+    assert stack.error == "the check failed: TransientError: ListInstances: 503 try later"
 
 
 def test_a_target_dropped_from_the_config_is_not_brought_back_by_a_run_in_flight() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,20 @@ def test_plain_table_and_markdown_and_json() -> None:
     assert f"`{LONG_ID}`" in markdown and "⚠️ warning" in markdown
     assert "```text\nlist_time_series projects/redisguard-production: no answer\n```" in markdown
     data = json.loads(render(report, "json"))
+    # The head every redisguard report's JSON starts with (the drift report's too), then the projects.
+    assert list(data) == ["schema_version", "tool_version", "generated_at", "exit_code", "summary", "projects"]
+    assert data["schema_version"] == 1 and data["generated_at"] == "2026-12-01T12:00:00Z" and data["exit_code"] == 1
+    assert data["summary"] == {
+        "projects": 2,
+        "ok": 0,
+        "threshold": 1,
+        "errors": 1,
+        "instances": 3,
+        "warning_instances": 1,
+        "critical_instances": 0,
+        "not_ready_instances": 1,
+        "unmanaged_instances": 1,
+    }
     assert data["projects"][1] == {
         "project_id": "redisguard-production",
         "status": "error",
@@ -122,6 +137,8 @@ def test_unreachable_apis_fail_each_project(tmp_path: Path, capsys: pytest.Captu
     output = tmp_path / "memory.json"
     assert main(["memory-report", "--config", str(config), "--format", "json", "--output", str(output)]) == 1
     data = json.loads(output.read_text())
+    assert data["exit_code"] == 1 and data["tool_version"] == version("redisguard")
+    assert data["summary"]["projects"] == 2 and data["summary"]["errors"] == 2
     assert [p["status"] for p in data["projects"]] == ["error", "error"]
     assert all(p["instances"] == [] and p["error_kind"] == "transient" for p in data["projects"])
     err = capsys.readouterr().err
