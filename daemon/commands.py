@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from redisguard.core.errors import ConfigError, PermanentError
+from redisguard.daemon import arguments
 from redisguard.daemon.config import (
     DEFAULT_CONFIG_FILE,
     RedisguardConfig,
@@ -60,21 +61,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         + EXIT_CODES_HELP
         + ".",
     )
-    drift.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
-    drift.add_argument(
-        "--stack",
-        metavar="NAME",
-        action="append",
-        help="check only this stack (repeatable; default: every stack in pulumi.stacks)",
-    )
+    arguments.add_config(drift)
+    arguments.add_stacks(drift, "check only this stack")
     drift.add_argument(
         "--engine",
         choices=["pulumi", "live", "all"],
         default="all",
         help="pulumi: refresh preview against the state; live: declared config against the API; all: both (default)",
     )
-    drift.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
-    drift.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout (- for stdout)")
+    arguments.add_report_output(drift)
     drift.set_defaults(func=run_drift_report)
 
     memory = sub.add_parser(
@@ -88,16 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         + MEMORY_EXIT_CODES_HELP
         + ".",
     )
-    memory.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
-    memory.add_argument(
-        "--stack",
-        metavar="NAME",
-        action="append",
-        help="only this stack's projects, its instances and the projects' unmanaged ones (repeatable; "
-        "default: every stack in pulumi.stacks)",
-    )
-    memory.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: table)")
-    memory.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout (- for stdout)")
+    arguments.add_config(memory)
+    arguments.add_stacks(memory, "only this stack's projects, its instances and the projects' unmanaged ones")
+    arguments.add_report_output(memory)
     from redisguard.daemon.recommend import add_arguments as add_recommend_arguments
 
     add_recommend_arguments(memory)
@@ -109,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate the config file (with REDISGUARD_* environment overrides applied) and "
         "every Pulumi.<stack>.yaml it names; list every problem at once. Exit 0 valid, 1 invalid.",
     )
-    check.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
+    arguments.add_config(check)
     check.set_defaults(func=run_check_config)
 
     demo = sub.add_parser(
@@ -220,25 +208,36 @@ def _print_errors(command: str, report: DriftReport) -> None:
             print(f"redisguard {command}: error: stack {s.stack} ({s.engine}): {s.error}", file=sys.stderr)
 
 
-def run_drift_report(args: argparse.Namespace) -> int:
-    # The report of the checks that finished is not printed after an interrupt: a partial
-    # report would read as an answer. One line says what happened; the exit status says which signal.
+def _interruptible(
+    command: str,
+    body: Callable[[argparse.Namespace], int],
+    args: argparse.Namespace,
+    what: str = "running checks were stopped, no report written",
+) -> int:
+    """`body(args)` with SIGTERM unwinding as Ctrl-C does; after either, one line on stderr says
+    what happened and the exit status says which signal (128 + its number).
+
+    The report of the checks that finished is not printed after an interrupt: a partial report
+    would read as an answer.
+    """
     try:
         with _sigterm_unwinds():
-            return _drift_report(args)
+            return body(args)
     except KeyboardInterrupt:
-        _print_interrupted("drift-report", signal.SIGINT)
+        _print_interrupted(command, signal.SIGINT, what)
         return 128 + signal.SIGINT
     except SystemExit as exc:
         if exc.code == 128 + signal.SIGTERM:
-            _print_interrupted("drift-report", signal.SIGTERM)
+            _print_interrupted(command, signal.SIGTERM, what)
         raise
 
 
-def _print_interrupted(
-    command: str, signum: signal.Signals, what: str = "running checks were stopped, no report written"
-) -> None:
+def _print_interrupted(command: str, signum: signal.Signals, what: str) -> None:
     print(f"redisguard {command}: interrupted by {signum.name}; {what}", file=sys.stderr, flush=True)
+
+
+def run_drift_report(args: argparse.Namespace) -> int:
+    return _interruptible("drift-report", _drift_report, args)
 
 
 def _drift_report(args: argparse.Namespace) -> int:
@@ -258,16 +257,7 @@ def _drift_report(args: argparse.Namespace) -> int:
 
 
 def run_memory_report(args: argparse.Namespace) -> int:
-    try:
-        with _sigterm_unwinds():
-            return _memory_report(args)
-    except KeyboardInterrupt:
-        _print_interrupted("memory-report", signal.SIGINT)
-        return 128 + signal.SIGINT
-    except SystemExit as exc:
-        if exc.code == 128 + signal.SIGTERM:
-            _print_interrupted("memory-report", signal.SIGTERM)
-        raise
+    return _interruptible("memory-report", _memory_report, args)
 
 
 def _memory_report(args: argparse.Namespace) -> int:
@@ -456,18 +446,8 @@ def change_out_of_band(emulator: LaunchedEmulator, instance_id: str) -> list[str
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    # As drift-report: one line says what happened (the emulator is stopped by then), the exit
-    # status says which signal.
-    try:
-        with _sigterm_unwinds():
-            return _demo(args)
-    except KeyboardInterrupt:
-        _print_interrupted("demo", signal.SIGINT, "the emulator was stopped")
-        return 128 + signal.SIGINT
-    except SystemExit as exc:
-        if exc.code == 128 + signal.SIGTERM:
-            _print_interrupted("demo", signal.SIGTERM, "the emulator was stopped")
-        raise
+    # The emulator is stopped by the time the line is printed (its `finally` has run).
+    return _interruptible("demo", _demo, args, "the emulator was stopped")
 
 
 def _demo(args: argparse.Namespace) -> int:

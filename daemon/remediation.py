@@ -19,8 +19,8 @@ from google.cloud import redis_v1
 from pydantic import ValidationError
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon import drift_live
-from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, default_stack_names, load_config
+from redisguard.daemon import arguments, drift_live
+from redisguard.daemon.config import RedisguardConfig, default_stack_names, load_config
 from redisguard.daemon.ignore import IgnoreRules
 from redisguard.daemon.stack_edit import StackFile
 from redisguard.program.config import ClusterConfig, StackConfig, StackConfigError, parse_clusters
@@ -355,12 +355,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "unified diff of Pulumi.<stack>.yaml; --write applies it (comments and order kept). Nothing changes in "
         "the cloud. " + EXIT_CODES_HELP + ".",
     )
-    codify.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
+    arguments.add_config(codify)
     codify.add_argument(
         "--stack", metavar="NAME", help="the stack whose file gets the entries (required when several stacks watch the project)"
     )
     codify.add_argument("--instance", metavar="NAME", action="append", help="only this instance id (repeatable)")
-    codify.add_argument("--write", action="store_true", help="write the change into the stack file instead of printing it")
+    arguments.add_write(codify)
     codify.set_defaults(func=run_codify)
 
     adopt = sub.add_parser(
@@ -372,11 +372,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "alone (revert those with `pulumi up`). Prints a unified diff; --write applies it. Nothing changes in "
         "the cloud. " + EXIT_CODES_HELP + ".",
     )
-    adopt.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
-    adopt.add_argument("--stack", metavar="NAME", action="append", help="only this stack (repeatable; default: every stack)")
+    arguments.add_config(adopt)
+    arguments.add_stacks(adopt, "only this stack")
     adopt.add_argument("--resource", metavar="NAME", help="only this cluster")
     adopt.add_argument("--path", metavar="PATH", help="only this property path, as the drift report names it (e.g. memorySizeGb)")
-    adopt.add_argument("--write", action="store_true", help="write the change into the stack file instead of printing it")
+    arguments.add_write(adopt)
     adopt.set_defaults(func=run_adopt)
 
 

@@ -16,7 +16,7 @@ from importlib.metadata import version
 from typing import Any
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon import logs, scheduler, status_page
+from redisguard.daemon import arguments, logs, scheduler, status_page
 from redisguard.daemon.checks import Check
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config, secret_values
 from redisguard.daemon.drift import LiveDriftCheck, PulumiDriftCheck
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "daemon exits 0 all fine, 2 drift found or a memory threshold crossed, 1 a check failed "
         "(or the config is invalid).",
     )
-    daemon.add_argument("--config", metavar="FILE", help=f"config file (default: ./{DEFAULT_CONFIG_FILE})")
+    arguments.add_config(daemon)
     daemon.add_argument(
         "--once",
         action="store_true",
