@@ -76,18 +76,7 @@ class RedisApi:
             ("GET", re.compile(rf"^{_INSTANCE}/authString$"), "GetInstanceAuthString", self.get_auth_string),
             ("POST", re.compile(rf"^{_INSTANCE}:upgrade$"), "UpgradeInstance", self.upgrade_instance),
             ("POST", re.compile(rf"^{_INSTANCE}:failover$"), "FailoverInstance", self.failover_instance),
-            (
-                "POST",
-                re.compile(rf"^{_INSTANCE}:(export|import|rescheduleMaintenance)$"),
-                "Unimplemented",
-                self.unimplemented,
-            ),
             ("GET", re.compile(rf"^{_OPERATION}$"), "GetOperation", self.get_operation),
-            ("DELETE", re.compile(rf"^{_OPERATION}$"), "DeleteOperation", self.delete_operation),
-            ("POST", re.compile(rf"^{_OPERATION}:cancel$"), "CancelOperation", self.cancel_operation),
-            ("GET", re.compile(rf"^{_PARENT}/operations$"), "ListOperations", self.list_operations),
-            ("GET", re.compile(rf"^{_PARENT}$"), "GetLocation", self.get_location),
-            ("GET", re.compile(rf"^/v1/projects/{_SEG}/locations$"), "ListLocations", self.list_locations),
         ]
         self.control_routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(r"^/_emulator/faults$"), self.add_fault),
@@ -95,7 +84,6 @@ class RedisApi:
             ("DELETE", re.compile(r"^/_emulator/faults$"), self.clear_faults),
             ("POST", re.compile(rf"^/_emulator/instances/{_SEG}/{_SEG}:kill$"), self.kill_instance),
             ("POST", re.compile(rf"^/_emulator/instances/{_SEG}/{_SEG}:start$"), self.start_instance),
-            ("POST", re.compile(rf"^/_emulator/instances/{_SEG}/{_SEG}:failover$"), self.failover_control),
             ("GET", re.compile(r"^/_emulator/requests$"), lambda r: (200, self.faults.counts())),
             ("DELETE", re.compile(r"^/_emulator/requests$"), self.reset_requests),
             (
@@ -134,6 +122,8 @@ class RedisApi:
                 groups = tuple(unquote(g) for g in match.groups())
                 return handler(Request(method, path, params, body, groups, partial=partial))
         self.faults.record_call("redis", "Unknown")
+        # Only the calls redisguard and the gcp provider make are served (docs/emulator.md); any
+        # other gets what Google's front end answers for a URL it does not map: 404 NOT_FOUND.
         raise not_found(f"Method {method} {path} is not part of the emulated Memorystore v1 API.")
 
     def _dispatch_control(self, method: str, path: str, params: dict[str, list[str]], body: bytes) -> Response:
@@ -205,51 +195,10 @@ class RedisApi:
         op = self.service.failover(st.instance_name(*req.groups))
         return self._operation_json(op, req, done=False)
 
-    def unimplemented(self, req: Request) -> Response:
-        raise ApiError("UNIMPLEMENTED", f"{req.groups[-1]} is not emulated.")
-
     def get_operation(self, req: Request) -> Response:
         project, region, op_id = req.groups
         op = self.service.get_operation(f"projects/{project}/locations/{region}/operations/{op_id}")
         return self._operation_json(op, req, done=True)
-
-    def delete_operation(self, req: Request) -> Response:
-        project, region, op_id = req.groups
-        self.service.delete_operation(f"projects/{project}/locations/{region}/operations/{op_id}")
-        return 200, {}
-
-    def cancel_operation(self, req: Request) -> Response:
-        # Operations finish before anyone can cancel them; cancelling a done operation is a no-op.
-        self.get_operation(req)
-        return 200, {}
-
-    def list_operations(self, req: Request) -> Response:
-        project, region = req.groups
-        ops = self.service.list_operations(project, region)
-        return 200, {"operations": [op.to_json(enums_as_ints=req.enums_as_ints) for op in ops]}
-
-    def _location(self, project: str, region: str) -> dict[str, Any]:
-        return {
-            "name": f"projects/{project}/locations/{region}",
-            "locationId": region,
-            "metadata": {
-                "@type": "type.googleapis.com/google.cloud.redis.v1.LocationMetadata",
-                "availableZones": {f"{region}-{z}": {} for z in "bcd"},
-            },
-        }
-
-    def get_location(self, req: Request) -> Response:
-        project, region = req.groups
-        st.validate_parent(project, region)
-        return 200, self._location(project, region)
-
-    def list_locations(self, req: Request) -> Response:
-        (project,) = req.groups
-        regions = {self.service.settings.region}
-        regions.update(
-            st.split_name(r.name)[1] for r in self.service.store.snapshot() if st.split_name(r.name)[0] == project
-        )
-        return 200, {"locations": [self._location(project, r) for r in sorted(regions)]}
 
     # ----- control endpoints -----------------------------------------------------------
 
@@ -278,17 +227,6 @@ class RedisApi:
         record = self.service.find(region, instance_id, req.param("project") or None)
         self.service.revive(record)
         return 200, {"instance": record.name, "state": "READY", "port": record.instance.port}
-
-
-    def failover_control(self, req: Request) -> Response:
-        region, instance_id = req.groups
-        record = self.service.find(region, instance_id, req.param("project") or None)
-        self.service.failover(record.name)
-        return 200, {
-            "instance": record.name,
-            "primaryNode": record.primary_node,
-            "currentLocationId": record.instance.current_location_id,
-        }
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -468,16 +468,6 @@ class MemorystoreService:
             raise not_found(f"Resource '{name}' was not found")
         return op
 
-    def list_operations(self, project: str, region: str) -> list[OperationRecord]:
-        prefix = f"projects/{project}/locations/{region}/operations/"
-        with self._ops_lock:
-            return [op for name, op in self.operations.items() if name.startswith(prefix)]
-
-    def delete_operation(self, name: str) -> None:
-        with self._ops_lock:
-            if self.operations.pop(name, None) is None:
-                raise not_found(f"Resource '{name}' was not found")
-
     # ----- control (fault injection) ---------------------------------------------------
 
     def find(self, region: str, instance_id: str, project: str | None = None) -> st.InstanceRecord:

@@ -299,6 +299,15 @@ def test_terraform_style_requests_get_string_enums(emulator: EmulatorHandle) -> 
     status, inst_ints = _http(emulator, "GET", f"{base}/tf-style?%24alt=json%3Benum-encoding%3Dint")
     assert (inst_ints["tier"], inst_ints["state"]) == (3, 2)  # STANDARD_HA = 3, READY = 2 in the proto
 
+    # A redisVersion change: the provider POSTs `:upgrade` and polls the operation.
+    status, op = _http(emulator, "POST", f"{base}/tf-style:upgrade", {"redisVersion": "REDIS_7_2"})
+    assert (status, op["done"], op["metadata"]["verb"]) == (200, False, "upgrade")
+    status, done = _http(emulator, "GET", f"/v1/{op['name']}")
+    assert done["done"] is True and done["response"]["redisVersion"] == "REDIS_7_2"
+    status, error = _http(emulator, "POST", f"{base}/tf-style:upgrade", {"redisVersion": "REDIS_7_0"})
+    assert (status, error["error"]["status"]) == (400, "INVALID_ARGUMENT")
+    assert "not a newer version" in error["error"]["message"]
+
     status, error = _http(emulator, "POST", f"{base}?instanceId=tf-bad", {"tier": "HUGE", "memorySizeGb": 1})
     assert status == 400
     assert error["error"]["status"] == "INVALID_ARGUMENT" and error["error"]["code"] == 400
@@ -309,3 +318,27 @@ def test_terraform_style_requests_get_string_enums(emulator: EmulatorHandle) -> 
     assert "sizeGb" in error["error"]["message"]
     status, error = _http(emulator, "GET", f"{base}/nope")
     assert (status, error["error"]["status"]) == (404, "NOT_FOUND")
+
+
+def test_calls_nobody_makes_are_not_served_and_get_googles_errors(
+    client: redis_v1.CloudRedisClient, emulator: EmulatorHandle
+) -> None:
+    """Only what redisguard and the gcp provider call is emulated; anything else is a clean error, not a hang or a crash."""
+    name = _create(client, emulator, "unserved").name
+    calls = [
+        lambda: client.list_operations({"name": emulator.parent()}),
+        lambda: client.cancel_operation({"name": f"{emulator.parent()}/operations/operation-1"}),
+        lambda: client.list_locations({"name": f"projects/{emulator.project}"}),
+        lambda: client.export_instance(
+            name=name, output_config=redis_v1.OutputConfig(gcs_destination=redis_v1.GcsDestination(uri="gs://b/o"))
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(exceptions.NotFound, match="not part of the emulated Memorystore v1 API"):
+            call()
+    status, error = _http(emulator, "PUT", f"/v1/{name}", {})
+    assert (status, error["error"]["status"], error["error"]["code"]) == (404, "NOT_FOUND", 404)
+    # The gRPC Monitoring server answers an RPC it does not serve as every gRPC server does.
+    with pytest.raises(exceptions.MethodNotImplemented):
+        emulator.monitoring_client().list_metric_descriptors(name=f"projects/{emulator.project}")
+    client.delete_instance(name=name).result(timeout=30)

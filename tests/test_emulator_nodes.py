@@ -98,13 +98,14 @@ def test_failover_moves_the_primary(emulator: EmulatorHandle) -> None:
     wait_for(lambda: _newest_primary(_series(emulator, "ha", 5)) == "node-1", what="node-1 to report as primary")
     # node-0 carries on as a replica: one node, two series over the failover.
     assert {("node-0", "replica"), ("node-1", "primary")} <= _nodes_by_role(_series(emulator, "ha", 5))
-    # And back through the control endpoint.
-    answer = emulator.failover(emulator.region, "ha")
-    assert answer["primaryNode"] == "node-0"
+    # And back: with two nodes the next one is node-0 again.
+    assert emulator.failover(emulator.region, "ha").current_location_id == after.location_id
     assert client.get_instance(name=name).current_location_id == after.location_id
     wait_for(lambda: _newest_primary(_series(emulator, "ha", 5)) == "node-0", what="node-0 to be primary again")
     # Read replicas: the primary moves to the next node.
-    assert emulator.failover(emulator.region, "readers")["primaryNode"] == "node-1"
+    readers = emulator.failover(emulator.region, "readers")
+    assert readers.current_location_id == readers.nodes[1].zone != readers.nodes[0].zone
+    wait_for(lambda: _newest_primary(_series(emulator, "readers", 5)) == "node-1", what="node-1 of readers to be primary")
 
 
 def test_failover_of_basic_is_refused(emulator: EmulatorHandle) -> None:
