@@ -203,6 +203,30 @@ def test_drift_report_through_the_real_cli_finds_exactly_the_out_of_band_changes
     assert engine.state_file("staging").read_bytes() == state_before  # refresh --preview-only wrote nothing
 
 
+def test_a_version_and_size_change_updates_in_place_through_patch_then_upgrade(
+    staging: Stack, client: redis_v1.CloudRedisClient, emulator: EmulatorHandle
+) -> None:
+    before = _live(client)["redis-sidekiq"]
+    clusters = json.loads(staging.get_config("redis-fleet:redis").value)
+    (sidekiq,) = [c for c in clusters if c["name"] == "redis-sidekiq"]
+    assert (sidekiq["redis_version"], sidekiq["memory_gb"]) == ("REDIS_6_X", 2)
+    sidekiq.update(redis_version="REDIS_7_0", memory_gb=3)
+    staging.set_config("redis-fleet:redis", ConfigValue(json.dumps(clusters)))
+    emulator.reset_counts()
+
+    result = staging.up(color="never")
+
+    assert result.summary.result == "succeeded"
+    assert (result.summary.resource_changes or {}).get("update") == 1
+    calls = emulator.request_counts()["redis"]
+    # The provider's calls for this change: PATCH memorySizeGb, then :upgrade (no replacement).
+    assert {rpc: n for rpc, n in calls.items() if not rpc.startswith("Get")} == {"UpdateInstance": 1, "UpgradeInstance": 1}
+    assert calls["GetOperation"] >= 2
+    after = _live(client)["redis-sidekiq"]
+    assert (after.redis_version, after.memory_size_gb) == ("REDIS_7_0", 3)
+    assert after.create_time == before.create_time and after.port == before.port
+
+
 def test_destroy_honours_deletion_protection_until_it_is_turned_off_then_leaves_the_emulator_empty(
     staging: Stack, client: redis_v1.CloudRedisClient
 ) -> None:
