@@ -49,10 +49,6 @@ class ApiError(Exception):
         """The body Google's REST front end sends: {"error": {"code", "message", "status"}}."""
         return {"error": {"code": self.http_status, "message": self.message, "status": self.status}}
 
-    def to_rpc_status(self) -> dict[str, Any]:
-        """The google.rpc.Status of a failed long-running operation (JSON form)."""
-        return {"code": self.code, "message": self.message}
-
 
 def invalid(message: str) -> ApiError:
     return ApiError("INVALID_ARGUMENT", message)
