@@ -30,7 +30,6 @@ MaxMemoryPolicy = Literal[
 ]
 
 ALL_DAYS: tuple[DayOfWeek, ...] = get_args(DayOfWeek)
-ALL_REDIS_VERSIONS: tuple[RedisVersion, ...] = get_args(RedisVersion)
 ALL_EVICTION_POLICIES: tuple[MaxMemoryPolicy, ...] = get_args(MaxMemoryPolicy)
 DEFAULT_REDIS_VERSION: RedisVersion = "REDIS_7_2"
 
@@ -70,8 +69,6 @@ SNAPSHOT_PERIOD_HOURS: dict[SnapshotPeriod, int] = {
 }
 DEFAULT_SNAPSHOT_PERIOD: SnapshotPeriod = "TWENTY_FOUR_HOURS"
 
-# The API's state of an instance that serves clients; any other (CREATING, REPAIRING, ...) does not.
-READY_STATE = "READY"
 GIB = 2**30
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -58,9 +58,8 @@ def list_project_instances(
 class Inventory:
     """The live instances of each watched project, listed at most once per scan (shared by stacks running in parallel)."""
 
-    def __init__(self, gcp: GcpSettings, client_factory: Callable[[GcpSettings], redis_v1.CloudRedisClient] = make_client) -> None:
+    def __init__(self, gcp: GcpSettings) -> None:
         self._gcp = gcp
-        self._client_factory = client_factory
         self._client: redis_v1.CloudRedisClient | None = None
         self._lock = threading.Lock()
         self._listings: dict[str, Future[list[redis_v1.Instance]]] = {}
@@ -68,7 +67,7 @@ class Inventory:
     def _get_client(self) -> redis_v1.CloudRedisClient:
         with self._lock:
             if self._client is None:
-                self._client = self._client_factory(self._gcp)
+                self._client = make_client(self._gcp)
             return self._client
 
     def instances(self, project: str) -> list[redis_v1.Instance]:

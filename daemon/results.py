@@ -76,7 +76,6 @@ class Results:
     def __init__(self, listeners: Iterable[Callable[[TargetState], None]] = ()) -> None:
         self._lock = threading.Lock()
         self._states: Mapping[Key, TargetState] = {}
-        self.started_at = time.time()
         # Called with every published state, after it is visible (the status page's usage history).
         self._listeners = tuple(listeners)
 

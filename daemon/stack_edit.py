@@ -20,7 +20,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from redisguard.core.errors import ConfigError
-from redisguard.program.config import CONFIG_KEY, StackConfig, StackConfigError, load_stack_file, parse_clusters
+from redisguard.program.config import CONFIG_KEY, StackConfig, StackConfigError, load_stack_file
 
 # Keys whose values are written as one-line flow mappings, as the shipped stack files write them.
 _FLOW_KEYS = frozenset({"labels"})
@@ -68,13 +68,6 @@ class StackFile:
             if isinstance(item, Mapping) and item.get("name") == name:
                 return item  # type: ignore[return-value]
         raise KeyError(name)
-
-    def has(self, name: str) -> bool:
-        try:
-            self.entry(name)
-        except KeyError:
-            return False
-        return True
 
     # --- editing ------------------------------------------------------------------------------
 
@@ -204,8 +197,3 @@ def _node(key: str, value: Any) -> Any:
             node.fa.set_flow_style()
         return node
     return value
-
-
-def check_entry(entry: Mapping[str, Any], source: str, region: str | None) -> None:
-    """Validate one cluster entry as the program would (StackConfigError naming file and key)."""
-    parse_clusters([dict(entry)], source, region=region)

@@ -6,8 +6,7 @@ elsewhere (no script, no CDN: it works offline and behind a proxy) and escapes e
 with Jinja2's autoescape: an instance label or a property value is untrusted input.
 
 Wiring (the daemon command): one `UsageHistory`, registered as `Results(listeners=[history.observe])`,
-and `Site(..., config=lambda: (config_in_force, config_file), history=history)`; on a reload
-that drops a project, `history.forget_projects(projects still watched)`.
+and `Site(..., config=lambda: (config_in_force, config_file), history=history)`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -98,13 +97,6 @@ class UsageHistory:
         """A Results listener (results.TargetState): records each memory result as it is published."""
         if state.check == MEMORY_CHECK:
             self.record(state.result, state.finished_at)
-
-    def forget_projects(self, keep: Iterable[str]) -> None:
-        """Drop the instances of projects no longer watched (after a config reload)."""
-        wanted = set(keep)
-        with self._lock:
-            for key in [k for k in self._series if k[0] not in wanted]:
-                del self._series[key]
 
     def series(self, key: InstanceKey) -> tuple[tuple[float, float], ...]:
         with self._lock:

@@ -146,10 +146,6 @@ class WebConfig:
         return self.ssl_context is not None
 
     @property
-    def auth_required(self) -> bool:
-        return bool(self._users)
-
-    @property
     def headers(self) -> dict[str, str]:
         return self.model.http_server_config.headers
 
