@@ -79,7 +79,7 @@ def _cached(kind: str, endpoint: str | None, build: Callable[[], T]) -> T:
         client = _clients.get((kind, endpoint))
         if client is None:
             client = _clients[(kind, endpoint)] = build()  # a failure is raised and not cached
-        return client  # type: ignore[no-any-return]  # the cache holds what `build` made for this kind
+        return client  # the cache holds what `build` made for this kind
 
 
 def _credentials_error(exc: auth_exceptions.DefaultCredentialsError) -> PermanentError:
@@ -174,7 +174,7 @@ def api_errors(what: str, *, where: str, api: str, timeout: float) -> Iterator[N
         raise TransientError(f"{what}: no answer from {where} within {timeout:g}s") from exc
     except gexc.GoogleAPICallError as exc:
         if not _answered_as_the_api(exc):
-            response = exc.response  # type: ignore[attr-defined]  # REST errors carry the requests.Response
+            response = exc.response  # REST errors carry the requests.Response
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             raise not_the_api(f"HTTP {response.status_code}, {kind}") from exc
         if isinstance(exc, TRANSIENT_API_ERRORS):

@@ -7,6 +7,7 @@ its own checks (emulator/state.py), so a mistake here is caught there instead of
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal, get_args
 
 Tier = Literal["BASIC", "STANDARD_HA"]
@@ -60,8 +61,8 @@ READ_REPLICA_VERSIONS: tuple[RedisVersion, ...] = ("REDIS_5_0", "REDIS_6_X", "RE
 LFU_AND_DEFRAG_VERSIONS: tuple[RedisVersion, ...] = ("REDIS_4_0", *READ_REPLICA_VERSIONS)
 
 # Snapshot periods from the shortest to the longest; Memorystore takes 24 hours when RDB is on
-# and no period is given.
-SNAPSHOT_PERIOD_HOURS: dict[SnapshotPeriod, int] = {
+# and no period is given. Keyed by any string: the pack looks up a resource's input unchecked.
+SNAPSHOT_PERIOD_HOURS: Mapping[str, int] = {
     "ONE_HOUR": 1,
     "SIX_HOURS": 6,
     "TWELVE_HOURS": 12,

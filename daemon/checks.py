@@ -41,7 +41,7 @@ class CancelToken:
     def __init__(self) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
-        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._callbacks: dict[int, Callable[[], object]] = {}
         self._next_id = 0
 
     @property
@@ -71,8 +71,8 @@ class CancelToken:
             raise Cancelled("the run was cancelled")
 
     @contextlib.contextmanager
-    def on_cancel(self, callback: Callable[[], None]) -> Iterator[None]:
-        """Run `callback` if the run is cancelled while the block runs (at once if it already is)."""
+    def on_cancel(self, callback: Callable[[], object]) -> Iterator[None]:
+        """Run `callback` (its result is ignored) if the run is cancelled while the block runs (at once if it already is)."""
         with self._lock:
             already = self._event.is_set()
             key = self._next_id
@@ -89,14 +89,14 @@ class CancelToken:
 
 
 @dataclass(frozen=True)
-class Job(Generic[R]):
+class Job(Generic[R_co]):
     """One target of one check: `run` gives its result (or raises a RedisguardError), `failed`
     turns an error and the seconds spent into the target's failure result."""
 
     check: str
     target: str
-    run: Callable[[], R]
-    failed: Callable[[RedisguardError, float], R]
+    run: Callable[[], R_co]
+    failed: Callable[[RedisguardError, float], R_co]
 
 
 class Check(Protocol[R_co]):

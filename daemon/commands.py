@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -154,8 +155,9 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _progress(total: int) -> Iterator[object]:
-    """A progress bar on stderr when it is a terminal and more than one check runs."""
+def _progress(total: int) -> Iterator[Callable[[StackReport], None] | None]:
+    """A progress bar on stderr when it is a terminal and more than one check runs: yields the
+    callback that advances it (None when there is no bar)."""
     err = Console(stderr=True)
     if total < 2 or not err.is_terminal:
         yield None
@@ -182,23 +184,23 @@ def emit_report(
     `config_dir`, the config file's folder. The table is read where it ran and keeps them whole.
     """
     if isinstance(report, DriftReport):
-        renderer, printer = render, print_table
         if config_dir is not None and fmt in ("json", "markdown"):
             report = report.with_paths_relative_to(config_dir)
+        text, table = functools.partial(render, report, fmt), functools.partial(print_table, report)
     else:
         from redisguard.daemon import memory_report
 
-        renderer, printer = memory_report.render, memory_report.print_table
+        text, table = functools.partial(memory_report.render, report, fmt), functools.partial(memory_report.print_table, report)
     if output and output != "-":
         try:
-            Path(output).write_text(renderer(report, fmt), encoding="utf-8")  # type: ignore[arg-type]
+            Path(output).write_text(text(), encoding="utf-8")
         except OSError as exc:
             raise PermanentError(f"cannot write the report to {output}: {exc.strerror}") from exc
         return
     if fmt == "table":
-        printer(report, Console(soft_wrap=False))  # type: ignore[arg-type]
+        table(Console(soft_wrap=False))
     else:
-        sys.stdout.write(renderer(report, fmt))  # type: ignore[arg-type]
+        sys.stdout.write(text())
         sys.stdout.flush()
 
 
@@ -246,7 +248,7 @@ def _drift_report(args: argparse.Namespace) -> int:
     engines = engines_for(args.engine)
     log.debug("effective config %s", config.redacted())
     with _progress(len(stacks) * len(engines)) as advance:
-        report = run_scan(config, stacks, engines, on_done=advance)  # type: ignore[arg-type]
+        report = run_scan(config, stacks, engines, on_done=advance)
     config_dir = Path(args.config or DEFAULT_CONFIG_FILE).resolve().parent
     emit_report(report, args.format, args.output, config_dir)
     _print_errors("drift-report", report)
@@ -420,20 +422,21 @@ def change_out_of_band(emulator: LaunchedEmulator, instance_id: str) -> list[str
     from google.api_core import exceptions as gexc
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import redis_v1
+    from google.protobuf import field_mask_pb2
 
     client = redis_v1.CloudRedisClient(
         transport="rest",
         client_options={"api_endpoint": emulator.redis_endpoint},
         credentials=AnonymousCredentials(),
     )
-    name = f"projects/{emulator.project}/locations/{emulator.region}/instances/{instance_id}"
+    name = client.instance_path(emulator.project, emulator.region, instance_id)
     try:
         before = client.get_instance(name=name)
         configs = dict(before.redis_configs)
         old_policy = configs.get("maxmemory-policy", "unset")
         configs["maxmemory-policy"] = "allkeys-lru" if old_policy != "allkeys-lru" else "allkeys-lfu"
         operation = client.update_instance(
-            update_mask={"paths": ["memory_size_gb", "redis_configs"]},
+            update_mask=field_mask_pb2.FieldMask(paths=["memory_size_gb", "redis_configs"]),
             instance=redis_v1.Instance(name=name, memory_size_gb=before.memory_size_gb + 1, redis_configs=configs),
         )
         operation.result(timeout=60)

@@ -559,10 +559,10 @@ def _config_env_names(model: type[BaseModel] = RedisguardConfig, loc: tuple[str,
     names: dict[str, bool] = {}
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        section = isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        names[_env_name((*loc, name))] = section
-        if section:
-            names.update(_config_env_names(annotation, (*loc, name)))  # type: ignore[arg-type]
+        section = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        names[_env_name((*loc, name))] = section is not None
+        if section is not None:
+            names.update(_config_env_names(section, (*loc, name)))
     return names
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 from redisguard.core.errors import ConfigError, RedisguardError, error_kind
@@ -27,7 +28,7 @@ def engines_for(choice: str) -> tuple[Engine, ...]:
         return ENGINES
     if choice not in ENGINES:
         raise ConfigError(f"--engine {choice!r}: allowed values: pulumi, live, all")
-    return (choice,)  # type: ignore[return-value]
+    return (choice,)
 
 
 class _LiveContext:
@@ -102,7 +103,7 @@ class _LiveContext:
         return findings, "\n".join(lines)
 
 
-class _DriftCheck:
+class _DriftCheck(ABC):
     """What both drift checks share: targets are stack names, a result is a StackReport, a failure's
     message never shows a known credential."""
 
@@ -118,6 +119,10 @@ class _DriftCheck:
     @property
     def targets(self) -> tuple[str, ...]:
         return self.config.pulumi.stacks
+
+    @abstractmethod
+    def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
+        """One job per stack, in the order given."""
 
     def _job(self, stack: str, run: Callable[[], StackReport], extra_seconds: float = 0.0) -> Job[StackReport]:
         def failed(error: RedisguardError, seconds: float) -> StackReport:

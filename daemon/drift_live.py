@@ -325,10 +325,10 @@ def check_stack(
     project = _stack_project(stack)
     live = inventory.instances(project)
     by_id: dict[str, redis_v1.Instance] = {}
-    for instance in live:
-        key = split_instance_name(instance.name)
+    for listed in live:
+        key = split_instance_name(listed.name)
         if stack.region is None or key.region == stack.region:
-            by_id[key.instance_id] = instance
+            by_id[key.instance_id] = listed
     items: list[DriftItem] = []
     not_ready: list[InstanceState] = []
     for cluster in stack.clusters:

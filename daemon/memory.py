@@ -211,7 +211,7 @@ def read_series(
     start: float,
     end: float,
     alignment_seconds: int,
-    aligner: monitoring_v3.Aggregation.Aligner,
+    aligner: int,  # an Aggregation.Aligner member (proto-plus enums are typed as their int values)
     gcp: GcpSettings,
     cancel: CancelToken | None = None,
 ) -> Points:

@@ -136,15 +136,18 @@ def plan_recommend(
             if found is None or found[0] == cluster.memory_gb:
                 continue  # the stack file already says it (a second run after --write proposes nothing)
             size, why = found
-            per_gb = memory.max_bytes / (memory.capacity_bytes // GIB)  # type: ignore[operator]
+            used, limit = memory.used_bytes, memory.max_bytes
+            if used is None or limit is None:
+                continue  # not reached: recommend_size proposes nothing without both
+            per_gb = limit / (memory.capacity_bytes // GIB)
             by_stack.setdefault(memory.stack, []).append(
                 Recommendation(
                     stack=memory.stack,
                     instance_id=memory.instance_id,
                     current_gb=cluster.memory_gb,
                     recommended_gb=size,
-                    usage_ratio=memory.used_bytes / memory.max_bytes,  # type: ignore[operator]
-                    ratio_at_recommended=memory.used_bytes / (per_gb * size),  # type: ignore[operator]
+                    usage_ratio=used / limit,
+                    ratio_at_recommended=used / (per_gb * size),
                     reason=why,
                 )
             )

@@ -107,7 +107,7 @@ def mandatory_violations(name: str, inputs: Mapping[str, Any], stack: str) -> di
     raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path else {}
     found: dict[str, list[str]] = {}
     for rule in RULES:
-        section = raw.get(rule.name) if isinstance(raw.get(rule.name), dict) else {}
+        section = found_section if isinstance(found_section := raw.get(rule.name), dict) else {}
         level = str(section.get("enforcementLevel", rule.level.value if isinstance(rule.level, EnforcementLevel) else rule.level))
         if level != "mandatory":
             continue

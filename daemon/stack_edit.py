@@ -65,8 +65,9 @@ class StackFile:
     def entry(self, name: str) -> CommentedMap:
         """The cluster entry named `name` (KeyError when there is none)."""
         for item in self.clusters:
-            if isinstance(item, Mapping) and item.get("name") == name:
-                return item  # type: ignore[return-value]
+            # The round-trip loader gives every mapping, and add() every new entry, as a CommentedMap.
+            if isinstance(item, CommentedMap) and item.get("name") == name:
+                return item
         raise KeyError(name)
 
     # --- editing ------------------------------------------------------------------------------

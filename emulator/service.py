@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,7 +364,7 @@ class MemorystoreService:
         next_token = _encode_token(offset + page_size) if offset + page_size < len(matching) else ""
         return page, next_token
 
-    def update(self, name: str, patch: Any, mask_paths: list[str]) -> OperationRecord:
+    def update(self, name: str, patch: Any, mask_paths: Sequence[str]) -> OperationRecord:
         mask = st.normalize_mask(mask_paths)
         record, previous_state = self._begin(name, st.State.UPDATING, "update")
         try:

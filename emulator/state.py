@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,14 +70,14 @@ EVICTION_POLICIES = (
 _YES_NO = ("yes", "no")
 
 
-def _int_at_least(minimum: int):
+def _int_at_least(minimum: int) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         return None if value.isdigit() and int(value) >= minimum else f"an integer >= {minimum}"
 
     return check
 
 
-def _one_of(*allowed: str):
+def _one_of(*allowed: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         return None if value in allowed else "one of " + ", ".join(allowed)
 
@@ -295,7 +295,7 @@ def validate_new_instance(inst: Any, region: str) -> None:
     _check_common(inst)
 
 
-def normalize_mask(paths: list[str]) -> list[str]:
+def normalize_mask(paths: Sequence[str]) -> list[str]:
     """updateMask paths as snake_case top-level fields; INVALID_ARGUMENT for anything not updatable."""
     if not paths:
         raise invalid("Request is missing required field update_mask.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import hashlib
 import json
 import math
@@ -241,8 +242,8 @@ class _Parser:
         if not self.tokens:
             raise invalid("Request is missing required field filter.")
         pred = self.or_expr()
-        if self.peek() is not None:
-            raise invalid(f"Invalid filter: unexpected '{self.peek()[1]}'.")  # type: ignore[index]
+        if (extra := self.peek()) is not None:
+            raise invalid(f"Invalid filter: unexpected '{extra[1]}'.")
         return pred
 
     def or_expr(self) -> Predicate:
@@ -438,9 +439,8 @@ def _fill_points(
         if view_role == role and t >= start:
             if mdef.kind == _D:
                 # A DELTA point spans from the node's previous reading (in any role) to this one.
-                value = value_of(cur, prev[1]) if prev is not None else None
-                if value is not None:
-                    series.points.append((prev[0], t, value))  # type: ignore[index]
+                if prev is not None and (value := value_of(cur, prev[1])) is not None:
+                    series.points.append((prev[0], t, value))
             else:
                 value = value_of(cur, None)
                 if value is not None:
@@ -469,7 +469,7 @@ _STATISTICS: dict[str, Callable[[list[Any]], Any]] = {
     "SUM": sum,
     "COUNT": len,
     "STDDEV": lambda v: float(statistics.pstdev(v)),
-    **{f"PERCENTILE_{pct:02d}": (lambda v, pct=pct: _percentile(v, pct)) for pct in (99, 95, 50, 5)},
+    **{f"PERCENTILE_{pct:02d}": functools.partial(_percentile, pct=pct) for pct in (99, 95, 50, 5)},
 }
 _ALIGN_FUNCS: dict[int, Callable[[list[Any]], Any]] = {
     **{Aligner.Value(f"ALIGN_{name}"): func for name, func in _STATISTICS.items()},

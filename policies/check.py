@@ -126,13 +126,13 @@ def _judge(
             for resource in run.resources:
                 result = pack.analyze(resource.type, resource.name, resource.inputs)
                 violations.extend(
-                    Violation(policy=d.policy, level=d.level, resource=resource.name, type=resource.type,  # type: ignore[arg-type]
+                    Violation(policy=d.policy, level=d.level, resource=resource.name, type=resource.type,
                               message=d.message)
                     for d in result.diagnostics
                 )
             stack_result = pack.analyze_stack([StackResource(r.type, r.name, r.inputs) for r in run.resources])
             violations.extend(
-                Violation(policy=d.policy, level=d.level, resource="", type="", message=d.message)  # type: ignore[arg-type]
+                Violation(policy=d.policy, level=d.level, resource="", type="", message=d.message)
                 for d in stack_result.diagnostics
             )
         except AnalyzerFailed as exc:
@@ -173,8 +173,8 @@ def run_policy_check(
             except (OSError, ValueError) as exc:
                 runs.append((stack, stack_file, None, None, f"{stack_file}: cannot read the stack file: {exc}"))
                 continue
-            pack = PolicyPackProcess(stack=stack, pack_dir=pack_dir, stack_config=config)
-            runs.append((stack, stack_file, pack, pool.submit(pack.start), None))
+            process = PolicyPackProcess(stack=stack, pack_dir=pack_dir, stack_config=config)
+            runs.append((stack, stack_file, process, pool.submit(process.start), None))
         for stack, stack_file, pack, started, error in runs:
             chosen = policy_config or default_policy_config(stack, pack_dir)
             if pack is None or started is None:

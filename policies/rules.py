@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -401,7 +402,7 @@ def check_required_labels(inst: Instance, config: RequiredLabelsConfig) -> list[
     missing = [
         key
         for key in config.required_labels
-        if key not in unknown_keys and not (isinstance(labels.get(key), str) and labels.get(key).strip())
+        if key not in unknown_keys and not (isinstance(value := labels.get(key), str) and value.strip())
     ]
     if not missing:
         return []
@@ -672,9 +673,9 @@ RULES: tuple[Rule[Any], ...] = (
 STACK_RULE_URL = "https://cloud.google.com/memorystore/docs/redis/pricing"
 
 
-def all_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+def all_policies() -> list[Policy]:
     """Every policy of the pack, in the order of the contract table."""
-    policies: list[ResourceValidationPolicy | StackValidationPolicy] = [
+    policies: list[Policy] = [
         ResourceValidationPolicy(
             name=rule.name,
             description=rule.description,

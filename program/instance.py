@@ -42,7 +42,9 @@ def declared_instance(cluster: ClusterConfig, *, name: str = "") -> redis_v1.Ins
     )
     if cluster.tier == "STANDARD_HA":
         instance.replica_count = cluster.effective_replica_count()
-        instance.read_replicas_mode = "READ_REPLICAS_ENABLED" if cluster.read_replicas else "READ_REPLICAS_DISABLED"
+        modes = redis_v1.Instance.ReadReplicasMode
+        # modes(...): type checkers see a proto-plus enum's members as plain ints.
+        instance.read_replicas_mode = modes(modes.READ_REPLICAS_ENABLED if cluster.read_replicas else modes.READ_REPLICAS_DISABLED)
     if cluster.maintenance_window_day is not None:
         instance.maintenance_policy = redis_v1.MaintenancePolicy(
             weekly_maintenance_window=[

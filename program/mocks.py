@@ -12,6 +12,7 @@ import yaml
 from google.protobuf import json_format
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import Stack
 
 PROGRAM_DIR = Path(__file__).resolve().parent
 INSTANCE_TYPE = "gcp:redis/instance:Instance"
@@ -95,8 +96,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             )
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 def stack_config_values(stack_file: Path) -> dict[str, str]:
@@ -115,14 +116,18 @@ def run_program(config: dict[str, str], stack: str = "staging", preview: bool = 
     pulumi.runtime.set_mocks(mocks, project="redis-fleet", stack=stack, preview=preview, monitor=mocks.monitor)
     pulumi.runtime.set_all_config(config)
 
-    async def serialize_stack_outputs() -> None:
-        outputs = await rpc.serialize_properties(settings.get_root_resource().outputs, {})
+    async def serialize_stack_outputs() -> dict[str, Any]:
+        root = settings.get_root_resource()
+        if not isinstance(root, Stack):
+            raise RuntimeError(f"the program ran without a root stack resource: {root!r}")
+        outputs = await rpc.serialize_properties(root.outputs, {})
         run.stack_outputs.update(json_format.MessageToDict(outputs))
+        return run.stack_outputs
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
         clusters = fleet.main()
-        pulumi.Output.from_input(serialize_stack_outputs())
+        pulumi.Output.from_input(serialize_stack_outputs())  # type: ignore[arg-type]  # pulumi's Input[U] binds no U from an awaitable under mypy (Output[Never])
         return pulumi.Output.all(
             **{
                 name: pulumi.Output.all(
