@@ -29,11 +29,12 @@ from redisguard.daemon.config import (
     load_config,
 )
 from redisguard.daemon.drift import engines_for, run_scan
+from redisguard.daemon.drift_live import read_stack_files
 from redisguard.daemon.ignore import BUILTIN_IGNORED_PATHS
 from redisguard.daemon.report import EXIT_DRIFT, EXIT_ERROR, FORMATS, DriftReport, StackReport, print_table, render
 from redisguard.daemon.webconfig import WebConfig, load_web_config
 from redisguard.emulator.launcher import LaunchedEmulator, launch
-from redisguard.program.config import StackConfigError, load_stack_file
+from redisguard.program.config import load_stack_file
 
 if TYPE_CHECKING:
     from redisguard.daemon.memory import MemoryReport
@@ -295,20 +296,16 @@ def run_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     problems: list[str] = []
     summaries: list[str] = []
-    for name in config.pulumi.stacks:
-        path = config.pulumi.stack_file(name)
-        if not path.is_file():
-            problems.append(f"pulumi.stacks: {name!r} has no stack file {path}")
-            continue
-        try:
-            stack = load_stack_file(path)
-        except StackConfigError as exc:
-            problems.append(str(exc))
+    for file in read_stack_files(config):
+        stack = file.stack
+        if stack is None:
+            # The key that names the missing file, since check-config is where config gets fixed.
+            problems.append(str(file.error) if file.error else f"pulumi.stacks: {file.name!r} has no stack file {file.path}")
             continue
         where = f"{stack.project or 'gcp:project unset'}/{stack.region or 'gcp:region unset'}"
-        summaries.append(f"{name} ({where}, {len(stack.clusters)} cluster{'s' if len(stack.clusters) != 1 else ''})")
+        summaries.append(f"{file.name} ({where}, {len(stack.clusters)} cluster{'s' if len(stack.clusters) != 1 else ''})")
         if not stack.project:
-            problems.append(f"{path}: gcp:project is not set; the live engine needs it")
+            problems.append(f"{file.path}: gcp:project is not set; the live engine needs it")
     what = "the stacks it names"
     try:
         web = load_web_config(config.server.web_config_file)

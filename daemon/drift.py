@@ -15,7 +15,7 @@ from redisguard.daemon.checks import CancelToken, Job, run_jobs
 from redisguard.daemon.config import RedisguardConfig, secret_values
 from redisguard.daemon.ignore import IgnoreRules
 from redisguard.daemon.report import DriftItem, DriftReport, Engine, InstanceState, StackReport
-from redisguard.program.config import StackConfig, StackConfigError, load_stack_file
+from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +45,16 @@ class _LiveContext:
         # Reading a stack file is part of checking that stack (half a second for 1000 clusters),
         # so each stack's report counts its own file's load time.
         self.load_seconds: dict[str, float] = {}
-        for name in config.pulumi.stacks:
-            path = config.pulumi.stack_file(name)
-            started = time.monotonic()
-            if not path.is_file():
-                self.errors[name] = f"{path}: stack file not found"
-                self.unreadable[name] = None
+        for file in drift_live.read_stack_files(config):
+            name, stack = file.name, file.stack
+            self.load_seconds[name] = file.load_seconds
+            if stack is None:
+                # A stack file's problems each on its own line, as check-config shows them.
+                self.errors[name] = file.problem or ""
+                self.unreadable[name] = file.error.project if file.error is not None else None
                 continue
-            try:
-                self.stacks[name] = load_stack_file(path)
-            except StackConfigError as exc:
-                self.errors[name] = str(exc)  # every problem on its own line, as check-config shows them
-                self.unreadable[name] = exc.project
-            finally:
-                self.load_seconds[name] = time.monotonic() - started
-            stack = self.stacks.get(name)
-            if stack is not None and not stack.project:
+            self.stacks[name] = stack
+            if not stack.project:
                 # Pulumi would put its clusters in the provider's default project: any project.
                 self.errors[name] = str(drift_live.no_project_error(stack))
                 self.unreadable[name] = None

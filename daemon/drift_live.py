@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from google.cloud import redis_v1
@@ -351,23 +353,50 @@ def check_stack(
     return StackFindings(items=items, not_ready=not_ready)
 
 
+@dataclass(frozen=True)
+class StackFileRead:
+    """One configured stack's file as read: its config, or why there is none (stack_edit.StackFile is the editable one)."""
+
+    name: str
+    path: Path
+    stack: StackConfig | None
+    error: StackConfigError | None
+    """The file's problems; None with no `stack`: the file does not exist."""
+    load_seconds: float
+
+    @property
+    def problem(self) -> str | None:
+        """Why the file gives no config, as the reports show it; None when it does."""
+        if self.stack is not None:
+            return None
+        return str(self.error) if self.error is not None else f"{self.path}: stack file not found"
+
+
+def read_stack_files(config: RedisguardConfig) -> list[StackFileRead]:
+    """Every stack of pulumi.stacks, in that order, with its file read (never raising for a bad one)."""
+    files: list[StackFileRead] = []
+    for name in config.pulumi.stacks:
+        path = config.pulumi.stack_file(name)
+        started = time.monotonic()
+        stack: StackConfig | None = None
+        error: StackConfigError | None = None
+        if path.is_file():
+            try:
+                stack = load_stack_file(path)
+            except StackConfigError as exc:
+                error = exc
+        files.append(StackFileRead(name, path, stack, error, time.monotonic() - started))
+    return files
+
+
 def load_stacks(config: RedisguardConfig, purpose: str) -> dict[str, StackConfig]:
     """Every configured stack's file; ConfigError listing each one that cannot be read (which instances
     are unmanaged would be guesswork). `purpose` names the command in the message."""
-    stacks: dict[str, StackConfig] = {}
-    problems: list[str] = []
-    for name in config.pulumi.stacks:
-        path = config.pulumi.stack_file(name)
-        if not path.is_file():
-            problems.append(f"{path}: stack file not found")
-            continue
-        try:
-            stacks[name] = load_stack_file(path)
-        except StackConfigError as exc:
-            problems.append(str(exc))
+    files = read_stack_files(config)
+    problems = [f.problem for f in files if f.problem is not None]
     if problems:
         raise ConfigError(f"{purpose} needs every stack file to tell managed from unmanaged instances:\n" + "\n".join(problems))
-    return stacks
+    return {f.name: f.stack for f in files if f.stack is not None}
 
 
 def owner_of(stacks: Mapping[str, StackConfig], key: LiveKey) -> str:

@@ -425,38 +425,23 @@ class MemoryCheck:
         window = self.thresholds.trend_window_seconds
         trend_alignment = max(ALIGNMENT_SECONDS, int(window // TREND_POINTS) // ALIGNMENT_SECONDS * ALIGNMENT_SECONDS)
 
-        def current(metric_type: str) -> Callable[[], Points]:
+        def series(metric_type: str, seconds: float, alignment: int, aligner: int) -> Callable[[], Points]:
             return lambda: read_series(
-                monitoring_client,
-                project,
-                metric_type,
-                start=end - LOOKBACK_SECONDS,
-                end=end,
-                alignment_seconds=ALIGNMENT_SECONDS,
-                # The minute's peak: with Memorystore's one sample a minute it is that sample, and
-                # with denser data a spike inside the minute is not averaged away.
-                aligner=monitoring_v3.Aggregation.Aligner.ALIGN_MAX,
-                gcp=self.gcp,
-                cancel=cancel,
-            )
+                monitoring_client, project, metric_type,
+                start=end - seconds, end=end, alignment_seconds=alignment,
+                aligner=monitoring_v3.Aggregation.Aligner(aligner), gcp=self.gcp, cancel=cancel,
+            )  # fmt: skip
 
-        def trend() -> Points:
-            return read_series(
-                monitoring_client,
-                project,
-                USED,
-                start=end - window,
-                end=end,
-                alignment_seconds=trend_alignment,
-                aligner=monitoring_v3.Aggregation.Aligner.ALIGN_MEAN,
-                gcp=self.gcp,
-                cancel=cancel,
-            )
-
+        # Now: the minute's peak (with Memorystore's one sample a minute it is that sample, and with
+        # denser data a spike inside the minute is not averaged away). The trend: the mean.
+        current = [
+            series(metric, LOOKBACK_SECONDS, ALIGNMENT_SECONDS, monitoring_v3.Aggregation.Aligner.ALIGN_MAX)
+            for metric in CURRENT_METRICS
+        ]
+        trend = series(USED, window, trend_alignment, monitoring_v3.Aggregation.Aligner.ALIGN_MEAN)
         # The six reads are independent: in parallel, a run takes as long as its slowest call.
         listed, history, *figures = _in_parallel(
-            [lambda: drift_live.list_project_instances(redis_client, project, self.gcp), trend]
-            + [current(metric_type) for metric_type in CURRENT_METRICS]
+            [lambda: drift_live.list_project_instances(redis_client, project, self.gcp), trend, *current]
         )
         now = dict(zip(CURRENT_METRICS, figures, strict=True))
         return [self._instance(inst, now, history) for inst in listed if self._shown(inst)]

@@ -11,8 +11,10 @@ from redisguard.daemon.report import (
     EXIT_ERROR,
     EXIT_FINDINGS,
     EXIT_OK,
-    _md_cell,
+    error_block,
     format_duration,
+    md_cell,
+    md_error_block,
     plain_text,
     print_tables,
 )
@@ -125,12 +127,12 @@ def build_tables(report: MemoryReport) -> list[tuple[str, Table]]:
 
 def error_lines(report: MemoryReport) -> list[str]:
     """Each failed project's error: a heading line, then the message indented."""
-    lines: list[str] = []
-    for p in report.projects:
-        if p.status == "error":
-            lines.append(f"{p.project_id} (memory, {p.error_kind or 'permanent'}): error")
-            lines += [f"  {line}" for line in (p.error or "unknown error").splitlines()]
-    return lines
+    return [
+        line
+        for p in report.projects
+        if p.status == "error"
+        for line in error_block(f"{p.project_id} (memory, {p.error_kind or 'permanent'}): error", p.error)
+    ]
 
 
 def print_table(report: MemoryReport, console: Console) -> None:
@@ -151,20 +153,19 @@ def render_markdown(report: MemoryReport) -> str:
     for p in report.projects:
         levels = [i.level for i in p.instances]
         lines.append(
-            f"| {_md_cell(p.project_id)} | {_STATUS_ICON[p.status]} | {len(p.instances) if p.status != 'error' else '—'} "
+            f"| {md_cell(p.project_id)} | {_STATUS_ICON[p.status]} | {len(p.instances) if p.status != 'error' else '—'} "
             f"| {levels.count('warning')} | {levels.count('critical')} | {format_duration(p.duration_seconds)} |"
         )
     for p in report.projects:
         if p.status == "error":
-            error = (p.error or "unknown error").replace("```", "'" * 3)
-            lines += ["", f"### {_md_cell(p.project_id)}: error ({p.error_kind})", "", "```text", error, "```"]
+            lines += md_error_block(f"{md_cell(p.project_id)}: error ({p.error_kind})", p.error)
     rows = [i for p in report.projects for i in p.instances]
     if rows:
         header = "| " + " | ".join(_INSTANCE_COLUMNS) + " |"
         align = "|" + "|".join("---:" if c in _NUMERIC else "---" for c in _INSTANCE_COLUMNS) + "|"
         lines += ["", "### Instances", "", header, align]
         for i in rows:
-            cells = [_md_cell(c) for c in _instance_cells(i)]
+            cells = [md_cell(c) for c in _instance_cells(i)]
             cells[2] = f"`{cells[2]}`"
             lines.append("| " + " | ".join(cells) + f" | {_LEVEL_ICON[i.level]} |")
     return "\n".join(lines) + "\n"

@@ -311,14 +311,23 @@ def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
     return tables
 
 
+def error_block(heading: str, error: str | None) -> list[str]:
+    """A failed check's error as it reads in a log: the heading, then the message indented (each
+    line of a multi-line one, as a stack file's problem list)."""
+    return [heading, *(f"  {line}" for line in (error or "unknown error").splitlines())]
+
+
+def md_error_block(heading: str, error: str | None) -> list[str]:
+    """A failed check's error in Markdown: a heading, then the message as written in a fenced block."""
+    text = (error or "unknown error").replace("```", "'" * 3)
+    return ["", f"### {heading}", "", "```text", text, "```"]
+
+
 def error_lines(report: DriftReport) -> list[str]:
-    """Each failed check's error as it reads in a log: a heading line, then the message indented."""
-    lines: list[str] = []
-    for s in report.stacks:
-        if s.status == "error":
-            lines.append(f"{s.stack} ({s.engine}): {status_text(s)}")
-            lines += [f"  {line}" for line in (s.error or "unknown error").splitlines()]
-    return lines
+    """Each failed check's error as it reads in a log (error_block)."""
+    return [
+        line for s in report.stacks if s.status == "error" for line in error_block(f"{s.stack} ({s.engine}): {status_text(s)}", s.error)
+    ]
 
 
 def print_table(report: DriftReport, console: Console) -> None:
@@ -374,13 +383,13 @@ def _md_status(s: StackReport) -> str:
     return f"{_STATUS_ICON[s.status]} ({s.error_kind})" if s.status == "error" and s.error_kind else _STATUS_ICON[s.status]
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
     # Pipes end a cell and newlines end a row in GitHub tables; backticks would open code spans.
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
 def _md_code(value: Any) -> str:
-    return "—" if value is None else f"`{_md_cell(format_value(value))}`"
+    return "—" if value is None else f"`{md_cell(format_value(value))}`"
 
 
 def render_markdown(report: DriftReport) -> str:
@@ -400,32 +409,30 @@ def render_markdown(report: DriftReport) -> str:
     ]
     for s in report.stacks:
         lines.append(
-            f"| {_md_cell(s.stack)} | {s.engine} | {_md_status(s)} | {len(s.items)} | {len(s.not_ready)} | {format_duration(s.duration_seconds)} |"
+            f"| {md_cell(s.stack)} | {s.engine} | {_md_status(s)} | {len(s.items)} | {len(s.not_ready)} | {format_duration(s.duration_seconds)} |"
         )
     for s in report.stacks:
         if s.not_ready:
-            lines += ["", f"### {_md_cell(s.stack)} ({s.engine}): instances not READY", "", "| resource | state |", "|---|---|"]
-            lines += [f"| `{_md_cell(i.resource)}` | {_md_cell(i.state)} |" for i in s.not_ready]
+            lines += ["", f"### {md_cell(s.stack)} ({s.engine}): instances not READY", "", "| resource | state |", "|---|---|"]
+            lines += [f"| `{md_cell(i.resource)}` | {md_cell(i.state)} |" for i in s.not_ready]
         if s.status == "error":
-            # A fenced block keeps a multi-line error (a stack file's problem list) as written.
-            error = (s.error or "unknown error").replace("```", "'" * 3)
-            lines += ["", f"### {_md_cell(s.stack)} ({s.engine}): {status_text(s)}", "", "```text", error, "```"]
+            lines += md_error_block(f"{md_cell(s.stack)} ({s.engine}): {status_text(s)}", s.error)
         if not s.items:
             continue
         lines += [
             "",
-            f"### {_md_cell(s.stack)} ({s.engine}): {len(s.items)} drifted resource{'s' if len(s.items) != 1 else ''}",
+            f"### {md_cell(s.stack)} ({s.engine}): {len(s.items)} drifted resource{'s' if len(s.items) != 1 else ''}",
             "",
             "| resource | kind | property | expected | actual |",
             "|---|---|---|---|---|",
         ]
         for item in s.items:
-            name = f"`{_md_cell(item.resource)}`"
+            name = f"`{md_cell(item.resource)}`"
             if not item.properties:
                 lines.append(f"| {name} | {item.kind} | | | |")
             for prop in item.properties:
                 lines.append(
-                    f"| {name} | {item.kind} | `{_md_cell(prop.path)}` | {_md_code(prop.expected)} | {_md_code(prop.actual)} |"
+                    f"| {name} | {item.kind} | `{md_cell(prop.path)}` | {_md_code(prop.expected)} | {_md_code(prop.actual)} |"
                 )
     return "\n".join(lines) + "\n"
 

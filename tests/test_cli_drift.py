@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from redisguard.daemon import drift
+from redisguard.daemon import drift, drift_live
 from redisguard.daemon.cli import main
 from redisguard.daemon.config import config_from_mapping
 from tests.fixtures.processes import wait_for
@@ -143,13 +143,13 @@ def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
 def test_a_live_check_counts_reading_its_stack_file_in_its_duration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Reading a large stack file is most of a live check (0.5 s for 1000 clusters); a duration
     # without it would tell a user the check is faster than it is.
-    real_load = drift.load_stack_file
+    real_load = drift_live.load_stack_file
 
     def slow_load(path: Path):  # noqa: ANN202 - same as the real one
         time.sleep(0.3)
         return real_load(path)
 
-    monkeypatch.setattr(drift, "load_stack_file", slow_load)
+    monkeypatch.setattr(drift_live, "load_stack_file", slow_load)  # where every stack file is read
     config = config_from_mapping(
         {
             "pulumi": {"work_dir": str(REPO / "program"), "stacks": ["staging"]},
