@@ -21,7 +21,6 @@ from redisguard.daemon import drift_live
 from redisguard.daemon.checks import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, secret_values
 from redisguard.daemon.report import Frozen, JsonReport, exit_code_of
-from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
 
@@ -307,17 +306,6 @@ def _in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Any]:
     return [future.result() for future in results]
 
 
-# --- stacks ------------------------------------------------------------------------------------
-
-
-def load_stacks(config: RedisguardConfig) -> dict[str, StackConfig]:
-    """Every configured stack's file; ConfigError listing each one that cannot be read (ownership would be guesswork)."""
-    return drift_live.load_stacks(config, "the memory check")
-
-
-owner_of = drift_live.owner_of
-
-
 # --- the check ---------------------------------------------------------------------------------
 
 
@@ -328,7 +316,7 @@ def _enum_name(value: Any) -> str:
 class MemoryCheck:
     """The `memory` check: targets are project ids, `run(project)` gives that project's report.
 
-    Clients are built once and shared by every run (and thread); stack files are read at construction.
+    Clients are built once per process (core/gcp.py) and shared by every run and thread; stack files are read at construction.
     """
 
     name = CHECK_NAME
@@ -338,21 +326,13 @@ class MemoryCheck:
         config: RedisguardConfig,
         *,
         selected_stacks: Sequence[str] | None = None,
-        redis_client_factory: Callable[[GcpSettings], redis_v1.CloudRedisClient] = drift_live.make_client,
-        monitoring_client_factory: Callable[[GcpSettings], monitoring_v3.MetricServiceClient] = make_monitoring_client,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.gcp = config.gcp
         self.thresholds = thresholds_of(config)
-        self.stacks = load_stacks(config)
+        # Which stack owns an instance needs every stack file; one that cannot be read is an error.
+        self.stacks = drift_live.load_stacks(config, "the memory check")
         self.selected = tuple(selected_stacks) if selected_stacks else tuple(self.stacks)
-        self._redis_factory = redis_client_factory
-        self._monitoring_factory = monitoring_client_factory
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._redis: redis_v1.CloudRedisClient | None = None
-        self._monitoring: monitoring_v3.MetricServiceClient | None = None
         self._secrets = secret_values(config)
 
     @property
@@ -360,14 +340,6 @@ class MemoryCheck:
         """The projects of the selected stacks, in stack order, each once."""
         projects = [self.stacks[name].project for name in self.selected if name in self.stacks]
         return tuple(dict.fromkeys(p for p in projects if p))
-
-    def _clients(self) -> tuple[redis_v1.CloudRedisClient, monitoring_v3.MetricServiceClient]:
-        with self._lock:
-            if self._redis is None:
-                self._redis = self._redis_factory(self.gcp)
-            if self._monitoring is None:
-                self._monitoring = self._monitoring_factory(self.gcp)
-            return self._redis, self._monitoring
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[ProjectMemoryReport]]:
         """One job per project (daemon/checks.py's protocol); the clients and stack files are shared."""
@@ -419,8 +391,9 @@ class MemoryCheck:
         return report
 
     def _check(self, project: str, cancel: CancelToken | None) -> list[InstanceMemory]:
-        redis_client, monitoring_client = self._clients()
-        end = float(int(self._clock()))
+        # Built once per process (core/gcp.py) and shared by every run and thread.
+        redis_client, monitoring_client = drift_live.make_client(self.gcp), make_monitoring_client(self.gcp)
+        end = float(int(time.time()))
         _check_cancel(cancel)
         window = self.thresholds.trend_window_seconds
         trend_alignment = max(ALIGNMENT_SECONDS, int(window // TREND_POINTS) // ALIGNMENT_SECONDS * ALIGNMENT_SECONDS)
@@ -449,7 +422,7 @@ class MemoryCheck:
     def _shown(self, instance: redis_v1.Instance) -> bool:
         if set(self.selected) == set(self.stacks):
             return True
-        owner = owner_of(self.stacks, drift_live.split_instance_name(instance.name))
+        owner = drift_live.owner_of(self.stacks, drift_live.split_instance_name(instance.name))
         # --stack: that stack's instances, and the project's unmanaged ones.
         return owner == "" or owner in self.selected
 
@@ -475,7 +448,7 @@ class MemoryCheck:
             project_id=key.project,
             region=key.region,
             instance_id=key.instance_id,
-            stack=owner_of(self.stacks, key),
+            stack=drift_live.owner_of(self.stacks, key),
             tier=_enum_name(instance.tier),
             redis_version=instance.redis_version,
             state=state,
