@@ -42,7 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     from redisguard.daemon import remediation
     from redisguard.daemon import service as daemon_service
     from redisguard.emulator import command as emulator_command
-    from redisguard.policies import check as policy_check
 
     parser = _Parser(
         prog="redisguard",
@@ -60,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_command.register(sub)
     drift_commands.register(sub)
     daemon_service.register(sub)
-    policy_check.register(sub)
+    drift_commands.register_policy_check(sub)
     remediation.register(sub)
     # `redisguard drift-report --log-level DEBUG` works as well as before the command. SUPPRESS:
     # a subcommand that is not given it leaves the top-level value (or default) alone.

@@ -132,6 +132,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=run_demo)
 
 
+def register_policy_check(sub: argparse._SubParsersAction) -> None:
+    """`policy-check`: the pack (policies/check.py) over the program's resources under the SDK's mocks."""
+    from redisguard.policies import check as policy_check
+
+    parser = sub.add_parser(
+        "policy-check",
+        help="run the policy pack on each stack's resources, without a cloud or a Pulumi CLI",
+        description="Build each stack's resources from the program under the Pulumi SDK's mocks and have "
+        "the policy pack judge them as `pulumi preview --policy-pack` does (the pack started as "
+        "Pulumi's Python host starts it, over the Analyzer protocol). For pre-commit and CI before "
+        "any preview. " + policy_check.EXIT_CODES_HELP + ".",
+    )
+    parser.add_argument("--config", metavar="FILE", help="redisguard config file for pulumi.work_dir and "
+                        "pulumi.stacks (default: ./redisguard.yaml if it exists, else program/ with "
+                        "staging and production)")
+    arguments.add_stacks(parser, "check only this stack")
+    parser.add_argument("--policy-config", metavar="FILE", type=Path,
+                        help="--policy-pack-config file for every checked stack (default: "
+                        "policies/config/<stack>.json where it exists, else the pack's defaults)")
+    parser.add_argument("--format", choices=policy_check.FORMATS, default="table", help="output format (default: %(default)s)")
+    parser.set_defaults(func=_policy_check)
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from redisguard.policies import check as policy_check
+
+    if args.config is None and not Path(DEFAULT_CONFIG_FILE).exists():
+        config = config_from_mapping({}, base_dir=Path.cwd())
+    else:
+        config = load_config(args.config)
+    stacks = default_stack_names(config, args.stack)
+    if args.policy_config is not None and not args.policy_config.is_file():
+        raise ConfigError(f"--policy-config {args.policy_config}: file not found")
+    report = policy_check.run_policy_check([(name, config.pulumi.stack_file(name)) for name in stacks], args.policy_config)
+    if args.format == "json":
+        print(policy_check.render_json(report))
+    elif args.format == "markdown":
+        print(policy_check.render_markdown(report))
+    else:
+        policy_check.print_table(report, Console(file=sys.stdout, soft_wrap=not sys.stdout.isatty()))
+    return report.exit_code
+
+
 @contextlib.contextmanager
 def _sigterm_unwinds() -> Iterator[None]:
     """Let SIGTERM unwind the stack as Ctrl-C does, so `finally` blocks run: the demo stops its

@@ -9,10 +9,8 @@ runs both on the same stacks).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -232,48 +230,3 @@ def render_json(report: PolicyCheckReport) -> str:
     for verdict, raw in zip(report.stacks, data["stacks"], strict=True):
         raw["blocked"] = verdict.blocked
     return json.dumps(data, indent=2)
-
-
-# --- the subcommand ------------------------------------------------------------------------------
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "policy-check",
-        help="run the policy pack on each stack's resources, without a cloud or a Pulumi CLI",
-        description="Build each stack's resources from the program under the Pulumi SDK's mocks and have "
-        "the policy pack judge them as `pulumi preview --policy-pack` does (the pack started as "
-        "Pulumi's Python host starts it, over the Analyzer protocol). For pre-commit and CI before "
-        "any preview. " + EXIT_CODES_HELP + ".",
-    )
-    parser.add_argument("--config", metavar="FILE", help="redisguard config file for pulumi.work_dir and "
-                        "pulumi.stacks (default: ./redisguard.yaml if it exists, else program/ with "
-                        "staging and production)")
-    parser.add_argument("--stack", metavar="NAME", action="append",
-                        help="check only this stack (repeatable; default: every stack in pulumi.stacks)")
-    parser.add_argument("--policy-config", metavar="FILE", type=Path,
-                        help="--policy-pack-config file for every checked stack (default: "
-                        "policies/config/<stack>.json where it exists, else the pack's defaults)")
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: %(default)s)")
-    parser.set_defaults(func=_policy_check)
-
-
-def _policy_check(args: argparse.Namespace) -> int:
-    from redisguard.core.errors import ConfigError
-    from redisguard.daemon.config import DEFAULT_CONFIG_FILE, config_from_mapping, default_stack_names, load_config
-
-    if args.config is None and not Path(DEFAULT_CONFIG_FILE).exists():
-        config = config_from_mapping({}, base_dir=Path.cwd())
-    else:
-        config = load_config(args.config)
-    stacks = default_stack_names(config, args.stack)
-    if args.policy_config is not None and not args.policy_config.is_file():
-        raise ConfigError(f"--policy-config {args.policy_config}: file not found")
-    report = run_policy_check([(name, config.pulumi.stack_file(name)) for name in stacks], args.policy_config)
-    if args.format == "json":
-        print(render_json(report))
-    elif args.format == "markdown":
-        print(render_markdown(report))
-    else:
-        print_table(report, Console(file=sys.stdout, soft_wrap=not sys.stdout.isatty()))
-    return report.exit_code
