@@ -116,13 +116,12 @@ def run_program(config: dict[str, str], stack: str = "staging", preview: bool = 
     pulumi.runtime.set_mocks(mocks, project="redis-fleet", stack=stack, preview=preview, monitor=mocks.monitor)
     pulumi.runtime.set_all_config(config)
 
-    async def serialize_stack_outputs() -> dict[str, Any]:
+    async def serialize_stack_outputs() -> None:
         root = settings.get_root_resource()
         if not isinstance(root, Stack):
             raise RuntimeError(f"the program ran without a root stack resource: {root!r}")
         outputs = await rpc.serialize_properties(root.outputs, {})
         run.stack_outputs.update(json_format.MessageToDict(outputs))
-        return run.stack_outputs
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
