@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from redisguard.core.errors import ErrorKind as ErrorKind  # re-exported: the models' field type
+from redisguard.core.errors import ErrorKind
 
 DriftKind = Literal["changed", "deleted", "missing", "unmanaged"]
 Status = Literal["in_sync", "drift", "error"]
