@@ -62,15 +62,8 @@ class Inventory:
 
     def __init__(self, gcp: GcpSettings) -> None:
         self._gcp = gcp
-        self._client: redis_v1.CloudRedisClient | None = None
         self._lock = threading.Lock()
         self._listings: dict[str, Future[list[redis_v1.Instance]]] = {}
-
-    def _get_client(self) -> redis_v1.CloudRedisClient:
-        with self._lock:
-            if self._client is None:
-                self._client = make_client(self._gcp)
-            return self._client
 
     def instances(self, project: str) -> list[redis_v1.Instance]:
         with self._lock:
@@ -81,7 +74,8 @@ class Inventory:
         assert future is not None
         if owner:
             try:
-                future.set_result(list_project_instances(self._get_client(), project, self._gcp))
+                # The client is built once per process (core/gcp.py); a failure to build it is this listing's.
+                future.set_result(list_project_instances(make_client(self._gcp), project, self._gcp))
             except BaseException as exc:
                 future.set_exception(exc)
         return future.result()
