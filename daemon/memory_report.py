@@ -17,6 +17,7 @@ from redisguard.daemon.report import (
     md_error_block,
     plain_text,
     print_tables,
+    tool_version,
 )
 
 _STATUS_STYLE = {"ok": "green", "threshold": "yellow", "error": "red"}
@@ -145,7 +146,7 @@ def render_markdown(report: MemoryReport) -> str:
     lines = [
         "## redisguard memory report",
         "",
-        f"**{_VERDICT[code]}** (exit code {code}) · generated {report.generated_at}",
+        f"**{_VERDICT[code]}** (exit code {code}) · generated {report.generated_at} by redisguard {tool_version()}",
         "",
         "| project | status | instances | warning | critical | duration |",
         "|---|---|---:|---:|---:|---:|",

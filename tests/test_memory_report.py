@@ -83,7 +83,8 @@ def test_plain_table_and_markdown_and_json() -> None:
     assert "(unmanaged)" in next(line for line in table.splitlines() if "redis-cache" in line)
     assert "REPAIRING" in next(line for line in table.splitlines() if "redis-sessions" in line)
     markdown = render(report, "markdown")
-    assert "**some checks failed** (exit code 1)" in markdown
+    # A PR comment or notification says which redisguard wrote it, as the drift report's does.
+    assert f"**some checks failed** (exit code 1) · generated 2026-12-01T12:00:00Z by redisguard {version('redisguard')}" in markdown
     assert f"`{LONG_ID}`" in markdown and "⚠️ warning" in markdown
     assert "```text\nlist_time_series projects/redisguard-production: no answer\n```" in markdown
     data = json.loads(render(report, "json"))
