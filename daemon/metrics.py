@@ -56,6 +56,9 @@ FAMILIES: dict[str, Family] = {
                "How long the latest run of the check took for this target, in seconds."),
         Family("check_failures", "counter", _TARGET,
                "Runs of the check that failed for this target since the daemon started."),
+        Family("check_interval_seconds", "gauge", ("check",),
+               "Seconds between two scheduled runs of the check (for a cron schedule, between its next two fire "
+               "times), from the config in use; absent when the check is off. RedisguardChecksStale counts in these."),
         Family("drift_status", "gauge", ("stack", "engine"),
                "1 when the stack drifted from its declared config (engine live) or its Pulumi state (engine pulumi) "
                "at the latest successful check, 0 when in sync."),
@@ -128,8 +131,13 @@ def state_samples(check: str, target: str, state: TargetState) -> Iterator[Sampl
             yield "instance_info", (*where, instance.tier, instance.redis_version, instance.stack), 1.0
 
 
-def global_samples(states: Mapping[Key, TargetState], owners: Mapping[str, str]) -> Iterator[Sample]:
-    """Samples that span targets: unmanaged instances per project (from its owner stack's live check) and the build."""
+def global_samples(
+    states: Mapping[Key, TargetState], owners: Mapping[str, str], intervals: Mapping[str, float]
+) -> Iterator[Sample]:
+    """Samples that span targets: each enabled check's schedule, unmanaged instances per project (from
+    its owner stack's live check) and the build."""
+    for check, seconds in intervals.items():
+        yield "check_interval_seconds", (check,), float(seconds)
     for project, stack in sorted(owners.items()):
         state = states.get(("drift_live", stack))
         if state is not None and state.ok:
@@ -137,27 +145,36 @@ def global_samples(states: Mapping[Key, TargetState], owners: Mapping[str, str])
     yield "build_info", (version("redisguard"),), 1.0
 
 
-def all_samples(states: Mapping[Key, TargetState], owners: Mapping[str, str]) -> Iterator[Sample]:
+def all_samples(
+    states: Mapping[Key, TargetState], owners: Mapping[str, str], intervals: Mapping[str, float]
+) -> Iterator[Sample]:
     for (check, target), state in sorted(states.items()):
         yield from state_samples(check, target, state)
-    yield from global_samples(states, owners)
+    yield from global_samples(states, owners, intervals)
 
 
 class SnapshotCollector(Collector):
     """The custom collector: on each collect, the metric families of the latest published results,
     so a target, instance or stack that disappeared is gone at the next scrape."""
 
-    def __init__(self, results: Results, unmanaged_owners: Callable[[], Mapping[str, str]]) -> None:
+    def __init__(
+        self,
+        results: Results,
+        unmanaged_owners: Callable[[], Mapping[str, str]],
+        intervals: Callable[[], Mapping[str, float]] = dict,
+    ) -> None:
         self.results = results
         # project id -> the stack whose live check reports that project's unmanaged instances
         self.unmanaged_owners = unmanaged_owners
+        # enabled check -> seconds between its scheduled runs (the config in use)
+        self.intervals = intervals
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         for name, family in FAMILIES.items():
             cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
             families[name] = cls(family.full_name, family.help, labels=list(family.labels))
-        for name, labels, value in all_samples(self.results.snapshot(), self.unmanaged_owners()):
+        for name, labels, value in all_samples(self.results.snapshot(), self.unmanaged_owners(), self.intervals()):
             families[name].add_metric(list(labels), value)
         yield from families.values()
 
@@ -182,11 +199,17 @@ class Exposition:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, results: Results, unmanaged_owners: Callable[[], Mapping[str, str]]) -> None:
+    def __init__(
+        self,
+        results: Results,
+        unmanaged_owners: Callable[[], Mapping[str, str]],
+        intervals: Callable[[], Mapping[str, float]] = dict,
+    ) -> None:
         self.results = results
         self.unmanaged_owners = unmanaged_owners
+        self.intervals = intervals
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(SnapshotCollector(results, unmanaged_owners))
+        self.registry.register(SnapshotCollector(results, unmanaged_owners, intervals))
         self.process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.process)
         self._lock = threading.Lock()
@@ -212,7 +235,7 @@ class Exposition:
             for key in [k for k in self._lines if k not in states]:
                 del self._lines[key]
         spanning: dict[str, list[str]] = {}
-        for name, labels, value in global_samples(states, self.unmanaged_owners()):
+        for name, labels, value in global_samples(states, self.unmanaged_owners(), self.intervals()):
             spanning.setdefault(name, []).append(_line(FAMILIES[name], labels, value))
         out: list[str] = []
         for name, family in FAMILIES.items():

@@ -70,16 +70,17 @@ class Loaded:
     owners: Mapping[str, str]
     """project id -> the stack that reports its unmanaged instances (from the stack files)."""
     loaded_at: float
+    intervals: Mapping[str, float]
+    """enabled check -> seconds between two of its runs: what /healthz and RedisguardChecksStale count in."""
 
     def expectations(self) -> list[Expectation]:
         out = []
         for name, check in self.checks.items():
-            schedule = getattr(self.config.schedules, name)
             out.append(
                 Expectation(
                     check=name,
                     targets=tuple(check.targets),
-                    period_seconds=schedule.period_seconds() or 60.0,
+                    period_seconds=self.intervals[name],
                     budget_seconds=_budget_seconds(name, self.config, len(check.targets)),
                 )
             )
@@ -117,7 +118,11 @@ def load(path: str | None) -> Loaded:
     config = load_config(path)
     web = load_web_config(config.server.web_config_file)
     checks = build_checks(config)
-    return Loaded(config=config, web=web, checks=checks, owners=_owners(config), loaded_at=time.time())
+    # A cron expression that never fires again has no period: judged as if it ran every minute.
+    intervals = {name: schedule.period_seconds() or 60.0 for name, schedule in config.schedules.enabled().items()}
+    return Loaded(
+        config=config, web=web, checks=checks, owners=_owners(config), loaded_at=time.time(), intervals=intervals
+    )
 
 
 def latest_memory_report(states: Sequence[TargetState]) -> MemoryReport:
@@ -145,7 +150,7 @@ class Daemon:
         self.runner = scheduler.Runner(
             self.results, lambda: secret_values(self.loaded.config), lambda: self.loaded.config.parallelism
         )
-        exposition = Exposition(self.results, lambda: self.loaded.owners)
+        exposition = Exposition(self.results, lambda: self.loaded.owners, lambda: self.loaded.intervals)
         self.site = Site(
             self.results,
             exposition,

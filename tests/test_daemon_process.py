@@ -187,6 +187,9 @@ def test_sighup_applies_a_good_config_and_refuses_a_broken_one(
 ) -> None:
     daemon = daemon_factory(lambda port: daemon_config(emulator, port))
     daemon.wait_value("redisguard_check_up", 1, check="drift_live", target="staging")
+    # The schedules in use, which RedisguardChecksStale counts in: drift_live every 1s, memory off.
+    assert daemon.value("redisguard_check_interval_seconds", check="drift_live") == 1
+    assert daemon.value("redisguard_check_interval_seconds", check="memory") is None
     config = yaml.safe_load(daemon.config_path.read_text())
 
     # Good: drift_live off -> its series go; the other settings apply.
@@ -195,6 +198,7 @@ def test_sighup_applies_a_good_config_and_refuses_a_broken_one(
     daemon.send(signal.SIGHUP)
     daemon.wait_value("redisguard_check_up", None, check="drift_live", target="staging")
     wait_for(lambda: "config reloaded" in daemon.log(), timeout=10, what="the reload line")
+    assert daemon.value("redisguard_check_interval_seconds", check="drift_live") is None
 
     # Broken: refused in one line naming every problem; the old config keeps running.
     config["schedules"]["drift_live"] = "1s"
