@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from _args import positive_int  # bench/ is first on sys.path: the script's own folder
 from prometheus_client.parser import text_string_to_metric_families
 
 from redisguard.daemon.config import RedisguardConfig, config_from_mapping
@@ -227,10 +228,10 @@ def _free_port() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], help="instances per run")
-    parser.add_argument("--projects", type=int, default=4, help="projects the instances spread over (default: 4)")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per size (default: 5)")
-    parser.add_argument("--scrapes", type=int, default=50, help="timed /metrics scrapes of the daemon per size (default: 50)")
+    parser.add_argument("--sizes", type=positive_int, nargs="+", default=[10, 100, 1000], help="instances per run")
+    parser.add_argument("--projects", type=positive_int, default=4, help="projects the instances spread over (default: 4)")
+    parser.add_argument("--runs", type=positive_int, default=5, help="timed runs per size (default: 5)")
+    parser.add_argument("--scrapes", type=positive_int, default=50, help="timed /metrics scrapes of the daemon per size (default: 50)")
     args = parser.parse_args()
     print(
         f"{'instances':>9}  {'projects':>8}  {'memory check median s':>21}  {'worst s':>7}  "

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from _args import positive_int  # bench/ is first on sys.path: the script's own folder
 
 from redisguard.daemon.commands import start_emulator
 from redisguard.daemon.config import config_from_mapping
@@ -91,8 +92,8 @@ def bench_size(size: int, runs: int, base: Path) -> tuple[float, float, int, int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], help="declared instances per run")
-    parser.add_argument("--runs", type=int, default=5, help="timed scans per size (default: 5)")
+    parser.add_argument("--sizes", type=positive_int, nargs="+", default=[10, 100, 1000], help="declared instances per run")
+    parser.add_argument("--runs", type=positive_int, default=5, help="timed scans per size (default: 5)")
     args = parser.parse_args()
     print(f"{'instances':>9}  {'median s':>9}  {'best s':>7}  {'API calls/scan':>14}  {'drifted':>7}")
     with tempfile.TemporaryDirectory(prefix="redisguard-bench-") as tmp:

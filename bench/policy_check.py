@@ -16,17 +16,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _args import positive_int  # noqa: E402 - bench/ is first on sys.path: the script's own folder
+
 from redisguard.policies.check import run_policy_check  # noqa: E402
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
 
 
 def main() -> int:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _args import positive_int  # noqa: E402 - bench/ is first on sys.path: the script's own folder
+
 from tests.fixtures.analyzer import (  # noqa: E402
     PACK_DIR,
     StackResource,
@@ -37,16 +39,6 @@ def one_run(resources: int) -> tuple[float, float, float]:
     finally:
         pack.stop()
     return startup, analyse, startup + analyse
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.fixtures.analyzer import PACK_DIR, StackResource
 from tests.fixtures.pulumi_program import RegisteredResource, run_stack
+from tests.test_policy_check import BAD_PRODUCTION
 
 pytestmark = pytest.mark.slow
 
@@ -57,24 +58,6 @@ def test_staging_stack_passes_mandatory_policies_and_gets_advice(pack_for: Any) 
     # Production-only rules leave staging's BASIC, unpersisted cache alone.
     assert "memorystore-high-availability-in-production" in results["redis-cache"].not_applicable
     assert pack.analyze_stack(_stack_resources(resources)).diagnostics == ()
-
-
-BAD_PRODUCTION = """\
-config:
-  gcp:project: redisguard-production
-  gcp:region: europe-west1
-  redis-fleet:redis:
-    - name: redis-shortcut
-      memory_gb: 1
-      tier: BASIC
-      redis_version: REDIS_7_2
-      persistence_mode: DISABLED
-      transit_encryption: DISABLED
-      max_memory_policy: allkeys-lru
-      maintenance_window_day: SUNDAY
-      maintenance_start_hours: 8
-      labels: {env: production, team: platform}
-"""
 
 
 def test_a_deliberately_bad_production_cluster_is_blocked_with_the_expected_messages(
