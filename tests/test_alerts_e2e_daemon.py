@@ -37,7 +37,7 @@ from tests.fixtures.alerting import (
     start_sink,
 )
 from tests.fixtures.daemon import DaemonHandle, daemon_config, launch_daemon
-from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator
+from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -146,18 +146,8 @@ def test_the_generated_configs_keep_the_shipped_rules_and_routes(stack: Alerting
 
 def test_filling_an_instance_makes_memory_high_arrive_with_its_labels(stack: AlertingStack) -> None:
     emulator = stack.emulator
-    client = emulator.redis_client()
-    instance = client.get_instance(name=emulator.instance_name(FILLED))
-    auth = client.get_instance_auth_string(name=instance.name).auth_string
-    redis = connect_redis(instance.host, instance.port, auth)
-    maxmemory = int(redis.info("memory")["maxmemory"])
     # About 85% of maxmemory with real writes: over the 0.8 warning, under the 0.9 critical.
-    chunk = maxmemory // 100
-    i = 0
-    while redis.info("memory")["used_memory"] / maxmemory < 0.85:
-        redis.set(f"fill:{i}", b"x" * chunk)
-        i += 1
-    ratio = redis.info("memory")["used_memory"] / maxmemory
+    ratio = emulator.fill(FILLED, 0.85)
     assert 0.85 <= ratio < 0.88
 
     labels = {"project_id": emulator.project, "region": emulator.region, "instance_id": FILLED}

@@ -365,18 +365,10 @@ def test_memory_gauges_for_the_fleet_follow_real_writes_kills_and_faults(
     wait_for(lambda: daemon.healthz()[0] == 200, timeout=30, what="/healthz 200")
 
     # Real writes to about 85 % of maxmemory.
+    emulator.fill("redis-cache", 0.85)
     client = emulator.redis_client()
     cache = client.get_instance(name=instance_name("redis-cache"))
     auth = client.get_instance_auth_string(name=cache.name).auth_string
-    data = connect_redis(cache.host, cache.port, auth)
-    maxmemory = int(data.config_get("maxmemory")["maxmemory"])
-    n = 0
-    while int(data.info("memory")["used_memory"]) < 0.85 * maxmemory:
-        with data.pipeline(transaction=False) as pipe:
-            for _ in range(200):
-                pipe.set(f"fill:{n}", b"x" * 4096)
-                n += 1
-            pipe.execute()
     cache_labels = instance_labels("redis-cache")
     wait_for(lambda: (daemon.value("redisguard_memory_usage_ratio", **cache_labels) or 0) >= 0.8,
              timeout=60, what="redis-cache's usage ratio >= 0.8")  # fmt: skip
@@ -384,6 +376,7 @@ def test_memory_gauges_for_the_fleet_follow_real_writes_kills_and_faults(
     status, report = daemon.get("/report")
     levels = {i["instance_id"]: i["level"] for p in json.loads(report)["memory"]["projects"] for i in p["instances"]}
     assert levels["redis-cache"] == "warning"
+    data = connect_redis(cache.host, cache.port, auth)
     data.flushall()
     data.close()
 

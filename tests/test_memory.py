@@ -16,7 +16,7 @@ from google.cloud import redis_v1
 
 from redisguard.daemon.config import RedisguardConfig, config_from_mapping
 from redisguard.daemon.memory import GIB, MemoryCheck, MemoryReport, run_memory_check, time_to_full
-from tests.fixtures.emulator import REPO, EmulatorHandle, connect_redis, start_emulator
+from tests.fixtures.emulator import REPO, EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for
 
 STAGING = REPO / "program" / "Pulumi.staging.yaml"
@@ -186,21 +186,8 @@ def test_filled_instance_crosses_the_warning_ratio(
     emulator: EmulatorHandle, config: RedisguardConfig, tmp_path: Path
 ) -> None:
     """Last in the module: the filled instance stays above the ratio for the minute's peak."""
-    client = emulator.redis_client()
-    inst = client.get_instance(name=emulator.instance_name("redis-cache"))
-    auth = client.get_instance_auth_string(name=inst.name).auth_string
-    data = connect_redis(inst.host, inst.port, auth)
-    maxmemory = int(data.config_get("maxmemory")["maxmemory"])
-    value = b"x" * 4096
-    n = 0
     # Real writes until INFO says 85 % of maxmemory.
-    while int(data.info("memory")["used_memory"]) < 0.85 * maxmemory:
-        with data.pipeline(transaction=False) as pipe:
-            for _ in range(200):
-                pipe.set(f"fill:{n}", value)
-                n += 1
-            pipe.execute()
-    data.close()
+    emulator.fill("redis-cache", 0.85)
     report = wait_for(
         lambda: (r := run_memory_check(config)) and (_by_id(r)["redis-cache"].usage_ratio or 0) >= 0.8 and r,
         what="redis-cache's usage ratio to reach 0.8",

@@ -15,7 +15,7 @@ from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.memory import InstanceMemory, run_memory_check
 from redisguard.daemon.recommend import Bounds, recommend_size
 from redisguard.policies.check import run_policy_check
-from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator
+from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,18 +50,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]
     """The staging fleet with redis-cache (1 GB) filled to 85 % of maxmemory by real writes."""
     emulator = start_emulator(tmp_path_factory.mktemp("recommend"), STAGING, sample_interval=0.1)
     try:
-        client = emulator.redis_client()
-        inst = client.get_instance(name=emulator.instance_name("redis-cache"))
-        data = connect_redis(inst.host, inst.port, client.get_instance_auth_string(name=inst.name).auth_string)
-        maxmemory = int(data.config_get("maxmemory")["maxmemory"])
-        n = 0
-        while int(data.info("memory")["used_memory"]) < 0.85 * maxmemory:
-            with data.pipeline(transaction=False) as pipe:
-                for _ in range(200):
-                    pipe.set(f"fill:{n}", b"x" * 4096)
-                    n += 1
-                pipe.execute()
-        data.close()
+        emulator.fill("redis-cache", 0.85)
         config = config_from_mapping({"gcp": {"redis_endpoint": emulator.redis_endpoint, "monitoring_endpoint": emulator.monitoring_endpoint},
                                       "pulumi": {"work_dir": str(STAGING.parent), "stacks": ["staging"]}})  # fmt: skip
         wait_for(

@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from redisguard.core.processes import die_with_parent_argv
 from tests.fixtures.browser import screenshot
-from tests.fixtures.emulator import REPO, EmulatorHandle, connect_redis, start_emulator
+from tests.fixtures.emulator import REPO, EmulatorHandle, start_emulator
 from tests.fixtures.processes import free_port, wait_for
 from tests.fixtures.tls import Certificates, make_certificates
 
@@ -160,20 +160,9 @@ def test_out_of_band_change_shows_the_drifted_instance_and_property(
 
 
 def test_filled_instance_shows_a_red_bar(daemon: Daemon, emulator: EmulatorHandle, context: BrowserContext, tmp_path: Path) -> None:
-    client = emulator.redis_client()
-    inst = client.get_instance(name=emulator.instance_name("redis-sidekiq"))
-    auth = client.get_instance_auth_string(name=inst.name).auth_string
-    data = connect_redis(inst.host, inst.port, auth)
-    maxmemory = int(data.config_get("maxmemory")["maxmemory"])
-    value, n = b"x" * 4096, 0
     # Real writes until INFO says 93 % of maxmemory: over the critical ratio (0.9).
-    while int(data.info("memory")["used_memory"]) < 0.93 * maxmemory:
-        with data.pipeline(transaction=False) as pipe:
-            for _ in range(200):
-                pipe.set(f"fill:{n}", value)
-                n += 1
-            pipe.execute()
-    data.close()
+    emulator.fill("redis-sidekiq", 0.93)
+    auth = emulator.redis_client().get_instance_auth_string(name=emulator.instance_name("redis-sidekiq")).auth_string
 
     page = context.new_page()
     reload_until(page, daemon.url + "/", 'tr[data-instance="redis-sidekiq"]', "critical")
