@@ -7,14 +7,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from google.cloud import monitoring_v3, redis_v1
 from pydantic import Field
 
-from redisguard.core.errors import Cancelled, ErrorKind, PermanentError, RedisguardError, TransientError, error_kind
+from redisguard.core.errors import ErrorKind, RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.secrets import scrub
 from redisguard.daemon import drift_live
@@ -288,10 +288,13 @@ def _timeline(by_node: Mapping[str, Mapping[float, float]], preferred: str | Non
 
 
 def _in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Every call's result, each on its own daemon thread; the first failure (in call order) is raised.
+    """Every call's result, each on its own daemon thread; the first failure (in call order) is raised
+    once every call has ended.
 
-    Daemon threads, not an executor: at Ctrl-C or shutdown the interpreter would wait for a
-    hung call up to its timeout.
+    Waiting for all, not just the first failure: a failed call's siblings would go on retrying after
+    the run had reported, overlap the next run and take its answers (each call ends within its
+    timeout, so a run is no longer than its slowest call either way). Daemon threads, not an
+    executor: at Ctrl-C or shutdown the interpreter would wait for a hung call up to its timeout.
     """
     results: list[Future[Any]] = [Future() for _ in calls]
 
@@ -303,6 +306,7 @@ def _in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Any]:
 
     for call, future in zip(calls, results, strict=True):
         threading.Thread(target=run, args=(call, future), name="memory-read", daemon=True).start()
+    wait(results)
     return [future.result() for future in results]
 
 
@@ -314,7 +318,7 @@ def _enum_name(value: Any) -> str:
 
 
 class MemoryCheck:
-    """The `memory` check: targets are project ids, `run(project)` gives that project's report.
+    """The `memory` check: targets are project ids, a job gives that project's report (run it with run_memory_check).
 
     Clients are built once per process (core/gcp.py) and shared by every run and thread; stack files are read at construction.
     """
@@ -347,7 +351,7 @@ class MemoryCheck:
             Job(
                 check=self.name,
                 target=project,
-                run=functools.partial(self.run, project, cancel),
+                run=functools.partial(self._report, project, cancel),
                 failed=functools.partial(self._failed, project),
             )
             for project in targets
@@ -356,31 +360,18 @@ class MemoryCheck:
     def _failed(self, project: str, error: RedisguardError, duration: float) -> ProjectMemoryReport:
         return ProjectMemoryReport.failed(project, scrub(str(error), self._secrets), duration, kind=error_kind(error))
 
-    def run(self, project: str, cancel: CancelToken | None = None) -> ProjectMemoryReport:
-        """The project's memory report; a failure of either API is the report's error, never an exception.
-
-        A cancelled run (Ctrl-C, shutdown) raises Cancelled instead: it has no result to publish.
-        """
+    def _report(self, project: str, cancel: CancelToken) -> ProjectMemoryReport:
+        """The project's memory report. A failure raises: the check runner (daemon/checks.py) turns it
+        into the report's error, and logs an unexpected one with its traceback, once."""
         started = time.monotonic()
-        try:
-            instances = self._check(project, cancel)
-        except Cancelled:
-            if cancel is not None and cancel.cancelled:
-                raise
-            report = self._failed(project, Cancelled("cancelled"), time.monotonic() - started)
-        except RedisguardError as exc:
-            report = self._failed(project, exc, time.monotonic() - started)
-        except Exception as exc:  # noqa: BLE001 - one broken project must not hide the others' results
-            log.debug("memory check failed project=%s", project, exc_info=True)
-            report = self._failed(project, PermanentError(f"unexpected {type(exc).__name__}: {exc}"), time.monotonic() - started)
-        else:
-            crossed = any(i.level != "ok" for i in instances)
-            report = ProjectMemoryReport(
-                project_id=project,
-                status="threshold" if crossed else "ok",
-                duration_seconds=round(time.monotonic() - started, 3),
-                instances=tuple(instances),
-            )
+        instances = self._check(project, cancel)
+        crossed = any(i.level != "ok" for i in instances)
+        report = ProjectMemoryReport(
+            project_id=project,
+            status="threshold" if crossed else "ok",
+            duration_seconds=round(time.monotonic() - started, 3),
+            instances=tuple(instances),
+        )
         log.debug(
             "memory check project=%s status=%s instances=%d duration=%.3fs",
             project,
@@ -390,7 +381,7 @@ class MemoryCheck:
         )
         return report
 
-    def _check(self, project: str, cancel: CancelToken | None) -> list[InstanceMemory]:
+    def _check(self, project: str, cancel: CancelToken) -> list[InstanceMemory]:
         # Built once per process (core/gcp.py) and shared by every run and thread.
         redis_client, monitoring_client = drift_live.make_client(self.gcp), make_monitoring_client(self.gcp)
         end = float(int(time.time()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from google.cloud import redis_v1
 
+from redisguard.daemon import memory
 from redisguard.daemon.config import RedisguardConfig, config_from_mapping
 from redisguard.daemon.memory import GIB, MemoryCheck, MemoryReport, run_memory_check, time_to_full
 from tests.fixtures.emulator import REPO, EmulatorHandle, start_emulator
@@ -67,9 +69,9 @@ def config(emulator: EmulatorHandle) -> RedisguardConfig:
 def test_report_covers_the_fleet_with_few_calls(emulator: EmulatorHandle, config: RedisguardConfig) -> None:
     check = MemoryCheck(config)
     assert check.targets == ("redisguard-staging",)
-    check.run("redisguard-staging")  # the clients' connections are made once, outside the count
+    run_memory_check(config, check=check)  # the clients' connections are made once, outside the count
     emulator.reset_counts()
-    project = check.run("redisguard-staging")
+    (project,) = run_memory_check(config, check=check).projects
     assert emulator.request_counts() == CALLS_PER_PROJECT
     assert project.status == "ok", project.error
     instances = {i.instance_id: i for i in project.instances}
@@ -179,6 +181,40 @@ def test_faults_fail_the_project_visibly(
     assert time.monotonic() - started < 4.5
     # The fault over, the next run is whole again.
     assert run_memory_check(fast).projects[0].status == "ok"
+
+
+@pytest.mark.slow
+def test_a_failed_run_makes_no_calls_after_its_report(emulator: EmulatorHandle) -> None:
+    """Retried calls of a failed run end with it: stragglers would overlap the next run and take its answers."""
+    fast = _config(emulator, request_timeout_seconds=1)
+    emulator.inject_fault("monitoring", "503", count=1000)
+    try:
+        emulator.reset_counts()
+        assert run_memory_check(fast).projects[0].status == "error"
+        at_report = emulator.request_counts()
+        # Longer than any call's retry budget (the request timeout): a straggler would call by then.
+        time.sleep(2)
+        assert emulator.request_counts() == at_report
+    finally:
+        emulator.clear_faults()
+
+
+@pytest.mark.slow
+def test_a_bug_in_the_check_is_logged_once_at_error_and_is_the_projects_failure(
+    config: RedisguardConfig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> None:
+        raise KeyError("no such node")
+
+    monkeypatch.setattr(memory, "_pick_newest", broken)
+    with caplog.at_level(logging.DEBUG, logger="redisguard"):
+        report = run_memory_check(config)
+    project = report.projects[0]
+    assert (project.status, project.error_kind, project.instances) == ("error", "permanent", ())
+    assert project.error == "unexpected KeyError: 'no such node'"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert "check=memory target=redisguard-staging" in errors[0].getMessage()
 
 
 @pytest.mark.slow
