@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from redisguard.core.errors import ConfigError, PermanentError
-from redisguard.daemon import arguments
 from redisguard.daemon.config import (
     DEFAULT_CONFIG_FILE,
     RedisguardConfig,
@@ -31,7 +30,7 @@ from redisguard.daemon.config import (
 from redisguard.daemon.drift import engines_for, run_scan
 from redisguard.daemon.drift_live import read_stack_files
 from redisguard.daemon.ignore import BUILTIN_IGNORED_PATHS
-from redisguard.daemon.report import EXIT_DRIFT, EXIT_ERROR, FORMATS, DriftReport, StackReport, print_table, render
+from redisguard.daemon.report import EXIT_DRIFT, EXIT_ERROR, DriftReport, StackReport, print_table, render
 from redisguard.daemon.webconfig import WebConfig, load_web_config
 from redisguard.emulator.launcher import LaunchedEmulator, launch
 from redisguard.program.config import load_stack_file
@@ -40,140 +39,6 @@ if TYPE_CHECKING:
     from redisguard.daemon.memory import MemoryReport
 
 log = logging.getLogger(__name__)
-
-EXIT_CODES_HELP = (
-    "exit status: 0 all stacks in sync, 2 drift found, 1 a check failed or the command could not run "
-    "(a bad argument or config too; an error wins over drift)"
-)
-
-
-MEMORY_EXIT_CODES_HELP = (
-    "exit status: 0 every instance below its thresholds, 2 a memory threshold crossed, 1 a project's check "
-    "failed or the command could not run (a bad argument or config too; an error wins over a threshold)"
-)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    drift = sub.add_parser(
-        "drift-report",
-        help="report drift between the stack config, the Pulumi state and the live instances",
-        description="Check each configured stack for drift and print one report. The pulumi engine "
-        "runs `pulumi refresh --preview-only` through the Automation API (state is never written); "
-        "the live engine compares the declared clusters with the instances the Memorystore API lists. "
-        + EXIT_CODES_HELP
-        + ".",
-    )
-    arguments.add_config(drift)
-    arguments.add_stacks(drift, "check only this stack")
-    drift.add_argument(
-        "--engine",
-        choices=["pulumi", "live", "all"],
-        default="all",
-        help="pulumi: refresh preview against the state; live: declared config against the API; all: both (default)",
-    )
-    arguments.add_report_output(drift)
-    drift.set_defaults(func=run_drift_report)
-
-    memory = sub.add_parser(
-        "memory-report",
-        help="report each instance's memory from Cloud Monitoring and flag those near their limits",
-        description="For every project of the configured stacks: one Memorystore listing and one Cloud "
-        "Monitoring request per memory metric, read from each instance's primary node. Shows used, "
-        "maxmemory and capacity bytes, the usage and system memory ratios, a time-to-full estimate over "
-        "thresholds.trend_window, and flags instances at or above thresholds.memory_warning_ratio and "
-        "memory_critical_ratio; instances no stack declares are listed as unmanaged. "
-        + MEMORY_EXIT_CODES_HELP
-        + ".",
-    )
-    arguments.add_config(memory)
-    arguments.add_stacks(memory, "only this stack's projects, its instances and the projects' unmanaged ones")
-    arguments.add_report_output(memory)
-    from redisguard.daemon.recommend import add_arguments as add_recommend_arguments
-
-    add_recommend_arguments(memory)
-    memory.set_defaults(func=run_memory_report)
-
-    check = sub.add_parser(
-        "check-config",
-        help="validate redisguard.yaml and the stack files it points at",
-        description="Validate the config file (with REDISGUARD_* environment overrides applied) and "
-        "every Pulumi.<stack>.yaml it names; list every problem at once. Exit 0 valid, 1 invalid.",
-    )
-    arguments.add_config(check)
-    check.set_defaults(func=run_check_config)
-
-    demo = sub.add_parser(
-        "demo",
-        help="start the emulator with the staging fleet, drift one instance and report it",
-        description="Start the local emulator with the staging fleet on free ports in a temporary "
-        "state folder, change one instance behind Pulumi's back through the Memorystore API, run the "
-        "live drift report against it and stop the emulator. Exits 0 when the demo ran (the drift "
-        "report's own exit code 2 is expected there).",
-    )
-    demo.add_argument(
-        "--fleet",
-        metavar="FILE",
-        default=str(_program_dir() / "Pulumi.staging.yaml"),
-        help="stack file whose clusters the emulator starts with, named Pulumi.<stack>.yaml as Pulumi "
-        "names it (the report looks for the stack's file by that name; default: the staging stack)",
-    )
-    demo.add_argument(
-        "--format",
-        choices=list(FORMATS),
-        default="table",
-        help="report format (default: table); with json or markdown stdout holds only the report and "
-        "the narration goes to stderr",
-    )
-    demo.add_argument(
-        "--no-processes",
-        action="store_true",
-        help="run the emulator without redis-server processes (API only)",
-    )
-    demo.set_defaults(func=run_demo)
-
-
-def register_policy_check(sub: argparse._SubParsersAction) -> None:
-    """`policy-check`: the pack (policies/check.py) over the program's resources under the SDK's mocks."""
-    from redisguard.policies import check as policy_check
-
-    parser = sub.add_parser(
-        "policy-check",
-        help="run the policy pack on each stack's resources, without a cloud or a Pulumi CLI",
-        description="Build each stack's resources from the program under the Pulumi SDK's mocks and have "
-        "the policy pack judge them as `pulumi preview --policy-pack` does (the pack started as "
-        "Pulumi's Python host starts it, over the Analyzer protocol). For pre-commit and CI before "
-        "any preview. " + policy_check.EXIT_CODES_HELP + ".",
-    )
-    parser.add_argument("--config", metavar="FILE", help="redisguard config file for pulumi.work_dir and "
-                        "pulumi.stacks (default: ./redisguard.yaml if it exists, else program/ with "
-                        "staging and production)")
-    arguments.add_stacks(parser, "check only this stack")
-    parser.add_argument("--policy-config", metavar="FILE", type=Path,
-                        help="--policy-pack-config file for every checked stack (default: "
-                        "policies/config/<stack>.json where it exists, else the pack's defaults)")
-    parser.add_argument("--format", choices=policy_check.FORMATS, default="table", help="output format (default: %(default)s)")
-    parser.set_defaults(func=_policy_check)
-
-
-def _policy_check(args: argparse.Namespace) -> int:
-    from redisguard.policies import check as policy_check
-
-    if args.config is None and not Path(DEFAULT_CONFIG_FILE).exists():
-        config = config_from_mapping({}, base_dir=Path.cwd())
-    else:
-        config = load_config(args.config)
-    stacks = default_stack_names(config, args.stack)
-    if args.policy_config is not None and not args.policy_config.is_file():
-        raise ConfigError(f"--policy-config {args.policy_config}: file not found")
-    report = policy_check.run_policy_check([(name, config.pulumi.stack_file(name)) for name in stacks], args.policy_config)
-    if args.format == "json":
-        print(policy_check.render_json(report))
-    elif args.format == "markdown":
-        print(policy_check.render_markdown(report))
-    else:
-        policy_check.print_table(report, Console(file=sys.stdout, soft_wrap=not sys.stdout.isatty()))
-    return report.exit_code
-
 
 @contextlib.contextmanager
 def _sigterm_unwinds() -> Iterator[None]:
@@ -428,12 +293,6 @@ def _print_config_summary(source: str, config: RedisguardConfig, stacks: Sequenc
 
 DEMO_INSTANCE = "redis-sidekiq"
 _STACK_FILE_NAME = re.compile(r"Pulumi\.[A-Za-z0-9_.-]+\.yaml")
-
-
-def _program_dir() -> Path:
-    import redisguard.program
-
-    return Path(redisguard.program.__file__).resolve().parent
 
 
 def start_emulator(

@@ -20,8 +20,6 @@ from redisguard.program.config import StackConfig
 if TYPE_CHECKING:
     from redisguard.daemon.memory import InstanceMemory, MemoryReport
 
-DEFAULT_TARGET_RATIO = 0.7
-DEFAULT_HORIZON_SECONDS = 30 * 86400.0
 # Far below: the projected usage would fit under the target at half the size or less.
 SHRINK_BELOW_FRACTION = 0.5
 
@@ -114,8 +112,8 @@ def plan_recommend(
     stacks: Mapping[str, StackConfig],
     selected: Sequence[str],
     *,
-    target: float = DEFAULT_TARGET_RATIO,
-    horizon: float = DEFAULT_HORIZON_SECONDS,
+    target: float,
+    horizon: float,
     policy_config: Path | None = None,
 ) -> tuple[Plan, list[Recommendation]]:
     """The memory_gb changes for the declared instances of the selected stacks, within bounds and budget."""
@@ -184,28 +182,6 @@ def plan_recommend(
 
 
 # --- command line --------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """memory-report's --recommend options."""
-    parser.add_argument(
-        "--recommend",
-        action="store_true",
-        help="propose memory_gb changes in the stack files (a unified diff on stdout; the report then goes only to "
-        "--output): for instances over thresholds.memory_warning_ratio or filling up within --horizon, the smallest "
-        "size that keeps usage under --target-ratio through the horizon; for instances far below, a smaller size; "
-        "within Memorystore's limits, the pack's memorystore-memory-bounds and memorystore-stack-memory-budget",
-    )
-    parser.add_argument(
-        "--target-ratio", type=float, default=DEFAULT_TARGET_RATIO, metavar="RATIO",
-        help=f"usage ratio a recommended size keeps under (default: {DEFAULT_TARGET_RATIO:g})",
-    )  # fmt: skip
-    parser.add_argument("--horizon", default="30d", metavar="DURATION", help="how far ahead the trend is projected (default: 30d)")
-    parser.add_argument(
-        "--policy-config", metavar="FILE",
-        help="policy pack config to take the memory bounds and budget from (default: policies/config/<stack>.json)",
-    )  # fmt: skip
-    parser.add_argument("--write", action="store_true", help="with --recommend: write the change into the stack files")
 
 
 def check_arguments(args: argparse.Namespace) -> float:

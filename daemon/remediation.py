@@ -19,7 +19,7 @@ from google.cloud import redis_v1
 from pydantic import ValidationError
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon import arguments, drift_live
+from redisguard.daemon import drift_live
 from redisguard.daemon.config import RedisguardConfig, default_stack_names, load_config
 from redisguard.daemon.ignore import IgnoreRules
 from redisguard.daemon.stack_edit import StackFile
@@ -28,12 +28,6 @@ from redisguard.program.config import ClusterConfig, StackConfig, StackConfigErr
 EXIT_NOTHING = 0
 EXIT_ERROR = 1
 EXIT_PROPOSED = 2
-
-EXIT_CODES_HELP = (
-    "exit status: 0 nothing to change (or the change was written with --write), 2 a change is proposed "
-    "(the diff on stdout), 1 the command could not run"
-)
-
 
 @dataclass(frozen=True)
 class Note:
@@ -343,41 +337,6 @@ def _adopt_one(
 
 
 # --- command line --------------------------------------------------------------------------------
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    codify = sub.add_parser(
-        "codify",
-        help="propose stack-file entries that bring hand-made (unmanaged) instances under Pulumi",
-        description="For each instance of the watched projects that no stack declares (or the ones --instance "
-        "names), propose a cluster entry in the original flat format that declares exactly what runs, with "
-        "`import_existing: true` so the next `pulumi up` adopts the instance instead of creating one. Prints a "
-        "unified diff of Pulumi.<stack>.yaml; --write applies it (comments and order kept). Nothing changes in "
-        "the cloud. " + EXIT_CODES_HELP + ".",
-    )
-    arguments.add_config(codify)
-    codify.add_argument(
-        "--stack", metavar="NAME", help="the stack whose file gets the entries (required when several stacks watch the project)"
-    )
-    codify.add_argument("--instance", metavar="NAME", action="append", help="only this instance id (repeatable)")
-    arguments.add_write(codify)
-    codify.set_defaults(func=run_codify)
-
-    adopt = sub.add_parser(
-        "adopt",
-        help="propose stack-file changes that accept live drift (the live value becomes the declared one)",
-        description="For each `changed` property the live drift engine finds (or the one --resource/--path "
-        "names), rewrite the declared value to the live one. Properties the flat config cannot express, or "
-        "whose live value breaks a secure default or a mandatory policy, are listed with the reason and left "
-        "alone (revert those with `pulumi up`). Prints a unified diff; --write applies it. Nothing changes in "
-        "the cloud. " + EXIT_CODES_HELP + ".",
-    )
-    arguments.add_config(adopt)
-    arguments.add_stacks(adopt, "only this stack")
-    adopt.add_argument("--resource", metavar="NAME", help="only this cluster")
-    adopt.add_argument("--path", metavar="PATH", help="only this property path, as the drift report names it (e.g. memorySizeGb)")
-    arguments.add_write(adopt)
-    adopt.set_defaults(func=run_adopt)
 
 
 def emit(command: str, plan: Plan, write: bool) -> int:

@@ -16,7 +16,7 @@ from importlib.metadata import version
 from typing import Any
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon import arguments, logs, scheduler, status_page
+from redisguard.daemon import logs, scheduler, status_page
 from redisguard.daemon.checks import Check
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config, secret_values
 from redisguard.daemon.drift import LiveDriftCheck, PulumiDriftCheck
@@ -38,26 +38,6 @@ SHUTDOWN_DEADLINE_SECONDS = 8.0
 # How long a stop waits for cancelled checks to end (a refresh's kill takes up to its grace, 0.5 s).
 CHECKS_STOP_SECONDS = 5.0
 _SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    daemon = sub.add_parser(
-        "daemon",
-        help="run the checks on their schedules and serve /metrics, /healthz, /report",
-        description="Run the enabled checks (schedules.drift_pulumi, drift_live, memory) on their "
-        "schedules and serve Prometheus metrics on server.listen. SIGHUP re-reads the config (an "
-        "invalid one is refused and the running one kept); SIGTERM or SIGINT stops the checks, kills "
-        "running pulumi processes and exits 0. With --once: every enabled check runs once and the "
-        "daemon exits 0 all fine, 2 drift found or a memory threshold crossed, 1 a check failed "
-        "(or the config is invalid).",
-    )
-    arguments.add_config(daemon)
-    daemon.add_argument(
-        "--once",
-        action="store_true",
-        help="run every enabled check once through the daemon's own code, print nothing but the log, and exit (no HTTP server)",
-    )
-    daemon.set_defaults(func=run_daemon)
 
 
 @dataclass(frozen=True)

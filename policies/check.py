@@ -34,11 +34,6 @@ from redisguard.policies.analyzer import (
 EXIT_PASSED = 0
 EXIT_ERROR = 1
 EXIT_BLOCKED = 2
-FORMATS = ("table", "json", "markdown")
-EXIT_CODES_HELP = (
-    "exit status: 0 no mandatory violation, 2 a mandatory violation (the preview would be blocked), "
-    "1 a stack could not be checked (an error wins over a violation)"
-)
 
 
 class _Frozen(BaseModel):
