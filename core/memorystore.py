@@ -72,6 +72,11 @@ DEFAULT_SNAPSHOT_PERIOD: SnapshotPeriod = "TWENTY_FOUR_HOURS"
 
 GIB = 2**30
 
+# Instance.State names as the API spells them. Only a READY instance serves as declared (and is
+# compared); in the NOT_SERVING states Redis does not serve, and Monitoring's newest point predates them.
+READY = "READY"
+NOT_SERVING = frozenset({"CREATING", "REPAIRING", "DELETING"})
+
 
 def capacity_bytes(memory_size_gb: int) -> int:
     """An instance's capacity in bytes: Memorystore's `memorySizeGb` is in GiB."""

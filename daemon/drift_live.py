@@ -16,7 +16,7 @@ from google.type import dayofweek_pb2
 
 from redisguard.core.errors import ConfigError, PermanentError, TransientError
 from redisguard.core.gcp import api_errors, redis_client, retry_policy
-from redisguard.core.memorystore import ALL_EVICTION_POLICIES
+from redisguard.core.memorystore import ALL_EVICTION_POLICIES, READY
 from redisguard.daemon.config import GcpSettings, RedisguardConfig
 from redisguard.daemon.ignore import IgnoreRules
 from redisguard.daemon.report import REDIS_INSTANCE_TYPE, DriftItem, InstanceState, PropertyDrift
@@ -333,7 +333,7 @@ def check_stack(
             items.append(DriftItem(resource=cluster.name, kind="missing"))
             continue
         state = _enum_name(instance.state, None) or "STATE_UNSPECIFIED"
-        if state != "READY":
+        if state != READY:
             not_ready.append(InstanceState(resource=cluster.name, state=state))
         drifts = compare(cluster, instance, rules)
         if drifts:

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from redisguard.core.errors import ErrorKind, RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
+from redisguard.core.memorystore import GIB, NOT_SERVING, READY
 from redisguard.core.secrets import scrub
 from redisguard.daemon import drift_live
 from redisguard.daemon.checks import CancelToken, Job, run_check
@@ -45,9 +46,6 @@ MIN_TREND_POINTS = 5
 # Growth below this share of maxmemory over the whole trend window counts as flat: no
 # time-to-full from noise.
 FLAT_GROWTH_FRACTION = 0.001
-GIB = 2**30
-# API states in which Redis does not serve: Monitoring's newest point predates the state.
-NOT_SERVING = frozenset({"CREATING", "REPAIRING", "DELETING"})
 
 Level = Literal["ok", "warning", "critical"]
 ProjectStatus = Literal["ok", "threshold", "error"]
@@ -121,7 +119,7 @@ class MemoryReport(JsonReport):
             "instances": len(instances),
             "warning_instances": sum(i.level == "warning" for i in instances),
             "critical_instances": sum(i.level == "critical" for i in instances),
-            "not_ready_instances": sum(i.state != "READY" for i in instances),
+            "not_ready_instances": sum(i.state != READY for i in instances),
             "unmanaged_instances": sum(not i.stack for i in instances),
         }
 

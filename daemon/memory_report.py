@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from redisguard.core.memorystore import READY
 from redisguard.daemon.memory import InstanceMemory, MemoryReport
 from redisguard.daemon.report import (
     EXIT_ERROR,
@@ -108,7 +109,7 @@ def build_tables(report: MemoryReport) -> list[tuple[str, Table]]:
             str(len(p.instances)) if p.status != "error" else "—",
             str(levels.count("warning")),
             str(levels.count("critical")),
-            str(sum(1 for i in p.instances if i.state != "READY")),
+            str(sum(1 for i in p.instances if i.state != READY)),
             format_duration(p.duration_seconds),
         )
     tables = [("Memory report", summary)]
@@ -119,7 +120,7 @@ def build_tables(report: MemoryReport) -> list[tuple[str, Table]]:
             detail.add_column(column, overflow="fold", justify="right" if column in _NUMERIC else "left")
         for i in rows:
             cells: list[str | Text] = list(_instance_cells(i))
-            if i.state != "READY":
+            if i.state != READY:
                 cells[5] = Text(i.state, style="red")
             detail.add_row(*cells, Text(i.level, style=_LEVEL_STYLE[i.level]))
         tables.append(("Instances", detail))

@@ -13,6 +13,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from redisguard.core.memorystore import READY
 from redisguard.daemon.report import Engine
 from redisguard.daemon.results import Key, Results, TargetState
 
@@ -127,7 +128,7 @@ def state_samples(check: str, target: str, state: TargetState) -> Iterator[Sampl
                 value = getattr(instance, field)
                 if value is not None:  # no point: no sample, never a zero
                     yield family, where, float(value)
-            yield "instance_ready", where, 1.0 if instance.state == "READY" else 0.0
+            yield "instance_ready", where, 1.0 if instance.state == READY else 0.0
             yield "instance_info", (*where, instance.tier, instance.redis_version, instance.stack), 1.0
 
 
