@@ -222,6 +222,8 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.pos = 0
         self.metric_types: list[str] = []
+        self.keys: dict[str, None] = {}
+        """The label keys the filter reads, in order of appearance."""
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -276,6 +278,7 @@ class _Parser:
 
     def comparison(self, selector: str) -> Predicate:
         key = _normalize_selector(selector)
+        self.keys[key] = None
         kind, op = self.take()
         if kind != "op":
             raise invalid(f"Invalid filter: expected an operator after '{selector}', got '{op}'.")
@@ -340,12 +343,30 @@ def _normalize_selector(selector: str) -> str:
     )
 
 
-def parse_filter(text: str) -> Predicate:
+@dataclass(frozen=True)
+class Filter:
+    """A parsed filter: the predicate over a series' labels, and the label keys it reads."""
+
+    predicate: Predicate
+    keys: tuple[str, ...]
+
+    def selects(self, series: Series, verdicts: dict[tuple[str, ...], bool]) -> bool:
+        """Whether the filter selects `series`. The verdict depends on the values of `keys` alone, so
+        it is computed once per distinct values and kept in `verdicts` (one dict per request): a
+        request over 1000 instances evaluates the filter a few dozen times, not for every series."""
+        values = tuple(series.label(key) for key in self.keys)
+        verdict = verdicts.get(values)
+        if verdict is None:
+            verdict = verdicts[values] = self.predicate(dict(zip(self.keys, values, strict=True)))
+        return verdict
+
+
+def parse_filter(text: str) -> Filter:
     parser = _Parser(text)
     predicate = parser.parse()
     if not parser.metric_types:
         raise invalid('The filter must specify a metric type (metric.type = "...").')
-    return predicate
+    return Filter(predicate, tuple(parser.keys))
 
 
 # ----- series ----------------------------------------------------------------------------
@@ -362,15 +383,17 @@ class Series:
     points: list[tuple[float, float, float | int]]
     """(start, end, value), oldest first; start == end for GAUGE points."""
 
-    def labels(self) -> dict[str, str]:
-        out = {
-            "metric.type": self.metric_type,
-            "resource.type": RESOURCE_TYPE,
-            "project": self.resource_labels.get("project_id", ""),
-        }
-        out.update({f"metric.label.{k}": v for k, v in self.metric_labels.items()})
-        out.update({f"resource.label.{k}": v for k, v in self.resource_labels.items()})
-        return out
+    def label(self, key: str) -> str:
+        """The value a filter's (normalized) selector reads; "" for a label the series does not have."""
+        if key == "metric.type":
+            return self.metric_type
+        if key == "resource.type":
+            return RESOURCE_TYPE
+        if key == "project":
+            return self.resource_labels.get("project_id", "")
+        if key.startswith("metric.label."):
+            return self.metric_labels.get(key.removeprefix("metric.label."), "")
+        return self.resource_labels.get(key.removeprefix("resource.label."), "")
 
 
 def resource_labels(name: str, node_id: str = st.PRIMARY_NODE) -> dict[str, str]:
@@ -400,10 +423,11 @@ def node_views(samples: list[Sample], node: str) -> list[tuple[str, float, Sampl
 
 
 def raw_series(
-    histories: dict[str, list[Sample]], project: str, start: float, end: float, predicate: Predicate
+    histories: dict[str, list[Sample]], project: str, start: float, end: float, selected: Filter
 ) -> list[Series]:
     """One series per (instance, node, role) and metric: a failover moves a node from one role's series to the other's."""
     out = []
+    verdicts: dict[tuple[str, ...], bool] = {}
     for name in sorted(histories):
         project_id, _, _ = st.split_name(name)
         if project_id != project:
@@ -420,7 +444,7 @@ def raw_series(
             for role in ("primary", "replica"):
                 for mdef in METRICS.values():
                     series = Series(mdef.type, {"role": role}, labels, mdef.kind, mdef.value_type, mdef.unit, [])
-                    if not predicate(series.labels()):
+                    if not selected.selects(series, verdicts):
                         continue
                     if views is None:
                         views = node_views(window, node)
@@ -674,12 +698,12 @@ _PAGES = _PageCache()
 
 
 def _compute(
-    samples: SampleSource, project: str, start: float, end: float, predicate: Predicate, agg: Any
+    samples: SampleSource, project: str, start: float, end: float, selected: Filter, agg: Any
 ) -> list[Series]:
     aligned = agg.per_series_aligner != Aligner.ALIGN_NONE
     # Aligned windows may reach back one period before start_time.
     data_start = start - (agg.alignment_period.seconds if aligned else 0)
-    series = raw_series(samples(data_start), project, data_start, end, predicate)
+    series = raw_series(samples(data_start), project, data_start, end, selected)
     if aligned:
         series = [align(s, agg, start, end) for s in series]
         if agg.cross_series_reducer != Reducer.REDUCE_NONE:
@@ -698,7 +722,7 @@ def list_time_series(req: Any, samples: SampleSource) -> Any:
     if not re.fullmatch(r"projects/[^/]+", req.name):
         raise invalid(f"Invalid resource name '{req.name}': expected projects/PROJECT_ID_OR_NUMBER.")
     project = req.name.split("/")[1]
-    predicate = parse_filter(req.filter)
+    selected = parse_filter(req.filter)
     if not req.HasField("interval") or not req.interval.HasField("end_time"):
         raise invalid("Request is missing required field interval.end_time.")
     end = _seconds(req.interval.end_time)
@@ -717,7 +741,7 @@ def list_time_series(req: Any, samples: SampleSource) -> Any:
     # Later pages read the result the first page computed: the same data, and no recomputation.
     series = _PAGES.get(fingerprint) if req.page_token else None
     if series is None:
-        series = _compute(samples, project, start, end, predicate, req.aggregation)
+        series = _compute(samples, project, start, end, selected, req.aggregation)
 
     headers_only = req.view == ListTimeSeriesRequest.TimeSeriesView.HEADERS
     budget = min(req.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
