@@ -14,7 +14,7 @@ from typing import Any, Literal
 from google.cloud import monitoring_v3, redis_v1
 from pydantic import Field
 
-from redisguard.core.errors import ErrorKind, RedisguardError, TransientError, error_kind
+from redisguard.core.errors import ConfigError, ErrorKind, RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.memorystore import GIB, NOT_SERVING, READY
 from redisguard.core.secrets import scrub
@@ -22,6 +22,7 @@ from redisguard.daemon import drift_live
 from redisguard.daemon.checks import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, secret_values
 from redisguard.daemon.report import Frozen, JsonReport, exit_code_of
+from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +334,7 @@ class MemoryCheck:
         self.gcp = config.gcp
         self.thresholds = thresholds_of(config)
         # Which stack owns an instance needs every stack file; one that cannot be read is an error.
+        # Read here for the targets (and so a bad file stops a start), and again at every run (jobs).
         self.stacks = drift_live.load_stacks(config, "the memory check")
         self.selected = tuple(selected_stacks) if selected_stacks else tuple(self.stacks)
         self._secrets = secret_values(config)
@@ -344,12 +346,21 @@ class MemoryCheck:
         return tuple(dict.fromkeys(p for p in projects if p))
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[ProjectMemoryReport]]:
-        """One job per project (daemon/checks.py's protocol); the clients and stack files are shared."""
+        """One job per project (daemon/checks.py's protocol); the clients and this run's stack files are shared.
+
+        The stack files are read for each run: a cluster declared since the check was built (a
+        daemon builds it once) is owned by its stack, not "unmanaged".
+        """
+        stacks: Mapping[str, StackConfig] | ConfigError
+        try:
+            stacks = drift_live.load_stacks(self.config, "the memory check")
+        except ConfigError as exc:
+            stacks = exc  # each project's failure: its unmanaged instances cannot be told
         return [
             Job(
                 check=self.name,
                 target=project,
-                run=functools.partial(self._report, project, cancel),
+                run=functools.partial(self._report, project, stacks, cancel),
                 failed=functools.partial(self._failed, project),
             )
             for project in targets
@@ -358,11 +369,15 @@ class MemoryCheck:
     def _failed(self, project: str, error: RedisguardError, duration: float) -> ProjectMemoryReport:
         return ProjectMemoryReport.failed(project, scrub(str(error), self._secrets), duration, kind=error_kind(error))
 
-    def _report(self, project: str, cancel: CancelToken) -> ProjectMemoryReport:
+    def _report(
+        self, project: str, stacks: Mapping[str, StackConfig] | ConfigError, cancel: CancelToken
+    ) -> ProjectMemoryReport:
         """The project's memory report. A failure raises: the check runner (daemon/checks.py) turns it
         into the report's error, and logs an unexpected one with its traceback, once."""
+        if isinstance(stacks, ConfigError):
+            raise stacks
         started = time.monotonic()
-        instances = self._check(project, cancel)
+        instances = self._check(project, stacks, cancel)
         crossed = any(i.level != "ok" for i in instances)
         report = ProjectMemoryReport(
             project_id=project,
@@ -379,7 +394,7 @@ class MemoryCheck:
         )
         return report
 
-    def _check(self, project: str, cancel: CancelToken) -> list[InstanceMemory]:
+    def _check(self, project: str, stacks: Mapping[str, StackConfig], cancel: CancelToken) -> list[InstanceMemory]:
         # Built once per process (core/gcp.py) and shared by every run and thread.
         redis_client, monitoring_client = drift_live.make_client(self.gcp), make_monitoring_client(self.gcp)
         end = float(int(time.time()))
@@ -406,16 +421,18 @@ class MemoryCheck:
             [lambda: drift_live.list_project_instances(redis_client, project, self.gcp), trend, *current]
         )
         now = dict(zip(CURRENT_METRICS, figures, strict=True))
-        return [self._instance(inst, now, history) for inst in listed if self._shown(inst)]
+        return [self._instance(inst, stacks, now, history) for inst in listed if self._shown(inst, stacks)]
 
-    def _shown(self, instance: redis_v1.Instance) -> bool:
-        if set(self.selected) == set(self.stacks):
+    def _shown(self, instance: redis_v1.Instance, stacks: Mapping[str, StackConfig]) -> bool:
+        if set(self.selected) == set(stacks):
             return True
-        owner = drift_live.owner_of(self.stacks, drift_live.split_instance_name(instance.name))
+        owner = drift_live.owner_of(stacks, drift_live.split_instance_name(instance.name))
         # --stack: that stack's instances, and the project's unmanaged ones.
         return owner == "" or owner in self.selected
 
-    def _instance(self, instance: redis_v1.Instance, current: Mapping[str, Points], trend: Points) -> InstanceMemory:
+    def _instance(
+        self, instance: redis_v1.Instance, stacks: Mapping[str, StackConfig], current: Mapping[str, Points], trend: Points
+    ) -> InstanceMemory:
         key = drift_live.split_instance_name(instance.name)
         preferred = _preferred_node(instance)
         figures: dict[str, float | None] = dict.fromkeys(CURRENT_METRICS)
@@ -437,7 +454,7 @@ class MemoryCheck:
             project_id=key.project,
             region=key.region,
             instance_id=key.instance_id,
-            stack=drift_live.owner_of(self.stacks, key),
+            stack=drift_live.owner_of(stacks, key),
             tier=_enum_name(instance.tier),
             redis_version=instance.redis_version,
             state=state,

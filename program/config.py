@@ -475,13 +475,24 @@ def stack_name_from_path(path: Path) -> str:
 def load_stack_file(path: str | Path) -> StackConfig:
     """Read a `Pulumi.<stack>.yaml` file and validate its redisguard config."""
     path = Path(path)
+    return parse_stack_file(read_stack_text(path), path)
+
+
+def read_stack_text(path: Path) -> str:
+    """A stack file's text; StackConfigError naming the file when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StackConfigError(str(path), ["file not found"]) from None
+    except OSError as exc:
+        raise StackConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+
+
+def parse_stack_file(text: str, path: Path) -> StackConfig:
+    """Validate the redisguard config in the text of the stack file at `path` (errors name it)."""
     source = str(path)
     try:
-        document = load_yaml(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StackConfigError(source, ["file not found"]) from None
-    except OSError as exc:
-        raise StackConfigError(source, [f"cannot read the file: {exc.strerror}"]) from None
+        document = load_yaml(text)
     except YamlSyntaxError as exc:
         raise StackConfigError(source, [f"not valid YAML at {exc}"]) from None
     if not isinstance(document, Mapping):

@@ -131,6 +131,40 @@ def test_unmanaged_instance_has_no_stack(emulator: EmulatorHandle, config: Redis
 
 
 @pytest.mark.slow
+def test_a_cluster_declared_while_the_check_runs_is_owned_at_its_next_run(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """The daemon keeps one check for its life: a stack file edited since must be read, or the
+    instance the team just declared (and created with `pulumi up`) stays "unmanaged"."""
+    stack_file = tmp_path / STAGING.name
+    stack_file.write_text(STAGING.read_text())
+    cfg = config_from_mapping(
+        {
+            "pulumi": {"work_dir": str(tmp_path), "stacks": ["staging"]},
+            "gcp": {"redis_endpoint": emulator.redis_endpoint, "monitoring_endpoint": emulator.monitoring_endpoint},
+        }
+    )
+    check = MemoryCheck(cfg)
+    client = emulator.redis_client()
+    client.create_instance(
+        parent=emulator.parent(), instance_id="declared-late", instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1)
+    ).result(timeout=30)
+    try:
+        assert _by_id(run_memory_check(cfg, check=check))["declared-late"].stack == ""
+        document = yaml.safe_load(stack_file.read_text())
+        document["config"]["redis-fleet:redis"].append({"name": "declared-late", "memory_gb": 1})
+        stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+        assert _by_id(run_memory_check(cfg, check=check))["declared-late"].stack == "staging"
+        # A stack file that breaks meanwhile fails the run: which instances are unmanaged would be a guess.
+        stack_file.write_text("config: [")
+        (project,) = run_memory_check(cfg, check=check).projects
+        assert (project.status, project.error_kind, project.instances) == ("error", "permanent", ())
+        assert str(stack_file) in (project.error or "")
+    finally:
+        client.delete_instance(name=emulator.instance_name("declared-late")).result(timeout=30)
+
+
+@pytest.mark.slow
 def test_a_killed_node_shows_its_state_not_its_last_figures(emulator: EmulatorHandle, config: RedisguardConfig) -> None:
     emulator.kill_instance(emulator.region, "redis-sidekiq")
     try:
