@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -21,7 +23,7 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory):
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
     from tests.fixtures.emulator import start_emulator
 
     handle = start_emulator(tmp_path_factory.mktemp("emulator-api"))
@@ -35,7 +37,7 @@ def client(emulator: EmulatorHandle) -> redis_v1.CloudRedisClient:
 
 
 def _create(
-    client: redis_v1.CloudRedisClient, emulator: EmulatorHandle, instance_id: str, **fields
+    client: redis_v1.CloudRedisClient, emulator: EmulatorHandle, instance_id: str, **fields: Any
 ) -> redis_v1.Instance:
     fields.setdefault("tier", redis_v1.Instance.Tier.BASIC)
     fields.setdefault("memory_size_gb", 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import urllib.error
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -37,7 +38,9 @@ def fresh_counts(emulator: EmulatorHandle) -> None:
     emulator.reset_counts()
 
 
-def _list(monitoring: monitoring_v3.MetricServiceClient, emulator: EmulatorHandle, **kwargs):
+def _list(
+    monitoring: monitoring_v3.MetricServiceClient, emulator: EmulatorHandle, **kwargs: Any
+) -> list[monitoring_v3.TimeSeries]:
     now = int(time.time()) + 1
     request = {
         "name": f"projects/{emulator.project}",

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
+import redis
 from google.api import metric_pb2
 from google.api_core import exceptions
 from google.cloud import monitoring_v3, redis_v1
 from google.protobuf import field_mask_pb2
 
-from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator
+from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator, timestamp_seconds
 from tests.fixtures.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -46,7 +48,7 @@ def monitoring(emulator: EmulatorHandle) -> monitoring_v3.MetricServiceClient:
     return emulator.monitoring_client()
 
 
-def _data(emulator: EmulatorHandle, instance_id: str):
+def _data(emulator: EmulatorHandle, instance_id: str) -> redis.Redis:
     client = emulator.redis_client()
     inst = client.get_instance(name=emulator.instance_name(instance_id))
     auth = client.get_instance_auth_string(name=inst.name).auth_string
@@ -62,7 +64,9 @@ def _interval(seconds_back: float = 120, end: float | None = None) -> monitoring
     )
 
 
-def _list(monitoring, emulator: EmulatorHandle, filter_: str, **request) -> list[monitoring_v3.TimeSeries]:
+def _list(
+    monitoring: monitoring_v3.MetricServiceClient, emulator: EmulatorHandle, filter_: str, **request: Any
+) -> list[monitoring_v3.TimeSeries]:
     request.setdefault("interval", _interval())
     return list(
         monitoring.list_time_series(request={"name": f"projects/{emulator.project}", "filter": filter_, **request})
@@ -76,7 +80,9 @@ def _metric(name: str, instance_id: str | None = None, emulator: EmulatorHandle 
     return text
 
 
-def test_usage_ratio_agrees_with_info_memory(emulator: EmulatorHandle, monitoring) -> None:
+def test_usage_ratio_agrees_with_info_memory(
+    emulator: EmulatorHandle, monitoring: monitoring_v3.MetricServiceClient
+) -> None:
     data = _data(emulator, "metrics-a")
     for i in range(8):
         data.set(f"blob:{i}", b"x" * MiB)
@@ -86,12 +92,12 @@ def test_usage_ratio_agrees_with_info_memory(emulator: EmulatorHandle, monitorin
     assert info["maxmemory"] == 16 * MiB
     assert expected > 0.5
 
-    def fresh_point():
+    def fresh_point() -> monitoring_v3.Point | None:
         series = _list(monitoring, emulator, _metric("stats/memory/usage_ratio", "metrics-a", emulator))
         point = series[0].points[0]  # newest first
-        return point if point.interval.end_time.timestamp() > written_at else None
+        return point if timestamp_seconds(point.interval.end_time) > written_at else None
 
-    point = wait_for(fresh_point, timeout=10, what="a usage_ratio sample taken after the writes")
+    point: monitoring_v3.Point = wait_for(fresh_point, timeout=10, what="a usage_ratio sample taken after the writes")
     ratio = point.value.double_value
     print(f"usage_ratio monitoring={ratio:.5f} info={expected:.5f} diff={abs(ratio - expected):.5f}")
     assert ratio == pytest.approx(expected, abs=USAGE_RATIO_TOLERANCE)
@@ -131,7 +137,9 @@ def test_usage_ratio_agrees_with_info_memory(emulator: EmulatorHandle, monitorin
     data.close()
 
 
-def test_filters_select_metric_types_and_instances(emulator: EmulatorHandle, monitoring) -> None:
+def test_filters_select_metric_types_and_instances(
+    emulator: EmulatorHandle, monitoring: monitoring_v3.MetricServiceClient
+) -> None:
     wait_for(
         lambda: len(_list(monitoring, emulator, _metric("stats/memory/usage"))) == 2, what="both instances sampled"
     )
@@ -171,8 +179,8 @@ def test_filters_select_metric_types_and_instances(emulator: EmulatorHandle, mon
             _list(monitoring, emulator, bad)
 
 
-def test_interval_and_paging(emulator: EmulatorHandle, monitoring) -> None:
-    def enough_points():
+def test_interval_and_paging(emulator: EmulatorHandle, monitoring: monitoring_v3.MetricServiceClient) -> None:
+    def enough_points() -> tuple[monitoring_v3.TimeInterval, list[monitoring_v3.TimeSeries]] | None:
         # A closed interval in the past: later samples cannot change the result between pages.
         interval = _interval(3, end=time.time())
         series = _list(monitoring, emulator, _metric("stats/memory/usage"), interval=interval)
@@ -180,9 +188,9 @@ def test_interval_and_paging(emulator: EmulatorHandle, monitoring) -> None:
 
     interval, whole = wait_for(enough_points, what="six samples per instance within 3 s")
     for series in whole:
-        ends = [p.interval.end_time.timestamp() for p in series.points]
+        ends = [timestamp_seconds(p.interval.end_time) for p in series.points]
         assert ends == sorted(ends, reverse=True), "points come newest first"
-        assert all(interval.start_time.timestamp() <= t <= interval.end_time.timestamp() for t in ends)
+        assert all(timestamp_seconds(interval.start_time) <= t <= timestamp_seconds(interval.end_time) for t in ends)
     total_points = sum(len(s.points) for s in whole)
 
     pager = monitoring.list_time_series(
@@ -224,11 +232,11 @@ def test_interval_and_paging(emulator: EmulatorHandle, monitoring) -> None:
         )
 
 
-def test_alignment_mean_max_and_delta(emulator: EmulatorHandle, monitoring) -> None:
+def test_alignment_mean_max_and_delta(emulator: EmulatorHandle, monitoring: monitoring_v3.MetricServiceClient) -> None:
     raw = _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-b", emulator), interval=_interval(60))[0]
     values = [p.value.int64_value for p in raw.points]
     # Just after the newest point: no rounding may push that point out of the window.
-    end = raw.points[0].interval.end_time.timestamp() + 0.001
+    end = timestamp_seconds(raw.points[0].interval.end_time) + 0.001
     interval = _interval(0, end=end)
 
     def aligned(aligner: int, metric: str = "stats/memory/usage") -> monitoring_v3.TimeSeries:
@@ -242,7 +250,7 @@ def test_alignment_mean_max_and_delta(emulator: EmulatorHandle, monitoring) -> N
 
     # One 60 s window ending at `end` holds exactly the raw points of the last 60 s.
     mean = aligned(Aligner.ALIGN_MEAN)
-    window = [p.value.int64_value for p in raw.points if p.interval.end_time.timestamp() > end - 60]
+    window = [p.value.int64_value for p in raw.points if timestamp_seconds(p.interval.end_time) > end - 60]
     assert len(mean.points) == 1
     assert mean.points[0].value.double_value == pytest.approx(sum(window) / len(window))
     assert aligned(Aligner.ALIGN_MAX).points[0].value.int64_value == max(values)
@@ -262,7 +270,7 @@ def test_alignment_mean_max_and_delta(emulator: EmulatorHandle, monitoring) -> N
     assert evicted > 0
     data.close()
 
-    def evicted_delta():
+    def evicted_delta() -> monitoring_v3.TimeSeries | None:
         series = _list(
             monitoring,
             emulator,
@@ -272,11 +280,14 @@ def test_alignment_mean_max_and_delta(emulator: EmulatorHandle, monitoring) -> N
         )
         return series[0] if series and series[0].points[0].value.int64_value == evicted else None
 
-    delta = wait_for(evicted_delta, timeout=10, what="ALIGN_DELTA of evicted_keys to equal INFO evicted_keys")
+    delta: monitoring_v3.TimeSeries = wait_for(
+        evicted_delta, timeout=10, what="ALIGN_DELTA of evicted_keys to equal INFO evicted_keys"
+    )
     assert delta.metric_kind == metric_pb2.MetricDescriptor.MetricKind.DELTA
-    assert delta.points[0].interval.end_time.timestamp() - delta.points[
-        0
-    ].interval.start_time.timestamp() == pytest.approx(600)
+    delta_interval = delta.points[0].interval
+    assert timestamp_seconds(delta_interval.end_time) - timestamp_seconds(delta_interval.start_time) == pytest.approx(
+        600
+    )
 
     with pytest.raises(exceptions.InvalidArgument, match="GAUGE"):
         aligned(Aligner.ALIGN_DELTA)
@@ -289,7 +300,7 @@ def test_alignment_mean_max_and_delta(emulator: EmulatorHandle, monitoring) -> N
         )
 
 
-def test_cross_series_reduction(emulator: EmulatorHandle, monitoring) -> None:
+def test_cross_series_reduction(emulator: EmulatorHandle, monitoring: monitoring_v3.MetricServiceClient) -> None:
     per_instance = _list(
         monitoring,
         emulator,
@@ -314,7 +325,9 @@ def test_cross_series_reduction(emulator: EmulatorHandle, monitoring) -> None:
     assert summed[0].points[0].value.int64_value == sum(s.points[0].value.int64_value for s in per_instance)
 
 
-def test_killed_instance_stops_reporting(emulator: EmulatorHandle, monitoring) -> None:
+def test_killed_instance_stops_reporting(
+    emulator: EmulatorHandle, monitoring: monitoring_v3.MetricServiceClient
+) -> None:
     client = emulator.redis_client()
     client.create_instance(
         parent=emulator.parent(), instance_id="metrics-kill", instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1)
@@ -328,15 +341,17 @@ def test_killed_instance_stops_reporting(emulator: EmulatorHandle, monitoring) -
     # Wait until the sampler has run several times since the kill (it samples metrics-a too).
     wait_for(
         lambda: (
-            _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-a", emulator))[0]
-            .points[0]
-            .interval.end_time.timestamp()
+            timestamp_seconds(
+                _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-a", emulator))[0]
+                .points[0]
+                .interval.end_time
+            )
             > killed_at + 0.5
         ),
         what="samples taken after the kill",
     )
     series = _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-kill", emulator), interval=_interval(5))
-    assert all(p.interval.end_time.timestamp() <= killed_at + 0.05 for s in series for p in s.points)
+    assert all(timestamp_seconds(p.interval.end_time) <= killed_at + 0.05 for s in series for p in s.points)
     client.delete_instance(name=emulator.instance_name("metrics-kill")).result(timeout=30)
     wait_for(
         lambda: not _list(monitoring, emulator, _metric("stats/memory/usage", "metrics-kill", emulator)),
@@ -344,7 +359,7 @@ def test_killed_instance_stops_reporting(emulator: EmulatorHandle, monitoring) -
     )
 
 
-def test_history_is_bounded(emulator_factory) -> None:
+def test_history_is_bounded(emulator_factory: Callable[..., EmulatorHandle]) -> None:
     emulator = emulator_factory(processes=False, sample_interval=0.05, extra_args=["--history", "5"])
     emulator.redis_client().create_instance(
         parent=emulator.parent(), instance_id="bounded", instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1)
@@ -352,13 +367,13 @@ def test_history_is_bounded(emulator_factory) -> None:
     monitoring = emulator.monitoring_client()
     started = time.time()
 
-    def points_since_start() -> list[monitoring_v3.Point]:
+    def points_since_start() -> Sequence[monitoring_v3.Point]:
         series = _list(monitoring, emulator, _metric("stats/memory/usage"), interval=_interval(600))
         return series[0].points if series else []
 
     # Wait until the oldest point kept is younger than the instance: older ones were dropped.
     points = wait_for(
-        lambda: (p := points_since_start()) and p[-1].interval.end_time.timestamp() > started + 0.3 and p,
+        lambda: (p := points_since_start()) and timestamp_seconds(p[-1].interval.end_time) > started + 0.3 and p,
         what="samples beyond the history bound",
     )
     assert len(points) == 5

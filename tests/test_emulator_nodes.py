@@ -9,7 +9,7 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import monitoring_v3, redis_v1
 
-from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.emulator import EmulatorHandle, start_emulator, timestamp_seconds
 from tests.fixtures.processes import wait_for
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def _nodes_by_role(series: list[monitoring_v3.TimeSeries]) -> set[tuple[str, str
 def _newest_primary(series: list[monitoring_v3.TimeSeries]) -> str:
     """The node of the newest role=primary point."""
     primaries = [s for s in series if s.metric.labels["role"] == "primary"]
-    newest = max(primaries, key=lambda s: s.points[0].interval.end_time.timestamp())
+    newest = max(primaries, key=lambda s: timestamp_seconds(s.points[0].interval.end_time))
     return newest.resource.labels["node_id"]
 
 
@@ -81,8 +81,8 @@ def test_replica_trails_the_primary(emulator: EmulatorHandle) -> None:
     series = wait_for(lambda: [s for s in _series(emulator, "ha", 5) if len(s.points) > 3], what="a few samples")
     primary = next(s for s in series if s.metric.labels["role"] == "primary")
     replica = next(s for s in series if s.metric.labels["role"] == "replica")
-    primary_points = {p.interval.end_time.timestamp(): p.value.int64_value for p in primary.points}
-    replica_points = {p.interval.end_time.timestamp(): p.value.int64_value for p in replica.points}
+    primary_points = {timestamp_seconds(p.interval.end_time): p.value.int64_value for p in primary.points}
+    replica_points = {timestamp_seconds(p.interval.end_time): p.value.int64_value for p in replica.points}
     assert set(primary_points) == set(replica_points)
     times = sorted(primary_points)
     assert [replica_points[t] for t in times[1:]] == [primary_points[t] for t in times[:-1]]

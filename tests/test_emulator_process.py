@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def _instances(emulator: EmulatorHandle) -> dict[str, redis_v1.Instance]:
     return {i.name.rsplit("/", 1)[1]: i for i in client.list_instances(parent=emulator.parent("-"))}
 
 
-def test_fleet_creates_the_stack_as_deployed(emulator_factory) -> None:
+def test_fleet_creates_the_stack_as_deployed(emulator_factory: Callable[..., EmulatorHandle]) -> None:
     emulator = emulator_factory(fleet=[STAGING, PRODUCTION])
     assert (emulator.project, emulator.region, emulator.instances) == ("redisguard-staging", "europe-west1", 7)
     staging = _instances(emulator)
@@ -97,7 +98,9 @@ def test_fleet_creates_the_stack_as_deployed(emulator_factory) -> None:
     data.close()
 
 
-def test_restart_keeps_instances_data_and_changes(emulator_factory, tmp_path: Path) -> None:
+def test_restart_keeps_instances_data_and_changes(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path
+) -> None:
     state_dir = tmp_path / "state"
     first = emulator_factory(fleet=STAGING, state_dir=state_dir)
     client = first.redis_client()
@@ -146,7 +149,7 @@ def test_restart_keeps_instances_data_and_changes(emulator_factory, tmp_path: Pa
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])
-def test_interrupt_or_hangup_stops_cleanly(emulator_factory, sig: int) -> None:
+def test_interrupt_or_hangup_stops_cleanly(emulator_factory: Callable[..., EmulatorHandle], sig: int) -> None:
     emulator = emulator_factory(fleet=STAGING)
     children = _children(emulator.pid)
     assert len(children) == 3
@@ -157,7 +160,7 @@ def test_interrupt_or_hangup_stops_cleanly(emulator_factory, sig: int) -> None:
     assert "emulator stopped" in log
 
 
-def test_crash_leaves_no_orphan_redis_server(emulator_factory) -> None:
+def test_crash_leaves_no_orphan_redis_server(emulator_factory: Callable[..., EmulatorHandle]) -> None:
     emulator = emulator_factory(fleet=STAGING)
     children = _children(emulator.pid)
     ports = [i.port for i in _instances(emulator).values()]
@@ -173,7 +176,7 @@ def test_crash_leaves_no_orphan_redis_server(emulator_factory) -> None:
     assert not any(_listening(port) for port in ports)
 
 
-def test_no_processes_mode_serves_many_instances(emulator_factory) -> None:
+def test_no_processes_mode_serves_many_instances(emulator_factory: Callable[..., EmulatorHandle]) -> None:
     emulator = emulator_factory(processes=False)
     client = emulator.redis_client()
     for n in range(120):
@@ -265,7 +268,9 @@ def test_cli_reports_a_port_in_use_and_a_bad_fleet(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("instances/*"))
 
 
-def test_cli_refuses_a_state_dir_another_emulator_uses(emulator_factory, tmp_path: Path) -> None:
+def test_cli_refuses_a_state_dir_another_emulator_uses(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path
+) -> None:
     running = emulator_factory(processes=False)
     result = _cli("--state-dir", str(running.state_dir), "--redis-api-port", "0", "--monitoring-port", "0")
     _assert_one_error_line(result, f"--state-dir {running.state_dir}: another emulator is using it")
@@ -304,7 +309,7 @@ def test_help_lists_the_contract_options() -> None:
         assert option in result.stdout
 
 
-def test_unknown_api_path_is_not_found(emulator_factory) -> None:
+def test_unknown_api_path_is_not_found(emulator_factory: Callable[..., EmulatorHandle]) -> None:
     emulator = emulator_factory(processes=False)
     client = emulator.redis_client()
     with pytest.raises(exceptions.NotFound):
