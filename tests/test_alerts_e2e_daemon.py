@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from google.cloud import redis_v1
+from google.protobuf import field_mask_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.alerting import (
@@ -189,7 +190,8 @@ def test_an_out_of_band_change_makes_drift_detected_arrive_naming_the_resource(s
     configs = dict(before.redis_configs)
     configs["maxmemory-policy"] = "allkeys-lfu"  # declared: volatile-lru
     client.update_instance(
-        update_mask={"paths": ["redis_configs"]}, instance=redis_v1.Instance(name=name, redis_configs=configs)
+        update_mask=field_mask_pb2.FieldMask(paths=["redis_configs"]),
+        instance=redis_v1.Instance(name=name, redis_configs=configs),
     ).result(timeout=60)
 
     _, alert = webhook_alert(stack, "RedisguardDriftDetected", "RedisguardDriftDetected for staging", stack="staging")

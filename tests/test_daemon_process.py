@@ -19,6 +19,7 @@ import bcrypt
 import pytest
 import yaml
 from google.cloud import redis_v1
+from google.protobuf import field_mask_pb2
 
 from tests.fixtures.daemon import REPO, DaemonHandle, children_of, daemon_config, launch_daemon
 from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator
@@ -85,7 +86,7 @@ def test_metrics_for_the_fleet_then_drift_unmanaged_and_deletion_as_they_happen(
     # Out of band, through the official client, as someone in the console would.
     before = client.get_instance(name=instance_name("redis-sidekiq"))
     client.update_instance(
-        update_mask={"paths": ["memory_size_gb"]},
+        update_mask=field_mask_pb2.FieldMask(paths=["memory_size_gb"]),
         instance=redis_v1.Instance(name=before.name, memory_size_gb=before.memory_size_gb + 1),
     ).result(timeout=60)
     daemon.wait_value("redisguard_drift_status", 1, stack="staging", engine="live")
@@ -109,7 +110,7 @@ def test_metrics_for_the_fleet_then_drift_unmanaged_and_deletion_as_they_happen(
 
     # Put the fleet back for the other tests of this module.
     client.update_instance(
-        update_mask={"paths": ["memory_size_gb"]},
+        update_mask=field_mask_pb2.FieldMask(paths=["memory_size_gb"]),
         instance=redis_v1.Instance(name=before.name, memory_size_gb=before.memory_size_gb),
     ).result(timeout=60)
     daemon.wait_value("redisguard_drift_status", 0, stack="staging", engine="live")
@@ -236,7 +237,7 @@ def test_once_exits_0_in_sync_2_on_drift_1_on_a_failure(tmp_path: Path, emulator
     client = fresh.redis_client()
     before = client.get_instance(name=instance_name("redis-cache"))
     client.update_instance(
-        update_mask={"paths": ["memory_size_gb"]},
+        update_mask=field_mask_pb2.FieldMask(paths=["memory_size_gb"]),
         instance=redis_v1.Instance(name=before.name, memory_size_gb=before.memory_size_gb + 1),
     ).result(timeout=60)
     assert once(daemon_config(fresh, port), "drift").returncode == 2
