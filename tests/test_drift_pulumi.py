@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def test_live_values_come_from_the_refreshed_outputs_and_state_values_from_the_s
         PropertyDrift(path="redisConfigs.maxmemory-policy", expected="noeviction", actual="allkeys-lru"),
     )
     # The same without a detailed diff (only the changed top-level keys).
-    event.res_outputs_event.metadata.detailed_diff = {}
+    metadata.detailed_diff = {}
     [item] = parse([event])
     assert item.properties == (
         PropertyDrift(path="memorySizeGb", expected=2, actual=3),
@@ -391,9 +392,23 @@ def _json_outputs_event(op: str, name: str, old: dict | None, new: dict | None, 
     }
 
 
+@dataclass(frozen=True)
+class FakePulumi:
+    """What `fake_pulumi` returns: called with the stacks' scenario it sets it and returns the call log;
+    `work_dir` is the program folder (with its Pulumi.yaml) the stacks run in."""
+
+    work_dir: Path
+    scenario_file: Path
+    log: Path
+
+    def __call__(self, stacks: dict[str, dict], version: str = "3.210.0") -> Path:
+        self.scenario_file.write_text(json.dumps({"version": version, "stacks": stacks}))
+        return self.log
+
+
 @pytest.fixture
-def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Put a stand-in `pulumi` first on PATH; returns a function that sets its scenario."""
+def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakePulumi:
+    """Put a stand-in `pulumi` first on PATH; returns what sets its scenario."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     exe = bin_dir / "pulumi"
@@ -407,13 +422,7 @@ def fake_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     work_dir = tmp_path / "program"
     work_dir.mkdir()
     (work_dir / "Pulumi.yaml").write_text("name: redis-fleet\nruntime: python\n")
-
-    def set_scenario(stacks: dict[str, dict], version: str = "3.210.0") -> Path:
-        scenario_file.write_text(json.dumps({"version": version, "stacks": stacks}))
-        return log
-
-    set_scenario.work_dir = work_dir  # type: ignore[attr-defined]
-    return set_scenario
+    return FakePulumi(work_dir=work_dir, scenario_file=scenario_file, log=log)
 
 
 def _calls(log: Path) -> list[dict]:
@@ -421,7 +430,7 @@ def _calls(log: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("version", ["3.210.0", "3.200.0"], ids=["grpc-event-stream", "event-log-file"])
-def test_refresh_preview_through_the_automation_api(fake_pulumi, version: str) -> None:
+def test_refresh_preview_through_the_automation_api(fake_pulumi: FakePulumi, version: str) -> None:
     live = with_changes(BASE, memorySizeGb=3, authString="[secret]")
     events = [
         _json_outputs_event("same", "redis-cache", BASE, BASE, {}),
@@ -447,14 +456,14 @@ def test_refresh_preview_through_the_automation_api(fake_pulumi, version: str) -
     assert refresh[0]["backend"] == "file:///tmp/state"
 
 
-def test_locked_stack_is_a_transient_error(fake_pulumi) -> None:
+def test_locked_stack_is_a_transient_error(fake_pulumi: FakePulumi) -> None:
     fake_pulumi({"staging": {"mode": "locked"}})
     settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",))
     with pytest.raises(TransientError, match="stack is locked by another update"):
         drift_pulumi.check_stack("staging", settings, IgnoreRules())
 
 
-def test_unknown_stack_is_a_permanent_error(fake_pulumi) -> None:
+def test_unknown_stack_is_a_permanent_error(fake_pulumi: FakePulumi) -> None:
     fake_pulumi({})
     settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",))
     with pytest.raises(PermanentError, match="no stack named 'staging' found"):
@@ -474,7 +483,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_timeout_kills_the_cli_and_its_children(fake_pulumi, tmp_path: Path) -> None:
+def test_timeout_kills_the_cli_and_its_children(fake_pulumi: FakePulumi, tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     fake_pulumi({"staging": {"mode": "hang", "pid_file": str(pid_file)}})
     settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",), refresh_timeout_seconds=3)
@@ -491,7 +500,7 @@ def test_timeout_kills_the_cli_and_its_children(fake_pulumi, tmp_path: Path) -> 
 STACKS_IN_LINE = ("a", "b", "c")
 
 
-def _hung_scan(fake_pulumi, tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+def _hung_scan(fake_pulumi: FakePulumi, tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
     """`redisguard drift-report` over three stacks, one at a time, whose CLIs hang; returns it
     once the first stack's CLI and its child run."""
     fake_pulumi({name: {"mode": "hang", "pid_file": str(tmp_path / f"pids-{name}")} for name in STACKS_IN_LINE})
@@ -515,7 +524,7 @@ def _hung_scan(fake_pulumi, tmp_path: Path) -> tuple[subprocess.Popen[str], int,
 
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
 def test_interrupting_a_scan_ends_it_at_once_with_the_cli_and_its_children(
-    fake_pulumi, tmp_path: Path, sig: signal.Signals, status: int
+    fake_pulumi: FakePulumi, tmp_path: Path, sig: signal.Signals, status: int
 ) -> None:
     # The CLI runs in its own process group (for the timeout kill), where a Ctrl-C on the
     # terminal does not reach it; without help it would run on for the whole refresh timeout.
@@ -537,7 +546,7 @@ def test_interrupting_a_scan_ends_it_at_once_with_the_cli_and_its_children(
 
 
 def test_a_scan_cancelled_from_another_thread_stops_its_cli_and_the_next_scan_runs_normally(
-    fake_pulumi, tmp_path: Path
+    fake_pulumi: FakePulumi, tmp_path: Path
 ) -> None:
     # A daemon stops a scan from its own thread (shutdown, a newer run): no signal, no main thread.
     pid_file = tmp_path / "pids"
@@ -567,7 +576,7 @@ def test_a_scan_cancelled_from_another_thread_stops_its_cli_and_the_next_scan_ru
     assert [(s.stack, s.status) for s in report.stacks] == [("a", "in_sync"), ("b", "in_sync")]
 
 
-def test_a_killed_scan_takes_its_cli_with_it(fake_pulumi, tmp_path: Path) -> None:
+def test_a_killed_scan_takes_its_cli_with_it(fake_pulumi: FakePulumi, tmp_path: Path) -> None:
     scan, cli_pid, child_pid = _hung_scan(fake_pulumi, tmp_path)
     try:
         scan.kill()
@@ -579,7 +588,7 @@ def test_a_killed_scan_takes_its_cli_with_it(fake_pulumi, tmp_path: Path) -> Non
             os.kill(child_pid, signal.SIGKILL)
 
 
-def test_parallel_stacks_report_each_their_own_status(fake_pulumi) -> None:
+def test_parallel_stacks_report_each_their_own_status(fake_pulumi: FakePulumi) -> None:
     live = with_changes(BASE, memorySizeGb=3)
     fake_pulumi(
         {
@@ -599,12 +608,13 @@ def test_parallel_stacks_report_each_their_own_status(fake_pulumi) -> None:
 
 
 @pytest.mark.parametrize("parallelism", [1, 3])
-def test_stacks_run_in_parallel_up_to_the_configured_bound(fake_pulumi, parallelism: int) -> None:
+def test_stacks_run_in_parallel_up_to_the_configured_bound(fake_pulumi: FakePulumi, parallelism: int) -> None:
     stacks = ["a", "b", "c"]
     # Each refresh holds until `parallelism` of them have started: run together they overlap
     # whatever the machine's load; run one at a time (bound 1) they cannot.
-    barrier = {"dir": str(fake_pulumi.work_dir.parent / "barrier"), "size": parallelism}
-    Path(barrier["dir"]).mkdir()
+    barrier_dir = fake_pulumi.work_dir.parent / "barrier"
+    barrier = {"dir": str(barrier_dir), "size": parallelism}
+    barrier_dir.mkdir()
     log = fake_pulumi({name: {"events": [], "barrier": barrier} for name in stacks})
     config = config_from_mapping(
         {"pulumi": {"work_dir": str(fake_pulumi.work_dir), "stacks": stacks}, "parallelism": parallelism}
@@ -631,7 +641,7 @@ def test_missing_cli_is_a_one_line_permanent_error(tmp_path: Path, monkeypatch: 
 
 
 def test_access_token_reaches_the_cli_and_nothing_else(
-    fake_pulumi,
+    fake_pulumi: FakePulumi,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -658,7 +668,7 @@ def test_access_token_reaches_the_cli_and_nothing_else(
 
 
 def test_credentials_a_cli_echoes_never_reach_the_report_or_stderr(
-    fake_pulumi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    fake_pulumi: FakePulumi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from redisguard.daemon.cli import main
 
