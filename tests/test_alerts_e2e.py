@@ -7,8 +7,9 @@ shortened, one-second intervals, loopback addresses, secrets in temporary files.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -65,8 +66,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
         sink.close()
 
 
-def _firing(alertname: str, **labels: str):  # type: ignore[no-untyped-def]
-    def match(alert: dict) -> bool:  # type: ignore[type-arg]
+def _firing(alertname: str, **labels: str) -> Callable[[dict[str, Any]], bool]:
+    def match(alert: dict[str, Any]) -> bool:
         return (
             alert["status"] == "firing"
             and alert["labels"].get("alertname") == alertname

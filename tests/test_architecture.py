@@ -23,11 +23,12 @@ def _imported_parts(path: Path) -> set[tuple[str, int]]:
     """(part, line) for every `redisguard.<part>` the module imports, at the top or inside a function."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        names = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
+        else:
+            continue
         for name in names:
             parts = name.split(".")
             if parts[0] == "redisguard" and len(parts) > 1 and parts[1] in PARTS:

@@ -18,6 +18,7 @@ import pytest
 from redisguard.daemon import drift, drift_live
 from redisguard.daemon.cli import main
 from redisguard.daemon.config import config_from_mapping
+from redisguard.program.config import StackConfig
 from tests.fixtures.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,7 +146,7 @@ def test_a_live_check_counts_reading_its_stack_file_in_its_duration(tmp_path: Pa
     # without it would tell a user the check is faster than it is.
     real_parse = drift_live.parse_stack_file
 
-    def slow_parse(text: str, path: Path):  # noqa: ANN202 - same as the real one
+    def slow_parse(text: str, path: Path) -> StackConfig:
         time.sleep(0.3)
         return real_parse(text, path)
 
@@ -272,7 +273,12 @@ def test_a_wrong_port_says_it_is_not_the_api_on_one_line_without_the_body(tmp_pa
     if server == "html-404":
         http_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlNotFound)
         threading.Thread(target=http_server.serve_forever, daemon=True).start()
-        port, close = http_server.server_address[1], lambda: (http_server.shutdown(), http_server.server_close())
+
+        def close_http() -> None:
+            http_server.shutdown()
+            http_server.server_close()
+
+        port, close = http_server.server_address[1], close_http
         detail = "(HTTP 404, text/html)"
     else:
         listener, port = _redis_like_server()

@@ -433,7 +433,7 @@ def test_log_lines_carry_stable_fields_as_text_or_json_and_never_a_known_secret(
     for fmt in ("text", "json"):
         stream = io.StringIO()
         saved, level = list(root.handlers), root.level
-        logs.configure(fmt, "INFO", lambda: ("s3cr3t-token",), stream=stream)  # type: ignore[arg-type]
+        logs.configure(fmt, "INFO", lambda: ("s3cr3t-token",), stream=stream)
         try:
             logs.event(logging.getLogger("redisguard.test"), logging.WARNING, "check finished",
                        check="drift_live", target="staging", status="error", duration=1.5, error="token s3cr3t-token refused")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def update(client: redis_v1.CloudRedisClient, name: str, paths: list[str], **fie
     ).result(timeout=OPERATION_TIMEOUT)
 
 
-def test_out_of_band_changes_are_reported_property_by_property(emulator_factory, tmp_path: Path) -> None:
+def test_out_of_band_changes_are_reported_property_by_property(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path
+) -> None:
     emulator = emulator_factory(fleet=STAGING)
     config = write_config(tmp_path, emulator, REPO / "program", ["staging"])
 
@@ -111,7 +114,9 @@ def test_out_of_band_changes_are_reported_property_by_property(emulator_factory,
     ]
 
 
-def test_an_unavailable_api_exits_1_with_one_line(emulator_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unavailable_api_exits_1_with_one_line(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     emulator = emulator_factory(fleet=STAGING, processes=False)
     config = write_config(tmp_path, emulator, REPO / "program", ["staging"], request_timeout_seconds=1)
     emulator.inject_fault("redis", "503", count=1000)
@@ -123,7 +128,9 @@ def test_an_unavailable_api_exits_1_with_one_line(emulator_factory, tmp_path: Pa
     assert errors[0].startswith("redisguard drift-report: error: stack staging (live): list_instances projects/redisguard-staging/locations/-: still failing after retries (ServiceUnavailable: The service is currently unavailable")
 
 
-def test_a_rejected_listing_is_a_permanent_error_naming_the_api_message(emulator_factory, tmp_path: Path) -> None:
+def test_a_rejected_listing_is_a_permanent_error_naming_the_api_message(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path
+) -> None:
     emulator = emulator_factory(fleet=STAGING, processes=False)
     work_dir = tmp_path / "program"
     work_dir.mkdir()
@@ -137,7 +144,9 @@ def test_a_rejected_listing_is_a_permanent_error_naming_the_api_message(emulator
     assert "http://" not in (stack.error or "")
 
 
-def test_a_hung_api_is_a_transient_error_after_the_request_timeout(emulator_factory, tmp_path: Path) -> None:
+def test_a_hung_api_is_a_transient_error_after_the_request_timeout(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path
+) -> None:
     emulator = emulator_factory(fleet=STAGING, processes=False)
     config = write_config(tmp_path, emulator, REPO / "program", ["staging"], request_timeout_seconds=1)
     emulator.inject_fault("redis", "hang", count=1)
@@ -152,7 +161,9 @@ def test_a_hung_api_is_a_transient_error_after_the_request_timeout(emulator_fact
 
 
 @pytest.mark.parametrize("mode", ["503", "429", "504"])
-def test_a_single_transient_answer_is_retried_and_the_scan_succeeds(emulator_factory, tmp_path: Path, mode: str) -> None:
+def test_a_single_transient_answer_is_retried_and_the_scan_succeeds(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path, mode: str
+) -> None:
     emulator = emulator_factory(fleet=STAGING, processes=False)
     config = write_config(tmp_path, emulator, REPO / "program", ["staging"])
     emulator.inject_fault("redis", mode, count=1)
@@ -161,7 +172,9 @@ def test_a_single_transient_answer_is_retried_and_the_scan_succeeds(emulator_fac
     assert emulator.request_counts()["redis"]["ListInstances"] == 2  # the fault, then the retry
 
 
-def test_a_persistent_504_is_retried_within_the_request_budget_then_transient(emulator_factory, tmp_path: Path) -> None:
+def test_a_persistent_504_is_retried_within_the_request_budget_then_transient(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path
+) -> None:
     emulator = emulator_factory(fleet=STAGING, processes=False)
     config = write_config(tmp_path, emulator, REPO / "program", ["staging"], request_timeout_seconds=1)
     emulator.inject_fault("redis", "504", count=1000)
@@ -186,7 +199,9 @@ def generated_stack(work_dir: Path, stack: str, project: str, count: int, prefix
 
 
 @pytest.mark.parametrize("count", [3, 300])
-def test_admin_api_calls_do_not_grow_with_instances(emulator_factory, tmp_path: Path, count: int) -> None:
+def test_admin_api_calls_do_not_grow_with_instances(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path, count: int
+) -> None:
     work_dir = tmp_path / "program"
     work_dir.mkdir()
     # Two stacks in one project: still one listing for the project.
@@ -203,7 +218,9 @@ def test_admin_api_calls_do_not_grow_with_instances(emulator_factory, tmp_path: 
     assert emulator.request_counts()["redis"] == {"ListInstances": 1}
 
 
-def test_unmanaged_instances_are_reported_once_per_project(emulator_factory, tmp_path: Path) -> None:
+def test_unmanaged_instances_are_reported_once_per_project(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path
+) -> None:
     work_dir = tmp_path / "program"
     work_dir.mkdir()
     blue = generated_stack(work_dir, "blue", "redisguard-load", 2, "blue")
@@ -223,7 +240,10 @@ def test_unmanaged_instances_are_reported_once_per_project(emulator_factory, tmp
 
 
 def test_auth_strings_appear_in_no_output_format_and_no_debug_log(
-    emulator_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    emulator_factory: Callable[..., EmulatorHandle],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     emulator = emulator_factory(fleet=STAGING)
     client = emulator.redis_client()
@@ -259,7 +279,11 @@ def test_auth_strings_appear_in_no_output_format_and_no_debug_log(
     ],
 )
 def test_a_sibling_stacks_broken_file_never_makes_its_clusters_unmanaged(
-    emulator_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str], breakage: str, problem: str
+    emulator_factory: Callable[..., EmulatorHandle],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    breakage: str,
+    problem: str,
 ) -> None:
     work_dir = tmp_path / "program"
     work_dir.mkdir()
@@ -297,7 +321,9 @@ def test_a_sibling_stacks_broken_file_never_makes_its_clusters_unmanaged(
     assert "redisguard drift-report: error: stack a (live): unmanaged instances of project redisguard-load" in out.err
 
 
-def test_ignore_rules_hide_whole_unmanaged_and_missing_instances_by_name(emulator_factory, tmp_path: Path) -> None:
+def test_ignore_rules_hide_whole_unmanaged_and_missing_instances_by_name(
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path
+) -> None:
     work_dir = tmp_path / "program"
     work_dir.mkdir()
     blue = generated_stack(work_dir, "blue", "redisguard-load", 2, "blue")
@@ -331,7 +357,7 @@ def test_ignore_rules_hide_whole_unmanaged_and_missing_instances_by_name(emulato
 
 
 def test_an_instance_that_is_not_ready_is_shown_in_every_format(
-    emulator_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     emulator = emulator_factory(fleet=STAGING)
     emulator.kill_instance(emulator.region, "redis-cache")  # its redis-server crashes: REPAIRING

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from google.cloud import redis_v1
+from google.protobuf import duration_pb2
 
 from redisguard.daemon.drift_live import NOT_COMPARED, compare, expected_properties
 from redisguard.daemon.ignore import IgnoreRules, Rule, parse_path
@@ -54,14 +55,17 @@ def instance_like(cluster: ClusterConfig, **overrides: Any) -> redis_v1.Instance
     instance = declared_instance(cluster, name=redis_v1.CloudRedisClient.instance_path("p", "europe-west1", cluster.name))
     instance.current_location_id = "europe-west1-c"
     instance.host = "10.0.0.3"
+    # mode(mode.X): type checkers see a proto-plus enum's members as plain ints (as in program/instance.py).
     if cluster.transit_encryption == "DISABLED":
-        instance.transit_encryption_mode = "TRANSIT_ENCRYPTION_MODE_UNSPECIFIED"
+        transit = redis_v1.Instance.TransitEncryptionMode
+        instance.transit_encryption_mode = transit(transit.TRANSIT_ENCRYPTION_MODE_UNSPECIFIED)
     if cluster.persistence_mode == "DISABLED":
         instance.persistence_config = redis_v1.PersistenceConfig()
     if not cluster.read_replicas:
-        instance.read_replicas_mode = "READ_REPLICAS_MODE_UNSPECIFIED"
+        replicas = redis_v1.Instance.ReadReplicasMode
+        instance.read_replicas_mode = replicas(replicas.READ_REPLICAS_MODE_UNSPECIFIED)
     for window in instance.maintenance_policy.weekly_maintenance_window:
-        window.duration = {"seconds": 3600}
+        window.duration = duration_pb2.Duration(seconds=3600)
     for name, value in overrides.items():
         setattr(instance, name, value)
     return instance

@@ -81,7 +81,7 @@ def test_outputs_give_host_port_location_and_auth_string_only_as_a_secret() -> N
     seen: dict[str, object] = {}
 
     @pulumi.runtime.test
-    def check() -> None:
+    def check() -> pulumi.Output[None]:
         (cluster,) = fleet.build_fleet(fleet.stack_from_pulumi_config()).values()
 
         async def collect() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
-from pulumi.automation import CommandError, ConfigValue, EngineEvent, Stack, create_stack
+from pulumi.automation import CommandError, ConfigValue, EngineEvent, OpType, Stack, create_stack
 
 from redisguard.policies.check import run_policy_check
 from redisguard.program import fleet
@@ -50,12 +50,19 @@ def _endpoint(emulator: EmulatorHandle) -> dict[str, str]:
     return {"gcp:redisCustomEndpoint": f"{emulator.redis_endpoint}/v1/"}
 
 
+def _fleet_program() -> None:
+    """The program as the engine runs it: the clusters fleet.main returns are registered, not used."""
+    fleet.main()
+
+
 @pytest.fixture(scope="module")
 def staging(engine: Engine, emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     project = make_project(
         tmp_path_factory.mktemp("staging-project"), REPO / "program" / "Pulumi.staging.yaml", _endpoint(emulator)
     )
-    return create_stack("staging", project_name="redis-fleet", program=fleet.main, opts=engine.workspace_options(project))
+    return create_stack(
+        "staging", project_name="redis-fleet", program=_fleet_program, opts=engine.workspace_options(project)
+    )
 
 
 def _parent(project: str = "redisguard-staging") -> str:
@@ -144,7 +151,9 @@ def test_a_bad_production_cluster_is_blocked_by_the_real_engine_with_the_same_ve
     stack_file.parent.mkdir()
     stack_file.write_text(BAD_PRODUCTION)
     project = make_project(tmp_path / "project", stack_file, _endpoint(emulator))
-    stack = create_stack("production", project_name="redis-fleet", program=fleet.main, opts=engine.workspace_options(project))
+    stack = create_stack(
+        "production", project_name="redis-fleet", program=_fleet_program, opts=engine.workspace_options(project)
+    )
     events: list[EngineEvent] = []
     config = PACK / "config" / "production.json"
 
@@ -217,7 +226,7 @@ def test_a_version_and_size_change_updates_in_place_through_patch_then_upgrade(
     result = staging.up(color="never")
 
     assert result.summary.result == "succeeded"
-    assert (result.summary.resource_changes or {}).get("update") == 1
+    assert (result.summary.resource_changes or {}).get(OpType.UPDATE) == 1
     calls = emulator.request_counts()["redis"]
     # The provider's calls for this change: PATCH memorySizeGb, then :upgrade (no replacement).
     assert {rpc: n for rpc, n in calls.items() if not rpc.startswith("Get")} == {"UpdateInstance": 1, "UpgradeInstance": 1}

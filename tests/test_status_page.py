@@ -47,7 +47,7 @@ def memory(instance_id: str, ratio: float | None, level: str, *, stack: str = "s
         usage_ratio=ratio,
         system_memory_usage_ratio=0.31,
         time_to_full_seconds=ttf,
-        level=level,  # type: ignore[arg-type]
+        level=level,
     )
 
 
