@@ -1,10 +1,13 @@
-"""Type-check the five packages with mypy, as `./dev test` does before pytest (`./dev typecheck` alone).
+"""Type-check the five packages, tests/, bench/ and tools/ with mypy, as `./dev test` does before pytest (`./dev typecheck` alone).
 
 The parts live in top-level folders (core/, program/, ...) but install as `redisguard.<part>`
 through setuptools' editable finder, an import hook mypy cannot follow. So mypy is pointed at
 a tree of links named the way the code imports itself (`redisguard/core -> core/`), and the
 paths it prints are mapped back to the repository's own (`core/gcp.py:82: error: ...`), so an
-editor or a reader finds the line. Settings are in pyproject.toml, `[tool.mypy]`.
+editor or a reader finds the line. tests/, bench/ and tools/ are checked as the files they are,
+with the same settings (pyproject.toml, `[tool.mypy]`), under the names they run as: the
+repository root is a package base (`tests.fixtures.processes`, `tools.typecheck`), and so is
+bench/, whose scripts run with their own folder first on sys.path (`from _args import ...`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from mypy import api
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("core", "program", "policies", "daemon", "emulator")
+# Checked as files, not as installed packages.
+FOLDERS = ("tests", "bench", "tools")
 # Inside the virtual environment: per checkout, ignored by git, ruff and pytest.
 LINKS = ROOT / ".venv" / "typecheck"
 
@@ -36,13 +41,18 @@ def link_tree() -> Path:
 
 def main(argv: list[str]) -> int:
     links = link_tree()
-    os.environ["MYPYPATH"] = str(links)
+    # Package bases, the first that holds a file names it: bench/ before the root, whose
+    # bench/ is then never a package (its scripts import each other as top-level modules).
+    os.environ["MYPYPATH"] = os.pathsep.join(str(path) for path in (links, ROOT / "bench", ROOT))
     stdout, stderr, status = api.run(
         [
             "--config-file", str(ROOT / "pyproject.toml"),
             "--python-executable", sys.executable,
             "--cache-dir", str(ROOT / ".venv" / "mypy_cache"),
-            *(f"--package=redisguard.{part}" for part in PARTS),
+            "--explicit-package-bases",
+            # Files, not `--package=redisguard.<part>`: mypy takes packages or files, not both.
+            *(os.path.relpath(links / "redisguard" / part) for part in PARTS),
+            *(os.path.relpath(ROOT / folder) for folder in FOLDERS),
             *argv,
         ],
     )
