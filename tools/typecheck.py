@@ -41,8 +41,9 @@ def link_tree() -> Path:
 
 def main(argv: list[str]) -> int:
     links = link_tree()
-    # Package bases, the first that holds a file names it: bench/ before the root, whose
-    # bench/ is then never a package (its scripts import each other as top-level modules).
+    # Package bases: the nearest one above a file names its module, so bench/daemon_scale.py is
+    # `daemon_scale` (as it runs, its folder first on sys.path: `from _args import ...`), not
+    # `bench.daemon_scale`, and tests/ under the root is `tests`.
     os.environ["MYPYPATH"] = os.pathsep.join(str(path) for path in (links, ROOT / "bench", ROOT))
     stdout, stderr, status = api.run(
         [
