@@ -129,7 +129,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 def test_the_model_is_frozen(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     with pytest.raises(ValueError):
-        config.parallelism = 9  # type: ignore[misc]
+        config.parallelism = 9  # type: ignore[misc]  # the assignment a frozen model refuses is what is tested
     assert isinstance(config, RedisguardConfig)
 
 

@@ -130,7 +130,9 @@ def test_dockerfile_uv_matches_dev_and_python_satisfies_requires_python() -> Non
     python = re.search(r"^ARG PYTHON_IMAGE=python:(\d+)\.(\d+)-slim", text, re.M)
     assert python, "a slim python base image"
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
-    minimum = tuple(int(part) for part in re.fullmatch(r">=(\d+)\.(\d+)", requires).groups())  # type: ignore[union-attr]
+    bound = re.fullmatch(r">=(\d+)\.(\d+)", requires)
+    assert bound, f"requires-python {requires!r} is a >=MAJOR.MINOR bound"
+    minimum = tuple(int(part) for part in bound.groups())
     assert (int(python.group(1)), int(python.group(2))) >= minimum
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pytest
@@ -294,7 +295,7 @@ def test_invalid_config_registers_nothing_at_all(monkeypatch: pytest.MonkeyPatch
     registered: list[str] = []
     original = pulumi_program.RecordingMocks.new_resource
 
-    def spy(self, args):  # type: ignore[no-untyped-def]
+    def spy(self: pulumi_program.RecordingMocks, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         registered.append(args.name)
         return original(self, args)
 

@@ -31,17 +31,17 @@ def test_a_growing_instance_is_sized_for_the_horizon_within_the_bounds() -> None
         time_to_full_seconds=20 * 86400.0,  # 0.1 GiB a day
     )  # fmt: skip
     # 2 GiB + 30 days x 0.1 GiB = 5 GiB; under 0.7 needs ceil(5 / 0.7) = 8 GB.
-    assert recommend_size(memory, False, bounds, target=0.7, horizon=30 * 86400, warning=0.8)[0] == 8  # type: ignore[index]
+    assert recommend_size(memory, False, bounds, target=0.7, horizon=30 * 86400, warning=0.8)[0] == 8  # type: ignore[index]  # None here fails the test as a TypeError
     # Flat and half full: fits at 4 GB, and is not far below (2 / 0.7 = 3 GB > half of 4).
     flat = memory.model_copy(update={"time_to_full_seconds": None})
     assert recommend_size(flat, False, bounds, target=0.7, horizon=30 * 86400, warning=0.8) is None
     # Far below: 0.2 GiB used of 4 GB -> 1 GB; with read replicas never under 5 GB.
     idle = flat.model_copy(update={"used_bytes": 0.2 * GIB})
-    assert recommend_size(idle, False, bounds, target=0.7, horizon=30 * 86400, warning=0.8)[0] == 1  # type: ignore[index]
+    assert recommend_size(idle, False, bounds, target=0.7, horizon=30 * 86400, warning=0.8)[0] == 1  # type: ignore[index]  # None here fails the test as a TypeError
     assert recommend_size(idle, True, bounds, target=0.7, horizon=1, warning=0.8) is None  # 5 GB floor > half of 4
     # Beyond the pack's maximum: the maximum, and the reason says so.
     huge = memory.model_copy(update={"time_to_full_seconds": 86400.0})
-    size, why = recommend_size(huge, False, bounds, target=0.7, horizon=30 * 86400, warning=0.8)  # type: ignore[misc]
+    size, why = recommend_size(huge, False, bounds, target=0.7, horizon=30 * 86400, warning=0.8)  # type: ignore[misc]  # None here fails the test as a TypeError
     assert size == 16 and "the bounds allow at most 16 GB" in why
 
 
