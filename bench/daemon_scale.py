@@ -40,8 +40,8 @@ import yaml
 from _args import positive_int  # bench/ is first on sys.path: the script's own folder
 from prometheus_client.parser import text_string_to_metric_families
 
+from redisguard.daemon.checks.memory import MemoryCheck, run_memory_check
 from redisguard.daemon.config import RedisguardConfig, config_from_mapping
-from redisguard.daemon.memory import MemoryCheck, run_memory_check
 from redisguard.emulator.launcher import LaunchedEmulator, launch
 
 REGION = "europe-west1"

@@ -22,9 +22,9 @@ from pathlib import Path
 import yaml
 from _args import positive_int  # bench/ is first on sys.path: the script's own folder
 
-from redisguard.daemon.commands import start_emulator
+from redisguard.daemon.checks.drift import run_scan
+from redisguard.daemon.cli.reports import start_emulator
 from redisguard.daemon.config import config_from_mapping
-from redisguard.daemon.drift import run_scan
 
 PROJECT = "redisguard-bench"
 REGION = "europe-west1"

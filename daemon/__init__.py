@@ -1,1 +1,1 @@
-"""The redisguard monitor: config, drift engines, reports and the CLI."""
+"""The redisguard monitor and the `redisguard` command, in subpackages by concern (docs/architecture.md is the map)."""

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from redisguard.daemon.config import ThresholdSettings
-from redisguard.daemon.metrics import FAMILIES
+from redisguard.daemon.service.metrics import FAMILIES
 from tests.fixtures.alerting import (
     ALERTMANAGER_CONFIG,
     PROMETHEUS_CONFIG,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from redisguard.core.errors import RedisguardError, TransientError
-from redisguard.daemon.checks import CancelToken, Job, run_check
+from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
 
 
 @dataclass(frozen=True)

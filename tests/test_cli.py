@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from redisguard.daemon.cli import Handler, build_parser
+from redisguard.daemon.cli.main import Handler, build_parser
 
 # Seconds of start-up between them (measured: `redisguard --help` took 2.4-2.9 s while the parser
 # imported them, 0.5-0.6 s without).
@@ -48,10 +48,10 @@ def test_every_subcommand_reaches_its_handler(command: str) -> None:
 
 
 def test_help_imports_no_cloud_client_engine_or_server_library() -> None:
-    assert _imported_by("from redisguard.daemon.cli import build_parser; build_parser().format_help()") == []
+    assert _imported_by("from redisguard.daemon.cli.main import build_parser; build_parser().format_help()") == []
 
 
 def test_policy_check_does_not_import_the_drift_engines_or_the_daemon() -> None:
     # It needs Pulumi (the program under mocks) and gRPC (the pack), not the Google clients or the server.
-    imported = _imported_by("import redisguard.daemon.policy_check")
+    imported = _imported_by("import redisguard.daemon.cli.policy")
     assert [m for m in imported if m not in ("pulumi", "grpc")] == []

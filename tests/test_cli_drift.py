@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from redisguard.daemon import drift, drift_live
-from redisguard.daemon.cli import main
+from redisguard.daemon.checks import drift, drift_live
+from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
 from redisguard.program.config import StackConfig
 from tests.fixtures.processes import wait_for
@@ -415,7 +415,7 @@ def test_log_level_is_accepted_after_the_subcommand(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     result = run_cli("drift-report", "--log-level", "DEBUG", "--config", str(config), "--engine", "pulumi",
                      env={**os.environ, "PATH": str(tmp_path)})  # fmt: skip
-    assert "DEBUG redisguard.daemon.commands effective config" in result.stderr
+    assert "DEBUG redisguard.daemon.cli.reports effective config" in result.stderr
 
 
 def test_markdown_and_json_show_paths_relative_to_the_config_folder(tmp_path: Path) -> None:

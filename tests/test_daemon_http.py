@@ -18,12 +18,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon.health import Expectation
-from redisguard.daemon.metrics import Exposition
-from redisguard.daemon.report import DriftItem, DriftReport, PropertyDrift, StackReport, render
-from redisguard.daemon.results import CheckFailure, Results
-from redisguard.daemon.server import DaemonHTTPServer, Site, bind, serve_in_thread
-from redisguard.daemon.webconfig import WebConfig, load_web_config
+from redisguard.daemon.reports.drift import DriftItem, DriftReport, PropertyDrift, StackReport, render
+from redisguard.daemon.service.health import Expectation
+from redisguard.daemon.service.http import DaemonHTTPServer, Site, bind, serve_in_thread
+from redisguard.daemon.service.metrics import Exposition
+from redisguard.daemon.service.results import CheckFailure, Results
+from redisguard.daemon.service.webconfig import WebConfig, load_web_config
 from tests.fixtures.processes import free_port
 from tests.fixtures.tls import Certificates, make_certificates
 
@@ -191,9 +191,9 @@ def test_report_serves_the_drift_report_model_as_json_and_markdown(plain: Served
 
 
 def test_report_json_is_what_the_report_commands_write_with_each_failures_kind() -> None:
-    from redisguard.daemon.memory import MemoryReport, ProjectMemoryReport
-    from redisguard.daemon.memory_report import render as render_memory
-    from redisguard.daemon.service import latest_memory_report
+    from redisguard.daemon.checks.memory import MemoryReport, ProjectMemoryReport
+    from redisguard.daemon.reports.memory import render as render_memory
+    from redisguard.daemon.service.app import latest_memory_report
 
     results = Results()
     site = Site(results, Exposition(results, dict), lambda: ([], time.time()), memory_report=latest_memory_report)
@@ -427,7 +427,7 @@ def test_log_lines_carry_stable_fields_as_text_or_json_and_never_a_known_secret(
     import io
     import logging
 
-    from redisguard.daemon import logs
+    from redisguard.daemon.service import logs
 
     root = logging.getLogger()
     for fmt in ("text", "json"):

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from redisguard.core.errors import TransientError
-from redisguard.daemon.checks import CancelToken, Job
+from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from redisguard.daemon.checks.protocol import CancelToken, Job
 from redisguard.daemon.config import Schedule
-from redisguard.daemon.report import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, DriftItem, StackReport
-from redisguard.daemon.results import CheckFailure, Results
-from redisguard.daemon.scheduler import Runner, Scheduler, exit_code, run_once, trigger_for
+from redisguard.daemon.reports.drift import DriftItem, StackReport
+from redisguard.daemon.service.results import CheckFailure, Results
+from redisguard.daemon.service.scheduler import Runner, Scheduler, exit_code, run_once, trigger_for
 from tests.fixtures.processes import wait_for
 
 
@@ -98,8 +99,8 @@ def test_a_check_whose_setup_raises_fails_each_target_with_the_reason_scrubbed()
 
 
 def test_a_transient_setup_failure_stays_transient_in_the_report() -> None:
-    from redisguard.daemon.metrics import Exposition
-    from redisguard.daemon.server import Site
+    from redisguard.daemon.service.http import Site
+    from redisguard.daemon.service.metrics import Exposition
 
     check = StubCheck("drift_live", ("a",), {}, setup_error=TransientError("ListInstances: 503 try later"))
     results = Results()

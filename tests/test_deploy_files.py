@@ -26,7 +26,7 @@ import jsonschema
 import pytest
 import yaml
 
-from redisguard.daemon.cli import build_parser
+from redisguard.daemon.cli.main import build_parser
 from redisguard.daemon.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from redisguard.daemon.ignore import IgnoreRules, Rule, normalize_path, parse_path
+from redisguard.daemon.checks.ignore import IgnoreRules, Rule, normalize_path, parse_path
 
 INSTANCE = "gcp:redis/instance:Instance"
 
@@ -67,7 +67,7 @@ def test_user_rules_match_type_resource_and_quoted_paths() -> None:
 
 def test_whole_resources_are_ignored_by_kind_and_name_glob() -> None:
     from redisguard.daemon.config import config_from_mapping
-    from redisguard.daemon.report import DriftItem
+    from redisguard.daemon.reports.drift import DriftItem
 
     config = config_from_mapping(
         {

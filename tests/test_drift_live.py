@@ -12,9 +12,9 @@ import yaml
 from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
 
-from redisguard.daemon.cli import main
+from redisguard.daemon.checks.drift import run_scan
+from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
-from redisguard.daemon.drift import run_scan
 from tests.fixtures.emulator import EmulatorHandle
 
 REPO = Path(__file__).resolve().parents[1]

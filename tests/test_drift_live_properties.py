@@ -10,8 +10,8 @@ import yaml
 from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
 
+from redisguard.daemon.checks.drift import run_scan
 from redisguard.daemon.config import RedisguardConfig, config_from_mapping
-from redisguard.daemon.drift import run_scan
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 
 pytestmark = pytest.mark.slow

@@ -28,12 +28,12 @@ from pulumi.automation import (
 )
 
 from redisguard.core.errors import PermanentError, TransientError
-from redisguard.daemon import drift_pulumi
-from redisguard.daemon.checks import CancelToken
+from redisguard.daemon.checks import drift_pulumi
+from redisguard.daemon.checks.drift import run_scan
+from redisguard.daemon.checks.ignore import IgnoreRules, Rule
+from redisguard.daemon.checks.protocol import CancelToken
 from redisguard.daemon.config import PulumiSettings, config_from_mapping
-from redisguard.daemon.drift import run_scan
-from redisguard.daemon.ignore import IgnoreRules, Rule
-from redisguard.daemon.report import DriftItem, PropertyDrift, StackReport
+from redisguard.daemon.reports.drift import DriftItem, PropertyDrift, StackReport
 from tests.fixtures.processes import wait_for
 
 INSTANCE = "gcp:redis/instance:Instance"
@@ -647,7 +647,7 @@ def test_access_token_reaches_the_cli_and_nothing_else(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from redisguard.daemon.cli import main
+    from redisguard.daemon.cli.main import main
 
     caplog.set_level("DEBUG")
     token = "pul-0123456789abcdef-not-for-logs"
@@ -670,7 +670,7 @@ def test_access_token_reaches_the_cli_and_nothing_else(
 def test_credentials_a_cli_echoes_never_reach_the_report_or_stderr(
     fake_pulumi: FakePulumi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from redisguard.daemon.cli import main
+    from redisguard.daemon.cli.main import main
 
     token, passphrase, password = "pul-SECRETTOKEN123", "correct-horse-battery", "hunter3pw"
     monkeypatch.setenv("PULUMI_ACCESS_TOKEN", token)

@@ -9,7 +9,7 @@ from importlib.metadata import version
 import pytest
 from rich.console import Console
 
-from redisguard.daemon.report import (
+from redisguard.daemon.reports.drift import (
     DriftItem,
     DriftReport,
     PropertyDrift,

@@ -89,7 +89,7 @@ def instance(**changes: Any) -> dict[str, Any]:
 
 
 def assert_cli_accepts(command: str) -> None:
-    from redisguard.daemon.cli import build_parser
+    from redisguard.daemon.cli.main import build_parser
 
     parser = build_parser()
     try:

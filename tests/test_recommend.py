@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redisguard.daemon.cli import main
+from redisguard.daemon.checks.memory import InstanceMemory, run_memory_check
+from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
-from redisguard.daemon.memory import InstanceMemory, run_memory_check
-from redisguard.daemon.recommend import Bounds, recommend_size
+from redisguard.daemon.remediation.recommend import Bounds, recommend_size
 from redisguard.policies.check import run_policy_check
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for

@@ -15,11 +15,11 @@ from google.protobuf import field_mask_pb2
 from google.type import timeofday_pb2
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon import drift_live
-from redisguard.daemon.cli import main
+from redisguard.daemon.checks import drift_live
+from redisguard.daemon.checks.ignore import IgnoreRules
+from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
-from redisguard.daemon.ignore import IgnoreRules
-from redisguard.daemon.stack_edit import StackFile
+from redisguard.daemon.fleet.stack_edit import StackFile
 from redisguard.program.config import ClusterConfig
 from redisguard.program.mocks import INSTANCE_TYPE, run_stack
 from tests.fixtures.emulator import EmulatorHandle, start_emulator

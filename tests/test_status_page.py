@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
+from redisguard.daemon.checks.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.config import config_from_mapping
-from redisguard.daemon.health import Expectation
-from redisguard.daemon.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
-from redisguard.daemon.metrics import Exposition
-from redisguard.daemon.report import DriftItem, PropertyDrift, StackReport
-from redisguard.daemon.results import Results
-from redisguard.daemon.server import DaemonHTTPServer, Site, bind, serve_in_thread
-from redisguard.daemon.status_page import UsageHistory, sparkline
-from redisguard.daemon.webconfig import WebConfig
+from redisguard.daemon.reports.drift import DriftItem, PropertyDrift, StackReport
+from redisguard.daemon.service.health import Expectation
+from redisguard.daemon.service.http import DaemonHTTPServer, Site, bind, serve_in_thread
+from redisguard.daemon.service.metrics import Exposition
+from redisguard.daemon.service.results import Results
+from redisguard.daemon.service.status_page import UsageHistory, sparkline
+from redisguard.daemon.service.webconfig import WebConfig
 from tests.fixtures.browser import screenshot
 from tests.fixtures.processes import free_port
 

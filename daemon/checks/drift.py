@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 
 from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
-from redisguard.daemon import drift_live, drift_pulumi
-from redisguard.daemon.checks import CancelToken, Job, run_jobs
+from redisguard.daemon.checks import drift_live, drift_pulumi
+from redisguard.daemon.checks.ignore import IgnoreRules
+from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
 from redisguard.daemon.config import RedisguardConfig, secret_values
-from redisguard.daemon.ignore import IgnoreRules
-from redisguard.daemon.report import DriftItem, DriftReport, Engine, InstanceState, StackReport
+from redisguard.daemon.reports.drift import DriftItem, DriftReport, Engine, InstanceState, StackReport
 from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,12 @@ from pydantic import Field
 from redisguard.core.errors import ConfigError, ErrorKind, RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.memorystore import GIB, NOT_SERVING, READY
+from redisguard.core.models import Frozen
+from redisguard.core.reports import JsonReport, exit_code_of
 from redisguard.core.secrets import scrub
-from redisguard.daemon import drift_live
-from redisguard.daemon.checks import CancelToken, Job, run_check
+from redisguard.daemon.checks import drift_live
+from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, secret_values
-from redisguard.daemon.report import Frozen, JsonReport, exit_code_of
 from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
@@ -346,7 +347,7 @@ class MemoryCheck:
         return tuple(dict.fromkeys(p for p in projects if p))
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[ProjectMemoryReport]]:
-        """One job per project (daemon/checks.py's protocol); the clients and this run's stack files are shared.
+        """One job per project (daemon/checks/protocol.py's protocol); the clients and this run's stack files are shared.
 
         The stack files are read for each run: a cluster declared since the check was built (a
         daemon builds it once) is owned by its stack, not "unmanaged".
@@ -372,7 +373,7 @@ class MemoryCheck:
     def _report(
         self, project: str, stacks: Mapping[str, StackConfig] | ConfigError, cancel: CancelToken
     ) -> ProjectMemoryReport:
-        """The project's memory report. A failure raises: the check runner (daemon/checks.py) turns it
+        """The project's memory report. A failure raises: the check runner (daemon/checks/protocol.py) turns it
         into the report's error, and logs an unexpected one with its traceback, once."""
         if isinstance(stacks, ConfigError):
             raise stacks

@@ -17,9 +17,10 @@ from google.type import dayofweek_pb2
 from redisguard.core.errors import ConfigError, PermanentError, TransientError
 from redisguard.core.gcp import api_errors, redis_client, retry_policy
 from redisguard.core.memorystore import ALL_EVICTION_POLICIES, READY
+from redisguard.core.pulumi import INSTANCE_TYPE
+from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import GcpSettings, RedisguardConfig
-from redisguard.daemon.ignore import IgnoreRules
-from redisguard.daemon.report import REDIS_INSTANCE_TYPE, DriftItem, InstanceState, PropertyDrift
+from redisguard.daemon.reports.drift import DriftItem, InstanceState, PropertyDrift
 from redisguard.program.config import ClusterConfig, StackConfig, StackConfigError, parse_stack_file, read_stack_text
 from redisguard.program.instance import declared_instance
 
@@ -258,7 +259,7 @@ def compare(cluster: ClusterConfig, instance: redis_v1.Instance, rules: IgnoreRu
     drifts = []
     for path in sorted(paths):
         want, have = expected.get(path), actual.get(path)
-        if want == have or rules.ignored(REDIS_INSTANCE_TYPE, cluster.name, path):
+        if want == have or rules.ignored(INSTANCE_TYPE, cluster.name, path):
             continue
         drifts.append(PropertyDrift(path=path, expected=want, actual=have))
     return drifts

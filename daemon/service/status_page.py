@@ -25,8 +25,8 @@ import yaml
 
 from redisguard.core.secrets import REDACTED
 from redisguard.daemon.config import secret_values
-from redisguard.daemon.memory_report import format_bytes, format_ratio, format_time_to_full
-from redisguard.daemon.report import DriftItem, format_duration, format_value
+from redisguard.daemon.reports.drift import DriftItem, format_duration, format_value
+from redisguard.daemon.reports.memory import format_bytes, format_ratio, format_time_to_full
 
 REFRESH_SECONDS = 30
 """How often the page reloads itself: the fastest default schedule (memory) is 1 minute."""
@@ -47,7 +47,7 @@ HEADERS = {
 }
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("redisguard.daemon", "templates"),
+    loader=jinja2.PackageLoader("redisguard.daemon.service", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,

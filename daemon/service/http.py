@@ -17,12 +17,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon import status_page
-from redisguard.daemon.health import Expectation, Health, evaluate
-from redisguard.daemon.metrics import DRIFT_CHECKS, Exposition
-from redisguard.daemon.report import DriftReport, JsonReport, StackReport, render_markdown
-from redisguard.daemon.results import CheckFailure, Key, Results, TargetState
-from redisguard.daemon.webconfig import WebConfig
+from redisguard.core.reports import JsonReport
+from redisguard.daemon.reports.drift import DriftReport, StackReport, render_markdown
+from redisguard.daemon.service import status_page
+from redisguard.daemon.service.health import Expectation, Health, evaluate
+from redisguard.daemon.service.metrics import DRIFT_CHECKS, Exposition
+from redisguard.daemon.service.results import CheckFailure, Key, Results, TargetState
+from redisguard.daemon.service.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 

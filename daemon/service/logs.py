@@ -45,7 +45,7 @@ class _Scrubbing(logging.Formatter):
 
 
 class TextFormatter(_Scrubbing):
-    """`2026-12-01T23:12:28.123Z INFO redisguard.daemon.scheduler check finished check=memory target=p status=ok duration=0.12`"""
+    """`2026-12-01T23:12:28.123Z INFO redisguard.daemon.service.scheduler check finished check=memory target=p status=ok duration=0.12`"""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, FIELDS, None) or {}

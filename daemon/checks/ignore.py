@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from redisguard.daemon.report import REDIS_INSTANCE_TYPE, DriftItem
+from redisguard.core.pulumi import INSTANCE_TYPE
+from redisguard.daemon.reports.drift import DriftItem
 
 if TYPE_CHECKING:
     from redisguard.daemon.config import IgnoreRule
@@ -20,7 +21,7 @@ PathPart = str | int
 # snapshot times, node lists, rotated CA certs) or that only ever exist as outputs. Reporting
 # them would make every scan "drift" and teach people to ignore the report.
 BUILTIN_IGNORED_PATHS: dict[str, tuple[str, ...]] = {
-    REDIS_INSTANCE_TYPE: (
+    INSTANCE_TYPE: (
         "currentLocationId",
         "maintenanceSchedule",
         "maintenanceSchedules",

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from redisguard.daemon.results import Key, TargetState
+from redisguard.daemon.service.results import Key, TargetState
 
 # A success older than this many schedule periods (plus the run's own time budget) is stale:
 # one late or failed run is tolerated, three missed in a row are not.

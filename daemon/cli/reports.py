@@ -20,6 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from redisguard.core.errors import ConfigError, PermanentError
+from redisguard.core.reports import EXIT_DRIFT, EXIT_ERROR
+from redisguard.daemon.checks.drift import engines_for, run_scan
+from redisguard.daemon.checks.drift_live import read_stack_files
+from redisguard.daemon.checks.ignore import BUILTIN_IGNORED_PATHS
 from redisguard.daemon.config import (
     DEFAULT_CONFIG_FILE,
     RedisguardConfig,
@@ -27,16 +31,13 @@ from redisguard.daemon.config import (
     default_stack_names,
     load_config,
 )
-from redisguard.daemon.drift import engines_for, run_scan
-from redisguard.daemon.drift_live import read_stack_files
-from redisguard.daemon.ignore import BUILTIN_IGNORED_PATHS
-from redisguard.daemon.report import EXIT_DRIFT, EXIT_ERROR, DriftReport, StackReport, print_table, render
-from redisguard.daemon.webconfig import WebConfig, load_web_config
+from redisguard.daemon.reports.drift import DriftReport, StackReport, print_table, render
+from redisguard.daemon.service.webconfig import WebConfig, load_web_config
 from redisguard.emulator.launcher import LaunchedEmulator, launch
 from redisguard.program.config import load_stack_file
 
 if TYPE_CHECKING:
-    from redisguard.daemon.memory import MemoryReport
+    from redisguard.daemon.checks.memory import MemoryReport
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def emit_report(
             report = report.with_paths_relative_to(config_dir)
         text, table = functools.partial(render, report, fmt), functools.partial(print_table, report)
     else:
-        from redisguard.daemon import memory_report
+        from redisguard.daemon.reports import memory as memory_report
 
         text, table = functools.partial(memory_report.render, report, fmt), functools.partial(memory_report.print_table, report)
     if output and output != "-":
@@ -173,18 +174,18 @@ def run_memory_report(args: argparse.Namespace) -> int:
 
 def _memory_report(args: argparse.Namespace) -> int:
     # Imported here: the Monitoring client (gRPC) costs every other command's start-up otherwise.
-    from redisguard.daemon.memory import run_memory_check
+    from redisguard.daemon.checks.memory import run_memory_check
 
     config = load_config(args.config)
     stacks = default_stack_names(config, args.stack)
     log.debug("effective config %s", config.redacted())
     if args.recommend:
-        from redisguard.daemon.recommend import check_arguments
+        from redisguard.daemon.remediation.recommend import check_arguments
 
         check_arguments(args)
     report = run_memory_check(config, stacks)
     if args.recommend:
-        from redisguard.daemon.recommend import run_recommend
+        from redisguard.daemon.remediation.recommend import run_recommend
 
         if args.output:
             emit_report(report, args.format, args.output)

@@ -1,6 +1,6 @@
 """`redisguard policy-check`: the configured stacks through the policy pack (policies/check.py).
 
-Apart from daemon/commands.py so that the command imports the program, the pack and the config
+Apart from daemon/cli/reports.py so that the command imports the program, the pack and the config
 only, not the drift engines' Google clients and Automation API.
 """
 

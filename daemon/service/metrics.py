@@ -14,8 +14,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from redisguard.core.memorystore import READY
-from redisguard.daemon.report import Engine
-from redisguard.daemon.results import Key, Results, TargetState
+from redisguard.daemon.reports.drift import Engine
+from redisguard.daemon.service.results import Key, Results, TargetState
 
 PREFIX = "redisguard_"
 # The schedule key of each drift check and the engine its reports carry.

@@ -16,12 +16,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from redisguard.core.errors import ErrorKind, error_kind
+from redisguard.core.reports import exit_code_of
 from redisguard.core.secrets import scrub
-from redisguard.daemon.checks import CancelToken, Check, Job, run_jobs
+from redisguard.daemon.checks.protocol import CancelToken, Check, Job, run_jobs
 from redisguard.daemon.config import Schedule, cron_trigger
-from redisguard.daemon.logs import event
-from redisguard.daemon.report import exit_code_of
-from redisguard.daemon.results import CheckFailure, Results
+from redisguard.daemon.service.logs import event
+from redisguard.daemon.service.results import CheckFailure, Results
 
 log = logging.getLogger(__name__)
 

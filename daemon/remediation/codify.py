@@ -1,8 +1,8 @@
 """Findings turned into reviewed stack-file changes: `codify` (unmanaged instances) and `adopt` (accepted drift).
 
 Nothing is changed in the cloud: each command reads the live instances through the live drift
-engine's listing (daemon/drift_live.py) and proposes edits to `Pulumi.<stack>.yaml`
-(daemon/stack_edit.py). What an edit cannot say, or what would break a secure default or a
+engine's listing (daemon/checks/drift_live.py) and proposes edits to `Pulumi.<stack>.yaml`
+(daemon/fleet/stack_edit.py). What an edit cannot say, or what would break a secure default or a
 mandatory policy, is a note with the reason, never a silently different entry.
 """
 
@@ -19,10 +19,10 @@ from google.cloud import redis_v1
 from pydantic import ValidationError
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon import drift_live
+from redisguard.daemon.checks import drift_live
+from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import RedisguardConfig, default_stack_names, load_config
-from redisguard.daemon.ignore import IgnoreRules
-from redisguard.daemon.stack_edit import StackFile
+from redisguard.daemon.fleet.stack_edit import StackFile
 from redisguard.program.config import ClusterConfig, StackConfig, StackConfigError, parse_clusters
 
 EXIT_NOTHING = 0

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from redisguard.core.errors import RedisguardError
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE
-from redisguard.daemon.report import FORMATS
+from redisguard.daemon.reports.drift import FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _program_dir() -> Path:
 
 
 def _add_reports(sub: argparse._SubParsersAction) -> None:
-    """drift-report, memory-report, check-config and demo (daemon/commands.py)."""
+    """drift-report, memory-report, check-config and demo (daemon/cli/reports.py)."""
     drift = sub.add_parser(
         "drift-report",
         help="report drift between the stack config, the Pulumi state and the live instances",
@@ -142,7 +142,7 @@ def _add_reports(sub: argparse._SubParsersAction) -> None:
         help="pulumi: refresh preview against the state; live: declared config against the API; all: both (default)",
     )
     _add_report_output(drift)
-    drift.set_defaults(func=Handler("daemon.commands:run_drift_report"))
+    drift.set_defaults(func=Handler("daemon.cli.reports:run_drift_report"))
 
     memory = sub.add_parser(
         "memory-report",
@@ -158,7 +158,7 @@ def _add_reports(sub: argparse._SubParsersAction) -> None:
     _add_config(memory)
     _add_stacks(memory, "only this stack's projects, its instances and the projects' unmanaged ones")
     _add_report_output(memory)
-    # --recommend (daemon/recommend.py)
+    # --recommend (daemon/remediation/recommend.py)
     memory.add_argument(
         "--recommend",
         action="store_true",
@@ -180,7 +180,7 @@ def _add_reports(sub: argparse._SubParsersAction) -> None:
         help="policy pack config to take the memory bounds and budget from (default: policies/config/<stack>.json)",
     )  # fmt: skip
     memory.add_argument("--write", action="store_true", help="with --recommend: write the change into the stack files")
-    memory.set_defaults(func=Handler("daemon.commands:run_memory_report"))
+    memory.set_defaults(func=Handler("daemon.cli.reports:run_memory_report"))
 
     check = sub.add_parser(
         "check-config",
@@ -189,7 +189,7 @@ def _add_reports(sub: argparse._SubParsersAction) -> None:
         "every Pulumi.<stack>.yaml it names; list every problem at once. Exit 0 valid, 1 invalid.",
     )
     _add_config(check)
-    check.set_defaults(func=Handler("daemon.commands:run_check_config"))
+    check.set_defaults(func=Handler("daemon.cli.reports:run_check_config"))
 
     demo = sub.add_parser(
         "demo",
@@ -218,11 +218,11 @@ def _add_reports(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run the emulator without redis-server processes (API only)",
     )
-    demo.set_defaults(func=Handler("daemon.commands:run_demo"))
+    demo.set_defaults(func=Handler("daemon.cli.reports:run_demo"))
 
 
 def _add_daemon(sub: argparse._SubParsersAction) -> None:
-    """The daemon (daemon/service.py)."""
+    """The daemon (daemon/service/app.py)."""
     daemon = sub.add_parser(
         "daemon",
         help="run the checks on their schedules and serve /metrics, /healthz, /report",
@@ -239,7 +239,7 @@ def _add_daemon(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run every enabled check once through the daemon's own code, print nothing but the log, and exit (no HTTP server)",
     )
-    daemon.set_defaults(func=Handler("daemon.service:run_daemon"))
+    daemon.set_defaults(func=Handler("daemon.service.app:run_daemon"))
 
 
 def _add_policy_check(sub: argparse._SubParsersAction) -> None:
@@ -260,11 +260,11 @@ def _add_policy_check(sub: argparse._SubParsersAction) -> None:
                         help="--policy-pack-config file for every checked stack (default: "
                         "policies/config/<stack>.json where it exists, else the pack's defaults)")  # fmt: skip
     parser.add_argument("--format", choices=list(FORMATS), default="table", help="output format (default: %(default)s)")
-    parser.set_defaults(func=Handler("daemon.policy_check:run_policy_check"))
+    parser.set_defaults(func=Handler("daemon.cli.policy:run_policy_check"))
 
 
 def _add_remediation(sub: argparse._SubParsersAction) -> None:
-    """codify and adopt (daemon/remediation.py)."""
+    """codify and adopt (daemon/remediation/codify.py)."""
     codify = sub.add_parser(
         "codify",
         help="propose stack-file entries that bring hand-made (unmanaged) instances under Pulumi",
@@ -280,7 +280,7 @@ def _add_remediation(sub: argparse._SubParsersAction) -> None:
     )
     codify.add_argument("--instance", metavar="NAME", action="append", help="only this instance id (repeatable)")
     _add_write(codify)
-    codify.set_defaults(func=Handler("daemon.remediation:run_codify"))
+    codify.set_defaults(func=Handler("daemon.remediation.codify:run_codify"))
 
     adopt = sub.add_parser(
         "adopt",
@@ -296,7 +296,7 @@ def _add_remediation(sub: argparse._SubParsersAction) -> None:
     adopt.add_argument("--resource", metavar="NAME", help="only this cluster")
     adopt.add_argument("--path", metavar="PATH", help="only this property path, as the drift report names it (e.g. memorySizeGb)")
     _add_write(adopt)
-    adopt.set_defaults(func=Handler("daemon.remediation:run_adopt"))
+    adopt.set_defaults(func=Handler("daemon.remediation.codify:run_adopt"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from redisguard.core.errors import ConfigError
 from redisguard.core.memorystore import GIB, MAX_MEMORY_GB, MIN_MEMORY_GB, MIN_MEMORY_GB_WITH_READ_REPLICAS
-from redisguard.daemon import drift_live
+from redisguard.daemon.checks import drift_live
 from redisguard.daemon.config import RedisguardConfig
-from redisguard.daemon.remediation import Note, Plan
+from redisguard.daemon.remediation.codify import Note, Plan
 from redisguard.program.config import StackConfig
 
 if TYPE_CHECKING:
-    from redisguard.daemon.memory import InstanceMemory, MemoryReport
+    from redisguard.daemon.checks.memory import InstanceMemory, MemoryReport
 
 # Far below: the projected usage would fit under the target at half the size or less.
 SHRINK_BELOW_FRACTION = 0.5
@@ -117,7 +117,7 @@ def plan_recommend(
     policy_config: Path | None = None,
 ) -> tuple[Plan, list[Recommendation]]:
     """The memory_gb changes for the declared instances of the selected stacks, within bounds and budget."""
-    from redisguard.daemon.memory import thresholds_of
+    from redisguard.daemon.checks.memory import thresholds_of
 
     warning = thresholds_of(config).memory_warning_ratio
     plan = Plan()
@@ -201,7 +201,7 @@ def check_arguments(args: argparse.Namespace) -> float:
 
 def run_recommend(config: RedisguardConfig, report: MemoryReport, selected: Sequence[str], args: argparse.Namespace) -> None:
     """Print (or with --write apply) the recommendations; notes on stderr."""
-    from redisguard.daemon.remediation import emit
+    from redisguard.daemon.remediation.codify import emit
 
     horizon = check_arguments(args)
     stacks = drift_live.load_stacks(config, "memory-report --recommend")

@@ -7,18 +7,15 @@ from rich.table import Table
 from rich.text import Text
 
 from redisguard.core.memorystore import READY
-from redisguard.daemon.memory import InstanceMemory, MemoryReport
-from redisguard.daemon.report import (
-    EXIT_ERROR,
-    EXIT_FINDINGS,
-    EXIT_OK,
+from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, tool_version
+from redisguard.daemon.checks.memory import InstanceMemory, MemoryReport
+from redisguard.daemon.reports.drift import (
     error_block,
     format_duration,
     md_cell,
     md_error_block,
     plain_text,
     print_tables,
-    tool_version,
 )
 
 _STATUS_STYLE = {"ok": "green", "threshold": "yellow", "error": "red"}

@@ -16,19 +16,19 @@ from importlib.metadata import version
 from typing import Any
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon import logs, scheduler, status_page
-from redisguard.daemon.checks import Check
+from redisguard.daemon.checks.drift import LiveDriftCheck, PulumiDriftCheck
+from redisguard.daemon.checks.drift_live import unmanaged_owners
+from redisguard.daemon.checks.memory import MemoryCheck, MemoryReport, ProjectMemoryReport
+from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config, secret_values
-from redisguard.daemon.drift import LiveDriftCheck, PulumiDriftCheck
-from redisguard.daemon.drift_live import unmanaged_owners
-from redisguard.daemon.health import Expectation
-from redisguard.daemon.logs import event
-from redisguard.daemon.memory import MemoryCheck, MemoryReport, ProjectMemoryReport
-from redisguard.daemon.memory_report import render_markdown as memory_markdown
-from redisguard.daemon.metrics import Exposition
-from redisguard.daemon.results import CheckFailure, Results, TargetState
-from redisguard.daemon.server import DaemonHTTPServer, Site, bind, bound_address, serve_in_thread
-from redisguard.daemon.webconfig import WebConfig, load_web_config
+from redisguard.daemon.reports.memory import render_markdown as memory_markdown
+from redisguard.daemon.service import logs, scheduler, status_page
+from redisguard.daemon.service.health import Expectation
+from redisguard.daemon.service.http import DaemonHTTPServer, Site, bind, bound_address, serve_in_thread
+from redisguard.daemon.service.logs import event
+from redisguard.daemon.service.metrics import Exposition
+from redisguard.daemon.service.results import CheckFailure, Results, TargetState
+from redisguard.daemon.service.webconfig import WebConfig, load_web_config
 from redisguard.program.config import StackConfigError, load_stack_file
 
 log = logging.getLogger(__name__)

@@ -1,96 +1,25 @@
-"""The report head every redisguard report shares (JsonReport), the drift report both engines produce, and its table, JSON and Markdown renderings."""
+"""The drift report both engines produce, and its table, JSON and Markdown renderings."""
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from functools import cache
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from redisguard.core.errors import ErrorKind
+from redisguard.core.models import Frozen
+from redisguard.core.pulumi import INSTANCE_TYPE
+from redisguard.core.reports import EXIT_DRIFT, EXIT_ERROR, EXIT_IN_SYNC, JsonReport, exit_code_of, tool_version
 
 DriftKind = Literal["changed", "deleted", "missing", "unmanaged"]
 Status = Literal["in_sync", "drift", "error"]
 Engine = Literal["pulumi", "live"]
-
-# The version of the JSON layout of every redisguard report; raised when a field changes meaning
-# or goes away (new fields do not raise it), so CI tooling can refuse a layout it does not know.
-SCHEMA_VERSION = 1
-
-# The `terraform plan -detailed-exitcode` convention every report command follows (drift-report,
-# memory-report, daemon --once): 0 nothing found, 2 findings, 1 a check failed.
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_FINDINGS = 2
-EXIT_IN_SYNC = EXIT_OK
-EXIT_DRIFT = EXIT_FINDINGS
-# The per-target statuses that are findings: drift (drift checks), a memory threshold crossed.
-FINDING_STATUSES = frozenset({"drift", "threshold"})
-
-REDIS_INSTANCE_TYPE = "gcp:redis/instance:Instance"
-
-
-class Frozen(BaseModel):
-    """The base of every report model: immutable, and an unknown field is an error."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def exit_code_of(statuses: Iterable[str]) -> int:
-    """1 if any target's check failed (a partial answer is not an answer), else 2 if any found
-    something (FINDING_STATUSES), else 0."""
-    seen = set(statuses)
-    if "error" in seen:
-        return EXIT_ERROR
-    if seen & FINDING_STATUSES:
-        return EXIT_FINDINGS
-    return EXIT_OK
-
-
-@cache
-def tool_version() -> str:
-    """The installed redisguard's version, as `redisguard --version` prints it."""
-    try:
-        return version("redisguard")
-    except PackageNotFoundError:  # run from a source tree that is not installed
-        return "unknown"
-
-
-class JsonReport(Frozen):
-    """What every redisguard report (drift, memory) holds and its JSON starts with: the schema
-    and tool version, when it was made, the exit code and a summary CI tooling reads first."""
-
-    generated_at: str = Field(default_factory=lambda: _now_iso())
-
-    @property
-    def exit_code(self) -> int:
-        raise NotImplementedError
-
-    def summary(self) -> Mapping[str, int]:
-        raise NotImplementedError
-
-    def to_dict(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json")
-        head = {
-            "schema_version": SCHEMA_VERSION,
-            "tool_version": tool_version(),
-            "generated_at": data.pop("generated_at"),
-            "exit_code": self.exit_code,
-            "summary": dict(self.summary()),
-        }
-        return {**head, **data}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
 
 class PropertyDrift(Frozen):
@@ -110,7 +39,7 @@ class DriftItem(Frozen):
     gone from the cloud), `missing` (declared, not live) or `unmanaged` (live, declared nowhere)."""
 
     resource: str
-    type: str = REDIS_INSTANCE_TYPE
+    type: str = INSTANCE_TYPE
     kind: DriftKind
     properties: tuple[PropertyDrift, ...] = ()
 
@@ -221,11 +150,6 @@ def status_text(s: StackReport) -> str:
     if s.status == "error" and s.error_kind:
         return f"error ({s.error_kind})"
     return s.status
-
-
-def _now_iso() -> str:
-    """Now in UTC to the second, as every report's `generated_at` shows it (2026-11-27T14:00:00Z)."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def format_duration(seconds: float) -> str:

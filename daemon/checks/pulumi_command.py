@@ -16,7 +16,7 @@ from pulumi.automation.errors import create_command_error
 
 from redisguard.core.errors import Cancelled
 from redisguard.core.processes import die_with_parent_argv
-from redisguard.daemon.checks import CancelToken
+from redisguard.daemon.checks.protocol import CancelToken
 
 # On the per-stack timeout: how long the CLI gets to exit on SIGTERM, then on SIGKILL.
 KILL_GRACE_SECONDS = 5.0

@@ -1,0 +1,15 @@
+"""Pulumi's wire constants every part that reads engine values shares: the resource type we judge
+and watch, and the signatures the engine's protocol uses for secret and unknown values."""
+
+from __future__ import annotations
+
+# The one resource type redisguard judges (policy pack), builds (program) and watches (daemon).
+INSTANCE_TYPE = "gcp:redis/instance:Instance"
+
+# An object with this key holding this value is a secret in Pulumi's property values (the
+# engine's `sig.Secret`); its plaintext is under "value" and must never be shown.
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+# The string the engine sends for a value not known until apply (`UnknownStringValue`).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"

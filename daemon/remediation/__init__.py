@@ -1,0 +1,1 @@
+"""Findings turned into reviewed changes: codify, adopt and the memory recommendation."""

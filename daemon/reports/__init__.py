@@ -1,0 +1,1 @@
+"""Report models and their renderings (table, JSON, Markdown); no Google client imports."""
