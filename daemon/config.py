@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -152,12 +154,28 @@ class GcpSettings(_Section):
         return value
 
 
-IGNORE_KINDS = ("changed", "deleted", "missing", "unmanaged", "*")
+# The kinds of drift the engines report (a DriftItem's kind, reports/drift.py): `changed` (properties
+# differ), `deleted` (in the Pulumi state, gone from the cloud), `missing` (declared, not live),
+# `unmanaged` (live, declared nowhere). An ignore rule names one, or `*` for any.
+DriftKind = Literal["changed", "deleted", "missing", "unmanaged"]
+IgnoreKind = Literal[DriftKind, "*"]
+IGNORE_KINDS: tuple[IgnoreKind, ...] = get_args(IgnoreKind)
+
+
+@lru_cache(maxsize=512)
+def _rule_pattern(rule_path: str) -> re.Pattern[str]:
+    # `*` stands for one key or one index and never crosses a `.`; the rule also covers every
+    # path below the one it names (ignoring `nodes` ignores `nodes[0].id`).
+    text = re.escape(rule_path).replace(r"\*", r"[^.\[\]]*")
+    return re.compile(rf"{text}(?:[.\[].*)?")
 
 
 class IgnoreRule(_Section):
     """Something the drift engines never report: one property (`path`) of resources of one type
-    (and name), or whole resources of one drift `kind` (no `path`), as driftctl's .driftignore does."""
+    (and name), or whole resources of one drift `kind` (no `path`), as driftctl's .driftignore does.
+
+    The rule the engines apply as well (daemon/checks/ignore.py holds the built-in ones): a path is
+    matched in the canonical form of daemon/fleet/paths.py."""
 
     type: str = Field(default="*", description="Pulumi type token, e.g. gcp:redis/instance:Instance; * for any.")
     path: str | None = Field(
@@ -172,10 +190,11 @@ class IgnoreRule(_Section):
         description="Resource name (glob); * for every resource of the type. An unmanaged instance's name is "
         "its full name (projects/P/locations/R/instances/ID); its short id matches too.",
     )
-    kind: Literal["changed", "deleted", "missing", "unmanaged", "*"] | None = Field(
+    kind: IgnoreKind | None = Field(
         default=None,
-        description="Without path: ignore whole resources of this drift kind (changed, deleted, missing, "
-        "unmanaged, or * for any) whose name matches resource.",
+        description="Without path: ignore whole resources of this drift kind ("
+        + ", ".join(get_args(DriftKind))
+        + ", or * for any) whose name matches resource.",
     )
 
     @model_validator(mode="after")
@@ -189,6 +208,29 @@ class IgnoreRule(_Section):
         if self.path is not None and self.kind not in (None, "changed"):
             raise ValueError(f"path only applies to changed resources; drop path to ignore whole {self.kind} resources")
         return self
+
+    def _matches_resource(self, resource_type: str, resource: str) -> bool:
+        if self.type != "*" and not fnmatch.fnmatchcase(resource_type, self.type):
+            return False
+        if self.resource == "*":
+            return True
+        # An unmanaged instance is named in full (projects/P/locations/R/instances/ID); a rule
+        # may name it so, or by the short id people call it by.
+        return fnmatch.fnmatchcase(resource, self.resource) or fnmatch.fnmatchcase(
+            resource.rsplit("/", 1)[-1], self.resource
+        )
+
+    def matches(self, resource_type: str, resource: str, path: str) -> bool:
+        """Whether this property rule covers the (canonical) `path` of the resource."""
+        if self.path is None or not self._matches_resource(resource_type, resource):
+            return False
+        return _rule_pattern(self.path).fullmatch(path) is not None
+
+    def matches_resource(self, resource_type: str, resource: str, kind: DriftKind) -> bool:
+        """Whether this whole-resource rule covers the resource drifted in this `kind`."""
+        if self.path is not None or self.kind not in ("*", kind):
+            return False
+        return self._matches_resource(resource_type, resource)
 
 
 # --- durations and schedules (the daemon's sections) -----------------------------------------

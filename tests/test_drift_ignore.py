@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from redisguard.daemon.checks.ignore import IgnoreRules, Rule, normalize_path, parse_path
+from redisguard.daemon.checks.ignore import IgnoreRules
+from redisguard.daemon.config import IgnoreRule
+from redisguard.daemon.fleet.paths import normalize_path, parse_path
 
 INSTANCE = "gcp:redis/instance:Instance"
 
@@ -52,8 +54,8 @@ def test_builtins_apply_only_to_memorystore_instances() -> None:
 def test_user_rules_match_type_resource_and_quoted_paths() -> None:
     rules = IgnoreRules(
         [
-            Rule(type=INSTANCE, path='labels["last-touched-by"]'),
-            Rule(type="gcp:redis/*", path="redisConfigs.notify-*", resource="redis-cache"),
+            IgnoreRule(type=INSTANCE, path='labels["last-touched-by"]'),
+            IgnoreRule(type="gcp:redis/*", path="redisConfigs.notify-*", resource="redis-cache"),
         ],
         builtins=False,
     )
@@ -78,7 +80,7 @@ def test_whole_resources_are_ignored_by_kind_and_name_glob() -> None:
             ]
         }
     )
-    rules = IgnoreRules.from_config(config.ignore)
+    rules = IgnoreRules(config.ignore)
     scratch = "projects/p/locations/europe-west1/instances/redis-scratch-1"
     assert rules.resource_ignored(DriftItem(resource=scratch, kind="unmanaged"))
     assert rules.resource_ignored(DriftItem(resource="redis-canary-7", kind="missing"))

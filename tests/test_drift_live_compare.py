@@ -10,7 +10,9 @@ from google.cloud import redis_v1
 from google.protobuf import duration_pb2
 
 from redisguard.daemon.checks.drift_live import NOT_COMPARED, compare, expected_properties
-from redisguard.daemon.checks.ignore import IgnoreRules, Rule, parse_path
+from redisguard.daemon.checks.ignore import IgnoreRules
+from redisguard.daemon.config import IgnoreRule
+from redisguard.daemon.fleet.paths import parse_path
 from redisguard.daemon.reports.drift import PropertyDrift
 from redisguard.program.config import ClusterConfig, load_stack_file
 from redisguard.program.instance import declared_instance
@@ -113,7 +115,7 @@ def test_labels_and_configs_added_by_hand_are_drift_unless_ignored() -> None:
         PropertyDrift(path="labels.team", expected="platform", actual="data"),
         PropertyDrift(path="redisConfigs.notify-keyspace-events", expected=None, actual="Ex"),
     ]
-    rules = IgnoreRules([Rule(type="gcp:redis/instance:Instance", path="labels.last-touched-by"), Rule(type="*", path="redisConfigs.notify-*")])
+    rules = IgnoreRules([IgnoreRule(type="gcp:redis/instance:Instance", path="labels.last-touched-by"), IgnoreRule(type="*", path="redisConfigs.notify-*")])
     assert compare(cache, live, rules) == [PropertyDrift(path="labels.team", expected="platform", actual="data")]
 
 

@@ -30,9 +30,9 @@ from pulumi.automation import (
 from redisguard.core.errors import PermanentError, TransientError
 from redisguard.daemon.checks import drift_pulumi
 from redisguard.daemon.checks.drift import run_scan
-from redisguard.daemon.checks.ignore import IgnoreRules, Rule
+from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.checks.protocol import CancelToken
-from redisguard.daemon.config import PulumiSettings, config_from_mapping
+from redisguard.daemon.config import IgnoreRule, PulumiSettings, config_from_mapping
 from redisguard.daemon.reports.drift import DriftItem, PropertyDrift, StackReport
 from tests.fixtures.processes import wait_for
 
@@ -227,7 +227,7 @@ def test_builtin_and_user_ignore_rules_drop_properties_and_leave_no_phantom_drif
         'labels["last-touched-by"]': DiffKind.ADD,
         "nodes[0].zone": DiffKind.UPDATE,
     }
-    rules = IgnoreRules([Rule(type=INSTANCE, path="labels.last-touched-by")])
+    rules = IgnoreRules([IgnoreRule(type=INSTANCE, path="labels.last-touched-by")])
     only_noise = outputs_event(OpType.UPDATE, "redis-sidekiq", BASE, live, noisy)
     assert parse([only_noise], rules) == []
 
@@ -246,7 +246,7 @@ def test_user_rule_for_one_resource_leaves_the_others_reported() -> None:
         outputs_event(OpType.UPDATE, "redis-cache", BASE, live, {"memorySizeGb": DiffKind.UPDATE}),
         outputs_event(OpType.UPDATE, "redis-sidekiq", BASE, live, {"memorySizeGb": DiffKind.UPDATE}),
     ]
-    rules = IgnoreRules([Rule(type="gcp:redis/*", path="memorySizeGb", resource="redis-cache")])
+    rules = IgnoreRules([IgnoreRule(type="gcp:redis/*", path="memorySizeGb", resource="redis-cache")])
     assert [i.resource for i in parse(events, rules)] == ["redis-sidekiq"]
 
 

@@ -106,7 +106,7 @@ class _DriftCheck(ABC):
 
     def __init__(self, config: RedisguardConfig) -> None:
         self.config = config
-        self.rules = IgnoreRules.from_config(config.ignore)
+        self.rules = IgnoreRules(config.ignore)
         # The pulumi CLI and its plugins may echo a credential in an error; the report never shows it.
         self.secrets = secret_values(config)
 

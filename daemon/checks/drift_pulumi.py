@@ -25,10 +25,11 @@ from pulumi.automation import (
 
 from redisguard.core.errors import Cancelled, PermanentError, TransientError
 from redisguard.core.secrets import SECRET
-from redisguard.daemon.checks.ignore import IgnoreRules, PathPart, format_path, parse_path
+from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.checks.protocol import CancelToken
 from redisguard.daemon.checks.pulumi_command import BoundedPulumiCommand, RefreshTimeout
 from redisguard.daemon.config import PulumiSettings
+from redisguard.daemon.fleet.paths import PathPart, format_path, parse_path
 from redisguard.daemon.reports.drift import DriftItem, PropertyDrift
 
 log = logging.getLogger(__name__)

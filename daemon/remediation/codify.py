@@ -253,7 +253,7 @@ def plan_adopt(
     """The live value of each `changed` property written into the declaring entry, where the config may say it."""
     stacks = drift_live.load_stacks(config, "adopt")
     inventory = inventory or drift_live.Inventory(config.gcp)
-    rules = IgnoreRules.from_config(config.ignore)
+    rules = IgnoreRules(config.ignore)
     plan = Plan()
     matched = False
     for name in stack_names:

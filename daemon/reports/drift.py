@@ -16,8 +16,8 @@ from redisguard.core.errors import ErrorKind
 from redisguard.core.models import Frozen
 from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.core.reports import EXIT_DRIFT, EXIT_ERROR, EXIT_IN_SYNC, JsonReport, exit_code_of, tool_version
+from redisguard.daemon.config import DriftKind
 
-DriftKind = Literal["changed", "deleted", "missing", "unmanaged"]
 Status = Literal["in_sync", "drift", "error"]
 Engine = Literal["pulumi", "live"]
 
