@@ -21,7 +21,7 @@ from tests.fixtures.analyzer import (  # noqa: E402
     StackResource,
     start_policy_pack,
 )
-from tests.test_policies import COMPLIANT, INSTANCE  # noqa: E402
+from tests.policies.test_pack import COMPLIANT, INSTANCE  # noqa: E402
 
 
 def one_run(resources: int) -> tuple[float, float, float]:

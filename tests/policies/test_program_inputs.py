@@ -9,11 +9,11 @@ import pytest
 
 from tests.fixtures.analyzer import PACK_DIR, StackResource
 from tests.fixtures.pulumi_program import RegisteredResource, run_stack
-from tests.test_policy_check import BAD_PRODUCTION
+from tests.policies.test_check import BAD_PRODUCTION
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INSTANCE = "gcp:redis/instance:Instance"
 
 

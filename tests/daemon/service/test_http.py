@@ -406,7 +406,7 @@ def test_check_config_names_web_config_problems_without_showing_a_password(tmp_p
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[3]
     web = write_web_config(tmp_path, "basic_auth_users: {prometheus: hunter2-in-clear}\n")
     config = tmp_path / "redisguard.yaml"
     config.write_text(f"pulumi: {{work_dir: {repo / 'program'}}}\nserver: {{web_config_file: {web.name}}}\n")

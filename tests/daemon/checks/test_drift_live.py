@@ -17,7 +17,7 @@ from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
 from tests.fixtures.emulator import EmulatorHandle
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 STAGING = REPO / "program" / "Pulumi.staging.yaml"
 INSTANCE = "gcp:redis/instance:Instance"
 OPERATION_TIMEOUT = 60

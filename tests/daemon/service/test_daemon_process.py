@@ -21,11 +21,11 @@ import yaml
 from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
 
+from tests.daemon.checks.test_drift_pulumi import FAKE_PULUMI
 from tests.fixtures.daemon import REPO, DaemonHandle, children_of, daemon_config, launch_daemon
 from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator
 from tests.fixtures.processes import free_port, wait_for
 from tests.fixtures.tls import make_certificates
-from tests.test_drift_pulumi import FAKE_PULUMI
 
 pytestmark = pytest.mark.slow
 

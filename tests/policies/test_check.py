@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Breaks three mandatory production policies (HA, persistence, TLS) and nothing the program refuses.
 BAD_PRODUCTION = """\
 config:

@@ -24,7 +24,7 @@ from redisguard.program.config import ClusterConfig
 from redisguard.program.mocks import INSTANCE_TYPE, run_stack
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 STAGING = REPO / "program" / "Pulumi.staging.yaml"
 PRODUCTION = REPO / "program" / "Pulumi.production.yaml"
 OPERATION_TIMEOUT = 60

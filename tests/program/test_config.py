@@ -311,7 +311,7 @@ def test_auth_enabled_true_is_accepted_as_written() -> None:
 
 
 def _doc_table(heading: str) -> dict[str, list[str]]:
-    text = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
     section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
     rows: dict[str, list[str]] = {}
     for line in section.splitlines():

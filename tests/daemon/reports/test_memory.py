@@ -17,7 +17,7 @@ from redisguard.daemon.cli.main import main
 from redisguard.daemon.reports.memory import format_bytes, format_time_to_full, print_table, render
 from tests.fixtures.processes import free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 LONG_ID = "redis-a-very-long-instance-name-of-40-ch"
 
 

@@ -25,7 +25,7 @@ from redisguard.program import fleet
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.policy_pack_launcher import policy_pack_launcher
 from tests.fixtures.pulumi_engine import REPO, Engine, engine_bin_dir, make_project
-from tests.test_policy_check import BAD_PRODUCTION
+from tests.policies.test_check import BAD_PRODUCTION
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 Grafana is not packaged for these machines, so the dashboard is validated, not rendered; every
 query is parsed by promtool through a rule file. That every metric it names is one the daemon
-serves is checked against a real scrape in tests/test_alerts_e2e.py.
+serves is checked against a real scrape in tests/e2e/test_alerts.py.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from redisguard.policies.check import run_policy_check
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 STAGING = REPO / "program" / "Pulumi.staging.yaml"
 GIB = 2**30
 

@@ -5,7 +5,7 @@ Alertmanager with the shipped routes, and the notifications arriving at the test
 The configs are generated from the shipped files (tests/fixtures/alerting.py): every `for`
 shortened, one-second intervals, loopback addresses, secrets in temporary files. The tests
 run in order on one set of processes: memory, drift, then the daemon is stopped. How the three
-receivers format a page is asserted in tests/test_alerts_e2e.py.
+receivers format a page is asserted in tests/e2e/test_alerts.py.
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def test_stopping_the_daemon_makes_daemon_down_arrive_and_page(stack: AlertingSt
     }
     assert alert["annotations"]["summary"] == f"The redisguard daemon {stack.daemon_target} is down or not scraped."
 
-    # A critical alert pages: PagerDuty gets it (its format: tests/test_alerts_e2e.py).
+    # A critical alert pages: PagerDuty gets it (its format: tests/e2e/test_alerts.py).
     stack.sink.wait_for(
         lambda n: n.body.get("event_action") == "trigger" and stack.daemon_target in n.body["payload"]["summary"],
         path="/pagerduty",

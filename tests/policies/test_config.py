@@ -16,7 +16,7 @@ from redisguard.policies.config import (
     parse_config,
 )
 from tests.fixtures.analyzer import PACK_DIR, AnalyzerFailed, PolicyConfigInvalid
-from tests.test_policies import CONTRACT, INSTANCE, instance
+from tests.policies.test_pack import CONTRACT, INSTANCE, instance
 
 slow = pytest.mark.slow
 
@@ -152,7 +152,7 @@ def test_production_globs_and_labels_follow_config(pack_for: Any) -> None:
 
 @slow
 def test_stack_budget_follows_config_and_can_be_disabled(pack_for: Any) -> None:
-    from tests.test_policies import _stack
+    from tests.policies.test_pack import _stack
 
     pack = pack_for("production", {"memorystore-stack-memory-budget": {"maxTotalMemoryGb": 10}})
     (message,) = pack.analyze_stack(_stack(8, 4)).messages("memorystore-stack-memory-budget")
