@@ -8,21 +8,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from google.cloud import monitoring_v3, redis_v1
-from pydantic import Field
 
-from redisguard.core.errors import ConfigError, ErrorKind, RedisguardError, TransientError, error_kind
+from redisguard.core.errors import ConfigError, RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
-from redisguard.core.memorystore import GIB, NOT_SERVING, READY
-from redisguard.core.models import Frozen
-from redisguard.core.reports import JsonReport, exit_code_of
+from redisguard.core.memorystore import GIB, NOT_SERVING
 from redisguard.core.secrets import scrub
 from redisguard.daemon.checks import drift_live
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
-from redisguard.daemon.config import GcpSettings, RedisguardConfig, secret_values
+from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSettings, secret_values
+from redisguard.daemon.reports.memory import InstanceMemory, Level, MemoryReport, ProjectMemoryReport
 from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
@@ -49,103 +46,7 @@ MIN_TREND_POINTS = 5
 # time-to-full from noise.
 FLAT_GROWTH_FRACTION = 0.001
 
-Level = Literal["ok", "warning", "critical"]
-ProjectStatus = Literal["ok", "threshold", "error"]
-
-
-class InstanceMemory(Frozen):
-    """One instance's memory as its primary node reports it, at the newest aligned point."""
-
-    project_id: str
-    region: str
-    instance_id: str = Field(description="The short instance id, e.g. redis-sidekiq.")
-    stack: str = Field(description='The stack that declares the instance; "" when none does (unmanaged).')
-    tier: str
-    redis_version: str
-    state: str = Field(description="The API's state name; READY when ready.")
-    capacity_bytes: int = Field(description="memorySizeGb × 2^30.")
-    used_bytes: float | None = None
-    max_bytes: float | None = None
-    usage_ratio: float | None = None
-    system_memory_usage_ratio: float | None = None
-    time_to_full_seconds: float | None = Field(
-        default=None, description="None when the trend is flat or shrinking, or has too few points."
-    )
-    level: Level = "ok"
-
-
-class ProjectMemoryReport(Frozen):
-    """The result of the memory check for one project (one target of the `memory` check)."""
-
-    project_id: str
-    status: ProjectStatus
-    error: str | None = None
-    error_kind: ErrorKind | None = None
-    duration_seconds: float
-    instances: tuple[InstanceMemory, ...] = ()
-
-    @classmethod
-    def failed(
-        cls, project_id: str, error: RedisguardError | str, duration: float, *, kind: ErrorKind | None = None
-    ) -> ProjectMemoryReport:
-        """A project whose check failed; `kind` defaults to the error's own (a message alone: permanent)."""
-        if kind is None:
-            kind = error_kind(error) if isinstance(error, BaseException) else "permanent"
-        return cls(
-            project_id=project_id,
-            status="error",
-            error=str(error),
-            error_kind=kind,
-            duration_seconds=round(duration, 3),
-        )
-
-
-class MemoryReport(JsonReport):
-    """Every project's result of one run; `exit_code` follows the drift report's convention."""
-
-    projects: tuple[ProjectMemoryReport, ...] = ()
-
-    @property
-    def exit_code(self) -> int:
-        """1 if a project's check failed (a partial answer is not an answer), else 2 if a threshold is crossed, else 0."""
-        return exit_code_of(p.status for p in self.projects)
-
-    def summary(self) -> dict[str, int]:
-        """Counts over the projects (`ok`, `threshold`, `errors`) and over their instances."""
-        instances = [i for p in self.projects for i in p.instances]
-        return {
-            "projects": len(self.projects),
-            "ok": sum(p.status == "ok" for p in self.projects),
-            "threshold": sum(p.status == "threshold" for p in self.projects),
-            "errors": sum(p.status == "error" for p in self.projects),
-            "instances": len(instances),
-            "warning_instances": sum(i.level == "warning" for i in instances),
-            "critical_instances": sum(i.level == "critical" for i in instances),
-            "not_ready_instances": sum(i.state != READY for i in instances),
-            "unmanaged_instances": sum(not i.stack for i in instances),
-        }
-
-
-@dataclass(frozen=True)
-class ThresholdValues:
-    """The `thresholds` config section as the check uses it (the trend window in seconds)."""
-
-    memory_warning_ratio: float = 0.8
-    memory_critical_ratio: float = 0.9
-    trend_window_seconds: float = 6 * 3600.0
-
-
-def thresholds_of(config: RedisguardConfig) -> ThresholdValues:
-    """The config's `thresholds` section as the check uses it."""
-    section = config.thresholds
-    return ThresholdValues(
-        memory_warning_ratio=section.memory_warning_ratio,
-        memory_critical_ratio=section.memory_critical_ratio,
-        trend_window_seconds=section.trend_window.total_seconds(),
-    )
-
-
-def level_of(ratio: float | None, thresholds: ThresholdValues) -> Level:
+def level_of(ratio: float | None, thresholds: ThresholdSettings) -> Level:
     if ratio is None:
         return "ok"
     if ratio >= thresholds.memory_critical_ratio:
@@ -333,7 +234,7 @@ class MemoryCheck:
     ) -> None:
         self.config = config
         self.gcp = config.gcp
-        self.thresholds = thresholds_of(config)
+        self.thresholds = config.thresholds
         # Which stack owns an instance needs every stack file; one that cannot be read is an error.
         # Read here for the targets (and so a bad file stops a start), and again at every run (jobs).
         self.stacks = drift_live.load_stacks(config, "the memory check")
@@ -400,7 +301,7 @@ class MemoryCheck:
         redis_client, monitoring_client = drift_live.make_client(self.gcp), make_monitoring_client(self.gcp)
         end = float(int(time.time()))
         _check_cancel(cancel)
-        window = self.thresholds.trend_window_seconds
+        window = self.thresholds.trend_window.total_seconds()
         trend_alignment = max(ALIGNMENT_SECONDS, int(window // TREND_POINTS) // ALIGNMENT_SECONDS * ALIGNMENT_SECONDS)
 
         def series(metric_type: str, seconds: float, alignment: int, aligner: int) -> Callable[[], Points]:
@@ -464,7 +365,7 @@ class MemoryCheck:
             max_bytes=max_bytes,
             usage_ratio=ratio,
             system_memory_usage_ratio=figures[SYSTEM_RATIO],
-            time_to_full_seconds=time_to_full(history, used, max_bytes, self.thresholds.trend_window_seconds),
+            time_to_full_seconds=time_to_full(history, used, max_bytes, self.thresholds.trend_window.total_seconds()),
             level=level_of(ratio, self.thresholds),
         )
 

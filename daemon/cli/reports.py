@@ -37,7 +37,7 @@ from redisguard.emulator.launcher import LaunchedEmulator, launch
 from redisguard.program.config import load_stack_file
 
 if TYPE_CHECKING:
-    from redisguard.daemon.checks.memory import MemoryReport
+    from redisguard.daemon.reports.memory import MemoryReport
 
 log = logging.getLogger(__name__)
 

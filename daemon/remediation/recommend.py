@@ -18,7 +18,7 @@ from redisguard.daemon.remediation.codify import Note, Plan
 from redisguard.program.config import StackConfig
 
 if TYPE_CHECKING:
-    from redisguard.daemon.checks.memory import InstanceMemory, MemoryReport
+    from redisguard.daemon.reports.memory import InstanceMemory, MemoryReport
 
 # Far below: the projected usage would fit under the target at half the size or less.
 SHRINK_BELOW_FRACTION = 0.5
@@ -117,9 +117,7 @@ def plan_recommend(
     policy_config: Path | None = None,
 ) -> tuple[Plan, list[Recommendation]]:
     """The memory_gb changes for the declared instances of the selected stacks, within bounds and budget."""
-    from redisguard.daemon.checks.memory import thresholds_of
-
-    warning = thresholds_of(config).memory_warning_ratio
+    warning = config.thresholds.memory_warning_ratio
     plan = Plan()
     accepted: list[Recommendation] = []
     by_stack: dict[str, list[Recommendation]] = {}

@@ -1,14 +1,18 @@
-"""The memory report's table, JSON and Markdown renderings (the drift report's conventions)."""
+"""The memory report: its models, and their table, JSON and Markdown renderings (the drift report's conventions)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from redisguard.core.errors import ErrorKind, RedisguardError, error_kind
 from redisguard.core.memorystore import READY
-from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, tool_version
-from redisguard.daemon.checks.memory import InstanceMemory, MemoryReport
+from redisguard.core.models import Frozen
+from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, JsonReport, exit_code_of, tool_version
 from redisguard.daemon.reports.drift import (
     error_block,
     format_duration,
@@ -17,6 +21,85 @@ from redisguard.daemon.reports.drift import (
     plain_text,
     print_tables,
 )
+
+Level = Literal["ok", "warning", "critical"]
+ProjectStatus = Literal["ok", "threshold", "error"]
+
+
+class InstanceMemory(Frozen):
+    """One instance's memory as its primary node reports it, at the newest aligned point."""
+
+    project_id: str
+    region: str
+    instance_id: str = Field(description="The short instance id, e.g. redis-sidekiq.")
+    stack: str = Field(description='The stack that declares the instance; "" when none does (unmanaged).')
+    tier: str
+    redis_version: str
+    state: str = Field(description="The API's state name; READY when ready.")
+    capacity_bytes: int = Field(description="memorySizeGb × 2^30.")
+    used_bytes: float | None = None
+    max_bytes: float | None = None
+    usage_ratio: float | None = None
+    system_memory_usage_ratio: float | None = None
+    time_to_full_seconds: float | None = Field(
+        default=None, description="None when the trend is flat or shrinking, or has too few points."
+    )
+    level: Level = "ok"
+
+
+class ProjectMemoryReport(Frozen):
+    """The result of the memory check for one project (one target of the `memory` check)."""
+
+    project_id: str
+    status: ProjectStatus
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    duration_seconds: float
+    instances: tuple[InstanceMemory, ...] = ()
+
+    @classmethod
+    def failed(
+        cls, project_id: str, error: RedisguardError | str, duration: float, *, kind: ErrorKind | None = None
+    ) -> ProjectMemoryReport:
+        """A project whose check failed; `kind` defaults to the error's own (a message alone: permanent)."""
+        if kind is None:
+            kind = error_kind(error) if isinstance(error, BaseException) else "permanent"
+        return cls(
+            project_id=project_id,
+            status="error",
+            error=str(error),
+            error_kind=kind,
+            duration_seconds=round(duration, 3),
+        )
+
+
+class MemoryReport(JsonReport):
+    """Every project's result of one run; `exit_code` follows the drift report's convention."""
+
+    projects: tuple[ProjectMemoryReport, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """1 if a project's check failed (a partial answer is not an answer), else 2 if a threshold is crossed, else 0."""
+        return exit_code_of(p.status for p in self.projects)
+
+    def summary(self) -> dict[str, int]:
+        """Counts over the projects (`ok`, `threshold`, `errors`) and over their instances."""
+        instances = [i for p in self.projects for i in p.instances]
+        return {
+            "projects": len(self.projects),
+            "ok": sum(p.status == "ok" for p in self.projects),
+            "threshold": sum(p.status == "threshold" for p in self.projects),
+            "errors": sum(p.status == "error" for p in self.projects),
+            "instances": len(instances),
+            "warning_instances": sum(i.level == "warning" for i in instances),
+            "critical_instances": sum(i.level == "critical" for i in instances),
+            "not_ready_instances": sum(i.state != READY for i in instances),
+            "unmanaged_instances": sum(not i.stack for i in instances),
+        }
+
+
+# --- renderings --------------------------------------------------------------------------------
 
 _STATUS_STYLE = {"ok": "green", "threshold": "yellow", "error": "red"}
 _LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "red"}

@@ -18,9 +18,10 @@ from typing import Any
 from redisguard.core.errors import ConfigError
 from redisguard.daemon.checks.drift import LiveDriftCheck, PulumiDriftCheck
 from redisguard.daemon.checks.drift_live import unmanaged_owners
-from redisguard.daemon.checks.memory import MemoryCheck, MemoryReport, ProjectMemoryReport
+from redisguard.daemon.checks.memory import MemoryCheck
 from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config, secret_values
+from redisguard.daemon.reports.memory import MemoryReport, ProjectMemoryReport
 from redisguard.daemon.reports.memory import render_markdown as memory_markdown
 from redisguard.daemon.service import logs, scheduler, status_page
 from redisguard.daemon.service.health import Expectation

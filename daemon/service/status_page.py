@@ -24,7 +24,7 @@ import markupsafe
 import yaml
 
 from redisguard.core.secrets import REDACTED
-from redisguard.daemon.config import secret_values
+from redisguard.daemon.config import ThresholdSettings, secret_values
 from redisguard.daemon.reports.drift import DriftItem, format_duration, format_value
 from redisguard.daemon.reports.memory import format_bytes, format_ratio, format_time_to_full
 
@@ -34,8 +34,6 @@ HISTORY_POINTS = 120
 """Usage samples kept per instance for its sparkline: two hours at the default 1-minute memory schedule."""
 DRIFT_CHECKS = {"drift_pulumi": "pulumi", "drift_live": "live"}
 MEMORY_CHECK = "memory"
-# The config's defaults, for a view built without a config (thresholds.memory_*_ratio).
-DEFAULT_WARNING, DEFAULT_CRITICAL = 0.8, 0.9
 
 # Served with the page: even if a value slipped through unescaped, no script would run and
 # nothing would load from another origin.
@@ -279,9 +277,10 @@ def build_page(view: StatusView, refresh_seconds: int = REFRESH_SECONDS) -> Page
     """What the template shows, from one StatusView."""
     now = time.time() if view.now is None else view.now
     config = view.config
-    thresholds = config.thresholds if config is not None else None
-    warning = float(thresholds.memory_warning_ratio) if thresholds else DEFAULT_WARNING
-    critical = float(thresholds.memory_critical_ratio) if thresholds else DEFAULT_CRITICAL
+    # Without a config: the config's defaults.
+    thresholds = config.thresholds if config is not None else ThresholdSettings()
+    warning = float(thresholds.memory_warning_ratio)
+    critical = float(thresholds.memory_critical_ratio)
     enabled = set(config.schedules.enabled()) if config is not None else {*DRIFT_CHECKS, MEMORY_CHECK}
     problems = {(p.check, p.target): p for p in view.health.problems}
 

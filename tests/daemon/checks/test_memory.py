@@ -17,8 +17,9 @@ from google.cloud import redis_v1
 
 from redisguard.core.memorystore import GIB
 from redisguard.daemon.checks import memory
-from redisguard.daemon.checks.memory import MemoryCheck, MemoryReport, run_memory_check, time_to_full
+from redisguard.daemon.checks.memory import MemoryCheck, run_memory_check, time_to_full
 from redisguard.daemon.config import RedisguardConfig, config_from_mapping
+from redisguard.daemon.reports.memory import MemoryReport
 from tests.fixtures.emulator import REPO, EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redisguard.daemon.checks.memory import InstanceMemory, run_memory_check
+from redisguard.daemon.checks.memory import run_memory_check
 from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.remediation.recommend import Bounds, recommend_size
+from redisguard.daemon.reports.memory import InstanceMemory
 from redisguard.policies.check import run_policy_check
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for

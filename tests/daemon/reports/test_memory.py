@@ -12,9 +12,16 @@ from rich.console import Console
 
 from redisguard.core.errors import TransientError
 from redisguard.core.memorystore import GIB
-from redisguard.daemon.checks.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.cli.main import main
-from redisguard.daemon.reports.memory import format_bytes, format_time_to_full, print_table, render
+from redisguard.daemon.reports.memory import (
+    InstanceMemory,
+    MemoryReport,
+    ProjectMemoryReport,
+    format_bytes,
+    format_time_to_full,
+    print_table,
+    render,
+)
 from tests.fixtures.processes import free_port
 
 REPO = Path(__file__).resolve().parents[3]

@@ -191,7 +191,7 @@ def test_report_serves_the_drift_report_model_as_json_and_markdown(plain: Served
 
 
 def test_report_json_is_what_the_report_commands_write_with_each_failures_kind() -> None:
-    from redisguard.daemon.checks.memory import MemoryReport, ProjectMemoryReport
+    from redisguard.daemon.reports.memory import MemoryReport, ProjectMemoryReport
     from redisguard.daemon.reports.memory import render as render_memory
     from redisguard.daemon.service.app import latest_memory_report
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from redisguard.daemon.checks.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.reports.drift import DriftItem, PropertyDrift, StackReport
+from redisguard.daemon.reports.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.service.health import Expectation
 from redisguard.daemon.service.http import DaemonHTTPServer, Site, bind, serve_in_thread
 from redisguard.daemon.service.metrics import Exposition
