@@ -77,6 +77,18 @@ def load_yaml(text: str) -> Any:
         raise YamlSyntaxError(yaml_error_message(exc)) from None
 
 
+def problem_list(source: str, what: str, problems: Sequence[str], *, bullet: str = "") -> str:
+    """`source: N problems in what`, then every problem indented under it, each line of a multi-line
+    one too (a stack file's own list one level deeper); `bullet` starts each problem (`- `)."""
+    count = len(problems)
+    lines = [f"{source}: {count} problem{'s' if count != 1 else ''} in {what}"]
+    for problem in problems:
+        first, *rest = problem.splitlines() or [""]
+        lines.append(f"  {bullet}{first}")
+        lines += [f"  {' ' * len(bullet)}{line}" for line in rest]
+    return "\n".join(lines)
+
+
 def format_loc(loc: Sequence[str | int]) -> str:
     """A pydantic location as a key path: `pulumi.stacks[0]`, `ignore[2].path`."""
     out = ""

@@ -29,7 +29,15 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from redisguard.core import secrets as core_secrets
 from redisguard.core.errors import ConfigError
 from redisguard.core.secrets import redact_url
-from redisguard.core.validation import YamlSyntaxError, describe, field_bounds, format_loc, load_yaml, unknown_key
+from redisguard.core.validation import (
+    YamlSyntaxError,
+    describe,
+    field_bounds,
+    format_loc,
+    load_yaml,
+    problem_list,
+    unknown_key,
+)
 
 ENV_PREFIX = "REDISGUARD_"
 ENV_NESTED_DELIMITER = "__"
@@ -569,7 +577,7 @@ def config_from_mapping(
         cause = f": {exc.__cause__}" if exc.__cause__ else ""
         raise ConfigError(f"{source}: a {ENV_PREFIX}* environment override is invalid: {exc}{cause}") from exc
     if env_problems:
-        raise ConfigError(_problem_list(source, env_problems))
+        raise ConfigError(problem_list(source, "config", env_problems))
     env_keys = {k.upper() for k in environ}
 
     def resolve(path: Path, loc: tuple[str, str]) -> Path:
@@ -628,12 +636,6 @@ def _unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def _problem_list(source: str, lines: Sequence[str]) -> str:
-    count = len(lines)
-    header = f"{source}: {count} problem{'s' if count != 1 else ''} in config"
-    return header + "\n  " + "\n  ".join(lines)
-
-
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     """The model class whose fields a location's last key should be one of."""
     model: Any = RedisguardConfig
@@ -671,7 +673,7 @@ def _format_errors(exc: ValidationError, source: str, environ: Mapping[str, str]
             err = {**err, "input": redact_url(value)}  # a backend URL's password never reaches a message
         bounds = field_bounds(_model_at(loc[:-1]), str(loc[-1])) if loc else None
         lines.append(f"{where}: {describe(err, bounds=bounds)}{origin}")
-    return _problem_list(source, [*lines, *extra])
+    return problem_list(source, "config", [*lines, *extra])
 
 
 def default_stack_names(config: RedisguardConfig, selected: Sequence[str] | None) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.text import Text
 
+from redisguard.core.text import md_cell
 from redisguard.policies.analyzer import (
     PACK_DIR,
     AnalyzerFailed,
@@ -213,8 +214,7 @@ def render_markdown(report: PolicyCheckReport) -> str:
         if verdict.violations:
             lines += ["| level | policy | resource | message |", "|---|---|---|---|"]
             for v in verdict.violations:
-                message = v.message.replace("|", "\\|").replace("\n", " ")
-                lines.append(f"| {v.level} | `{v.policy}` | {v.resource or '(stack)'} | {message} |")
+                lines.append(f"| {v.level} | `{v.policy}` | {v.resource or '(stack)'} | {md_cell(v.message, markdown=True)} |")
             lines.append("")
     return "\n".join(lines)
 

@@ -37,7 +37,15 @@ from redisguard.core.memorystore import (
     Tier,
     TransitEncryption,
 )
-from redisguard.core.validation import YamlSyntaxError, describe, field_bounds, load_yaml, unknown_key, yaml_value
+from redisguard.core.validation import (
+    YamlSyntaxError,
+    describe,
+    field_bounds,
+    load_yaml,
+    problem_list,
+    unknown_key,
+    yaml_value,
+)
 
 PROJECT_NAME = "redis-fleet"
 CONFIG_KEY = f"{PROJECT_NAME}:redis"
@@ -61,9 +69,7 @@ class StackConfigError(ConfigError):
         self.source = source
         self.problems = list(problems)
         self.project = project
-        count = len(self.problems)
-        header = f"{source}: {count} problem{'s' if count != 1 else ''} in the stack config"
-        super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
+        super().__init__(problem_list(source, "the stack config", self.problems, bullet="- "))
 
 
 def _several(problems: Sequence[tuple[str, str]]) -> PydanticCustomError:

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from redisguard.core.errors import ConfigError, PermanentError
 from redisguard.core.reports import EXIT_DRIFT, EXIT_ERROR
+from redisguard.core.validation import problem_list
 from redisguard.daemon.checks.drift import engines_for, run_scan
 from redisguard.daemon.checks.drift_live import read_stack_files
 from redisguard.daemon.checks.ignore import BUILTIN_IGNORED_PATHS
@@ -223,11 +224,7 @@ def run_check_config(args: argparse.Namespace) -> int:
         what = "the files it names"
     source = args.config or DEFAULT_CONFIG_FILE
     if problems:
-        # One header, then every problem indented under it (a stack file's own list one level deeper).
-        count = len(problems)
-        lines = [f"{source}: {count} problem{'s' if count != 1 else ''} in {what}"]
-        lines += [f"  {line}" for problem in problems for line in problem.splitlines()]
-        raise ConfigError("\n".join(lines))
+        raise ConfigError(problem_list(source, what, problems))
     _print_config_summary(source, config, summaries, web)
     return 0
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +14,16 @@ from redisguard.core.errors import ErrorKind
 from redisguard.core.models import Frozen
 from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.core.reports import EXIT_DRIFT, EXIT_ERROR, EXIT_IN_SYNC, JsonReport, exit_code_of, tool_version
+from redisguard.core.text import md_cell
 from redisguard.daemon.config import DriftKind
+from redisguard.daemon.reports.render import (
+    error_block,
+    format_duration,
+    format_value,
+    md_error_block,
+    plain_text,
+    print_tables,
+)
 
 Status = Literal["in_sync", "drift", "error"]
 Engine = Literal["pulumi", "live"]
@@ -152,23 +159,6 @@ def status_text(s: StackReport) -> str:
     return s.status
 
 
-def format_duration(seconds: float) -> str:
-    """A check's duration for people: milliseconds below a second (a live check takes a few),
-    so a fast check does not read as "0.00s", as if it never ran."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms" if seconds >= 0.001 else "<1 ms"
-    return f"{seconds:.2f} s"
-
-
-def format_value(value: Any) -> str:
-    """A property value as people read it: strings bare, absent as a dash, the rest as JSON."""
-    if value is None:
-        return "—"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True)
-
-
 # --- table (rich) ---------------------------------------------------------------------------
 
 _STATUS_STYLE = {"in_sync": "green", "drift": "yellow", "error": "red"}
@@ -235,18 +225,6 @@ def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
     return tables
 
 
-def error_block(heading: str, error: str | None) -> list[str]:
-    """A failed check's error as it reads in a log: the heading, then the message indented (each
-    line of a multi-line one, as a stack file's problem list)."""
-    return [heading, *(f"  {line}" for line in (error or "unknown error").splitlines())]
-
-
-def md_error_block(heading: str, error: str | None) -> list[str]:
-    """A failed check's error in Markdown: a heading, then the message as written in a fenced block."""
-    text = (error or "unknown error").replace("```", "'" * 3)
-    return ["", f"### {heading}", "", "```text", text, "```"]
-
-
 def error_lines(report: DriftReport) -> list[str]:
     """Each failed check's error as it reads in a log (error_block)."""
     return [
@@ -259,43 +237,9 @@ def print_table(report: DriftReport, console: Console) -> None:
     print_tables(console, build_tables(report), error_lines(report))
 
 
-def print_tables(console: Console, tables: Sequence[tuple[str, Table]], errors: Sequence[str]) -> None:
-    """Print (title, table) pairs, then the error lines; off a terminal (CI logs, `| cat`, a file)
-    each table gets its natural width.
-
-    Rich assumes 80 columns when stdout is not a terminal; folding long paths and values into
-    that width makes CI logs hard to read and to grep, and nobody's window is that narrow there.
-    """
-    for title, table in tables:
-        console.print(Text(title, style="italic"))
-        if console.is_terminal:
-            console.print(table)
-            continue
-        natural = console.measure(table, options=console.options.update_width(_UNBOUNDED)).maximum
-        saved = console.width
-        console.width = max(saved, natural)
-        try:
-            console.print(table)
-        finally:
-            console.width = saved
-    if errors:
-        # Plain text, never wrapped by rich: a message is read (and grepped) as the check wrote it.
-        console.print(Text("\n".join(errors)), soft_wrap=True)
-
-
-_UNBOUNDED = 100_000
-
-
 def render_table(report: DriftReport) -> str:
     """The table rendering as plain text (for --output FILE and tests)."""
     return plain_text(lambda console: print_table(report, console))
-
-
-def plain_text(printer: Callable[[Console], None]) -> str:
-    """What `printer` prints, as plain text without colours."""
-    buffer = io.StringIO()
-    printer(Console(file=buffer, color_system=None, force_terminal=False))
-    return buffer.getvalue()
 
 
 # --- markdown ------------------------------------------------------------------------------
@@ -305,11 +249,6 @@ _STATUS_ICON = {"in_sync": "✅ in sync", "drift": "⚠️ drift", "error": "❌
 
 def _md_status(s: StackReport) -> str:
     return f"{_STATUS_ICON[s.status]} ({s.error_kind})" if s.status == "error" and s.error_kind else _STATUS_ICON[s.status]
-
-
-def md_cell(text: str) -> str:
-    # Pipes end a cell and newlines end a row in GitHub tables; backticks would open code spans.
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
 def _md_code(value: Any) -> str:

@@ -13,10 +13,13 @@ from redisguard.core.errors import ErrorKind, RedisguardError, error_kind
 from redisguard.core.memorystore import READY
 from redisguard.core.models import Frozen
 from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, JsonReport, exit_code_of, tool_version
-from redisguard.daemon.reports.drift import (
+from redisguard.core.text import md_cell
+from redisguard.daemon.reports.render import (
     error_block,
+    format_bytes,
     format_duration,
-    md_cell,
+    format_ratio,
+    format_time_to_full,
     md_error_block,
     plain_text,
     print_tables,
@@ -106,37 +109,7 @@ _LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "red"}
 _STATUS_ICON = {"ok": "✅ ok", "threshold": "⚠️ threshold", "error": "❌ error"}
 _LEVEL_ICON = {"ok": "ok", "warning": "⚠️ warning", "critical": "🛑 critical"}
 _VERDICT = {EXIT_OK: "every instance below its thresholds", EXIT_FINDINGS: "a memory threshold is crossed", EXIT_ERROR: "some checks failed"}
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
-
-def format_bytes(value: float | None) -> str:
-    """Bytes in binary units (Memorystore sizes are GiB): `13.6 MiB`; a dash when unknown."""
-    if value is None:
-        return "—"
-    size = float(value)
-    for unit in _UNITS:
-        if abs(size) < 1024 or unit == _UNITS[-1]:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def format_ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f} %"
-
-
-def format_time_to_full(seconds: float | None) -> str:
-    """Days and hours, hours and minutes, or minutes; "—" when there is no estimate (not growing)."""
-    if seconds is None:
-        return "—"
-    minutes = int(seconds // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m"
 
 
 def _instance_cells(i: InstanceMemory) -> list[str]:

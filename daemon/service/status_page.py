@@ -25,8 +25,14 @@ import yaml
 
 from redisguard.core.secrets import REDACTED
 from redisguard.daemon.config import ThresholdSettings, secret_values
-from redisguard.daemon.reports.drift import DriftItem, format_duration, format_value
-from redisguard.daemon.reports.memory import format_bytes, format_ratio, format_time_to_full
+from redisguard.daemon.reports.drift import DriftItem
+from redisguard.daemon.reports.render import (
+    format_bytes,
+    format_duration,
+    format_ratio,
+    format_time_to_full,
+    format_value,
+)
 
 REFRESH_SECONDS = 30
 """How often the page reloads itself: the fastest default schedule (memory) is 1 minute."""

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from redisguard.core.errors import ConfigError
+from redisguard.core.validation import problem_list
 
 # The exporter-toolkit keys redisguard does not implement: refused by name rather than ignored,
 # so a file that relies on one (a cipher list, pinned client SANs) never silently means less.
@@ -294,6 +295,5 @@ def load_web_config(path: Path | None) -> WebConfig:
         context, tls_problems = build_ssl_context(model.tls_server_config)
         problems += tls_problems
     if problems or model is None:
-        count = len(problems)
-        raise ConfigError(f"{path}: {count} problem{'s' if count != 1 else ''} in the web config\n  " + "\n  ".join(problems))
+        raise ConfigError(problem_list(str(path), "the web config", problems))
     return WebConfig(model, path, context)

@@ -9,15 +9,16 @@ from importlib.metadata import version
 import pytest
 from rich.console import Console
 
+from redisguard.core.text import md_cell
 from redisguard.daemon.reports.drift import (
     DriftItem,
     DriftReport,
     PropertyDrift,
     StackReport,
-    format_duration,
     print_table,
     render,
 )
+from redisguard.daemon.reports.render import format_duration
 
 DRIFT = StackReport.from_items(
     "staging",
@@ -220,3 +221,10 @@ def test_markdown_keeps_a_multi_line_error_in_a_code_block() -> None:
     block = text.split("### staging (live): error (permanent)\n\n", 1)[1].splitlines()
     assert block[:2] == ["```text", "/work/program/Pulumi.staging.yaml: 2 problems in the stack config"]
     assert block[3:5] == ["  - redis-fleet:redis[0].tier: must be BASIC or STANDARD_HA (got 'GOLD')", "```"]
+
+
+def test_a_markdown_cell_escapes_pipes_and_newlines_and_a_policy_message_keeps_its_code_spans() -> None:
+    # One escaper for every report's tables: a value is neutralised (no code span, backslashes
+    # shown), a policy message is Markdown already and keeps its `code`.
+    assert md_cell("a|b\nc `d` e\\f") == "a\\|b c 'd' e\\\\f"
+    assert md_cell("Set `tier: STANDARD_HA`|x\ny", markdown=True) == "Set `tier: STANDARD_HA`\\|x y"

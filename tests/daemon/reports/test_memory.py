@@ -17,11 +17,10 @@ from redisguard.daemon.reports.memory import (
     InstanceMemory,
     MemoryReport,
     ProjectMemoryReport,
-    format_bytes,
-    format_time_to_full,
     print_table,
     render,
 )
+from redisguard.daemon.reports.render import format_bytes, format_time_to_full
 from tests.fixtures.processes import free_port
 
 REPO = Path(__file__).resolve().parents[3]
