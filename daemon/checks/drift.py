@@ -14,6 +14,8 @@ from redisguard.daemon.checks import drift_live, drift_pulumi
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
 from redisguard.daemon.config import RedisguardConfig, secret_values
+from redisguard.daemon.fleet.inventory import Inventory
+from redisguard.daemon.fleet.stacks import read_stack_files, unmanaged_owners
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, Engine, InstanceState, StackReport
 from redisguard.program.config import StackConfig
 
@@ -35,7 +37,7 @@ class _LiveContext:
     """What the live checks of one scan share: stack files, one listing per project, who reports unmanaged."""
 
     def __init__(self, config: RedisguardConfig, selected: Sequence[str]) -> None:
-        self.inventory = drift_live.Inventory(config.gcp)
+        self.inventory = Inventory(config.gcp)
         self.stacks: dict[str, StackConfig] = {}
         self.errors: dict[str, str] = {}
         # Stacks whose clusters are not known, by the project they watch (None: any project, as
@@ -45,7 +47,7 @@ class _LiveContext:
         # Reading a stack file is part of checking that stack (half a second for 1000 clusters),
         # so each stack's report counts its own file's load time.
         self.load_seconds: dict[str, float] = {}
-        for file in drift_live.read_stack_files(config):
+        for file in read_stack_files(config):
             name, stack = file.name, file.stack
             self.load_seconds[name] = file.load_seconds
             if stack is None:
@@ -59,7 +61,7 @@ class _LiveContext:
                 self.errors[name] = str(drift_live.no_project_error(stack))
                 self.unreadable[name] = None
         # Unmanaged instances of a project are reported once, by the first selected stack watching it.
-        self.owners = drift_live.unmanaged_owners(
+        self.owners = unmanaged_owners(
             (n, self.stacks[n]) for n in selected if n in self.stacks and n not in self.errors
         )
 

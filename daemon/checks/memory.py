@@ -16,9 +16,11 @@ from redisguard.core.errors import ConfigError, RedisguardError, TransientError,
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.memorystore import GIB, NOT_SERVING
 from redisguard.core.secrets import scrub
-from redisguard.daemon.checks import drift_live
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSettings, secret_values
+from redisguard.daemon.fleet.inventory import list_project_instances, make_client, split_instance_name
+from redisguard.daemon.fleet.properties import enum_name
+from redisguard.daemon.fleet.stacks import load_stacks, owner_of
 from redisguard.daemon.reports.memory import InstanceMemory, Level, MemoryReport, ProjectMemoryReport
 from redisguard.program.config import StackConfig
 
@@ -214,10 +216,6 @@ def _in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Any]:
 # --- the check ---------------------------------------------------------------------------------
 
 
-def _enum_name(value: Any) -> str:
-    return getattr(value, "name", None) or str(value)
-
-
 class MemoryCheck:
     """The `memory` check: targets are project ids, a job gives that project's report (run it with run_memory_check).
 
@@ -237,7 +235,7 @@ class MemoryCheck:
         self.thresholds = config.thresholds
         # Which stack owns an instance needs every stack file; one that cannot be read is an error.
         # Read here for the targets (and so a bad file stops a start), and again at every run (jobs).
-        self.stacks = drift_live.load_stacks(config, "the memory check")
+        self.stacks = load_stacks(config, "the memory check")
         self.selected = tuple(selected_stacks) if selected_stacks else tuple(self.stacks)
         self._secrets = secret_values(config)
 
@@ -255,7 +253,7 @@ class MemoryCheck:
         """
         stacks: Mapping[str, StackConfig] | ConfigError
         try:
-            stacks = drift_live.load_stacks(self.config, "the memory check")
+            stacks = load_stacks(self.config, "the memory check")
         except ConfigError as exc:
             stacks = exc  # each project's failure: its unmanaged instances cannot be told
         return [
@@ -298,7 +296,7 @@ class MemoryCheck:
 
     def _check(self, project: str, stacks: Mapping[str, StackConfig], cancel: CancelToken) -> list[InstanceMemory]:
         # Built once per process (core/gcp.py) and shared by every run and thread.
-        redis_client, monitoring_client = drift_live.make_client(self.gcp), make_monitoring_client(self.gcp)
+        redis_client, monitoring_client = make_client(self.gcp), make_monitoring_client(self.gcp)
         end = float(int(time.time()))
         _check_cancel(cancel)
         window = self.thresholds.trend_window.total_seconds()
@@ -320,7 +318,7 @@ class MemoryCheck:
         trend = series(USED, window, trend_alignment, monitoring_v3.Aggregation.Aligner.ALIGN_MEAN)
         # The six reads are independent: in parallel, a run takes as long as its slowest call.
         listed, history, *figures = _in_parallel(
-            [lambda: drift_live.list_project_instances(redis_client, project, self.gcp), trend, *current]
+            [lambda: list_project_instances(redis_client, project, self.gcp), trend, *current]
         )
         now = dict(zip(CURRENT_METRICS, figures, strict=True))
         return [self._instance(inst, stacks, now, history) for inst in listed if self._shown(inst, stacks)]
@@ -328,18 +326,18 @@ class MemoryCheck:
     def _shown(self, instance: redis_v1.Instance, stacks: Mapping[str, StackConfig]) -> bool:
         if set(self.selected) == set(stacks):
             return True
-        owner = drift_live.owner_of(stacks, drift_live.split_instance_name(instance.name))
+        owner = owner_of(stacks, split_instance_name(instance.name))
         # --stack: that stack's instances, and the project's unmanaged ones.
         return owner == "" or owner in self.selected
 
     def _instance(
         self, instance: redis_v1.Instance, stacks: Mapping[str, StackConfig], current: Mapping[str, Points], trend: Points
     ) -> InstanceMemory:
-        key = drift_live.split_instance_name(instance.name)
+        key = split_instance_name(instance.name)
         preferred = _preferred_node(instance)
         figures: dict[str, float | None] = dict.fromkeys(CURRENT_METRICS)
         anchor_metric = RATIO if current[RATIO].get(instance.name) else USED
-        state = _enum_name(instance.state)
+        state = enum_name(instance.state)
         # A node that is down (REPAIRING) or an instance not serving yet or any more reported its
         # last points before that: they are not its memory now.
         picked = None if state in NOT_SERVING else _pick_newest(current[anchor_metric].get(instance.name, {}), preferred)
@@ -356,8 +354,8 @@ class MemoryCheck:
             project_id=key.project,
             region=key.region,
             instance_id=key.instance_id,
-            stack=drift_live.owner_of(stacks, key),
-            tier=_enum_name(instance.tier),
+            stack=owner_of(stacks, key),
+            tier=enum_name(instance.tier),
             redis_version=instance.redis_version,
             state=state,
             capacity_bytes=int(instance.memory_size_gb) * GIB,

@@ -23,7 +23,6 @@ from redisguard.core.errors import ConfigError, PermanentError
 from redisguard.core.reports import EXIT_DRIFT, EXIT_ERROR
 from redisguard.core.validation import problem_list
 from redisguard.daemon.checks.drift import engines_for, run_scan
-from redisguard.daemon.checks.drift_live import read_stack_files
 from redisguard.daemon.checks.ignore import BUILTIN_IGNORED_PATHS
 from redisguard.daemon.config import (
     DEFAULT_CONFIG_FILE,
@@ -32,6 +31,7 @@ from redisguard.daemon.config import (
     default_stack_names,
     load_config,
 )
+from redisguard.daemon.fleet.stacks import read_stack_files
 from redisguard.daemon.reports.drift import DriftReport, StackReport, print_table, render
 from redisguard.daemon.service.webconfig import WebConfig, load_web_config
 from redisguard.emulator.launcher import LaunchedEmulator, launch

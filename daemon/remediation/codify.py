@@ -1,7 +1,7 @@
 """Findings turned into reviewed stack-file changes: `codify` (unmanaged instances) and `adopt` (accepted drift).
 
 Nothing is changed in the cloud: each command reads the live instances through the live drift
-engine's listing (daemon/checks/drift_live.py) and proposes edits to `Pulumi.<stack>.yaml`
+engine's listing (daemon/fleet/inventory.py) and proposes edits to `Pulumi.<stack>.yaml`
 (daemon/fleet/stack_edit.py). What an edit cannot say, or what would break a secure default or a
 mandatory policy, is a note with the reason, never a silently different entry.
 """
@@ -13,17 +13,23 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from google.cloud import redis_v1
 from pydantic import ValidationError
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon.checks import drift_live
+from redisguard.daemon.checks.drift_live import check_stack, compare
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import RedisguardConfig, default_stack_names, load_config
+from redisguard.daemon.fleet.inventory import Inventory, LiveKey, split_instance_name, watched_by_id
+from redisguard.daemon.fleet.inverse import cluster_entry, keys_for_path
+from redisguard.daemon.fleet.properties import expected_properties, instance_properties
 from redisguard.daemon.fleet.stack_edit import StackFile
+from redisguard.daemon.fleet.stacks import load_stacks, owner_of, watching
 from redisguard.program.config import ClusterConfig, StackConfig, StackConfigError, parse_clusters
+
+if TYPE_CHECKING:
+    from google.cloud import redis_v1
 
 EXIT_NOTHING = 0
 EXIT_ERROR = 1
@@ -73,7 +79,7 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def policy_inputs(cluster: ClusterConfig) -> dict[str, Any]:
     """The inputs the program registers for a cluster, as far as the pack's mandatory rules read them."""
-    inputs = _nest(drift_live.expected_properties(cluster))
+    inputs = _nest(expected_properties(cluster))
     inputs.update(
         connectMode=cluster.connect_mode,
         deletionProtection=cluster.deletion_protection,
@@ -119,7 +125,7 @@ def mandatory_violations(name: str, inputs: Mapping[str, Any], stack: str) -> di
 
 
 def _live_inputs(instance: redis_v1.Instance, entry: Mapping[str, Any]) -> dict[str, Any]:
-    inputs = _nest(drift_live.instance_properties(instance))
+    inputs = _nest(instance_properties(instance))
     inputs["labels"] = dict(instance.labels)
     for key, value in (
         ("authorizedNetwork", instance.authorized_network),
@@ -138,28 +144,24 @@ def _live_inputs(instance: redis_v1.Instance, entry: Mapping[str, Any]) -> dict[
 _IMPORT_COMMENT = "codified by redisguard from {name}: remove import_existing after the next `pulumi up` adopted it"
 
 
-def _watching(stacks: Mapping[str, StackConfig], key: drift_live.LiveKey) -> list[str]:
-    return [n for n, s in stacks.items() if s.project == key.project and (s.region is None or s.region == key.region)]
-
-
 def plan_codify(
-    config: RedisguardConfig, target: str | None, only: Sequence[str] = (), inventory: drift_live.Inventory | None = None
+    config: RedisguardConfig, target: str | None, only: Sequence[str] = (), inventory: Inventory | None = None
 ) -> Plan:
     """An entry per unmanaged instance of the watched projects (or only the instances named) in the stack that watches it."""
-    stacks = drift_live.load_stacks(config, "codify")
+    stacks = load_stacks(config, "codify")
     if target is not None:
         default_stack_names(config, [target])
-    inventory = inventory or drift_live.Inventory(config.gcp)
+    inventory = inventory or Inventory(config.gcp)
     projects = sorted({s.project for n, s in stacks.items() if s.project and (target is None or n == target)})
     plan = Plan()
     seen: set[str] = set()
     for project in projects:
         for instance in inventory.instances(project):
-            key = drift_live.split_instance_name(instance.name)
+            key = split_instance_name(instance.name)
             if only and key.instance_id not in only:
                 continue
             seen.add(key.instance_id)
-            owner = drift_live.owner_of(stacks, key)
+            owner = owner_of(stacks, key)
             if owner:
                 if only:
                     plan.notes.append(Note(instance.name, "warning", f"already declared by stack {owner}; nothing to codify"))
@@ -177,11 +179,11 @@ def _codify_one(
     plan: Plan,
     stacks: Mapping[str, StackConfig],
     instance: redis_v1.Instance,
-    key: drift_live.LiveKey,
+    key: LiveKey,
     target: str | None,
 ) -> None:
     where = f"project {key.project}, region {key.region}"
-    candidates = _watching(stacks, key)
+    candidates = watching(stacks, key)
     if target is not None and target not in candidates:
         plan.notes.append(Note(instance.name, "refused", f"--stack {target} does not watch {where}"))
         return
@@ -194,7 +196,7 @@ def _codify_one(
         )
         return
     stack_name = target or candidates[0]
-    live = drift_live.cluster_entry(instance)
+    live = cluster_entry(instance)
     if live.unexpressible:
         for path, why in live.unexpressible:
             way = (
@@ -222,7 +224,7 @@ def _codify_one(
         plan.notes.append(Note(instance.name, "refused", "the entry would not be valid stack config: " + "; ".join(exc.problems)))
         return
     # The contract with the live engine: the codified entry compares equal to the instance.
-    differences = drift_live.compare(cluster, instance, IgnoreRules(builtins=False))
+    differences = compare(cluster, instance, IgnoreRules(builtins=False))
     if differences:
         paths = ", ".join(d.path for d in differences)
         plan.notes.append(Note(instance.name, "refused", f"the entry would still differ on {paths}; not written"))
@@ -248,22 +250,18 @@ def plan_adopt(
     stack_names: Sequence[str],
     resource: str | None = None,
     path: str | None = None,
-    inventory: drift_live.Inventory | None = None,
+    inventory: Inventory | None = None,
 ) -> Plan:
     """The live value of each `changed` property written into the declaring entry, where the config may say it."""
-    stacks = drift_live.load_stacks(config, "adopt")
-    inventory = inventory or drift_live.Inventory(config.gcp)
+    stacks = load_stacks(config, "adopt")
+    inventory = inventory or Inventory(config.gcp)
     rules = IgnoreRules(config.ignore)
     plan = Plan()
     matched = False
     for name in stack_names:
         stack = stacks[name]
-        items = drift_live.check_stack(stack, inventory, rules, report_unmanaged=False).items
-        by_id = {
-            drift_live.split_instance_name(i.name).instance_id: i
-            for i in inventory.instances(stack.project or "")
-            if stack.region is None or drift_live.split_instance_name(i.name).region == stack.region
-        }
+        items = check_stack(stack, inventory, rules, report_unmanaged=False).items
+        by_id = watched_by_id(stack, inventory.instances(stack.project or ""))
         for item in items:
             if item.kind != "changed" or (resource is not None and item.resource != resource):
                 continue
@@ -280,13 +278,13 @@ def plan_adopt(
 def _adopt_one(
     config: RedisguardConfig, plan: Plan, stack: StackConfig, stack_name: str, instance: redis_v1.Instance, paths: list[str]
 ) -> None:
-    cluster_name = drift_live.split_instance_name(instance.name).instance_id
-    live = drift_live.cluster_entry(instance).entry
+    cluster_name = split_instance_name(instance.name).instance_id
+    live = cluster_entry(instance).entry
     stack_file = plan.file(config, stack_name)
     declared = dict(stack_file.entry(cluster_name))
     before = mandatory_violations(cluster_name, policy_inputs(stack.cluster(cluster_name)), stack_name)
     for path in paths:
-        keys = drift_live.keys_for_path(path)
+        keys = keys_for_path(path)
         if path == "authEnabled":
             plan.notes.append(
                 Note(

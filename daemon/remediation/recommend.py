@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from redisguard.core.errors import ConfigError
 from redisguard.core.memorystore import GIB, MAX_MEMORY_GB, MIN_MEMORY_GB, MIN_MEMORY_GB_WITH_READ_REPLICAS
-from redisguard.daemon.checks import drift_live
 from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.fleet.stacks import load_stacks
 from redisguard.daemon.remediation.codify import Note, Plan
 from redisguard.program.config import StackConfig
 
@@ -202,7 +202,7 @@ def run_recommend(config: RedisguardConfig, report: MemoryReport, selected: Sequ
     from redisguard.daemon.remediation.codify import emit
 
     horizon = check_arguments(args)
-    stacks = drift_live.load_stacks(config, "memory-report --recommend")
+    stacks = load_stacks(config, "memory-report --recommend")
     plan, _ = plan_recommend(
         config, report, stacks, selected, target=args.target_ratio, horizon=horizon,
         policy_config=Path(args.policy_config) if args.policy_config else None,

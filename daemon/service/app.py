@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import math
 import os
@@ -17,10 +16,10 @@ from typing import Any
 
 from redisguard.core.errors import ConfigError
 from redisguard.daemon.checks.drift import LiveDriftCheck, PulumiDriftCheck
-from redisguard.daemon.checks.drift_live import unmanaged_owners
 from redisguard.daemon.checks.memory import MemoryCheck
 from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config, secret_values
+from redisguard.daemon.fleet.stacks import read_stack_files, unmanaged_owners
 from redisguard.daemon.reports.memory import MemoryReport, ProjectMemoryReport
 from redisguard.daemon.reports.memory import render_markdown as memory_markdown
 from redisguard.daemon.service import logs, scheduler, status_page
@@ -30,7 +29,6 @@ from redisguard.daemon.service.logs import event
 from redisguard.daemon.service.metrics import Exposition
 from redisguard.daemon.service.results import CheckFailure, Results, TargetState
 from redisguard.daemon.service.webconfig import WebConfig, load_web_config
-from redisguard.program.config import StackConfigError, load_stack_file
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +75,7 @@ def _budget_seconds(check: str, config: RedisguardConfig, targets: int) -> float
 
 
 def _owners(config: RedisguardConfig) -> dict[str, str]:
-    stacks = []
-    for name in config.pulumi.stacks:
-        with contextlib.suppress(StackConfigError, OSError):
-            stacks.append((name, load_stack_file(config.pulumi.stack_file(name))))
-    return unmanaged_owners(stacks)
+    return unmanaged_owners((f.name, f.stack) for f in read_stack_files(config) if f.stack is not None)
 
 
 def build_checks(config: RedisguardConfig) -> dict[str, Check[Any]]:

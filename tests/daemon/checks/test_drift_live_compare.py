@@ -9,10 +9,11 @@ import pytest
 from google.cloud import redis_v1
 from google.protobuf import duration_pb2
 
-from redisguard.daemon.checks.drift_live import NOT_COMPARED, compare, expected_properties
+from redisguard.daemon.checks.drift_live import compare
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import IgnoreRule
 from redisguard.daemon.fleet.paths import parse_path
+from redisguard.daemon.fleet.properties import NOT_COMPARED, expected_properties
 from redisguard.daemon.reports.drift import PropertyDrift
 from redisguard.program.config import ClusterConfig, load_stack_file
 from redisguard.program.instance import declared_instance
@@ -135,8 +136,8 @@ def test_refused_credentials_are_a_permanent_error_that_says_so() -> None:
     from google.cloud import redis_v1
 
     from redisguard.core.errors import PermanentError
-    from redisguard.daemon.checks.drift_live import list_project_instances
     from redisguard.daemon.config import GcpSettings
+    from redisguard.daemon.fleet.inventory import list_project_instances
 
     class Expired(Credentials):
         def refresh(self, request: object) -> None:

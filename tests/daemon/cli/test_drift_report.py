@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from redisguard.daemon.checks import drift, drift_live
+from redisguard.daemon.checks import drift
 from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
+from redisguard.daemon.fleet import stacks
 from redisguard.program.config import StackConfig
 from tests.fixtures.processes import wait_for
 
@@ -144,13 +145,13 @@ def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
 def test_a_live_check_counts_reading_its_stack_file_in_its_duration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Reading a large stack file is most of a live check (0.5 s for 1000 clusters); a duration
     # without it would tell a user the check is faster than it is.
-    real_parse = drift_live.parse_stack_file
+    real_parse = stacks.parse_stack_file
 
     def slow_parse(text: str, path: Path) -> StackConfig:
         time.sleep(0.3)
         return real_parse(text, path)
 
-    monkeypatch.setattr(drift_live, "parse_stack_file", slow_parse)  # where every stack file is parsed
+    monkeypatch.setattr(stacks, "parse_stack_file", slow_parse)  # where every stack file is parsed
     # A copy: a file this process parsed before, unchanged, is not parsed again.
     (tmp_path / "Pulumi.staging.yaml").write_text((REPO / "program" / "Pulumi.staging.yaml").read_text())
     config = config_from_mapping(

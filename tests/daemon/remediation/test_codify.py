@@ -15,10 +15,11 @@ from google.protobuf import field_mask_pb2
 from google.type import timeofday_pb2
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon.checks import drift_live
+from redisguard.daemon.checks.drift_live import compare
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
+from redisguard.daemon.fleet import inventory, inverse, stacks
 from redisguard.daemon.fleet.stack_edit import StackFile
 from redisguard.program.config import ClusterConfig
 from redisguard.program.mocks import INSTANCE_TYPE, run_stack
@@ -148,13 +149,13 @@ def test_the_codified_entry_compares_equal_to_every_live_instance(emulator: Emul
     _create(emulator, "redis-contract", **HANDMADE)
     try:
         config = config_from_mapping({"gcp": {"redis_endpoint": emulator.redis_endpoint}})
-        instances = drift_live.list_project_instances(emulator.redis_client(), emulator.project, config.gcp)
+        instances = inventory.list_project_instances(emulator.redis_client(), emulator.project, config.gcp)
         assert len(instances) == 4
         for instance in instances:
-            live = drift_live.cluster_entry(instance)
+            live = inverse.cluster_entry(instance)
             assert live.unexpressible == ()
             cluster = ClusterConfig.model_validate(live.entry)
-            assert drift_live.compare(cluster, instance, IgnoreRules(builtins=False)) == [], instance.name
+            assert compare(cluster, instance, IgnoreRules(builtins=False)) == [], instance.name
     finally:
         _delete(emulator, "redis-contract")
 
@@ -184,9 +185,9 @@ def test_codify_write_brings_a_handmade_instance_under_the_stack(
         assert code == 0, report
         assert report["stacks"][0]["status"] == "in_sync"
         config = config_from_mapping(yaml.safe_load((tmp_path / "redisguard.yaml").read_text()))
-        stacks = drift_live.load_stacks(config, "test")
-        key = drift_live.split_instance_name(emulator.instance_name("redis-handmade"))
-        assert drift_live.owner_of(stacks, key) == "staging"
+        declared = stacks.load_stacks(config, "test")
+        key = inventory.split_instance_name(emulator.instance_name("redis-handmade"))
+        assert stacks.owner_of(declared, key) == "staging"
 
         code, out, err = _run(tmp_path, capsys, "codify")  # a second run proposes nothing
         assert (code, out) == (0, ""), err

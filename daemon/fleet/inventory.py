@@ -1,0 +1,105 @@
+"""What runs: the Memorystore instances of each watched project, listed once per scan, and the parts of their names."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from redisguard.core.errors import PermanentError, TransientError
+from redisguard.core.gcp import api_errors, redis_client, retry_policy
+from redisguard.daemon.config import GcpSettings
+from redisguard.daemon.fleet.stacks import watches
+from redisguard.program.config import StackConfig
+
+if TYPE_CHECKING:
+    # Types only: the client comes from core/gcp.py, the one place besides checks/ that imports google.cloud.
+    from google.cloud import redis_v1
+
+# The Memorystore API's own maximum page size: a project of up to 1000 instances is one call.
+PAGE_SIZE = 1000
+API_NAME = "Memorystore API"
+
+# An instance's resource name, as the client's `CloudRedisClient.parse_instance_path` reads it.
+_INSTANCE_NAME = re.compile(r"^projects/(?P<project>.+?)/locations/(?P<location>.+?)/instances/(?P<instance>.+?)$")
+
+
+@dataclass(frozen=True)
+class LiveKey:
+    """Where an instance runs and its id: the parts of its resource name."""
+
+    project: str
+    region: str
+    instance_id: str
+
+
+def split_instance_name(name: str) -> LiveKey:
+    """`projects/P/locations/R/instances/ID` -> its parts."""
+    match = _INSTANCE_NAME.match(name)
+    if match is None:
+        raise PermanentError(f"the API returned an instance name of an unknown form: {name!r}")
+    return LiveKey(project=match["project"], region=match["location"], instance_id=match["instance"])
+
+
+def make_client(gcp: GcpSettings) -> redis_v1.CloudRedisClient:
+    """The process's admin API client for the configured endpoint (anonymous, for the emulator) or the real API."""
+    return redis_client(gcp.redis_endpoint)
+
+
+def list_project_instances(
+    client: redis_v1.CloudRedisClient, project: str, gcp: GcpSettings
+) -> list[redis_v1.Instance]:
+    """Every instance of a project in every region: one paged `list_instances(locations/-)`."""
+    parent = client.common_location_path(project, "-")
+    where = gcp.redis_endpoint or f"the {API_NAME}"
+    timeout = gcp.request_timeout_seconds
+    with api_errors(f"list_instances {parent}", where=where, api=API_NAME, timeout=timeout):
+        pager = client.list_instances(
+            request={"parent": parent, "page_size": PAGE_SIZE},
+            retry=retry_policy(timeout),
+            timeout=timeout,
+        )
+        instances: list[redis_v1.Instance] = []
+        for page in pager.pages:
+            if page.unreachable:
+                # A partial listing would report the unreachable regions' instances as missing.
+                raise TransientError(f"{parent}: regions unreachable: {', '.join(page.unreachable)}")
+            instances.extend(page.instances)
+        return instances
+
+
+def watched_by_id(stack: StackConfig, instances: Iterable[redis_v1.Instance]) -> dict[str, redis_v1.Instance]:
+    """The instances (of the stack's project's listing) the stack watches, by instance id."""
+    by_id: dict[str, redis_v1.Instance] = {}
+    for instance in instances:
+        key = split_instance_name(instance.name)
+        if watches(stack, key):
+            by_id[key.instance_id] = instance
+    return by_id
+
+
+class Inventory:
+    """The live instances of each watched project, listed at most once per scan (shared by stacks running in parallel)."""
+
+    def __init__(self, gcp: GcpSettings) -> None:
+        self._gcp = gcp
+        self._lock = threading.Lock()
+        self._listings: dict[str, Future[list[redis_v1.Instance]]] = {}
+
+    def instances(self, project: str) -> list[redis_v1.Instance]:
+        with self._lock:
+            future = self._listings.get(project)
+            owner = future is None
+            if owner:
+                future = self._listings[project] = Future()
+        assert future is not None
+        if owner:
+            try:
+                # The client is built once per process (core/gcp.py); a failure to build it is this listing's.
+                future.set_result(list_project_instances(make_client(self._gcp), project, self._gcp))
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future.result()

@@ -1,0 +1,82 @@
+"""The one property reader: an instance's compared properties by their Pulumi input paths, for the live and the declared instance alike."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from google.type import dayofweek_pb2
+
+from redisguard.program.config import ClusterConfig
+from redisguard.program.instance import declared_instance
+
+if TYPE_CHECKING:
+    from google.cloud import redis_v1
+
+WINDOW = "maintenancePolicy.weeklyMaintenanceWindows[0]"
+WINDOW_DAY, WINDOW_HOURS, WINDOW_MINUTES = (f"{WINDOW}.day", f"{WINDOW}.startTime.hours", f"{WINDOW}.startTime.minutes")
+
+
+# Pulumi inputs the program sets that are not compared, each with why: the API cannot change them
+# after creation (a change replaces the instance, which the pulumi engine reports), or they are
+# not an API field. tests/daemon/checks/test_drift_live_compare.py holds every input to this list or the reader.
+NOT_COMPARED = {
+    "name": "the instance id: a different one is a missing instance plus an unmanaged one",
+    "project": "where the instance is listed",
+    "region": "where the instance is listed",
+    "connectMode": "immutable after creation",
+    "authorizedNetwork": "immutable after creation",
+    "customerManagedKey": "immutable after creation",
+    "locationId": "immutable after creation (and chosen by Memorystore when unset)",
+    "deletionProtection": "the provider's own guard against `pulumi destroy`, not an API field",
+}
+
+
+def enum_name(value: Any) -> str:
+    """A proto-plus enum member's name as the API spells it (`STANDARD_HA`, `READY`)."""
+    return getattr(value, "name", None) or str(value)
+
+
+def enum_name_or(value: Any, unspecified_as: str | None) -> str | None:
+    """An enum's name, or `unspecified_as` when the field is left at its `*_UNSPECIFIED` member."""
+    name = enum_name(value)
+    return unspecified_as if name.endswith("_UNSPECIFIED") else name
+
+
+def expected_properties(cluster: ClusterConfig) -> dict[str, Any]:
+    """The compared properties of the instance the cluster declares, read as a live instance is read."""
+    return instance_properties(declared_instance(cluster))
+
+
+def instance_properties(instance: redis_v1.Instance) -> dict[str, Any]:
+    """The compared properties of an instance, by their Pulumi input paths (camelCase); the AUTH string is never read.
+
+    The one reader of both sides: the live instance from the API and the declared one
+    (program/instance.py), so a property compared is a property read the same way twice.
+    """
+    persistence = instance.persistence_config
+    props: dict[str, Any] = {
+        "displayName": instance.display_name or None,
+        "memorySizeGb": instance.memory_size_gb,
+        "tier": enum_name_or(instance.tier, None),
+        "redisVersion": instance.redis_version or None,
+        "authEnabled": bool(instance.auth_enabled),
+        # Memorystore leaves these unset when they are off; unset and off are the same state.
+        "transitEncryptionMode": enum_name_or(instance.transit_encryption_mode, "DISABLED"),
+        "persistenceConfig.persistenceMode": enum_name_or(persistence.persistence_mode, "DISABLED"),
+        "persistenceConfig.rdbSnapshotPeriod": enum_name_or(persistence.rdb_snapshot_period, None),
+    }
+    if props["tier"] == "STANDARD_HA":
+        # A BASIC instance has no replicas to count; the program sets neither for it.
+        props["replicaCount"] = instance.replica_count
+        props["readReplicasMode"] = enum_name_or(instance.read_replicas_mode, "READ_REPLICAS_DISABLED")
+    windows = list(instance.maintenance_policy.weekly_maintenance_window)
+    if windows:
+        window = windows[0]
+        props[WINDOW_DAY] = dayofweek_pb2.DayOfWeek.Name(window.day) if window.day else None
+        props[WINDOW_HOURS] = window.start_time.hours
+        props[WINDOW_MINUTES] = window.start_time.minutes
+    for key, value in instance.redis_configs.items():
+        props[f"redisConfigs.{key}"] = value
+    for key, value in instance.labels.items():
+        props[f"labels.{key}"] = value
+    return props
