@@ -21,7 +21,8 @@ from tests.fixtures.analyzer import (  # noqa: E402
     StackResource,
     start_policy_pack,
 )
-from tests.policies.test_pack import COMPLIANT, INSTANCE  # noqa: E402
+from tests.fixtures.policy_inputs import COMPLIANT  # noqa: E402
+from tests.fixtures.wire import INSTANCE_TYPE  # noqa: E402
 
 
 def one_run(resources: int) -> tuple[float, float, float]:
@@ -33,8 +34,8 @@ def one_run(resources: int) -> tuple[float, float, float]:
         props = dict(COMPLIANT, labels={"env": "production", "team": "platform", "service": "bench"})
         analysed = time.monotonic()
         for i in range(resources):
-            pack.analyze(INSTANCE, f"redis-{i}", props)
-        pack.analyze_stack([StackResource(INSTANCE, f"redis-{i}", props) for i in range(resources)])
+            pack.analyze(INSTANCE_TYPE, f"redis-{i}", props)
+        pack.analyze_stack([StackResource(INSTANCE_TYPE, f"redis-{i}", props) for i in range(resources)])
         analyse = time.monotonic() - analysed
     finally:
         pack.stop()

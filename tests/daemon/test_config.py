@@ -11,8 +11,7 @@ import pytest
 
 from redisguard.core.errors import ConfigError
 from redisguard.daemon.config import RedisguardConfig, default_stack_names, load_config
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.fixtures.repo import REPO
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

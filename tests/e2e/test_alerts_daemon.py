@@ -23,7 +23,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures.alerting import (
     DASHBOARD,
     PROMETHEUS_MADE,
-    REPO,
     RULES,
     WEBHOOK_TOKEN,
     Notification,
@@ -40,6 +39,7 @@ from tests.fixtures.alerting import (
 from tests.fixtures.daemon import DaemonHandle, daemon_config, launch_daemon
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import free_port, wait_for
+from tests.fixtures.repo import STAGING
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,6 @@ FOR = "2s"
 ARRIVAL_TIMEOUT = 120.0
 """Seconds for a change to become a notification: the daemon's next check run (every 2s), the
 Monitoring alignment it reads, a scrape, two rule evaluations and Alertmanager's group_wait."""
-STAGING = REPO / "program" / "Pulumi.staging.yaml"
 FILLED = "redis-cache"
 DRIFTED = "redis-sessions"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.fixtures.repo import REPO
 
 # Runs the demo as a child subreaper (PR_SET_CHILD_SUBREAPER): whatever the demo leaves behind
 # is re-parented here instead of to init, so it can be found by ancestry. Looking for a state

@@ -23,9 +23,10 @@ from pulumi.automation import CommandError, ConfigValue, EngineEvent, OpType, St
 from redisguard.policies.check import run_policy_check
 from redisguard.program import fleet
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.policy_inputs import BAD_PRODUCTION
 from tests.fixtures.policy_pack_launcher import policy_pack_launcher
-from tests.fixtures.pulumi_engine import REPO, Engine, engine_bin_dir, make_project
-from tests.policies.test_check import BAD_PRODUCTION
+from tests.fixtures.pulumi_engine import Engine, engine_bin_dir, make_project
+from tests.fixtures.repo import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -9,26 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.policy_inputs import BAD_PRODUCTION
+from tests.fixtures.repo import REPO
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-# Breaks three mandatory production policies (HA, persistence, TLS) and nothing the program refuses.
-BAD_PRODUCTION = """\
-config:
-  gcp:project: redisguard-production
-  gcp:region: europe-west1
-  redis-fleet:redis:
-    - name: redis-shortcut
-      memory_gb: 1
-      tier: BASIC
-      redis_version: REDIS_7_2
-      persistence_mode: DISABLED
-      transit_encryption: DISABLED
-      max_memory_policy: allkeys-lru
-      maintenance_window_day: SUNDAY
-      maintenance_start_hours: 8
-      labels: {env: production, team: platform}
-"""
 
 
 def policy_check(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,8 @@ from redisguard.policies.config import (
     parse_config,
 )
 from tests.fixtures.analyzer import PACK_DIR, AnalyzerFailed, PolicyConfigInvalid
-from tests.policies.test_pack import CONTRACT, INSTANCE, instance
+from tests.fixtures.policy_inputs import CONTRACT, instance, production_stack
+from tests.fixtures.wire import INSTANCE_TYPE
 
 slow = pytest.mark.slow
 
@@ -27,7 +28,7 @@ slow = pytest.mark.slow
 @slow
 def test_disabled_policy_does_not_run(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-auth-required": "disabled"})
-    result = pack.analyze(INSTANCE, "redis-orders", instance(authEnabled=False))
+    result = pack.analyze(INSTANCE_TYPE, "redis-orders", instance(authEnabled=False))
     assert result.diagnostics == ()
     assert "memorystore-auth-required" not in result.not_applicable
 
@@ -35,14 +36,14 @@ def test_disabled_policy_does_not_run(pack_for: Any) -> None:
 @slow
 def test_advisory_policy_raised_to_mandatory_blocks(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-cmek-in-production": {"enforcementLevel": "mandatory"}})
-    result = pack.analyze(INSTANCE, "redis-orders", instance(customerManagedKey=None))
+    result = pack.analyze(INSTANCE_TYPE, "redis-orders", instance(customerManagedKey=None))
     assert result.mandatory == {"memorystore-cmek-in-production"}
 
 
 @slow
 def test_mandatory_policy_lowered_to_advisory_warns_only(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-high-availability-in-production": "advisory"})
-    result = pack.analyze(INSTANCE, "redis-orders", instance(tier="BASIC"))
+    result = pack.analyze(INSTANCE_TYPE, "redis-orders", instance(tier="BASIC"))
     assert result.advisory == {"memorystore-high-availability-in-production"}
     assert not result.blocks
 
@@ -50,7 +51,7 @@ def test_mandatory_policy_lowered_to_advisory_warns_only(pack_for: Any) -> None:
 @slow
 def test_all_sets_every_level_and_a_named_policy_still_wins(pack_for: Any) -> None:
     pack = pack_for("production", {"all": "advisory", "memorystore-auth-required": "mandatory"})
-    result = pack.analyze(INSTANCE, "redis-orders", instance(authEnabled=False, tier="BASIC", memorySizeGb=400))
+    result = pack.analyze(INSTANCE_TYPE, "redis-orders", instance(authEnabled=False, tier="BASIC", memorySizeGb=400))
     assert result.mandatory == {"memorystore-auth-required"}
     assert result.advisory == {"memorystore-high-availability-in-production", "memorystore-memory-bounds"}
 
@@ -61,10 +62,10 @@ def test_all_sets_every_level_and_a_named_policy_still_wins(pack_for: Any) -> No
 @slow
 def test_memory_bounds_follow_config(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-memory-bounds": {"minMemoryGb": 4, "maxMemoryGb": 16}})
-    assert pack.analyze(INSTANCE, "r", instance(memorySizeGb=16)).diagnostics == ()
-    (message,) = pack.analyze(INSTANCE, "r", instance(memorySizeGb=32)).messages("memorystore-memory-bounds")
+    assert pack.analyze(INSTANCE_TYPE, "r", instance(memorySizeGb=16)).diagnostics == ()
+    (message,) = pack.analyze(INSTANCE_TYPE, "r", instance(memorySizeGb=32)).messages("memorystore-memory-bounds")
     assert "memorySizeGb must be between 4 and 16 GB; found 32" in message
-    (message,) = pack.analyze(INSTANCE, "r", instance(memorySizeGb=2)).messages("memorystore-memory-bounds")
+    (message,) = pack.analyze(INSTANCE_TYPE, "r", instance(memorySizeGb=2)).messages("memorystore-memory-bounds")
     assert "between 4 and 16 GB; found 2" in message
 
 
@@ -72,14 +73,14 @@ def test_memory_bounds_follow_config(pack_for: Any) -> None:
 def test_read_replica_minimum_follows_config(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-memory-bounds": {"minMemoryGbWithReadReplicas": 10}})
     props = instance(memorySizeGb=8, readReplicasMode="READ_REPLICAS_ENABLED")
-    (message,) = pack.analyze(INSTANCE, "r", props).messages("memorystore-memory-bounds")
+    (message,) = pack.analyze(INSTANCE_TYPE, "r", props).messages("memorystore-memory-bounds")
     assert "at least 10 GB with read replicas (readReplicasMode READ_REPLICAS_ENABLED); found 8" in message
 
 
 @slow
 def test_version_allow_list_follows_config(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-supported-redis-version": {"allowedVersions": ["REDIS_7_2"]}})
-    (message,) = pack.analyze(INSTANCE, "r", instance(redisVersion="REDIS_7_0")).messages(
+    (message,) = pack.analyze(INSTANCE_TYPE, "r", instance(redisVersion="REDIS_7_0")).messages(
         "memorystore-supported-redis-version"
     )
     assert "redisVersion must be one of REDIS_7_2; found 'REDIS_7_0'" in message
@@ -87,14 +88,14 @@ def test_version_allow_list_follows_config(pack_for: Any) -> None:
     pack = pack_for(
         "production", {"memorystore-supported-redis-version": {"allowedVersions": ["REDIS_6_X", "REDIS_7_2"]}}
     )
-    assert pack.analyze(INSTANCE, "r", instance(redisVersion="REDIS_6_X")).diagnostics == ()
+    assert pack.analyze(INSTANCE_TYPE, "r", instance(redisVersion="REDIS_6_X")).diagnostics == ()
 
 
 @slow
 def test_snapshot_period_limit_follows_config(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-persistence-in-production": {"maxSnapshotPeriod": "ONE_HOUR"}})
     props = instance(persistenceConfig={"persistenceMode": "RDB", "rdbSnapshotPeriod": "SIX_HOURS"})
-    (message,) = pack.analyze(INSTANCE, "r", props).messages("memorystore-persistence-in-production")
+    (message,) = pack.analyze(INSTANCE_TYPE, "r", props).messages("memorystore-persistence-in-production")
     assert "rdbSnapshotPeriod must be ONE_HOUR or shorter in production; found 'SIX_HOURS'" in message
 
 
@@ -109,7 +110,7 @@ def test_labels_days_networks_and_eviction_lists_follow_config(pack_for: Any) ->
             "memorystore-eviction-policy-explicit": {"allowedPolicies": ["allkeys-lru"]},
         },
     )
-    result = pack.analyze(INSTANCE, "r", instance())
+    result = pack.analyze(INSTANCE_TYPE, "r", instance())
     assert "missing cost-center" in result.messages("memorystore-required-labels")[0]
     assert (
         "day must be one of SATURDAY; found 'SUNDAY'" in result.messages("memorystore-maintenance-window-required")[0]
@@ -123,14 +124,14 @@ def test_labels_days_networks_and_eviction_lists_follow_config(pack_for: Any) ->
 @slow
 def test_exempt_resources_skip_one_instance_only(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-auth-required": {"exemptResources": ["legacy-*"]}})
-    assert pack.analyze(INSTANCE, "legacy-cache", instance(authEnabled=False)).diagnostics == ()
-    assert pack.analyze(INSTANCE, "redis-cache", instance(authEnabled=False)).mandatory == {"memorystore-auth-required"}
+    assert pack.analyze(INSTANCE_TYPE, "legacy-cache", instance(authEnabled=False)).diagnostics == ()
+    assert pack.analyze(INSTANCE_TYPE, "redis-cache", instance(authEnabled=False)).mandatory == {"memorystore-auth-required"}
 
 
 @slow
 def test_deletion_protection_can_require_an_explicit_setting(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-deletion-protection-in-production": {"requireExplicit": True}})
-    (message,) = pack.analyze(INSTANCE, "r", instance(deletionProtection=None)).messages(
+    (message,) = pack.analyze(INSTANCE_TYPE, "r", instance(deletionProtection=None)).messages(
         "memorystore-deletion-protection-in-production"
     )
     assert "found not set (requireExplicit is on)" in message
@@ -140,26 +141,24 @@ def test_deletion_protection_can_require_an_explicit_setting(pack_for: Any) -> N
 def test_production_globs_and_labels_follow_config(pack_for: Any) -> None:
     config = {"memorystore-high-availability-in-production": {"productionStacks": ["stag*"], "productionLabels": {}}}
     pack = pack_for("staging", config)
-    (message,) = pack.analyze(INSTANCE, "r", instance(tier="BASIC")).messages(
+    (message,) = pack.analyze(INSTANCE_TYPE, "r", instance(tier="BASIC")).messages(
         "memorystore-high-availability-in-production"
     )
     assert "in production (stack 'staging' matches 'stag*')" in message
 
     pack = pack_for("production", {"memorystore-high-availability-in-production": {"productionStacks": []}})
     props = instance(tier="BASIC", labels={"env": "prod", "team": "x"})
-    assert pack.analyze(INSTANCE, "r", props).diagnostics == ()
+    assert pack.analyze(INSTANCE_TYPE, "r", props).diagnostics == ()
 
 
 @slow
 def test_stack_budget_follows_config_and_can_be_disabled(pack_for: Any) -> None:
-    from tests.policies.test_pack import _stack
-
     pack = pack_for("production", {"memorystore-stack-memory-budget": {"maxTotalMemoryGb": 10}})
-    (message,) = pack.analyze_stack(_stack(8, 4)).messages("memorystore-stack-memory-budget")
+    (message,) = pack.analyze_stack(production_stack(8, 4)).messages("memorystore-stack-memory-budget")
     assert "must be at most 10 GB; found 12 GB" in message
 
     pack = pack_for("production", {"memorystore-stack-memory-budget": "disabled"})
-    assert pack.analyze_stack(_stack(300, 300)).diagnostics == ()
+    assert pack.analyze_stack(production_stack(300, 300)).diagnostics == ()
 
 
 @slow
@@ -219,7 +218,7 @@ def test_a_misspelt_policy_name_is_refused_only_without_a_level(pack_for: Any) -
     with pytest.raises(PolicyConfigInvalid, match='invalid enforcement level "" \\(entry "memorystore-auth-requried"\\)'):
         pack.configure({"memorystore-auth-requried": {"exemptResources": ["x"]}})
     pack.configure({"memorystore-auth-requried": "disabled"})
-    assert pack.analyze(INSTANCE, "r", instance(authEnabled=False)).mandatory == {"memorystore-auth-required"}
+    assert pack.analyze(INSTANCE_TYPE, "r", instance(authEnabled=False)).mandatory == {"memorystore-auth-required"}
 
 
 @slow
@@ -245,7 +244,7 @@ def test_config_the_schema_cannot_catch_fails_the_analysis_with_a_clear_message(
     # refuses such config itself, and the engine then fails the preview with this message.
     pack = pack_for("production", config)
     with pytest.raises(AnalyzerFailed) as excinfo:
-        pack.analyze(INSTANCE, "r", instance())
+        pack.analyze(INSTANCE_TYPE, "r", instance())
     assert expected in excinfo.value.details
 
 

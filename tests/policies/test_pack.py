@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shlex
@@ -18,74 +17,22 @@ import yaml
 
 from tests.fixtures.analyzer import (
     PACK_DIR,
-    StackResource,
     secret,
     start_policy_pack,
     unknown,
 )
-from tests.fixtures.processes import wait_for
+from tests.fixtures.policy_inputs import COMPLIANT, CONTRACT, instance, production_stack
+from tests.fixtures.processes import alive, wait_for
+from tests.fixtures.wire import INSTANCE_TYPE
 
 pytestmark = pytest.mark.slow
 
-INSTANCE = "gcp:redis/instance:Instance"
-
-# The contract table (BRIEF.md, issue 3): policy -> default level.
-CONTRACT = {
-    "memorystore-auth-required": "mandatory",
-    "memorystore-transit-encryption-required": "mandatory",
-    "memorystore-persistence-in-production": "mandatory",
-    "memorystore-memory-bounds": "mandatory",
-    "memorystore-high-availability-in-production": "mandatory",
-    "memorystore-cmek-in-production": "advisory",
-    "memorystore-maintenance-window-required": "advisory",
-    "memorystore-supported-redis-version": "advisory",
-    "memorystore-eviction-policy-explicit": "advisory",
-    "memorystore-private-networking": "advisory",
-    "memorystore-required-labels": "advisory",
-    "memorystore-deletion-protection-in-production": "advisory",
-    "memorystore-stack-memory-budget": "advisory",
-}
 PRODUCTION_ONLY = {
     "memorystore-persistence-in-production",
     "memorystore-high-availability-in-production",
     "memorystore-cmek-in-production",
     "memorystore-deletion-protection-in-production",
 }
-
-# An instance that satisfies every policy with the default config, in production.
-COMPLIANT: dict[str, Any] = {
-    "name": "redis-orders",
-    "memorySizeGb": 8,
-    "tier": "STANDARD_HA",
-    "redisVersion": "REDIS_7_2",
-    "authEnabled": True,
-    "transitEncryptionMode": "SERVER_AUTHENTICATION",
-    "persistenceConfig": {"persistenceMode": "RDB", "rdbSnapshotPeriod": "ONE_HOUR"},
-    "maintenancePolicy": {
-        "weeklyMaintenanceWindows": [
-            {"day": "SUNDAY", "startTime": {"hours": 8, "minutes": 0, "seconds": 0, "nanos": 0}}
-        ]
-    },
-    "redisConfigs": {"maxmemory-policy": "noeviction"},
-    "readReplicasMode": "READ_REPLICAS_DISABLED",
-    "replicaCount": 1,
-    "customerManagedKey": "projects/p/locations/europe-west1/keyRings/redis/cryptoKeys/memorystore",
-    "connectMode": "PRIVATE_SERVICE_ACCESS",
-    "authorizedNetwork": "projects/p/global/networks/prod-vpc",
-    "labels": {"env": "production", "team": "platform"},
-    "deletionProtection": True,
-}
-
-
-def instance(**changes: Any) -> dict[str, Any]:
-    """COMPLIANT with top-level changes; a value of None removes the property."""
-    props = copy.deepcopy(COMPLIANT)
-    for key, value in changes.items():
-        if value is None:
-            props.pop(key, None)
-        else:
-            props[key] = value
-    return props
 
 
 def assert_cli_accepts(command: str) -> None:
@@ -151,7 +98,7 @@ def test_pack_starts_with_the_stack_config_the_engine_passes(tmp_path: Path) -> 
     pack = start_policy_pack("production", stack_config=config, stack_tags={"team": "platform"})
     try:
         pack.configure(None)
-        assert pack.analyze(INSTANCE, "redis-orders", instance()).diagnostics == ()
+        assert pack.analyze(INSTANCE_TYPE, "redis-orders", instance()).diagnostics == ()
     finally:
         pack.stop()
 
@@ -169,7 +116,7 @@ def test_a_pack_whose_virtualenv_is_missing_does_not_start(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("stack", ["production", "staging"])
 def test_compliant_instance_passes_every_policy(pack_for: Any, stack: str) -> None:
-    result = pack_for(stack).analyze(INSTANCE, "redis-orders", instance(labels={"env": stack, "team": "platform"}))
+    result = pack_for(stack).analyze(INSTANCE_TYPE, "redis-orders", instance(labels={"env": stack, "team": "platform"}))
     assert result.diagnostics == ()
 
 
@@ -289,7 +236,7 @@ VIOLATIONS = [
 def test_each_violation_is_reported_at_its_default_level_with_the_requirement_and_value(
     pack_for: Any, policy: str, changes: dict[str, Any], fragments: list[str]
 ) -> None:
-    result = pack_for("production").analyze(INSTANCE, "redis-orders", instance(**changes))
+    result = pack_for("production").analyze(INSTANCE_TYPE, "redis-orders", instance(**changes))
 
     assert result.policies == {policy}
     assert result.level(policy) == CONTRACT[policy]
@@ -311,7 +258,7 @@ def test_general_policies_apply_in_staging_too(pack_for: Any, policy: str, chang
     props = instance(**changes)
     if "labels" not in changes:
         props["labels"] = {"env": "staging", "team": "platform"}
-    result = pack_for("staging").analyze(INSTANCE, "redis-orders", props)
+    result = pack_for("staging").analyze(INSTANCE_TYPE, "redis-orders", props)
     assert result.policies == {policy}
     assert result.level(policy) == CONTRACT[policy]
 
@@ -324,7 +271,7 @@ def test_production_only_policies_do_not_apply_to_a_staging_instance(pack_for: A
         deletionProtection=False,
         labels={"env": "staging", "team": "platform"},
     )
-    result = pack_for("staging").analyze(INSTANCE, "redis-cache", lax)
+    result = pack_for("staging").analyze(INSTANCE_TYPE, "redis-cache", lax)
 
     assert result.diagnostics == ()
     assert set(result.not_applicable) == PRODUCTION_ONLY
@@ -334,7 +281,7 @@ def test_production_only_policies_do_not_apply_to_a_staging_instance(pack_for: A
 
 def test_env_production_label_makes_an_instance_production_in_any_stack(pack_for: Any) -> None:
     labelled = instance(tier="BASIC", persistenceConfig={"persistenceMode": "DISABLED"}, customerManagedKey=None)
-    result = pack_for("staging").analyze(INSTANCE, "redis-cache", labelled)
+    result = pack_for("staging").analyze(INSTANCE_TYPE, "redis-cache", labelled)
 
     assert result.policies == {
         "memorystore-high-availability-in-production",
@@ -347,7 +294,7 @@ def test_env_production_label_makes_an_instance_production_in_any_stack(pack_for
 
 def test_a_bad_instance_gets_every_violation_at_once_and_blocks(pack_for: Any) -> None:
     bad = {"memorySizeGb": 400, "tier": "BASIC", "redisVersion": "REDIS_5_0", "labels": {"env": "production"}}
-    result = pack_for("production").analyze(INSTANCE, "redis-legacy", bad)
+    result = pack_for("production").analyze(INSTANCE_TYPE, "redis-legacy", bad)
 
     assert result.mandatory == {name for name, level in CONTRACT.items() if level == "mandatory"}
     assert result.advisory == {
@@ -363,15 +310,15 @@ def test_a_bad_instance_gets_every_violation_at_once_and_blocks(pack_for: Any) -
 
 def test_protect_resource_option_counts_as_deletion_protection(pack_for: Any) -> None:
     pack = pack_for("production")
-    assert pack.analyze(INSTANCE, "redis-orders", instance(deletionProtection=False), protect=True).diagnostics == ()
+    assert pack.analyze(INSTANCE_TYPE, "redis-orders", instance(deletionProtection=False), protect=True).diagnostics == ()
     # Unset means the provider's default (on); only an explicit false is a violation by default.
-    assert pack.analyze(INSTANCE, "redis-orders", instance(deletionProtection=None)).diagnostics == ()
+    assert pack.analyze(INSTANCE_TYPE, "redis-orders", instance(deletionProtection=None)).diagnostics == ()
 
 
 def test_null_inputs_count_as_unset(pack_for: Any) -> None:
     # The engine passes nulls through to analyzers; an explicit null is the provider's default.
     props = dict(COMPLIANT, authEnabled=None, persistenceConfig={"persistenceMode": "RDB", "rdbSnapshotPeriod": None})
-    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+    result = pack_for("production").analyze(INSTANCE_TYPE, "redis-orders", props)
 
     assert result.policies == {"memorystore-auth-required", "memorystore-persistence-in-production"}
     assert "found not set (Memorystore's default is false)" in result.messages("memorystore-auth-required")[0]
@@ -399,7 +346,7 @@ def test_every_property_unknown_during_preview_neither_crashes_nor_blocks(pack_f
         props = {key: unknown("object" if isinstance(value, dict) else "string") for key, value in COMPLIANT.items()}
         props["memorySizeGb"] = unknown("number")
         props["authEnabled"] = unknown("bool")
-    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+    result = pack_for("production").analyze(INSTANCE_TYPE, "redis-orders", props)
 
     assert result.diagnostics == ()
     assert set(result.not_applicable) == set(CONTRACT) - {"memorystore-stack-memory-budget"}
@@ -440,7 +387,7 @@ NESTED_UNKNOWNS = [
 def test_an_unknown_inside_an_object_is_skipped_not_reported(
     pack_for: Any, policy: str, changes: dict[str, Any], path: str
 ) -> None:
-    result = pack_for("production").analyze(INSTANCE, "redis-orders", instance(**changes))
+    result = pack_for("production").analyze(INSTANCE_TYPE, "redis-orders", instance(**changes))
 
     assert result.diagnostics == ()
     assert set(result.not_applicable) == {policy}
@@ -450,7 +397,7 @@ def test_an_unknown_inside_an_object_is_skipped_not_reported(
 def test_a_known_maintenance_day_is_checked_while_its_start_time_is_unknown(pack_for: Any) -> None:
     pack = pack_for("production", {"memorystore-maintenance-window-required": {"allowedDays": ["SUNDAY"]}})
     windows = [{"day": "MONDAY", "startTime": unknown()}]
-    result = pack.analyze(INSTANCE, "redis-orders", instance(maintenancePolicy={"weeklyMaintenanceWindows": windows}))
+    result = pack.analyze(INSTANCE_TYPE, "redis-orders", instance(maintenancePolicy={"weeklyMaintenanceWindows": windows}))
 
     (message,) = result.messages("memorystore-maintenance-window-required")
     assert "weeklyMaintenanceWindows[0].day must be one of SUNDAY; found 'MONDAY'" in message
@@ -458,8 +405,8 @@ def test_a_known_maintenance_day_is_checked_while_its_start_time_is_unknown(pack
 
 def test_an_unknown_replica_mode_does_not_hold_up_a_size_fine_either_way(pack_for: Any) -> None:
     pack = pack_for("production")
-    assert pack.analyze(INSTANCE, "r", instance(readReplicasMode=unknown(), memorySizeGb=8)).not_applicable == {}
-    result = pack.analyze(INSTANCE, "r", instance(readReplicasMode=unknown(), memorySizeGb=2))
+    assert pack.analyze(INSTANCE_TYPE, "r", instance(readReplicasMode=unknown(), memorySizeGb=8)).not_applicable == {}
+    result = pack.analyze(INSTANCE_TYPE, "r", instance(readReplicasMode=unknown(), memorySizeGb=2))
     assert result.diagnostics == ()
     assert "readReplicasMode" in result.not_applicable["memorystore-memory-bounds"]
 
@@ -475,7 +422,7 @@ def test_unknown_nested_values_leave_the_known_ones_checked(pack_for: Any) -> No
         memorySizeGb=unknown("number"),
         tier="BASIC",
     )
-    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+    result = pack_for("production").analyze(INSTANCE_TYPE, "redis-orders", props)
 
     assert result.policies == {"memorystore-private-networking", "memorystore-high-availability-in-production"}
     assert "found 'DIRECT_PEERING'" in result.messages("memorystore-private-networking")[0]
@@ -486,7 +433,7 @@ def test_unknown_nested_values_leave_the_known_ones_checked(pack_for: Any) -> No
 
 def test_unknown_labels_in_a_staging_stack_do_not_block(pack_for: Any) -> None:
     props = instance(labels=unknown("object"), tier="BASIC", persistenceConfig={"persistenceMode": "DISABLED"})
-    result = pack_for("staging").analyze(INSTANCE, "redis-cache", props)
+    result = pack_for("staging").analyze(INSTANCE_TYPE, "redis-cache", props)
 
     assert not result.blocks
     reason = result.not_applicable["memorystore-high-availability-in-production"]
@@ -495,7 +442,7 @@ def test_unknown_labels_in_a_staging_stack_do_not_block(pack_for: Any) -> None:
 
 def test_secret_values_are_read_and_never_echoed(pack_for: Any) -> None:
     props = instance(authEnabled=secret(True), authString=secret("s3cr3t-auth"), tier="BASIC")
-    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+    result = pack_for("production").analyze(INSTANCE_TYPE, "redis-orders", props)
 
     assert result.policies == {"memorystore-high-availability-in-production"}
     assert all("s3cr3t" not in d.message for d in result.diagnostics)
@@ -503,7 +450,7 @@ def test_secret_values_are_read_and_never_echoed(pack_for: Any) -> None:
 
 def test_odd_shapes_are_reported_not_crashed_on(pack_for: Any) -> None:
     props = instance(maintenancePolicy={"weeklyMaintenanceWindows": "SUNDAY"}, labels=["env"], authorizedNetwork=7)
-    result = pack_for("production").analyze(INSTANCE, "redis-orders", props)
+    result = pack_for("production").analyze(INSTANCE_TYPE, "redis-orders", props)
 
     assert (
         "weeklyMaintenanceWindows must be a list; found 'SUNDAY'"
@@ -519,17 +466,11 @@ def test_odd_shapes_are_reported_not_crashed_on(pack_for: Any) -> None:
 # --- the stack policy ------------------------------------------------------------------------------
 
 
-def _stack(*sizes: Any) -> list[StackResource]:
-    resources = [StackResource("pulumi:pulumi:Stack", "redis-fleet-production", {})]
-    resources += [StackResource(INSTANCE, f"redis-{i}", instance(memorySizeGb=size)) for i, size in enumerate(sizes)]
-    return resources
-
-
 def test_stack_memory_budget_passes_within_and_warns_above(pack_for: Any) -> None:
     pack = pack_for("production")
-    assert pack.analyze_stack(_stack(200, 300)).diagnostics == ()
+    assert pack.analyze_stack(production_stack(200, 300)).diagnostics == ()
 
-    result = pack.analyze_stack(_stack(200, 300, 8))
+    result = pack.analyze_stack(production_stack(200, 300, 8))
     assert result.policies == {"memorystore-stack-memory-budget"}
     assert result.level("memorystore-stack-memory-budget") == "advisory"
     (message,) = result.messages("memorystore-stack-memory-budget")
@@ -538,18 +479,10 @@ def test_stack_memory_budget_passes_within_and_warns_above(pack_for: Any) -> Non
 
 def test_stack_memory_budget_counts_only_known_sizes_during_preview(pack_for: Any) -> None:
     pack = pack_for("production")
-    assert pack.analyze_stack(_stack(300, unknown("number"))).diagnostics == ()
+    assert pack.analyze_stack(production_stack(300, unknown("number"))).diagnostics == ()
 
-    (message,) = pack.analyze_stack(_stack(300, 300, unknown("number"))).messages("memorystore-stack-memory-budget")
+    (message,) = pack.analyze_stack(production_stack(300, 300, unknown("number"))).messages("memorystore-stack-memory-budget")
     assert "found 600 GB" in message and "1 more not yet known: redis-2" in message
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def test_a_killed_test_run_leaves_no_pack_behind() -> None:
@@ -569,10 +502,10 @@ def test_a_killed_test_run_leaves_no_pack_behind() -> None:
         try:
             assert runner.stdout is not None
             pack_pid = int(runner.stdout.readline())
-            assert _alive(pack_pid)
+            assert alive(pack_pid)
         finally:
             runner.kill()
-    wait_for(lambda: not _alive(pack_pid), timeout=10, what="the pack to die with the process that started it")
+    wait_for(lambda: not alive(pack_pid), timeout=10, what="the pack to die with the process that started it")
 
 
 # --- startup: Pulumi users complain of multi-second policy startup ---------------------------------
@@ -585,7 +518,7 @@ def test_pack_starts_and_analyses_100_resources_promptly(capsys: pytest.CaptureF
         pack.configure(Path(PACK_DIR / "config" / "production.json"))
         for i in range(100):
             result = pack.analyze(
-                INSTANCE, f"redis-{i}", instance(labels={"env": "production", "team": "t", "service": "s"})
+                INSTANCE_TYPE, f"redis-{i}", instance(labels={"env": "production", "team": "t", "service": "s"})
             )
             assert not result.blocks
         total = time.monotonic() - began

@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 
 from tests.fixtures.analyzer import PACK_DIR, StackResource
+from tests.fixtures.policy_inputs import BAD_PRODUCTION
 from tests.fixtures.pulumi_program import RegisteredResource, run_stack
-from tests.policies.test_check import BAD_PRODUCTION
+from tests.fixtures.repo import REPO
+from tests.fixtures.wire import INSTANCE_TYPE
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-INSTANCE = "gcp:redis/instance:Instance"
 
 
 def _analyze_all(pack: Any, resources: list[RegisteredResource]) -> dict[str, Any]:
-    return {r.name: pack.analyze(r.type, r.name, r.inputs) for r in resources if r.type == INSTANCE}
+    return {r.name: pack.analyze(r.type, r.name, r.inputs) for r in resources if r.type == INSTANCE_TYPE}
 
 
 def _stack_resources(resources: list[RegisteredResource]) -> list[StackResource]:

@@ -11,6 +11,7 @@ import pytest
 
 from redisguard.program.config import StackConfigError, load_stack_file, parse_clusters
 from tests.fixtures.pulumi_program import run_program
+from tests.fixtures.repo import REPO
 
 BASE = {"name": "cache", "memory_gb": 2, "tier": "BASIC"}
 P = "redis-fleet:redis[0] (cache)"
@@ -311,7 +312,7 @@ def test_auth_enabled_true_is_accepted_as_written() -> None:
 
 
 def _doc_table(heading: str) -> dict[str, list[str]]:
-    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
     rows: dict[str, list[str]] = {}
     for line in section.splitlines():

@@ -22,10 +22,7 @@ from tests.fixtures.pulumi_program import (
     run_program,
     stack_config_values,
 )
-
-# pulumi.runtime.rpc's markers for a secret value on the wire.
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
-SECRET_VALUE_SIG = "1b47061264138c4ac30d75fd1eb44270"
+from tests.fixtures.wire import SECRET_SIG, SECRET_SIG_KEY
 
 ORIGINAL_ENTRY = {
     "name": "redis-sidekiq",
@@ -111,7 +108,7 @@ def test_stack_output_shows_connection_details_and_the_auth_string_only_as_a_sec
     assert exported["port"] == 6378
     assert exported["current_location_id"] == "europe-west1-b"
     # Only the AUTH string carries Pulumi's secret signature (encrypted in state, `[secret]` in output).
-    assert exported["auth_string"].get(SECRET_SIG) == SECRET_VALUE_SIG
+    assert exported["auth_string"].get(SECRET_SIG_KEY) == SECRET_SIG
     assert [key for key, value in exported.items() if isinstance(value, dict)] == ["auth_string"]
 
 

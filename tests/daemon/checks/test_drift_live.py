@@ -16,10 +16,9 @@ from redisguard.daemon.checks.drift import run_scan
 from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
 from tests.fixtures.emulator import EmulatorHandle
+from tests.fixtures.repo import REPO, STAGING
+from tests.fixtures.wire import INSTANCE_TYPE
 
-REPO = Path(__file__).resolve().parents[3]
-STAGING = REPO / "program" / "Pulumi.staging.yaml"
-INSTANCE = "gcp:redis/instance:Instance"
 OPERATION_TIMEOUT = 60
 
 pytestmark = pytest.mark.slow
@@ -88,7 +87,7 @@ def test_out_of_band_changes_are_reported_property_by_property(
     assert stack["items"] == [
         {
             "resource": "redis-sessions",
-            "type": INSTANCE,
+            "type": INSTANCE_TYPE,
             "kind": "changed",
             "properties": [
                 {"path": "persistenceConfig.persistenceMode", "expected": "RDB", "actual": "DISABLED"},
@@ -97,17 +96,17 @@ def test_out_of_band_changes_are_reported_property_by_property(
         },
         {
             "resource": "redis-sidekiq",
-            "type": INSTANCE,
+            "type": INSTANCE_TYPE,
             "kind": "changed",
             "properties": [
                 {"path": "memorySizeGb", "expected": 2, "actual": 3},
                 {"path": "redisConfigs.maxmemory-policy", "expected": "noeviction", "actual": "allkeys-lru"},
             ],
         },
-        {"resource": "redis-cache", "type": INSTANCE, "kind": "missing", "properties": []},
+        {"resource": "redis-cache", "type": INSTANCE_TYPE, "kind": "missing", "properties": []},
         {
             "resource": f"projects/{emulator.project}/locations/{emulator.region}/instances/redis-stray",
-            "type": INSTANCE,
+            "type": INSTANCE_TYPE,
             "kind": "unmanaged",
             "properties": [],
         },

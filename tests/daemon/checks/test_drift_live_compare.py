@@ -18,8 +18,8 @@ from redisguard.daemon.reports.drift import PropertyDrift
 from redisguard.program.config import ClusterConfig, load_stack_file
 from redisguard.program.instance import declared_instance
 from tests.fixtures.pulumi_program import INSTANCE_TYPE, run_stack
+from tests.fixtures.repo import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 STACK_FILES = [REPO / "program" / "Pulumi.staging.yaml", REPO / "program" / "Pulumi.production.yaml"]
 
 

@@ -7,8 +7,7 @@ import pytest
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import IgnoreRule
 from redisguard.daemon.fleet.paths import normalize_path, parse_path
-
-INSTANCE = "gcp:redis/instance:Instance"
+from tests.fixtures.wire import INSTANCE_TYPE
 
 
 @pytest.mark.parametrize(
@@ -44,7 +43,7 @@ def test_paths_parse_into_keys_and_indexes(raw: str, parts: tuple, canonical: st
     ],
 )
 def test_builtin_rules_cover_what_the_service_changes_by_itself(path: str, ignored: bool) -> None:
-    assert IgnoreRules().ignored(INSTANCE, "redis-cache", path) is ignored
+    assert IgnoreRules().ignored(INSTANCE_TYPE, "redis-cache", path) is ignored
 
 
 def test_builtins_apply_only_to_memorystore_instances() -> None:
@@ -54,17 +53,17 @@ def test_builtins_apply_only_to_memorystore_instances() -> None:
 def test_user_rules_match_type_resource_and_quoted_paths() -> None:
     rules = IgnoreRules(
         [
-            IgnoreRule(type=INSTANCE, path='labels["last-touched-by"]'),
+            IgnoreRule(type=INSTANCE_TYPE, path='labels["last-touched-by"]'),
             IgnoreRule(type="gcp:redis/*", path="redisConfigs.notify-*", resource="redis-cache"),
         ],
         builtins=False,
     )
-    assert rules.ignored(INSTANCE, "redis-sidekiq", "labels.last-touched-by")
-    assert rules.ignored(INSTANCE, "redis-sidekiq", 'labels["last-touched-by"]')
-    assert not rules.ignored(INSTANCE, "redis-sidekiq", "labels.team")
-    assert rules.ignored(INSTANCE, "redis-cache", "redisConfigs.notify-keyspace-events")
-    assert not rules.ignored(INSTANCE, "redis-sidekiq", "redisConfigs.notify-keyspace-events")
-    assert not rules.ignored(INSTANCE, "redis-cache", "currentLocationId")
+    assert rules.ignored(INSTANCE_TYPE, "redis-sidekiq", "labels.last-touched-by")
+    assert rules.ignored(INSTANCE_TYPE, "redis-sidekiq", 'labels["last-touched-by"]')
+    assert not rules.ignored(INSTANCE_TYPE, "redis-sidekiq", "labels.team")
+    assert rules.ignored(INSTANCE_TYPE, "redis-cache", "redisConfigs.notify-keyspace-events")
+    assert not rules.ignored(INSTANCE_TYPE, "redis-sidekiq", "redisConfigs.notify-keyspace-events")
+    assert not rules.ignored(INSTANCE_TYPE, "redis-cache", "currentLocationId")
 
 
 def test_whole_resources_are_ignored_by_kind_and_name_glob() -> None:
@@ -88,4 +87,4 @@ def test_whole_resources_are_ignored_by_kind_and_name_glob() -> None:
     assert not rules.resource_ignored(DriftItem(resource="redis-canary-7", kind="changed"))
     assert not rules.resource_ignored(DriftItem(resource="projects/p/locations/r/instances/redis-prod", kind="unmanaged"))
     assert not rules.resource_ignored(DriftItem(resource="redis-noisy", kind="unmanaged"))
-    assert rules.ignored(INSTANCE, "redis-noisy", "labels.team")
+    assert rules.ignored(INSTANCE_TYPE, "redis-noisy", "labels.team")

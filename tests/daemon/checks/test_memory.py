@@ -20,10 +20,10 @@ from redisguard.daemon.checks import memory
 from redisguard.daemon.checks.memory import MemoryCheck, run_memory_check, time_to_full
 from redisguard.daemon.config import RedisguardConfig, config_from_mapping
 from redisguard.daemon.reports.memory import MemoryReport
-from tests.fixtures.emulator import REPO, EmulatorHandle, start_emulator
+from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for
+from tests.fixtures.repo import STAGING
 
-STAGING = REPO / "program" / "Pulumi.staging.yaml"
 STAGING_IDS = {"redis-sidekiq", "redis-cache", "redis-sessions"}
 # The API calls of one project's memory check: one listing, four current metrics, one trend.
 CALLS_PER_PROJECT = {"redis": {"ListInstances": 1}, "monitoring": {"ListTimeSeries": 5}}

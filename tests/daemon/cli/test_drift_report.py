@@ -21,8 +21,7 @@ from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.fleet import stacks
 from redisguard.program.config import StackConfig
 from tests.fixtures.processes import wait_for
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.fixtures.repo import REPO
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

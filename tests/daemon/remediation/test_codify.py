@@ -24,10 +24,8 @@ from redisguard.daemon.fleet.stack_edit import StackFile
 from redisguard.program.config import ClusterConfig
 from redisguard.program.mocks import INSTANCE_TYPE, run_stack
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.repo import PRODUCTION, STAGING
 
-REPO = Path(__file__).resolve().parents[3]
-STAGING = REPO / "program" / "Pulumi.staging.yaml"
-PRODUCTION = REPO / "program" / "Pulumi.production.yaml"
 OPERATION_TIMEOUT = 60
 
 

@@ -18,9 +18,8 @@ from redisguard.daemon.reports.memory import InstanceMemory
 from redisguard.policies.check import run_policy_check
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for
+from tests.fixtures.repo import STAGING
 
-REPO = Path(__file__).resolve().parents[3]
-STAGING = REPO / "program" / "Pulumi.staging.yaml"
 GIB = 2**30
 
 

@@ -22,8 +22,8 @@ from redisguard.daemon.reports.memory import (
 )
 from redisguard.daemon.reports.render import format_bytes, format_time_to_full
 from tests.fixtures.processes import free_port
+from tests.fixtures.repo import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 LONG_ID = "redis-a-very-long-instance-name-of-40-ch"
 
 

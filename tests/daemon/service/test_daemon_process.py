@@ -22,14 +22,14 @@ from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
 
 from tests.daemon.checks.test_drift_pulumi import FAKE_PULUMI
-from tests.fixtures.daemon import REPO, DaemonHandle, children_of, daemon_config, launch_daemon
+from tests.fixtures.daemon import DaemonHandle, daemon_config, launch_daemon
 from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator
-from tests.fixtures.processes import free_port, wait_for
+from tests.fixtures.processes import alive, children_of, free_port, wait_for
+from tests.fixtures.repo import STAGING
 from tests.fixtures.tls import make_certificates
 
 pytestmark = pytest.mark.slow
 
-STAGING = REPO / "program" / "Pulumi.staging.yaml"
 PROJECT = "redisguard-staging"
 REGION = "europe-west1"
 STAGING_INSTANCES = ("redis-cache", "redis-sessions", "redis-sidekiq")
@@ -179,7 +179,7 @@ def test_sigterm_while_a_refresh_runs_exits_0_within_10s_leaving_no_child(
     elapsed = time.monotonic() - started
     assert code == 0, daemon.log()[-2000:]
     assert elapsed < 10, elapsed
-    wait_for(lambda: not (descendants & _alive_pids()), timeout=5, what="every child of the daemon to be gone")
+    wait_for(lambda: not any(alive(pid) for pid in descendants), timeout=5, what="every child of the daemon to be gone")
     assert "stopping signal=SIGTERM" in daemon.log()
 
 
@@ -310,19 +310,6 @@ def test_json_logs_carry_the_effective_config_once_with_secrets_redacted(
     results = [line for line in lines if line["message"] == "check finished"]
     assert {"check", "target", "status", "duration"} <= set(results[0])
     assert "hunter3pw" not in daemon.log() and "pul-t0ken-value-1234" not in daemon.log()
-
-
-def _alive_pids() -> set[int]:
-    alive = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if state != "Z":
-                alive.add(int(entry.name))
-    return alive
 
 
 def _version() -> str:

@@ -25,6 +25,7 @@ from redisguard.daemon.service.metrics import Exposition
 from redisguard.daemon.service.results import CheckFailure, Results
 from redisguard.daemon.service.webconfig import WebConfig, load_web_config
 from tests.fixtures.processes import free_port
+from tests.fixtures.repo import REPO
 from tests.fixtures.tls import Certificates, make_certificates
 
 PASSWORD = "scrape-me-please"
@@ -406,10 +407,9 @@ def test_check_config_names_web_config_problems_without_showing_a_password(tmp_p
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[3]
     web = write_web_config(tmp_path, "basic_auth_users: {prometheus: hunter2-in-clear}\n")
     config = tmp_path / "redisguard.yaml"
-    config.write_text(f"pulumi: {{work_dir: {repo / 'program'}}}\nserver: {{web_config_file: {web.name}}}\n")
+    config.write_text(f"pulumi: {{work_dir: {REPO / 'program'}}}\nserver: {{web_config_file: {web.name}}}\n")
     result = subprocess.run(
         [sys.executable, "-m", "redisguard.daemon.cli", "check-config", "--config", str(config)],
         capture_output=True, text=True, timeout=120,

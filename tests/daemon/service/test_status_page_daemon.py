@@ -26,11 +26,11 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from redisguard.core.processes import die_with_parent_argv
 from tests.fixtures.browser import screenshot
-from tests.fixtures.emulator import REPO, EmulatorHandle, start_emulator
+from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import free_port, wait_for
+from tests.fixtures.repo import STAGING
 from tests.fixtures.tls import Certificates, make_certificates
 
-STAGING = REPO / "program" / "Pulumi.staging.yaml"
 USER, PASSWORD = "oncall", "page-me-please"
 pytestmark = pytest.mark.slow
 
