@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.daemon",
     "tests.fixtures.browser",
     "tests.fixtures.pulumi_engine",
+    "tests.fixtures.pulumi_cli",
 ]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -21,10 +19,10 @@ import yaml
 from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
 
-from tests.daemon.checks.test_drift_pulumi import FAKE_PULUMI
 from tests.fixtures.daemon import DaemonHandle, daemon_config, launch_daemon
 from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator
 from tests.fixtures.processes import alive, children_of, free_port, wait_for
+from tests.fixtures.pulumi_cli import install_fake_pulumi
 from tests.fixtures.repo import STAGING
 from tests.fixtures.tls import make_certificates
 
@@ -46,24 +44,12 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandl
 @pytest.fixture
 def fake_pulumi_cli(tmp_path: Path) -> Callable[[dict[str, Any]], dict[str, str]]:
     """A stand-in `pulumi` on PATH for the daemon's environment; returns the env to start it with."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    exe = bin_dir / "pulumi"
-    exe.write_text(FAKE_PULUMI.format(python=sys.executable))
-    exe.chmod(0o755)
-    work_dir = tmp_path / "program"
-    work_dir.mkdir()
-    (work_dir / "Pulumi.yaml").write_text("name: redis-fleet\nruntime: python\n")
-    (work_dir / "Pulumi.staging.yaml").write_text(STAGING.read_text())
+    fake = install_fake_pulumi(tmp_path)
+    (fake.work_dir / "Pulumi.staging.yaml").write_text(STAGING.read_text())
 
     def scenario(stacks: dict[str, Any]) -> dict[str, str]:
-        (tmp_path / "scenario.json").write_text(json.dumps({"version": "3.210.0", "stacks": stacks}))
-        return {
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "FAKE_PULUMI_SCENARIO": str(tmp_path / "scenario.json"),
-            "FAKE_PULUMI_LOG": str(tmp_path / "pulumi-calls.jsonl"),
-            "PULUMI_WORK_DIR": str(work_dir),
-        }
+        fake(stacks)
+        return {**fake.env, "PULUMI_WORK_DIR": str(fake.work_dir)}
 
     return scenario
 
