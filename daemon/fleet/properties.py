@@ -18,7 +18,7 @@ WINDOW_DAY, WINDOW_HOURS, WINDOW_MINUTES = (f"{WINDOW}.day", f"{WINDOW}.startTim
 
 # Pulumi inputs the program sets that are not compared, each with why: the API cannot change them
 # after creation (a change replaces the instance, which the pulumi engine reports), or they are
-# not an API field. tests/daemon/checks/test_drift_live_compare.py holds every input to this list or the reader.
+# not an API field. tests/daemon/fleet/test_properties.py holds every input to this list or the reader.
 NOT_COMPARED = {
     "name": "the instance id: a different one is a missing instance plus an unmanaged one",
     "project": "where the instance is listed",

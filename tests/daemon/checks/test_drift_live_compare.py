@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,44 +11,12 @@ from google.protobuf import duration_pb2
 from redisguard.daemon.checks.drift_live import compare
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import IgnoreRule
-from redisguard.daemon.fleet.paths import parse_path
-from redisguard.daemon.fleet.properties import NOT_COMPARED, expected_properties
 from redisguard.daemon.reports.drift import PropertyDrift
 from redisguard.program.config import ClusterConfig, load_stack_file
 from redisguard.program.instance import declared_instance
-from tests.fixtures.pulumi_program import INSTANCE_TYPE, run_stack
 from tests.fixtures.repo import REPO
 
 STACK_FILES = [REPO / "program" / "Pulumi.staging.yaml", REPO / "program" / "Pulumi.production.yaml"]
-
-
-def _lookup(inputs: dict[str, Any], path: str) -> Any:
-    """The input at `path`; None where the program leaves it unset (as the reader shows an unset field)."""
-    value: Any = inputs
-    for part in parse_path(path):
-        try:
-            value = value[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return value
-
-
-@pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda p: p.name)
-def test_expected_values_are_the_inputs_the_program_registers(stack_file: Path) -> None:
-    """The live engine must expect exactly what `pulumi up` would set, or it reports phantom drift."""
-    registered = {r.name: r.inputs for r in run_stack(stack_file) if r.type == INSTANCE_TYPE}
-    stack = load_stack_file(stack_file)
-    assert set(registered) == {c.name for c in stack.clusters}
-    for cluster in stack.clusters:
-        inputs = registered[cluster.name]
-        for path, value in expected_properties(cluster).items():
-            assert _lookup(inputs, path) == value, (cluster.name, path)
-        # Every redis config and label the program sets is compared.
-        assert {f"redisConfigs.{k}" for k in inputs.get("redisConfigs") or {}} <= set(expected_properties(cluster))
-        assert {f"labels.{k}" for k in inputs.get("labels") or {}} <= set(expected_properties(cluster))
-        # Every other input the program sets is compared, or listed with the reason it is not.
-        compared_roots = {parse_path(path)[0] for path in expected_properties(cluster)}
-        assert set(inputs) - compared_roots <= set(NOT_COMPARED), (cluster.name, set(inputs) - compared_roots)
 
 
 def instance_like(cluster: ClusterConfig, **overrides: Any) -> redis_v1.Instance:
@@ -128,27 +95,3 @@ def test_replicas_and_tls_are_compared_on_ha_instances() -> None:
         PropertyDrift(path="replicaCount", expected=1, actual=0),
         PropertyDrift(path="transitEncryptionMode", expected="SERVER_AUTHENTICATION", actual="DISABLED"),
     ]
-
-
-def test_refused_credentials_are_a_permanent_error_that_says_so() -> None:
-    from google.auth import exceptions as auth_exceptions
-    from google.auth.credentials import Credentials
-    from google.cloud import redis_v1
-
-    from redisguard.core.errors import PermanentError
-    from redisguard.daemon.config import GcpSettings
-    from redisguard.daemon.fleet.inventory import list_project_instances
-
-    class Expired(Credentials):
-        def refresh(self, request: object) -> None:
-            raise auth_exceptions.RefreshError("invalid_grant: Token has been expired or revoked.")
-
-    client = redis_v1.CloudRedisClient(
-        transport="rest", client_options={"api_endpoint": "http://127.0.0.1:9"}, credentials=Expired()
-    )
-    with pytest.raises(PermanentError) as info:
-        list_project_instances(client, "redisguard-staging", GcpSettings(request_timeout_seconds=2))
-    assert str(info.value) == (
-        "list_instances projects/redisguard-staging/locations/-: the Google credentials were refused: "
-        "invalid_grant: Token has been expired or revoked."
-    )

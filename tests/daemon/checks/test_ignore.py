@@ -1,4 +1,4 @@
-"""Property paths in one form whatever the engine prints, and ignore rules that match them."""
+"""Ignore rules: the built-in ones and the config's, on paths in whatever form the engine prints them."""
 
 from __future__ import annotations
 
@@ -6,27 +6,7 @@ import pytest
 
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import IgnoreRule
-from redisguard.daemon.fleet.paths import normalize_path, parse_path
 from tests.fixtures.wire import INSTANCE_TYPE
-
-
-@pytest.mark.parametrize(
-    ("raw", "parts", "canonical"),
-    [
-        ("memorySizeGb", ("memorySizeGb",), "memorySizeGb"),
-        ('redisConfigs["maxmemory-policy"]', ("redisConfigs", "maxmemory-policy"), "redisConfigs.maxmemory-policy"),
-        ("labels.last-touched-by", ("labels", "last-touched-by"), "labels.last-touched-by"),
-        (
-            "maintenancePolicy.weeklyMaintenanceWindows[0].startTime.hours",
-            ("maintenancePolicy", "weeklyMaintenanceWindows", 0, "startTime", "hours"),
-            "maintenancePolicy.weeklyMaintenanceWindows[0].startTime.hours",
-        ),
-        ('labels["a.b"]', ("labels", "a.b"), 'labels["a.b"]'),
-    ],
-)
-def test_paths_parse_into_keys_and_indexes(raw: str, parts: tuple, canonical: str) -> None:
-    assert parse_path(raw) == parts
-    assert normalize_path(raw) == canonical
 
 
 @pytest.mark.parametrize(
