@@ -3,7 +3,7 @@
 The program's Pulumi inputs (`fleet.instance_args`), the live drift engine's expected side
 (read with the same reader as the live instances) and the emulator's `--fleet` all derive from
 `declared_instance`, so a rule written here (a default, the STANDARD_HA gating of replicas) holds
-in all three. `tests/test_drift_live_compare.py` checks it against the inputs the program
+in all three. `tests/daemon/fleet/test_properties.py` checks it against the inputs the program
 registers with the Pulumi engine.
 """
 
