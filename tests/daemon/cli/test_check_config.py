@@ -1,0 +1,61 @@
+"""`redisguard check-config` as a user runs it: the effective config, or every problem at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from redisguard.daemon.cli.main import main
+from tests.fixtures.repo import REPO
+
+
+def test_check_config_accepts_the_repository_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config", str(REPO / "redisguard.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "redisguard.yaml: valid" in out
+    assert "staging (redisguard-staging/europe-west1, 3 clusters)" in out
+    assert "production (redisguard-production/europe-west1, 4 clusters)" in out
+    assert "  gcp.monitoring_endpoint           127.0.0.1:8471" in out.splitlines()
+    # Every effective key, the defaults too, each on its own line.
+    assert "  gcp.request_timeout_seconds       30" in out.splitlines()
+    from redisguard.daemon.config import RedisguardConfig
+
+    shown = {line.split()[0] for line in out.splitlines()[1:]}
+    for section, field in RedisguardConfig.model_fields.items():
+        model = field.annotation
+        keys = [f"{section}.{k}" for k in model.model_fields] if isinstance(model, type) and hasattr(model, "model_fields") else [section]
+        assert set(keys) <= shown, set(keys) - shown
+
+
+def test_check_config_lists_every_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text("parallelism: -1\npulumi:\n  stacks: [staging]\n  work_dirr: program\n")
+    assert main(["check-config", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"redisguard check-config: error: {config}: 2 problems in config")
+    assert "parallelism: -1 is out of range; allowed: 1 to 64" in err
+    assert "pulumi.work_dirr: unknown key" in err
+    assert "Traceback" not in err
+
+
+def test_check_config_names_a_missing_stack_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging, qa]\n")
+    assert main(["check-config", "--config", str(config)]) == 1
+    assert f"'qa' has no stack file {REPO / 'program' / 'Pulumi.qa.yaml'}" in capsys.readouterr().err
+
+
+def test_check_config_of_an_empty_file_lists_each_missing_stack_file_under_one_header(tmp_path: Path) -> None:
+    (tmp_path / "redisguard.yaml").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "redisguard.daemon.cli", "check-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "redisguard check-config: error: redisguard.yaml: 2 problems in the stacks it names",
+        f"  pulumi.stacks: 'staging' has no stack file {tmp_path / 'program' / 'Pulumi.staging.yaml'}",
+        f"  pulumi.stacks: 'production' has no stack file {tmp_path / 'program' / 'Pulumi.production.yaml'}",
+    ]
