@@ -15,14 +15,13 @@ from redisguard.program import fleet
 from redisguard.program.config import load_stack_file
 from tests.fixtures.pulumi_program import (
     COMMAND_TYPE,
-    INSTANCE_TYPE,
     PROGRAM_DIR,
     ProgramRun,
     RecordingMocks,
     run_program,
     stack_config_values,
 )
-from tests.fixtures.wire import SECRET_SIG, SECRET_SIG_KEY
+from tests.fixtures.wire import INSTANCE_TYPE, SECRET_SIG, SECRET_SIG_KEY
 
 ORIGINAL_ENTRY = {
     "name": "redis-sidekiq",

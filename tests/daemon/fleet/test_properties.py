@@ -10,8 +10,9 @@ import pytest
 from redisguard.daemon.fleet.paths import parse_path
 from redisguard.daemon.fleet.properties import NOT_COMPARED, expected_properties
 from redisguard.program.config import load_stack_file
-from tests.fixtures.pulumi_program import INSTANCE_TYPE, run_stack
+from tests.fixtures.pulumi_program import run_stack
 from tests.fixtures.repo import REPO
+from tests.fixtures.wire import INSTANCE_TYPE
 
 STACK_FILES = [REPO / "program" / "Pulumi.staging.yaml", REPO / "program" / "Pulumi.production.yaml"]
 

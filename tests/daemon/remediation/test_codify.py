@@ -14,68 +14,23 @@ from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
 from google.type import timeofday_pb2
 
-from redisguard.core.errors import ConfigError
 from redisguard.daemon.checks.drift_live import compare
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.fleet import inventory, inverse, stacks
-from redisguard.daemon.fleet.stack_edit import StackFile
 from redisguard.program.config import ClusterConfig
-from redisguard.program.mocks import INSTANCE_TYPE, run_stack
+from redisguard.program.mocks import run_stack
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
-from tests.fixtures.repo import PRODUCTION, STAGING
+from tests.fixtures.repo import STAGING
+from tests.fixtures.wire import INSTANCE_TYPE
 
 OPERATION_TIMEOUT = 60
 
 
-# --- the stack-file edit, without a cloud --------------------------------------------------------
-
-
-@pytest.mark.parametrize("stack_file", [STAGING, PRODUCTION], ids=["staging", "production"])
-def test_an_unedited_stack_file_is_written_back_byte_for_byte(stack_file: Path) -> None:
-    edit = StackFile(stack_file)
-    assert edit.render() == stack_file.read_text()
-    assert edit.diff() == ""
-
-
-def test_write_is_atomic_and_refuses_a_file_changed_since_read(tmp_path: Path) -> None:
-    path = tmp_path / "Pulumi.staging.yaml"
-    shutil.copy(STAGING, path)
-    edit = StackFile(path)
-    edit.set_key("redis-sidekiq", "memory_gb", 3)
-    assert "-      memory_gb: 2\n+      memory_gb: 3\n" in edit.diff()
-    path.write_text(path.read_text() + "# someone else's edit\n")
-    with pytest.raises(ConfigError, match="changed since it was read; nothing written"):
-        edit.write()
-    assert "memory_gb: 3" not in path.read_text()
-
-    edit = StackFile(path)
-    edit.set_key("redis-sidekiq", "memory_gb", 3)
-    assert edit.write()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.staging.yaml"]  # no temp file left
-    text = path.read_text()
-    assert "# The original team's entry, unchanged." in text and "# someone else's edit" in text
-    assert StackFile(path).diff() == ""
-
-
-def test_import_existing_makes_the_program_pass_the_import_id(tmp_path: Path) -> None:
-    path = tmp_path / "Pulumi.staging.yaml"
-    shutil.copy(STAGING, path)
-    edit = StackFile(path)
-    edit.set_key("redis-cache", "import_existing", True)
-    edit.write()
-    imports = {r.name: r.import_id for r in run_stack(path) if r.type == INSTANCE_TYPE}
-    assert imports == {
-        "redis-sidekiq": "",
-        "redis-cache": "projects/redisguard-staging/locations/europe-west1/instances/redis-cache",
-        "redis-sessions": "",
-    }
-
-
 # --- against the emulator ------------------------------------------------------------------------
 
-pytest_slow = pytest.mark.slow
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +96,6 @@ HANDMADE = {
 }
 
 
-@pytest_slow
 def test_the_codified_entry_compares_equal_to_every_live_instance(emulator: EmulatorHandle) -> None:
     """The contract between the inverse mapping and the live engine's compare."""
     _create(emulator, "redis-contract", **HANDMADE)
@@ -158,7 +112,6 @@ def test_the_codified_entry_compares_equal_to_every_live_instance(emulator: Emul
         _delete(emulator, "redis-contract")
 
 
-@pytest_slow
 def test_codify_write_brings_a_handmade_instance_under_the_stack(
     emulator: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -197,7 +150,6 @@ def test_codify_write_brings_a_handmade_instance_under_the_stack(
         _delete(emulator, "redis-handmade")
 
 
-@pytest_slow
 def test_codify_refuses_auth_off_and_warns_about_a_mandatory_policy(
     emulator: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -228,7 +180,6 @@ def _update(emulator: EmulatorHandle, instance_id: str, paths: list[str], **fiel
     ).result(timeout=OPERATION_TIMEOUT)
 
 
-@pytest_slow
 def test_adopt_write_accepts_console_changes_and_refuses_auth_off(
     emulator: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
