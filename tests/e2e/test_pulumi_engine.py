@@ -30,7 +30,6 @@ from tests.fixtures.repo import REPO
 
 pytestmark = pytest.mark.slow
 
-INSTANCE = "gcp:redis/instance:Instance"
 PACK = REPO / "policies"
 STAGING_CLUSTERS = {"redis-sidekiq", "redis-cache", "redis-sessions"}
 
