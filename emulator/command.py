@@ -131,7 +131,7 @@ def _loopback_host(host: str) -> str:
 
 def _check_ids(project: str | None, region: str | None) -> None:
     """--project and --region as the Memorystore API accepts them in resource names."""
-    from redisguard.emulator.state import PROJECT_RE, REGION_RE
+    from redisguard.emulator.memorystore.rules import PROJECT_RE, REGION_RE
 
     if project is not None and not PROJECT_RE.match(project):
         raise ConfigError(

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from google.cloud import redis_v1
 
 from redisguard.core.errors import ConfigError
-from redisguard.emulator import state as st
 from redisguard.emulator.errors import ApiError
-from redisguard.emulator.service import MemorystoreService
+from redisguard.emulator.memorystore.service import MemorystoreService
+from redisguard.emulator.memorystore.store import InstanceMessage, instance_name
 from redisguard.program.config import ClusterConfig, load_stack_file
 from redisguard.program.instance import declared_instance
 
@@ -25,7 +24,7 @@ class FleetResult:
     kept: tuple[str, ...]
 
 
-def instance_for(cluster: ClusterConfig) -> Any:
+def instance_for(cluster: ClusterConfig) -> InstanceMessage:
     """The Instance resource the program's `gcp.redis.Instance` would request for `cluster` (its declared instance)."""
     return redis_v1.Instance.pb(declared_instance(cluster))
 
@@ -41,7 +40,7 @@ def apply_fleet(service: MemorystoreService, path: Path, project: str | None, re
     region = region or stack.region or service.settings.region
     created, kept = [], []
     for cluster in stack.clusters:
-        name = st.instance_name(project, region, cluster.name)
+        name = instance_name(project, region, cluster.name)
         if service.store.get(name) is not None:
             kept.append(name)
             continue

@@ -15,10 +15,10 @@ from pathlib import Path
 from redisguard.core.errors import ConfigError
 from redisguard.emulator.faults import Faults
 from redisguard.emulator.launcher import format_ready_line
-from redisguard.emulator.monitoring import MonitoringServer
-from redisguard.emulator.redis_api import RedisApi, RedisApiServer
-from redisguard.emulator.sampler import Sampler
-from redisguard.emulator.service import MemorystoreService
+from redisguard.emulator.memorystore.api import RedisApi, RedisApiServer
+from redisguard.emulator.memorystore.service import MemorystoreService
+from redisguard.emulator.monitoring.sampler import Sampler
+from redisguard.emulator.monitoring.server import MonitoringServer
 from redisguard.emulator.settings import EmulatorSettings
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import grpc
 
 from redisguard.emulator.errors import ApiError
 from redisguard.emulator.faults import Faults
-from redisguard.emulator.processes import port_is_free
-from redisguard.emulator.sampler import Sampler
-from redisguard.emulator.timeseries import ListTimeSeriesRequest, list_time_series, partial_response
+from redisguard.emulator.memorystore.processes import port_is_free
+from redisguard.emulator.monitoring.list_time_series import ListTimeSeriesRequest, list_time_series, partial_response
+from redisguard.emulator.monitoring.sampler import Sampler
 
 log = logging.getLogger(__name__)
 

@@ -1,39 +1,26 @@
-"""Instance records of the emulated Memorystore API: validation as the real API does it, and the state file."""
+"""Memorystore's rules as the real API applies them: what a request may say, and what the API fills in."""
 
 from __future__ import annotations
 
-import json
-import logging
-import os
+import hashlib
 import re
-import threading
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from google.cloud.redis_v1.types import cloud_redis
-from google.protobuf import json_format
+from google.protobuf import timestamp_pb2
 
-from redisguard.core.errors import ConfigError
 from redisguard.emulator.errors import failed_precondition, invalid
-
-log = logging.getLogger(__name__)
-
-InstancePb = cloud_redis.Instance.pb()
-Tier = InstancePb.Tier
-State = InstancePb.State
-ConnectMode = InstancePb.ConnectMode
-TransitEncryptionMode = InstancePb.TransitEncryptionMode
-ReadReplicasMode = InstancePb.ReadReplicasMode
-PersistenceMode = cloud_redis.PersistenceConfig.pb().PersistenceMode
-SnapshotPeriod = cloud_redis.PersistenceConfig.pb().SnapshotPeriod
-
-STATE_FILE = "state.json"
-# Memorystore names an instance's nodes node-0, node-1, ...; node-0 is the first primary.
-PRIMARY_NODE = "node-0"
-STATE_VERSION = 1
+from redisguard.emulator.memorystore.store import (
+    ConnectMode,
+    InstanceMessage,
+    InstancePb,
+    InstanceRecord,
+    PersistenceMode,
+    ReadReplicasMode,
+    SnapshotPeriod,
+    State,
+    Tier,
+    TransitEncryptionMode,
+)
 
 # The emulator keeps its own copy of Memorystore's rules on purpose and does not import
 # redisguard.core.memorystore (which the program, the pack and the daemon share): it stands in for
@@ -135,19 +122,6 @@ SNAPSHOT_SECONDS = {
 }
 
 
-def camel_to_snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def instance_name(project: str, region: str, instance_id: str) -> str:
-    return f"projects/{project}/locations/{region}/instances/{instance_id}"
-
-
-def split_name(name: str) -> tuple[str, str, str]:
-    """(project, region, instance_id) of projects/P/locations/R/instances/I."""
-    parts = name.split("/")
-    return parts[1], parts[3], parts[5]
-
 
 def validate_parent(project: str, region: str, *, allow_all_regions: bool = False) -> None:
     if not PROJECT_RE.match(project):
@@ -181,7 +155,7 @@ def _check_labels(labels: dict[str, str]) -> None:
             raise invalid(f"Invalid value for label '{key}': values are 0-63 lowercase letters, digits, '_' or '-'.")
 
 
-def _check_memory(inst: Any) -> None:
+def _check_memory(inst: InstanceMessage) -> None:
     minimum = (
         MIN_MEMORY_GB_READ_REPLICAS
         if inst.read_replicas_mode == ReadReplicasMode.READ_REPLICAS_ENABLED
@@ -211,7 +185,7 @@ def _check_redis_configs(configs: dict[str, str], memory_size_gb: int) -> None:
         )
 
 
-def _check_replicas(inst: Any) -> None:
+def _check_replicas(inst: InstanceMessage) -> None:
     if inst.tier == Tier.BASIC:
         if inst.read_replicas_mode == ReadReplicasMode.READ_REPLICAS_ENABLED:
             raise invalid("Read replicas are only available on STANDARD_HA instances.")
@@ -231,13 +205,13 @@ def _check_replicas(inst: Any) -> None:
         )
 
 
-def _check_persistence(inst: Any) -> None:
+def _check_persistence(inst: InstanceMessage) -> None:
     pc = inst.persistence_config
     if pc.persistence_mode == PersistenceMode.DISABLED and pc.rdb_snapshot_period:
         raise invalid("persistence_config.rdb_snapshot_period requires persistence_mode RDB.")
 
 
-def _check_maintenance(inst: Any) -> None:
+def _check_maintenance(inst: InstanceMessage) -> None:
     windows = inst.maintenance_policy.weekly_maintenance_window
     if len(windows) > 1:
         raise invalid("maintenance_policy.weekly_maintenance_window accepts at most one window.")
@@ -252,7 +226,7 @@ def _check_maintenance(inst: Any) -> None:
             )
 
 
-def _check_common(inst: Any) -> None:
+def _check_common(inst: InstanceMessage) -> None:
     """The checks shared by create and update."""
     _check_labels(dict(inst.labels))
     _check_replicas(inst)
@@ -264,7 +238,7 @@ def _check_common(inst: Any) -> None:
         raise invalid("Field 'instance.display_name' is limited to 80 characters.")
 
 
-def validate_new_instance(inst: Any, region: str) -> None:
+def validate_new_instance(inst: InstanceMessage, region: str) -> None:
     """Raise INVALID_ARGUMENT for what the real CreateInstance rejects; fill defaults in place."""
     if inst.tier == Tier.TIER_UNSPECIFIED:
         raise invalid("Request is missing required field instance.tier (BASIC or STANDARD_HA).")
@@ -295,13 +269,17 @@ def validate_new_instance(inst: Any, region: str) -> None:
     _check_common(inst)
 
 
+def _camel_to_snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def normalize_mask(paths: Sequence[str]) -> list[str]:
     """updateMask paths as snake_case top-level fields; INVALID_ARGUMENT for anything not updatable."""
     if not paths:
         raise invalid("Request is missing required field update_mask.")
     fields = []
     for path in paths:
-        name = camel_to_snake(path.strip())
+        name = _camel_to_snake(path.strip())
         if name not in UPDATABLE_FIELDS:
             raise invalid(
                 f"Field '{name}' cannot be updated (immutable or unknown). "
@@ -311,7 +289,7 @@ def normalize_mask(paths: Sequence[str]) -> list[str]:
     return fields
 
 
-def apply_update(current: Any, patch: Any, mask: list[str]) -> Any:
+def apply_update(current: InstanceMessage, patch: InstanceMessage, mask: list[str]) -> InstanceMessage:
     """A copy of `current` with the masked fields taken from `patch`, validated like the real API."""
     updated = InstancePb()
     updated.CopyFrom(current)
@@ -350,7 +328,73 @@ def apply_update(current: Any, patch: Any, mask: list[str]) -> Any:
     return updated
 
 
-def fill_nodes(inst: Any) -> None:
+def require_state(record: InstanceRecord, *allowed: int, action: str) -> None:
+    """FAILED_PRECONDITION unless the instance is in one of the allowed states."""
+    if record.instance.state not in allowed:
+        state = State.Name(record.instance.state)
+        raise failed_precondition(f"Cannot {action} instance {record.name} while it is {state}.")
+
+
+# ----- what the API fills in ---------------------------------------------------------------
+
+
+def fill_create_defaults(
+    inst: InstanceMessage, name: str, project: str, region: str, now: timestamp_pb2.Timestamp
+) -> None:
+    """The output-only fields and the defaults CreateInstance sets on an instance it accepted."""
+    inst.name = name
+    inst.create_time.CopyFrom(now)
+    inst.state = State.CREATING
+    inst.status_message = ""
+    inst.redis_version = inst.redis_version or DEFAULT_REDIS_VERSION
+    inst.location_id = inst.location_id or f"{region}-b"
+    inst.current_location_id = inst.location_id
+    if inst.tier == Tier.STANDARD_HA and not inst.alternative_location_id:
+        inst.alternative_location_id = f"{region}-c" if not inst.location_id.endswith("-c") else f"{region}-d"
+    inst.authorized_network = inst.authorized_network or f"projects/{project}/global/networks/default"
+    inst.connect_mode = inst.connect_mode or ConnectMode.DIRECT_PEERING
+    inst.transit_encryption_mode = inst.transit_encryption_mode or TransitEncryptionMode.DISABLED
+    inst.read_replicas_mode = inst.read_replicas_mode or ReadReplicasMode.READ_REPLICAS_DISABLED
+    digest = hashlib.sha256(name.encode()).digest()
+    inst.reserved_ip_range = inst.reserved_ip_range or f"10.{digest[0]}.{digest[1]}.{digest[2] & 0xF8}/29"
+    inst.persistence_iam_identity = (
+        f"serviceAccount:service-{int.from_bytes(digest[:4], 'big')}@cloud-redis.iam.gserviceaccount.com"
+    )
+    fill_nodes(inst)
+    fill_persistence(inst, now)
+    fill_maintenance(inst, now, None)
+
+
+def fill_persistence(inst: InstanceMessage, now: timestamp_pb2.Timestamp) -> None:
+    """The snapshot period and times of RDB persistence; none without it."""
+    pc = inst.persistence_config
+    if pc.persistence_mode == PersistenceMode.RDB:
+        pc.rdb_snapshot_period = pc.rdb_snapshot_period or SnapshotPeriod.TWENTY_FOUR_HOURS
+        if not pc.HasField("rdb_snapshot_start_time"):
+            pc.rdb_snapshot_start_time.CopyFrom(now)
+        nxt = timestamp_pb2.Timestamp(seconds=now.seconds + SNAPSHOT_SECONDS[pc.rdb_snapshot_period], nanos=now.nanos)
+        pc.rdb_next_snapshot_time.CopyFrom(nxt)
+    else:
+        pc.persistence_mode = PersistenceMode.DISABLED
+        pc.ClearField("rdb_snapshot_start_time")
+        pc.ClearField("rdb_next_snapshot_time")
+
+
+def fill_maintenance(inst: InstanceMessage, now: timestamp_pb2.Timestamp, previous: InstanceMessage | None) -> None:
+    """The maintenance policy's times (its creation kept from `previous`) and the one-hour window length."""
+    if not inst.HasField("maintenance_policy"):
+        return
+    mp = inst.maintenance_policy
+    if previous is not None and previous.HasField("maintenance_policy"):
+        mp.create_time.CopyFrom(previous.maintenance_policy.create_time)
+    else:
+        mp.create_time.CopyFrom(now)
+    mp.update_time.CopyFrom(now)
+    for window in mp.weekly_maintenance_window:
+        window.duration.seconds = 3600
+
+
+def fill_nodes(inst: InstanceMessage) -> None:
     """`nodes` as Memorystore lists them: node-0 in location_id, then one node per replica
     (STANDARD_HA: one; with read replicas: replica_count), alternating with alternative_location_id."""
     replicas = inst.replica_count if inst.tier == Tier.STANDARD_HA else 0
@@ -362,167 +406,10 @@ def fill_nodes(inst: Any) -> None:
         inst.nodes.add(id=f"node-{n}", zone=zones[n % 2])
 
 
-def new_auth_string() -> str:
-    """An AUTH string in the shape Memorystore generates (a UUID)."""
-    return str(uuid.uuid4())
-
-
-def instance_to_dict(inst: Any, *, enums_as_ints: bool = False) -> dict[str, Any]:
-    return json_format.MessageToDict(inst, use_integers_for_enums=enums_as_ints)
-
-
-def instance_from_dict(data: dict[str, Any]) -> Any:
-    inst = InstancePb()
-    json_format.ParseDict(data, inst, ignore_unknown_fields=True)
-    return inst
-
-
-def instance_from_json_body(body: bytes) -> Any:
-    """Parse a request body into an Instance; unknown fields and bad enums are INVALID_ARGUMENT."""
-    inst = InstancePb()
-    try:
-        json_format.Parse(body or b"{}", inst)
-    except json_format.ParseError as exc:
-        raise invalid(f"Invalid JSON payload received. {exc}") from exc
-    return inst
-
-
-@dataclass
-class InstanceRecord:
-    """One emulated instance: its public resource and what the API never shows."""
-
-    instance: Any
-    auth_string: str = ""
-    # Set when the instance's redis-server was stopped through the fault endpoint.
-    killed: bool = False
-    # The node that serves as primary (Monitoring's role label); a failover moves it.
-    primary_node: str = PRIMARY_NODE
-
-    @property
-    def name(self) -> str:
-        return self.instance.name
-
-    def node_ids(self) -> tuple[str, ...]:
-        return tuple(n.id for n in self.instance.nodes) or (PRIMARY_NODE,)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "instance": instance_to_dict(self.instance),
-            "authString": self.auth_string,
-            "killed": self.killed,
-            "primaryNode": self.primary_node,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> InstanceRecord:
-        return cls(
-            instance=instance_from_dict(data["instance"]),
-            auth_string=data.get("authString", ""),
-            killed=bool(data.get("killed", False)),
-            primary_node=data.get("primaryNode", PRIMARY_NODE),
-        )
-
-
-@dataclass
-class Store:
-    """All instance records, guarded by one lock and saved as JSON in the state directory.
-
-    Saving is debounced by a background thread (`flush_interval`): a create of 1000
-    instances would otherwise rewrite the file 1000 times. `flush()` writes at once; the
-    server calls it on shutdown.
-    """
-
-    state_dir: Path
-    flush_interval: float = 0.2
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    records: dict[str, InstanceRecord] = field(default_factory=dict)
-    _dirty: threading.Event = field(default_factory=threading.Event)
-    _stopping: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    @property
-    def path(self) -> Path:
-        return self.state_dir / STATE_FILE
-
-    def load(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
+def set_current_zone(inst: InstanceMessage, primary: str) -> None:
+    """currentLocationId is the zone of the node that is primary now."""
+    for node in inst.nodes:
+        if node.id == primary:
+            inst.current_location_id = node.zone
             return
-        try:
-            data = json.loads(self.path.read_text())
-            records = [InstanceRecord.from_json(item) for item in data.get("instances", [])]
-        except (ValueError, KeyError, json_format.ParseError) as exc:
-            raise ConfigError(f"{self.path}: unreadable emulator state ({exc}); move it away to start empty") from exc
-        with self.lock:
-            self.records = {r.name: r for r in records}
-        log.info("state loaded path=%s instances=%d", self.path, len(records))
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._flush_loop, name="state-flush", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._dirty.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-        self.flush()
-
-    def mark_dirty(self) -> None:
-        self._dirty.set()
-
-    def _flush_loop(self) -> None:
-        while not self._stopping.is_set():
-            self._dirty.wait()
-            if self._stopping.is_set():
-                return
-            self._stopping.wait(self.flush_interval)
-            self._dirty.clear()
-            try:
-                self.flush()
-            except OSError:
-                log.exception("could not write emulator state path=%s", self.path)
-
-    def flush(self) -> None:
-        with self.lock:
-            payload = {"version": STATE_VERSION, "instances": [r.to_json() for r in self.records.values()]}
-        tmp = self.path.with_suffix(".tmp")
-        # The file holds AUTH strings: readable by the owner only.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
-
-    def get(self, name: str) -> InstanceRecord | None:
-        with self.lock:
-            return self.records.get(name)
-
-    def put(self, record: InstanceRecord) -> None:
-        with self.lock:
-            self.records[record.name] = record
-        self.mark_dirty()
-
-    def remove(self, name: str) -> InstanceRecord | None:
-        with self.lock:
-            record = self.records.pop(name, None)
-        self.mark_dirty()
-        return record
-
-    def snapshot(self) -> list[InstanceRecord]:
-        """The records sorted by name (a copy of the list; records are shared)."""
-        with self.lock:
-            return [self.records[name] for name in sorted(self.records)]
-
-    def __iter__(self) -> Iterator[InstanceRecord]:
-        return iter(self.snapshot())
-
-    def __len__(self) -> int:
-        with self.lock:
-            return len(self.records)
-
-
-def require_state(record: InstanceRecord, *allowed: int, action: str) -> None:
-    """FAILED_PRECONDITION unless the instance is in one of the allowed states."""
-    if record.instance.state not in allowed:
-        state = State.Name(record.instance.state)
-        raise failed_precondition(f"Cannot {action} instance {record.name} while it is {state}.")
+    inst.current_location_id = inst.location_id

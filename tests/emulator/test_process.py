@@ -20,13 +20,10 @@ from google.protobuf import field_mask_pb2
 from google.type import dayofweek_pb2
 
 from tests.fixtures.emulator import EmulatorHandle, connect_redis
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import alive, wait_for
+from tests.fixtures.repo import PRODUCTION, REPO, STAGING
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[1]
-STAGING = ROOT / "program" / "Pulumi.staging.yaml"
-PRODUCTION = ROOT / "program" / "Pulumi.production.yaml"
 
 
 def _children(pid: int) -> set[int]:
@@ -44,14 +41,6 @@ def _children(pid: int) -> set[int]:
         if int(fields[1]) == pid and fields[0] != "Z":
             out.add(int(entry))
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _listening(port: int) -> bool:
@@ -118,7 +107,7 @@ def test_restart_keeps_instances_data_and_changes(
     children = _children(first.pid)
     assert len(children) == 3
     assert first.stop() == 0
-    assert not any(_alive(pid) for pid in children)
+    assert not any(alive(pid) for pid in children)
     assert not any(_listening(i.port) for i in before.values())
 
     second = emulator_factory(fleet=STAGING, state_dir=state_dir, log_name="emulator-2.log")
@@ -154,7 +143,7 @@ def test_interrupt_or_hangup_stops_cleanly(emulator_factory: Callable[..., Emula
     children = _children(emulator.pid)
     assert len(children) == 3
     assert emulator.stop(sig) == 0
-    assert not any(_alive(pid) for pid in children)
+    assert not any(alive(pid) for pid in children)
     log = emulator.log()
     assert log.count("saved=True") == 3, "every instance saved its data before it stopped"
     assert "emulator stopped" in log
@@ -169,7 +158,7 @@ def test_crash_leaves_no_orphan_redis_server(emulator_factory: Callable[..., Emu
     emulator.process.kill()
     emulator.process.wait()
     wait_for(
-        lambda: not any(_alive(pid) for pid in children),
+        lambda: not any(alive(pid) for pid in children),
         timeout=10,
         what="redis-server children to die with the emulator",
     )
@@ -210,7 +199,7 @@ def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=ROOT,
+        cwd=REPO,
     )
 
 

@@ -1,4 +1,4 @@
-"""REST server for the Memorystore admin API (v1) paths google-cloud-redis sends, plus control endpoints."""
+"""REST server for the Memorystore admin API (v1) paths google-cloud-redis sends, and the /_emulator endpoints."""
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from redisguard.emulator import state as st
+from google.protobuf import json_format
+
 from redisguard.emulator.errors import ApiError, invalid, not_found
 from redisguard.emulator.faults import Faults
-from redisguard.emulator.service import MemorystoreService
+from redisguard.emulator.memorystore.operations import OperationRecord
+from redisguard.emulator.memorystore.service import MemorystoreService
+from redisguard.emulator.memorystore.store import (
+    InstanceMessage,
+    InstancePb,
+    instance_name,
+    instance_to_dict,
+    split_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +144,15 @@ class RedisApi:
 
     # ----- Memorystore API -------------------------------------------------------------
 
-    def _instance_json(self, inst: Any, req: Request) -> dict[str, Any]:
-        return st.instance_to_dict(inst, enums_as_ints=req.enums_as_ints)
+    def _instance_json(self, inst: InstanceMessage, req: Request) -> dict[str, Any]:
+        return instance_to_dict(inst, enums_as_ints=req.enums_as_ints)
 
-    def _operation_json(self, op: Any, req: Request, *, done: bool) -> Response:
+    def _operation_json(self, op: OperationRecord, req: Request, *, done: bool) -> Response:
         return 200, op.to_json(enums_as_ints=req.enums_as_ints, done=done)
 
     def create_instance(self, req: Request) -> Response:
         project, region = req.groups
-        inst = st.instance_from_json_body(req.body)
+        inst = _instance_from_body(req.body)
         op = self.service.create(project, region, req.param("instanceId"), inst)
         # Like the real API, the mutation answers with a pending operation; GET completes it.
         return self._operation_json(op, req, done=False)
@@ -158,41 +167,41 @@ class RedisApi:
         out: dict[str, Any] = {"instances": [self._instance_json(i, req) for i in page]}
         if req.partial:
             # As when one region does not answer a locations/- listing: its instances are left out.
-            lost = st.split_name(page[0].name)[1] if page else self.service.settings.region
-            out["instances"] = [self._instance_json(i, req) for i in page if st.split_name(i.name)[1] != lost]
+            lost = split_name(page[0].name)[1] if page else self.service.settings.region
+            out["instances"] = [self._instance_json(i, req) for i in page if split_name(i.name)[1] != lost]
             out["unreachable"] = [f"projects/{project}/locations/{lost}"]
         if next_token:
             out["nextPageToken"] = next_token
         return 200, out
 
     def get_instance(self, req: Request) -> Response:
-        name = st.instance_name(*req.groups)
+        name = instance_name(*req.groups)
         return 200, self._instance_json(self.service.get(name), req)
 
     def update_instance(self, req: Request) -> Response:
-        name = st.instance_name(*req.groups)
-        patch = st.instance_from_json_body(req.body)
+        name = instance_name(*req.groups)
+        patch = _instance_from_body(req.body)
         mask = [p for p in req.param("updateMask").split(",") if p]
         op = self.service.update(name, patch, mask)
         return self._operation_json(op, req, done=False)
 
     def delete_instance(self, req: Request) -> Response:
-        op = self.service.delete(st.instance_name(*req.groups))
+        op = self.service.delete(instance_name(*req.groups))
         return self._operation_json(op, req, done=False)
 
     def get_auth_string(self, req: Request) -> Response:
-        auth = self.service.auth_string(st.instance_name(*req.groups))
+        auth = self.service.auth_string(instance_name(*req.groups))
         return 200, ({"authString": auth} if auth else {})
 
     def upgrade_instance(self, req: Request) -> Response:
         version = req.json().get("redisVersion", "")
         if not version:
             raise invalid("Request is missing required field redis_version.")
-        op = self.service.upgrade(st.instance_name(*req.groups), version)
+        op = self.service.upgrade(instance_name(*req.groups), version)
         return self._operation_json(op, req, done=False)
 
     def failover_instance(self, req: Request) -> Response:
-        op = self.service.failover(st.instance_name(*req.groups))
+        op = self.service.failover(instance_name(*req.groups))
         return self._operation_json(op, req, done=False)
 
     def get_operation(self, req: Request) -> Response:
@@ -227,6 +236,17 @@ class RedisApi:
         record = self.service.find(region, instance_id, req.param("project") or None)
         self.service.revive(record)
         return 200, {"instance": record.name, "state": "READY", "port": record.instance.port}
+
+
+
+def _instance_from_body(body: bytes) -> InstanceMessage:
+    """Parse a request body into an Instance; unknown fields and bad enums are INVALID_ARGUMENT."""
+    inst = InstancePb()
+    try:
+        json_format.Parse(body or b"{}", inst)
+    except json_format.ParseError as exc:
+        raise invalid(f"Invalid JSON payload received. {exc}") from exc
+    return inst
 
 
 class _Handler(BaseHTTPRequestHandler):

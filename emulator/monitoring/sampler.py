@@ -16,9 +16,9 @@ from typing import Any
 
 import redis
 
-from redisguard.emulator import state as st
-from redisguard.emulator.processes import connect
-from redisguard.emulator.service import MemorystoreService
+from redisguard.emulator.memorystore.processes import connect
+from redisguard.emulator.memorystore.service import MemorystoreService
+from redisguard.emulator.memorystore.store import PRIMARY_NODE, InstanceRecord, State
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,16 @@ class Sample:
     commands_processed: int
     uptime: int
     keys: int
-    nodes: tuple[str, ...] = (st.PRIMARY_NODE,)
+    nodes: tuple[str, ...] = (PRIMARY_NODE,)
     """The instance's node ids when the sample was taken (node-0, node-1, ...)."""
-    primary_node: str = st.PRIMARY_NODE
+    primary_node: str = PRIMARY_NODE
     """The node that was primary then: its series carry role=primary, the others role=replica."""
     replica_readings: tuple[tuple[str, Sample], ...] = ()
     """--no-processes: each replica node's own synthetic reading (with processes a replica trails the primary)."""
 
 
-def _sample_time(sample: Sample) -> float:
+def sample_time(sample: Sample) -> float:
+    """The key that keeps a history in time order (bisect)."""
     return sample.time
 
 
@@ -125,7 +126,7 @@ class Sampler:
         for record in records:
             if only is not None and record.name not in only:
                 continue
-            if record.instance.state not in (st.State.READY, st.State.UPDATING):
+            if record.instance.state not in (State.READY, State.UPDATING):
                 continue
             nodes = record.node_ids()
             if self.service.supervisor:
@@ -153,7 +154,7 @@ class Sampler:
             out = {}
             for name, history in self._histories.items():
                 # One sample before `since` too: a DELTA point needs its predecessor.
-                first = max(0, bisect.bisect_left(history, since, key=_sample_time) - 1)
+                first = max(0, bisect.bisect_left(history, since, key=sample_time) - 1)
                 out[name] = list(itertools.islice(history, first, None))
             return out
 
@@ -168,7 +169,7 @@ class Sampler:
         self._clients[name] = (key, client)
         return client
 
-    def _sample_process(self, record: st.InstanceRecord) -> Sample | None:
+    def _sample_process(self, record: InstanceRecord) -> Sample | None:
         assert self.service.supervisor is not None
         proc = self.service.supervisor.get(record.name)
         if proc is None or not proc.running():
@@ -203,14 +204,14 @@ class Sampler:
             keys=_keys(info),
         )
 
-    def _synthetic(self, record: st.InstanceRecord, node: str) -> Sample:
+    def _synthetic(self, record: InstanceRecord, node: str) -> Sample:
         """--no-processes: a stable, node-specific usage between 15% and 75% with a slow wave."""
         inst = record.instance
         scale = self.service.settings.memory_scale
         capacity = inst.memory_size_gb * scale
         maxmemory = int(float(inst.redis_configs.get("maxmemory-gb", inst.memory_size_gb)) * scale)
         # Each node has its own figures: after a failover the instance shows the new primary's.
-        key = record.name if node == st.PRIMARY_NODE else f"{record.name}/{node}"
+        key = record.name if node == PRIMARY_NODE else f"{record.name}/{node}"
         seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
         now = time.time()
         ratio = 0.15 + 0.6 * (seed % 1000) / 1000 + 0.02 * math.sin(now / 60 + seed)

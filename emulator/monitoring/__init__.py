@@ -1,0 +1,1 @@
+"""The emulated Cloud Monitoring API: ListTimeSeries over sampled INFO, served over gRPC."""
