@@ -36,6 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "instance's data and stop every redis-server: instances and data survive a restart with the same "
         "--state-dir. Fault injection: POST /_emulator/faults on the REST port (see docs/emulator.md).",
     )
+    _add_listen_options(p)
+    _add_fleet_options(p)
+    _add_instance_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_listen_options(p: argparse.ArgumentParser) -> None:
+    """Where the two APIs listen."""
     p.add_argument(
         "--host",
         default="127.0.0.1",
@@ -56,6 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PORT",
         help="port of the gRPC Cloud Monitoring API; 0 picks a free port (default: %(default)s)",
     )
+
+
+def _add_fleet_options(p: argparse.ArgumentParser) -> None:
+    """Which instances exist: the default project and region, the state kept across restarts, the fleets."""
     p.add_argument(
         "--project",
         help="default project id; overrides the fleet files' gcp:project "
@@ -83,6 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="create the clusters of this Pulumi stack file (program/Pulumi.<stack>.yaml) at start "
         "unless they exist (repeatable)",
     )
+
+
+def _add_instance_options(p: argparse.ArgumentParser) -> None:
+    """How instances run and are sampled: their redis-server (or none), memory scale, sampling."""
     p.add_argument(
         "--memory-scale",
         type=int,
@@ -113,7 +129,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--redis-server", default="redis-server", metavar="PATH", help="redis-server binary (default: %(default)s)"
     )
-    p.set_defaults(func=run)
 
 
 def _loopback_host(host: str) -> str:
@@ -140,6 +155,39 @@ def _check_ids(project: str | None, region: str | None) -> None:
         )
     if region is not None and not REGION_RE.match(region):
         raise ConfigError(f"--region {region}: expected a region name such as europe-west1")
+
+
+def _check_ports(redis_api_port: int, monitoring_port: int) -> None:
+    for option, port in (("--redis-api-port", redis_api_port), ("--monitoring-port", monitoring_port)):
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{option} {port}: expected 0-65535")
+    if redis_api_port and redis_api_port == monitoring_port:
+        raise ConfigError(
+            f"--redis-api-port and --monitoring-port are both {redis_api_port}: the two APIs need two ports"
+        )
+
+
+def _check_instance_options(args: argparse.Namespace) -> None:
+    """--memory-scale, the sampling options and --redis-server."""
+    if args.memory_scale < 1024 * 1024:
+        raise ConfigError(f"--memory-scale {args.memory_scale}: expected at least 1048576 bytes (1 MiB) per GB")
+    if not (math.isfinite(args.sample_interval) and args.sample_interval > 0):
+        raise ConfigError(f"--sample-interval {args.sample_interval}: expected a positive number of seconds")
+    if args.history < 1:
+        raise ConfigError(f"--history {args.history}: expected at least 1 sample")
+    if args.processes and shutil.which(args.redis_server) is None:
+        raise ConfigError(f"--redis-server {args.redis_server}: not found; install redis-server or pass --no-processes")
+
+
+def _default_ids(project: str | None, region: str | None, fleets: list[Path]) -> tuple[str, str]:
+    """The default project and region: as given, else the first fleet file's, else the emulator's own."""
+    from redisguard.program.config import load_stack_file
+
+    if fleets and (project is None or region is None):
+        first = load_stack_file(fleets[0])
+        project = project or first.project
+        region = region or first.region
+    return project or DEFAULT_PROJECT, region or DEFAULT_REGION
 
 
 LOCK_FILE = "emulator.lock"
@@ -173,37 +221,17 @@ def prepare_state_dir(path: Path) -> int:
 
 
 def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
-    from redisguard.program.config import load_stack_file
-
     host = _loopback_host(args.host)
-    for name in ("redis_api_port", "monitoring_port"):
-        port = getattr(args, name)
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"--{name.replace('_', '-')} {port}: expected 0-65535")
-    if args.redis_api_port and args.redis_api_port == args.monitoring_port:
-        raise ConfigError(
-            f"--redis-api-port and --monitoring-port are both {args.redis_api_port}: the two APIs need two ports"
-        )
+    _check_ports(args.redis_api_port, args.monitoring_port)
     _check_ids(args.project, args.region)
-    if args.memory_scale < 1024 * 1024:
-        raise ConfigError(f"--memory-scale {args.memory_scale}: expected at least 1048576 bytes (1 MiB) per GB")
-    if not (math.isfinite(args.sample_interval) and args.sample_interval > 0):
-        raise ConfigError(f"--sample-interval {args.sample_interval}: expected a positive number of seconds")
-    if args.history < 1:
-        raise ConfigError(f"--history {args.history}: expected at least 1 sample")
-    if args.processes and shutil.which(args.redis_server) is None:
-        raise ConfigError(f"--redis-server {args.redis_server}: not found; install redis-server or pass --no-processes")
-    project, region = args.project, args.region
-    if args.fleet and (project is None or region is None):
-        first = load_stack_file(args.fleet[0])
-        project = project or first.project
-        region = region or first.region
+    _check_instance_options(args)
+    project, region = _default_ids(args.project, args.region, args.fleet)
     return EmulatorSettings(
         host=host,
         redis_api_port=args.redis_api_port,
         monitoring_port=args.monitoring_port,
-        project=project or DEFAULT_PROJECT,
-        region=region or DEFAULT_REGION,
+        project=project,
+        region=region,
         state_dir=args.state_dir.resolve(),
         memory_scale=args.memory_scale,
         processes=args.processes,

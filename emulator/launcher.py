@@ -103,24 +103,7 @@ def launch(
     )
     lines: queue.Queue[str | None] = queue.Queue()
     stderr_tail: list[str] = []
-
-    def pump_stdout() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    def pump_stderr() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            stderr_tail.append(line.rstrip("\n"))
-            del stderr_tail[:-_STDERR_TAIL_LINES]
-
-    readers = [threading.Thread(target=pump_stdout, daemon=True)]
-    if stderr is None:
-        readers.append(threading.Thread(target=pump_stderr, daemon=True))
-    for reader in readers:
-        reader.start()
+    readers = _start_readers(process, lines, stderr_tail if stderr is None else None)
     launched = LaunchedEmulator(process, "", "", "", "", 0, argv, stderr_tail, readers)
     try:
         match = _wait_for_ready_line(process, lines, stderr_tail, timeout)
@@ -134,6 +117,31 @@ def launch(
     launched.region = match["region"]
     launched.instances = int(match["instances"])
     return launched
+
+
+def _start_readers(
+    process: subprocess.Popen[str], lines: queue.Queue[str | None], stderr_tail: list[str] | None
+) -> list[threading.Thread]:
+    """Threads that put each stdout line in `lines` (None at the end) and, given `stderr_tail`, keep stderr's last lines."""
+
+    def pump_stdout() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    def pump_stderr(tail: list[str]) -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            tail.append(line.rstrip("\n"))
+            del tail[:-_STDERR_TAIL_LINES]
+
+    readers = [threading.Thread(target=pump_stdout, daemon=True)]
+    if stderr_tail is not None:
+        readers.append(threading.Thread(target=pump_stderr, args=(stderr_tail,), daemon=True))
+    for reader in readers:
+        reader.start()
+    return readers
 
 
 def _wait_for_ready_line(

@@ -9,9 +9,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from google.cloud.monitoring_v3.types import metric, metric_service
+from google.protobuf import timestamp_pb2
 
 from redisguard.emulator import paging
 from redisguard.emulator.errors import ApiError, invalid
@@ -105,11 +107,11 @@ def _fill_points(
         prev = (t, cur)
 
 
-def _seconds(ts: Any) -> float:
+def _seconds(ts: timestamp_pb2.Timestamp) -> float:
     return ts.seconds + ts.nanos / 1e9
 
 
-def _set_ts(target: Any, t: float) -> None:
+def _set_ts(target: timestamp_pb2.Timestamp, t: float) -> None:
     # Microsecond precision: float seconds carry no more.
     target.FromMicroseconds(round(t * 1_000_000))
 
@@ -190,6 +192,38 @@ SampleSource = Callable[[float], dict[str, list[Sample]]]
 
 def list_time_series(req: Any, samples: SampleSource) -> Any:
     """The ListTimeSeriesResponse for `req` over the sampled histories."""
+    query = _read_request(req)
+    fingerprint = _request_fingerprint(req)
+    try:
+        si, pi = paging.decode_token(req.page_token, 2, request=fingerprint)
+    except ValueError as exc:
+        raise invalid("Invalid page_token: it does not belong to this request.") from exc
+    # Later pages read the result the first page computed: the same data, and no recomputation.
+    series = _PAGES.get(fingerprint) if req.page_token else None
+    if series is None:
+        series = _compute(samples, query.project, query.start, query.end, query.selected, req.aggregation)
+    resp = ListTimeSeriesResponse()
+    headers_only = req.view == ListTimeSeriesRequest.TimeSeriesView.HEADERS
+    si, pi = _fill_page(resp, series, si, pi, query.page_size, headers_only)
+    if si < len(series):
+        resp.next_page_token = paging.encode_token([si, pi], request=fingerprint)
+        _PAGES.put(fingerprint, series)
+    if series:
+        resp.unit = series[0].unit
+    return resp
+
+
+@dataclass(frozen=True)
+class _Query:
+    project: str
+    selected: Filter
+    start: float
+    end: float
+    page_size: int
+
+
+def _read_request(req: Any) -> _Query:
+    """What `req` asks for, checked as Monitoring checks it (INVALID_ARGUMENT, UNIMPLEMENTED)."""
     if not re.fullmatch(r"projects/[^/]+", req.name):
         raise invalid(f"Invalid resource name '{req.name}': expected projects/PROJECT_ID_OR_NUMBER.")
     project = req.name.split("/")[1]
@@ -200,24 +234,15 @@ def list_time_series(req: Any, samples: SampleSource) -> Any:
     start = _seconds(req.interval.start_time) if req.interval.HasField("start_time") else end
     if start > end:
         raise invalid("The interval start_time must not be later than its end_time.")
-    budget = paging.page_size(req.page_size, MAX_PAGE_SIZE)
+    page_size = paging.page_size(req.page_size, MAX_PAGE_SIZE)
     if req.HasField("secondary_aggregation") and req.secondary_aggregation.per_series_aligner:
         raise ApiError("UNIMPLEMENTED", "secondary_aggregation is not emulated.")
-    agg = req.aggregation
-    validate_aggregation(agg)
+    validate_aggregation(req.aggregation)
+    return _Query(project, selected, start, end, page_size)
 
-    fingerprint = _request_fingerprint(req)
-    try:
-        si, pi = paging.decode_token(req.page_token, 2, request=fingerprint)
-    except ValueError as exc:
-        raise invalid("Invalid page_token: it does not belong to this request.") from exc
-    # Later pages read the result the first page computed: the same data, and no recomputation.
-    series = _PAGES.get(fingerprint) if req.page_token else None
-    if series is None:
-        series = _compute(samples, project, start, end, selected, req.aggregation)
 
-    headers_only = req.view == ListTimeSeriesRequest.TimeSeriesView.HEADERS
-    resp = ListTimeSeriesResponse()
+def _fill_page(resp: Any, series: list[Series], si: int, pi: int, budget: int, headers_only: bool) -> tuple[int, int]:
+    """Add to `resp` the page that starts at point `pi` of series `si`; where the next page starts."""
     while si < len(series) and budget > 0:
         s = series[si]
         if headers_only:
@@ -233,12 +258,7 @@ def list_time_series(req: Any, samples: SampleSource) -> Any:
         pi += len(chunk)
         if pi >= len(newest_first):
             si, pi = si + 1, 0
-    if si < len(series):
-        resp.next_page_token = paging.encode_token([si, pi], request=fingerprint)
-        _PAGES.put(fingerprint, series)
-    if series:
-        resp.unit = series[0].unit
-    return resp
+    return si, pi
 
 
 def partial_response(resp: Any) -> Any:

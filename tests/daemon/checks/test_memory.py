@@ -293,7 +293,7 @@ def test_filled_instance_crosses_the_warning_ratio(
 
 # --- nodes with figures of their own (no processes) --------------------------------------------
 
-# The amplitude of the emulator's synthetic wave (emulator/sampler.py): a minute's peak and its
+# The amplitude of the emulator's synthetic wave (emulator/monitoring/sampler.py): a minute's peak and its
 # last point differ by less.
 WAVE = 0.02
 
