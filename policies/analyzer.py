@@ -25,7 +25,7 @@ differences: the pack gets this process's environment without any `PULUMI_*` var
 caller's (the engine passes its own environment through), so a verdict does not depend on who
 runs it; it is exec'd through a tiny wrapper that ties its life to this process; and schema
 errors are worded by Python's `jsonschema`, where the CLI uses Go's gojsonschema (same checks,
-other words). tests/test_pulumi_engine.py checks the verdicts against the real engine's.
+other words). tests/e2e/test_pulumi_engine.py checks the verdicts against the real engine's.
 """
 
 from __future__ import annotations

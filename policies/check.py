@@ -3,7 +3,7 @@
 Each stack's resources come from the redis-fleet program run under the Pulumi SDK's mocks
 (redisguard.program.mocks); the pack is started as Pulumi's Python host starts it and asked over
 the Analyzer protocol, config reconciled as the engine does (redisguard.policies.analyzer). The
-verdicts are the ones `pulumi preview --policy-pack policies` gives (tests/test_pulumi_engine.py
+verdicts are the ones `pulumi preview --policy-pack policies` gives (tests/e2e/test_pulumi_engine.py
 runs both on the same stacks).
 """
 
