@@ -137,7 +137,7 @@ def test_an_api_fault_fails_that_check_only_and_it_recovers_without_a_restart(
         assert (daemon.value("redisguard_check_failures_total", check="drift_live", target="staging") or 0) >= 1
         assert "check=drift_live target=staging status=error" in daemon.log()
     finally:
-        emulator._control("DELETE", "/_emulator/faults")
+        emulator.clear_faults()
     daemon.wait_value("redisguard_check_up", 1, check="drift_live", target="staging")
     assert daemon.value("redisguard_drift_status", stack="staging", engine="live") == 0
     wait_for(lambda: daemon.healthz()[0] == 200, timeout=30, what="/healthz 200 again")
@@ -376,7 +376,7 @@ def test_memory_gauges_for_the_fleet_follow_real_writes_kills_and_faults(
         assert daemon.value("redisguard_check_up", check="drift_live", target="staging") == 1
         assert daemon.value("redisguard_drift_status", stack="staging", engine="live") is not None
     finally:
-        emulator._control("DELETE", "/_emulator/faults")
+        emulator.clear_faults()
     daemon.wait_value("redisguard_check_up", 1, check="memory", target=PROJECT)
     assert daemon.value("redisguard_memory_usage_ratio", **sidekiq) is not None
 
