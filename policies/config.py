@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from pulumi_policy import PolicyConfigSchema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from redisguard.core.errors import ConfigError
@@ -25,6 +25,7 @@ from redisguard.core.memorystore import (
     MaxMemoryPolicy,
     SnapshotPeriod,
 )
+from redisguard.core.models import Frozen
 from redisguard.core.validation import describe, format_loc, unknown_key
 
 # Memorystore's spelling of a Redis version as a pattern, not the list of versions the program can
@@ -41,10 +42,10 @@ class PolicyConfigError(ConfigError):
     """A policy's config (from `--policy-pack-config`) is invalid; the message lists every problem."""
 
 
-class _PolicyConfig(BaseModel):
-    """Options every resource policy has."""
+class PolicyConfig(Frozen):
+    """Options every resource policy has; the keys in the config file are camelCase, as Pulumi's are."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     exempt_resources: tuple[str, ...] = Field(
         default=(),
@@ -56,7 +57,7 @@ class _PolicyConfig(BaseModel):
         return any(fnmatch.fnmatchcase(resource_name, pattern) for pattern in self.exempt_resources)
 
 
-class _ProductionScopedConfig(_PolicyConfig):
+class ProductionScopedConfig(PolicyConfig):
     """Options of the policies that apply to production instances only."""
 
     production_stacks: tuple[str, ...] = Field(
@@ -69,15 +70,15 @@ class _ProductionScopedConfig(_PolicyConfig):
     )
 
 
-class AuthRequiredConfig(_PolicyConfig):
+class AuthRequiredConfig(PolicyConfig):
     """Config of `memorystore-auth-required`."""
 
 
-class TransitEncryptionConfig(_PolicyConfig):
+class TransitEncryptionConfig(PolicyConfig):
     """Config of `memorystore-transit-encryption-required`."""
 
 
-class PersistenceConfig(_ProductionScopedConfig):
+class PersistenceConfig(ProductionScopedConfig):
     """Config of `memorystore-persistence-in-production`."""
 
     max_snapshot_period: SnapshotPeriod = Field(
@@ -87,7 +88,7 @@ class PersistenceConfig(_ProductionScopedConfig):
     )
 
 
-class MemoryBoundsConfig(_PolicyConfig):
+class MemoryBoundsConfig(PolicyConfig):
     """Config of `memorystore-memory-bounds`."""
 
     min_memory_gb: int = Field(
@@ -117,15 +118,15 @@ class MemoryBoundsConfig(_PolicyConfig):
         return self
 
 
-class HighAvailabilityConfig(_ProductionScopedConfig):
+class HighAvailabilityConfig(ProductionScopedConfig):
     """Config of `memorystore-high-availability-in-production`."""
 
 
-class CmekConfig(_ProductionScopedConfig):
+class CmekConfig(ProductionScopedConfig):
     """Config of `memorystore-cmek-in-production`."""
 
 
-class MaintenanceWindowConfig(_PolicyConfig):
+class MaintenanceWindowConfig(PolicyConfig):
     """Config of `memorystore-maintenance-window-required`."""
 
     allowed_days: tuple[DayOfWeek, ...] = Field(
@@ -135,7 +136,7 @@ class MaintenanceWindowConfig(_PolicyConfig):
     )
 
 
-class SupportedVersionConfig(_PolicyConfig):
+class SupportedVersionConfig(PolicyConfig):
     """Config of `memorystore-supported-redis-version`."""
 
     allowed_versions: tuple[RedisVersion, ...] = Field(
@@ -145,7 +146,7 @@ class SupportedVersionConfig(_PolicyConfig):
     )
 
 
-class EvictionPolicyConfig(_PolicyConfig):
+class EvictionPolicyConfig(PolicyConfig):
     """Config of `memorystore-eviction-policy-explicit`."""
 
     allowed_policies: tuple[MaxMemoryPolicy, ...] = Field(
@@ -155,7 +156,7 @@ class EvictionPolicyConfig(_PolicyConfig):
     )
 
 
-class PrivateNetworkingConfig(_PolicyConfig):
+class PrivateNetworkingConfig(PolicyConfig):
     """Config of `memorystore-private-networking`."""
 
     forbidden_networks: tuple[NonEmpty, ...] = Field(
@@ -165,7 +166,7 @@ class PrivateNetworkingConfig(_PolicyConfig):
     )
 
 
-class RequiredLabelsConfig(_PolicyConfig):
+class RequiredLabelsConfig(PolicyConfig):
     """Config of `memorystore-required-labels`."""
 
     required_labels: tuple[LabelKey, ...] = Field(
@@ -174,7 +175,7 @@ class RequiredLabelsConfig(_PolicyConfig):
     )
 
 
-class DeletionProtectionConfig(_ProductionScopedConfig):
+class DeletionProtectionConfig(ProductionScopedConfig):
     """Config of `memorystore-deletion-protection-in-production`."""
 
     require_explicit: bool = Field(
@@ -184,7 +185,7 @@ class DeletionProtectionConfig(_ProductionScopedConfig):
     )
 
 
-class StackMemoryBudgetConfig(_PolicyConfig):
+class StackMemoryBudgetConfig(PolicyConfig):
     """Config of `memorystore-stack-memory-budget`."""
 
     max_total_memory_gb: int = Field(
@@ -194,10 +195,10 @@ class StackMemoryBudgetConfig(_PolicyConfig):
     )
 
 
-C = TypeVar("C", bound=_PolicyConfig)
+C = TypeVar("C", bound=PolicyConfig)
 
 
-def config_schema(model: type[_PolicyConfig]) -> PolicyConfigSchema:
+def config_schema(model: type[PolicyConfig]) -> PolicyConfigSchema:
     """The JSON schema the engine validates `--policy-pack-config` against, with defaults it fills in."""
     schema = model.model_json_schema(by_alias=True, mode="validation")
     properties: dict[str, dict[str, Any]] = {}
@@ -260,7 +261,7 @@ class ProductionDecision:
     reason: str
 
 
-def is_production(stack: str, labels: Mapping[str, Any] | None, config: _ProductionScopedConfig) -> ProductionDecision:
+def is_production(stack: str, labels: Mapping[str, Any] | None, config: ProductionScopedConfig) -> ProductionDecision:
     """Production when the stack name matches a configured glob or the instance carries a production label."""
     # A fully qualified name (org/project/stack) is matched by its stack part.
     short = stack.rsplit("/", 1)[-1]

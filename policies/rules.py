@@ -30,6 +30,7 @@ from pulumi_policy.proxy import (
 )
 
 from redisguard.core.memorystore import DEFAULT_SNAPSHOT_PERIOD, SNAPSHOT_PERIOD_HOURS
+from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.policies.config import (
     AuthRequiredConfig,
     CmekConfig,
@@ -39,13 +40,13 @@ from redisguard.policies.config import (
     MaintenanceWindowConfig,
     MemoryBoundsConfig,
     PersistenceConfig,
+    PolicyConfig,
     PrivateNetworkingConfig,
+    ProductionScopedConfig,
     RequiredLabelsConfig,
     StackMemoryBudgetConfig,
     SupportedVersionConfig,
     TransitEncryptionConfig,
-    _PolicyConfig,
-    _ProductionScopedConfig,
     config_schema,
     is_production,
     parse_config,
@@ -57,7 +58,6 @@ PACK_DESCRIPTION = (
     "Blocks Memorystore Redis instances without AUTH, TLS, persistence, HA or sane memory bounds, "
     "and advises on keys, maintenance windows, versions, eviction, networking, labels and budgets."
 )
-INSTANCE_TYPE = "gcp:redis/instance:Instance"
 TAGS = ["gcp", "memorystore", "redis"]
 
 _UNKNOWN_SENTINELS = frozenset(
@@ -188,7 +188,7 @@ class Instance:
                 known[str(key)] = value
         return known
 
-    def production(self, config: _ProductionScopedConfig) -> bool:
+    def production(self, config: ProductionScopedConfig) -> bool:
         decision = is_production(self.stack, None, config)
         if not decision.production:
             # Labels are read only when the stack name does not decide: an unknown label
@@ -201,7 +201,7 @@ class Instance:
         return decision.production
 
 
-C = TypeVar("C", bound=_PolicyConfig)
+C = TypeVar("C", bound=PolicyConfig)
 
 
 # --- the checks: each returns the violation messages for one instance -------------------------
@@ -515,6 +515,7 @@ STACK_MEMORY_BUDGET = "memorystore-stack-memory-budget"
 
 _MANDATORY = EnforcementLevel.MANDATORY
 _ADVISORY = EnforcementLevel.ADVISORY
+STACK_MEMORY_BUDGET_LEVEL = _ADVISORY
 
 RULES: tuple[Rule[Any], ...] = (
     Rule(
@@ -696,7 +697,7 @@ def all_policies() -> list[Policy]:
             description="The Memorystore instances of a stack should not add up to more memory than the configured "
             "budget (default 500 GB).",
             validate=validate_stack_memory_budget,
-            enforcement_level=_ADVISORY,
+            enforcement_level=STACK_MEMORY_BUDGET_LEVEL,
             config_schema=config_schema(StackMemoryBudgetConfig),
             display_name="Stack memory budget",
             severity=Severity.LOW,

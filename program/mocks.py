@@ -14,8 +14,9 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import Stack
 
+from redisguard.core.pulumi import INSTANCE_TYPE
+
 PROGRAM_DIR = Path(__file__).resolve().parent
-INSTANCE_TYPE = "gcp:redis/instance:Instance"
 COMMAND_TYPE = "command:local:Command"
 
 
