@@ -55,30 +55,30 @@ from pulumi.runtime.proto import (
 )
 
 from redisguard.core.processes import die_with_parent_argv
+from redisguard.core.pulumi import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
+from redisguard.policies.pack_config import (
+    LEVEL_NAMES,
+    PACK_DIR,
+    PolicyConfigInvalid,
+    parse_policy_pack_config,
+    read_config_file,
+)
 
-# The pack this package is: PulumiPolicy.yaml and __main__.py live beside this module.
-PACK_DIR = Path(__file__).resolve().parent
 PROJECT = "redis-fleet"
 
-# The sentinels the engine writes for values unknown during preview (MarshalOptions{KeepUnknowns}),
-# and the signature of a secret value (KeepSecrets): pulumi/sdk/go/common/resource/plugin/rpc.go.
+# The sentinels the engine writes for values unknown during preview (MarshalOptions{KeepUnknowns});
+# a secret value is signed with core.pulumi's SECRET_SIG (KeepSecrets): pulumi/sdk/go/common/resource/plugin/rpc.go.
 UNKNOWN_SENTINELS = {
     "bool": "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
     "number": "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
-    "string": "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
+    "string": UNKNOWN,
     "array": "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
     "object": "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
 }
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
-ENFORCEMENT_LEVELS = {
-    "advisory": analyzer_pb2.ADVISORY,
-    "mandatory": analyzer_pb2.MANDATORY,
-    "remediate": analyzer_pb2.REMEDIATE,
-    "disabled": analyzer_pb2.DISABLED,
-}
-_LEVEL_NAMES = {v: k for k, v in ENFORCEMENT_LEVELS.items()}
+# The engine's level names (pack_config.LEVEL_NAMES) as the protocol's enum values.
+ENFORCEMENT_LEVELS = {name: analyzer_pb2.EnforcementLevel.Value(name.upper()) for name in LEVEL_NAMES}
+_LEVEL_NAME_OF = {v: k for k, v in ENFORCEMENT_LEVELS.items()}
 _SEVERITY_NAMES = {
     analyzer_pb2.POLICY_SEVERITY_UNSPECIFIED: "",
     analyzer_pb2.POLICY_SEVERITY_LOW: "low",
@@ -119,7 +119,7 @@ def marshal(value: Any) -> Any:
     if isinstance(value, Unknown):
         return UNKNOWN_SENTINELS[value.kind]
     if isinstance(value, Secret):
-        return {SIG_KEY: SECRET_SIG, "value": marshal(value.value)}
+        return {SECRET_SIG_KEY: SECRET_SIG, "value": marshal(value.value)}
     if isinstance(value, Mapping):
         return {str(k): marshal(v) for k, v in value.items() if not str(k).startswith("__")}
     if isinstance(value, (list, tuple)):
@@ -207,14 +207,6 @@ class PackInfo:
     initial_config: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
-class PolicyConfigInvalid(Exception):
-    """The engine refuses the policy-pack config before starting the deployment."""
-
-    def __init__(self, errors: Sequence[str]) -> None:
-        super().__init__("invalid policy pack config:\n" + "\n".join(errors))
-        self.errors = list(errors)
-
-
 class AnalyzerFailed(Exception):
     """The pack answered an Analyze call with a gRPC error (the engine fails the deployment)."""
 
@@ -243,33 +235,6 @@ class EngineService(engine_pb2_grpc.EngineServicer):
         self, request: engine_pb2.SetRootResourceRequest, context: grpc.ServicerContext
     ) -> engine_pb2.SetRootResourceResponse:
         return engine_pb2.SetRootResourceResponse()
-
-
-def parse_policy_pack_config(raw: Mapping[str, Any]) -> dict[str, tuple[str | None, dict[str, Any]]]:
-    """A `--policy-pack-config` document as the engine reads it: name -> (level or None, properties)."""
-    result: dict[str, tuple[str | None, dict[str, Any]]] = {}
-    for name, value in raw.items():
-        if isinstance(value, str):
-            level: Any = value
-            props: dict[str, Any] = {}
-        elif isinstance(value, Mapping):
-            props = dict(value)
-            level = props.pop("enforcementLevel", None)
-            if level is not None and not isinstance(level, str):
-                raise PolicyConfigInvalid(
-                    [f'parsing enforcement level for "{name}": {level} is not a valid enforcement level; '
-                     "must be a string"]
-                )
-        else:
-            raise PolicyConfigInvalid([f'parsing "{name}": {value!r} is not a valid value; must be a string or object'])
-        if level is not None and level not in ENFORCEMENT_LEVELS:
-            raise PolicyConfigInvalid(
-                [f'parsing enforcement level for "{name}": "{level}" is not a valid enforcement level']
-            )
-        if level is None and not props:
-            continue  # the engine drops empty entries
-        result[name] = (level, props)
-    return result
 
 
 def _apply_config(
@@ -533,7 +498,7 @@ class PolicyPackProcess:
                     name=p.name,
                     display_name=p.displayName,
                     description=p.description,
-                    level=_LEVEL_NAMES[p.enforcementLevel],
+                    level=_LEVEL_NAME_OF[p.enforcementLevel],
                     severity=_SEVERITY_NAMES[p.severity],
                     kind="stack" if p.policy_type == analyzer_pb2.POLICY_TYPE_STACK else "resource",
                     config_schema=json_format.MessageToDict(p.configSchema.properties),
@@ -542,7 +507,7 @@ class PolicyPackProcess:
                     url=p.url,
                 )
             initial = {
-                name: (_LEVEL_NAMES[c.enforcementLevel], json_format.MessageToDict(c.properties))
+                name: (_LEVEL_NAME_OF[c.enforcementLevel], json_format.MessageToDict(c.properties))
                 for name, c in resp.initialConfig.items()
             }
             self._info = PackInfo(resp.name, version, resp.supportsConfig, policies, initial)
@@ -550,15 +515,13 @@ class PolicyPackProcess:
 
     def configure(self, config: Mapping[str, Any] | str | Path | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
         """Configure the pack as `--policy-pack-config` would; raises PolicyConfigInvalid like the engine."""
-        if isinstance(config, (str, Path)):
-            text = Path(config).read_text()
-            config = json.loads(text) if text.strip() else None  # the engine reads an empty file as no config
+        raw: Mapping[str, Any] | None = read_config_file(config) if isinstance(config, (str, Path)) else config
         info = self.info()
         if not info.supports_config:
-            if config:
+            if raw:
                 raise PolicyConfigInvalid([f'policy pack "{info.name}" at "{self.pack_dir}" does not support config'])
             return {}
-        effective = reconcile_config(info, config)
+        effective = reconcile_config(info, raw)
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name, (level, props) in effective.items():
             policy_config = analyzer_pb2.PolicyConfig(enforcementLevel=ENFORCEMENT_LEVELS[level])
@@ -613,7 +576,7 @@ class PolicyPackProcess:
                 Diagnostic(
                     policy=d.policyName,
                     message=d.message,
-                    level=_LEVEL_NAMES[d.enforcementLevel],
+                    level=_LEVEL_NAME_OF[d.enforcementLevel],
                     urn=d.urn,
                     severity=_SEVERITY_NAMES[d.severity],
                     pack=d.policyPackName,

@@ -10,38 +10,29 @@ runs both on the same stacks).
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pulumi
-from pydantic import BaseModel, ConfigDict
+from pydantic import computed_field
 from rich.console import Console
 from rich.text import Text
 
+from redisguard.core.models import Frozen
+from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, JsonReport
 from redisguard.core.text import md_cell
-from redisguard.policies.analyzer import (
-    PACK_DIR,
-    AnalyzerFailed,
-    PolicyConfigInvalid,
-    PolicyPackProcess,
-    StackResource,
-)
+from redisguard.policies.analyzer import AnalyzerFailed, PolicyPackProcess, StackResource
+from redisguard.policies.pack_config import PACK_DIR, PolicyConfigInvalid, default_config_file
 
-EXIT_PASSED = 0
-EXIT_ERROR = 1
-EXIT_BLOCKED = 2
+# The exit codes of every report command (core.reports), by what they mean here.
+EXIT_PASSED = EXIT_OK
+EXIT_BLOCKED = EXIT_FINDINGS
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Violation(_Frozen):
+class Violation(Frozen):
     """One policy violation, as `pulumi preview` lists it."""
 
     policy: str
@@ -52,7 +43,7 @@ class Violation(_Frozen):
     message: str
 
 
-class StackVerdict(_Frozen):
+class StackVerdict(Frozen):
     stack: str
     policy_config: str | None
     """The --policy-pack-config file used, None for the pack's defaults."""
@@ -61,13 +52,16 @@ class StackVerdict(_Frozen):
     error: str | None = None
     duration_seconds: float = 0.0
 
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented use on a property
     @property
     def blocked(self) -> bool:
+        """A mandatory violation: `pulumi preview` would refuse the stack."""
         return any(v.level == "mandatory" for v in self.violations)
 
 
-class PolicyCheckReport(_Frozen):
-    generated_at: str
+class PolicyCheckReport(JsonReport):
+    """Every stack's verdict, with the head every redisguard report's JSON starts with (JsonReport)."""
+
     pack: str
     stacks: tuple[StackVerdict, ...]
 
@@ -77,11 +71,17 @@ class PolicyCheckReport(_Frozen):
             return EXIT_ERROR
         return EXIT_BLOCKED if any(s.blocked for s in self.stacks) else EXIT_PASSED
 
-
-def default_policy_config(stack: str, pack_dir: Path = PACK_DIR) -> Path | None:
-    """policies/config/<stack>.json where it exists (the file the team's preview passes)."""
-    path = pack_dir / "config" / f"{stack}.json"
-    return path if path.is_file() else None
+    def summary(self) -> dict[str, int]:
+        """Counts over the checked stacks and their violations."""
+        violations = [v for s in self.stacks for v in s.violations]
+        return {
+            "stacks": len(self.stacks),
+            "passed": sum(not s.error and not s.blocked for s in self.stacks),
+            "blocked": sum(not s.error and s.blocked for s in self.stacks),
+            "errors": sum(bool(s.error) for s in self.stacks),
+            "mandatory_violations": sum(v.level == "mandatory" for v in violations),
+            "advisory_violations": sum(v.level == "advisory" for v in violations),
+        }
 
 
 def _judge(
@@ -170,14 +170,12 @@ def run_policy_check(
             process = PolicyPackProcess(stack=stack, pack_dir=pack_dir, stack_config=config)
             runs.append((stack, stack_file, process, pool.submit(process.start), None))
         for stack, stack_file, pack, started, error in runs:
-            chosen = policy_config or default_policy_config(stack, pack_dir)
+            chosen = policy_config or default_config_file(stack, pack_dir)
             if pack is None or started is None:
                 verdicts.append(StackVerdict(stack=stack, policy_config=str(chosen) if chosen else None, resources=0, error=error))
                 continue
             verdicts.append(_judge(stack, stack_file, chosen, pack, started))
-    return PolicyCheckReport(
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"), pack=str(pack_dir), stacks=tuple(verdicts)
-    )
+    return PolicyCheckReport(pack=str(pack_dir), stacks=tuple(verdicts))
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -220,8 +218,6 @@ def render_markdown(report: PolicyCheckReport) -> str:
 
 
 def render_json(report: PolicyCheckReport) -> str:
-    data = report.model_dump(mode="json")
-    data["exit_code"] = report.exit_code
-    for verdict, raw in zip(report.stacks, data["stacks"], strict=True):
-        raw["blocked"] = verdict.blocked
-    return json.dumps(data, indent=2)
+    """The report's JSON: the shared head (schema and tool version, time, exit code, summary), then
+    the pack and each stack's verdict with `blocked`."""
+    return report.to_json()

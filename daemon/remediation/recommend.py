@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from redisguard.core.errors import ConfigError
 from redisguard.core.memorystore import GIB, MAX_MEMORY_GB, MIN_MEMORY_GB, MIN_MEMORY_GB_WITH_READ_REPLICAS
 from redisguard.daemon.config import RedisguardConfig
-from redisguard.daemon.fleet.stacks import load_stacks
-from redisguard.daemon.remediation.codify import Note, Plan
+from redisguard.daemon.remediation.plan import Note, Plan
 from redisguard.program.config import StackConfig
 
 if TYPE_CHECKING:
@@ -37,32 +33,20 @@ class Bounds:
 
 def stack_bounds(stack: str, policy_config: Path | None) -> Bounds:
     """memorystore-memory-bounds and memorystore-stack-memory-budget as the stack's policy config sets them."""
-    from redisguard.policies.check import default_policy_config
-    from redisguard.policies.config import MemoryBoundsConfig, PolicyConfigError, StackMemoryBudgetConfig, parse_config
-    from redisguard.policies.rules import MEMORY_BOUNDS, STACK_MEMORY_BUDGET
+    from redisguard.policies.config import MemoryBoundsConfig, StackMemoryBudgetConfig
+    from redisguard.policies.pack_config import stack_policy_config
+    from redisguard.policies.rules import MEMORY_BOUNDS, STACK_MEMORY_BUDGET, STACK_MEMORY_BUDGET_LEVEL
 
-    path = policy_config or default_policy_config(stack)
-    try:
-        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path else {}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read the policy config: {exc}") from None
-
-    def section(name: str) -> dict[str, Any]:
-        value = raw.get(name)
-        return {k: v for k, v in value.items() if k != "enforcementLevel"} if isinstance(value, dict) else {}
-
-    try:
-        bounds = parse_config(MEMORY_BOUNDS, MemoryBoundsConfig, section(MEMORY_BOUNDS))
-        budget = parse_config(STACK_MEMORY_BUDGET, StackMemoryBudgetConfig, section(STACK_MEMORY_BUDGET))
-    except PolicyConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    level = str((raw.get(STACK_MEMORY_BUDGET) or {}).get("enforcementLevel", "advisory"))
+    config = stack_policy_config(stack, policy_config)
+    bounds = config.options(MEMORY_BOUNDS, MemoryBoundsConfig)
+    budget = config.options(STACK_MEMORY_BUDGET, StackMemoryBudgetConfig)
+    level = config.level(STACK_MEMORY_BUDGET, STACK_MEMORY_BUDGET_LEVEL.value)
     return Bounds(
         min_gb=max(MIN_MEMORY_GB, bounds.min_memory_gb),
         max_gb=min(MAX_MEMORY_GB, bounds.max_memory_gb),
         min_gb_with_read_replicas=max(MIN_MEMORY_GB_WITH_READ_REPLICAS, bounds.min_memory_gb_with_read_replicas),
         budget_gb=None if level == "disabled" else budget.max_total_memory_gb,
-        policy_config=str(path) if path else "the pack's defaults",
+        policy_config=config.source,
     )
 
 
@@ -117,53 +101,20 @@ def plan_recommend(
     policy_config: Path | None = None,
 ) -> tuple[Plan, list[Recommendation]]:
     """The memory_gb changes for the declared instances of the selected stacks, within bounds and budget."""
-    warning = config.thresholds.memory_warning_ratio
+    bounds: dict[str, Bounds] = {}
+
+    def bounds_of(stack: str) -> Bounds:
+        if stack not in bounds:
+            bounds[stack] = stack_bounds(stack, policy_config)
+        return bounds[stack]
+
+    by_stack = _size_instances(config, report, stacks, selected, bounds_of, target=target, horizon=horizon)
     plan = Plan()
     accepted: list[Recommendation] = []
-    by_stack: dict[str, list[Recommendation]] = {}
-    for project in report.projects:
-        for memory in project.instances:
-            if memory.stack not in selected:
-                continue
-            stack = stacks[memory.stack]
-            cluster = stack.cluster(memory.instance_id)
-            bounds = stack_bounds(memory.stack, policy_config)
-            found = recommend_size(memory, cluster.read_replicas, bounds, target=target, horizon=horizon, warning=warning)
-            if found is None or found[0] == cluster.memory_gb:
-                continue  # the stack file already says it (a second run after --write proposes nothing)
-            size, why = found
-            used, limit = memory.used_bytes, memory.max_bytes
-            if used is None or limit is None:
-                continue  # not reached: recommend_size proposes nothing without both
-            per_gb = limit / (memory.capacity_bytes // GIB)
-            by_stack.setdefault(memory.stack, []).append(
-                Recommendation(
-                    stack=memory.stack,
-                    instance_id=memory.instance_id,
-                    current_gb=cluster.memory_gb,
-                    recommended_gb=size,
-                    usage_ratio=used / limit,
-                    ratio_at_recommended=used / (per_gb * size),
-                    reason=why,
-                )
-            )
     for stack_name, recs in by_stack.items():
-        stack = stacks[stack_name]
-        bounds = stack_bounds(stack_name, policy_config)
-        sizes = {c.name: c.memory_gb for c in stack.clusters}
-        sizes.update({r.instance_id: r.recommended_gb for r in recs})
-        total = sum(sizes.values())
-        if bounds.budget_gb is not None and total > bounds.budget_gb:
-            names = ", ".join(f"{r.instance_id} {r.current_gb} -> {r.recommended_gb} GB" for r in recs)
-            plan.notes.append(
-                Note(
-                    stack_name,
-                    "refused",
-                    f"memorystore-stack-memory-budget allows {bounds.budget_gb} GB in stack {stack_name} "
-                    f"({bounds.policy_config}); the recommendation ({names}) needs {total} GB in all. "
-                    "Raise maxTotalMemoryGb there or shrink another instance; nothing proposed for this stack.",
-                )
-            )
+        refusal = _over_budget(stacks[stack_name], stack_name, recs, bounds_of(stack_name))
+        if refusal is not None:
+            plan.notes.append(Note(stack_name, "refused", refusal))
             continue
         for rec in recs:
             plan.file(config, stack_name).set_key(rec.instance_id, "memory_gb", rec.recommended_gb)
@@ -179,32 +130,58 @@ def plan_recommend(
     return plan, accepted
 
 
-# --- command line --------------------------------------------------------------------------------
+def _size_instances(
+    config: RedisguardConfig,
+    report: MemoryReport,
+    stacks: Mapping[str, StackConfig],
+    selected: Sequence[str],
+    bounds_of: Callable[[str], Bounds],
+    *,
+    target: float,
+    horizon: float,
+) -> dict[str, list[Recommendation]]:
+    """Stack -> a recommendation per declared instance whose size should change (recommend_size)."""
+    warning = config.thresholds.memory_warning_ratio
+    by_stack: dict[str, list[Recommendation]] = {}
+    for memory in (m for project in report.projects for m in project.instances):
+        if memory.stack not in selected:
+            continue
+        cluster = stacks[memory.stack].cluster(memory.instance_id)
+        found = recommend_size(
+            memory, cluster.read_replicas, bounds_of(memory.stack), target=target, horizon=horizon, warning=warning
+        )
+        if found is None or found[0] == cluster.memory_gb:
+            continue  # the stack file already says it (a second run after --write proposes nothing)
+        size, why = found
+        used, limit = memory.used_bytes, memory.max_bytes
+        if used is None or limit is None:
+            continue  # not reached: recommend_size proposes nothing without both
+        per_gb = limit / (memory.capacity_bytes // GIB)
+        by_stack.setdefault(memory.stack, []).append(
+            Recommendation(
+                stack=memory.stack,
+                instance_id=memory.instance_id,
+                current_gb=cluster.memory_gb,
+                recommended_gb=size,
+                usage_ratio=used / limit,
+                ratio_at_recommended=used / (per_gb * size),
+                reason=why,
+            )
+        )
+    return by_stack
 
 
-def check_arguments(args: argparse.Namespace) -> float:
-    """The horizon in seconds; ConfigError for a bad --target-ratio or --horizon (before any API is called)."""
-    from redisguard.daemon.config import parse_duration
-
-    if not 0 < args.target_ratio < 1:
-        raise ConfigError(f"--target-ratio {args.target_ratio:g}: allowed: a ratio between 0 and 1, e.g. 0.7")
-    try:
-        horizon = parse_duration(args.horizon).total_seconds()
-    except ValueError as exc:
-        raise ConfigError(f"--horizon {args.horizon!r}: {exc}") from None
-    if horizon <= 0:
-        raise ConfigError(f"--horizon {args.horizon!r}: allowed: a positive duration such as 30d")
-    return horizon
-
-
-def run_recommend(config: RedisguardConfig, report: MemoryReport, selected: Sequence[str], args: argparse.Namespace) -> None:
-    """Print (or with --write apply) the recommendations; notes on stderr."""
-    from redisguard.daemon.remediation.codify import emit
-
-    horizon = check_arguments(args)
-    stacks = load_stacks(config, "memory-report --recommend")
-    plan, _ = plan_recommend(
-        config, report, stacks, selected, target=args.target_ratio, horizon=horizon,
-        policy_config=Path(args.policy_config) if args.policy_config else None,
-    )  # fmt: skip
-    emit("memory-report", plan, args.write)
+def _over_budget(stack: StackConfig, stack_name: str, recs: Sequence[Recommendation], bounds: Bounds) -> str | None:
+    """Why the stack's recommendations are refused: with them its instances add up to more than
+    memorystore-stack-memory-budget allows (all or none: a budget is the stack's); None when they fit."""
+    sizes = {c.name: c.memory_gb for c in stack.clusters}
+    sizes.update({r.instance_id: r.recommended_gb for r in recs})
+    total = sum(sizes.values())
+    if bounds.budget_gb is None or total <= bounds.budget_gb:
+        return None
+    names = ", ".join(f"{r.instance_id} {r.current_gb} -> {r.recommended_gb} GB" for r in recs)
+    return (
+        f"memorystore-stack-memory-budget allows {bounds.budget_gb} GB in stack {stack_name} "
+        f"({bounds.policy_config}); the recommendation ({names}) needs {total} GB in all. "
+        "Raise maxTotalMemoryGb there or shrink another instance; nothing proposed for this stack."
+    )

@@ -6,10 +6,13 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from redisguard.daemon.cli.main import Handler, build_parser
+from redisguard.daemon.cli.main import build_parser
+from redisguard.daemon.cli.options import Handler
+from tests.fixtures.repo import REPO
 
 # Seconds of start-up between them (measured: `redisguard --help` took 2.4-2.9 s while the parser
 # imported them, 0.5-0.6 s without).
@@ -55,3 +58,21 @@ def test_policy_check_does_not_import_the_drift_engines_or_the_daemon() -> None:
     # It needs Pulumi (the program under mocks) and gRPC (the pack), not the Google clients or the server.
     imported = _imported_by("import redisguard.daemon.cli.policy")
     assert [m for m in imported if m not in ("pulumi", "grpc")] == []
+
+
+def test_policy_check_handler_imports_no_cloud_client_or_server() -> None:
+    # What run_policy_check imports when it runs: the pack and the program, never the drift engines.
+    imported = _imported_by("import redisguard.daemon.cli.policy, redisguard.policies.check, redisguard.program.mocks")
+    assert [m for m in imported if m not in ("pulumi", "grpc")] == []
+
+
+def test_check_config_runs_without_a_cloud_client_engine_or_server_library(tmp_path: Path) -> None:
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging]\n")
+
+    run = (
+        "import contextlib, io\nfrom redisguard.daemon.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['check-config', '--config', {str(config)!r}]) == 0"
+    )
+    assert _imported_by(run) == []

@@ -1,0 +1,127 @@
+"""`adopt`: accepted live drift turned into a reviewed stack-file change (the live value becomes the declared one).
+
+Nothing is changed in the cloud. A property the flat config cannot say, or whose live value
+breaks a secure default or a mandatory policy, is a note with the reason and left for
+`pulumi up` to revert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from redisguard.daemon.checks.drift_live import check_stack
+from redisguard.daemon.checks.ignore import IgnoreRules
+from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.fleet.inventory import Inventory, split_instance_name, watched_by_id
+from redisguard.daemon.fleet.inverse import cluster_entry, keys_for_path
+from redisguard.daemon.fleet.stacks import load_stacks
+from redisguard.daemon.remediation.plan import Note, Plan
+from redisguard.daemon.remediation.policy import mandatory_violations, policy_inputs
+from redisguard.program.config import ClusterConfig, StackConfig
+
+if TYPE_CHECKING:
+    from google.cloud import redis_v1
+
+
+def plan_adopt(
+    config: RedisguardConfig,
+    stack_names: Sequence[str],
+    resource: str | None = None,
+    path: str | None = None,
+    inventory: Inventory | None = None,
+) -> Plan:
+    """The live value of each `changed` property written into the declaring entry, where the config may say it."""
+    stacks = load_stacks(config, "adopt")
+    inventory = inventory or Inventory(config.gcp)
+    rules = IgnoreRules(config.ignore)
+    plan = Plan()
+    matched = False
+    for name in stack_names:
+        stack = stacks[name]
+        items = check_stack(stack, inventory, rules, report_unmanaged=False).items
+        by_id = watched_by_id(stack, inventory.instances(stack.project or ""))
+        for item in items:
+            if item.kind != "changed" or (resource is not None and item.resource != resource):
+                continue
+            drifts = [d for d in item.properties if path is None or d.path == path]
+            if drifts:
+                matched = True
+                _adopt_one(config, plan, stack, name, by_id[item.resource], [d.path for d in drifts])
+    if (resource or path) and not matched:
+        what = " ".join(x for x in (f"--resource {resource}" if resource else "", f"--path {path}" if path else "") if x)
+        plan.notes.append(Note(resource or "", "refused", f"{what}: no such changed property in the live drift report"))
+    return plan
+
+
+def _adopt_one(
+    config: RedisguardConfig, plan: Plan, stack: StackConfig, stack_name: str, instance: redis_v1.Instance, paths: list[str]
+) -> None:
+    """Each drifted property's live value into the cluster's entry, one property after the other,
+    or a note that says why not."""
+    cluster_name = split_instance_name(instance.name).instance_id
+    live = cluster_entry(instance).entry
+    stack_file = plan.file(config, stack_name)
+    declared = dict(stack_file.entry(cluster_name))
+    before = mandatory_violations(cluster_name, policy_inputs(stack.cluster(cluster_name)), stack_name)
+    for path in paths:
+        keys = keys_for_path(path)
+        proposed = _with_live_value(declared, keys, path, live, instance)
+        refusal = _refusal(path, keys, proposed, cluster_name, stack_name, before)
+        if refusal is not None:
+            plan.notes.append(Note(cluster_name, "refused", refusal))
+            continue
+        for k in keys:
+            stack_file.set_key(cluster_name, k, proposed.get(k))
+        declared = proposed
+
+
+def _with_live_value(
+    declared: Mapping[str, Any], keys: Sequence[str], path: str, live: Mapping[str, Any], instance: redis_v1.Instance
+) -> dict[str, Any]:
+    """The declared entry with the keys that hold `path` set to the live value (one label for `labels.<key>`)."""
+    proposed = dict(declared)
+    for k in keys:
+        if k == "labels" and path.startswith("labels."):
+            labels = dict(proposed.get("labels") or {})
+            label = path[len("labels."):]
+            if label in instance.labels:
+                labels[label] = instance.labels[label]
+            else:
+                labels.pop(label, None)
+            proposed["labels"] = labels or None
+        else:
+            proposed[k] = live.get(k)
+    return {k: v for k, v in proposed.items() if v is not None}
+
+
+def _refusal(
+    path: str,
+    keys: Sequence[str],
+    proposed: Mapping[str, Any],
+    cluster_name: str,
+    stack_name: str,
+    before: Mapping[str, list[str]],
+) -> str | None:
+    """Why the live value of `path` may not be adopted: AUTH (a secure default), no key for it in
+    the flat config, not valid stack config, or a mandatory policy it newly breaks; None when it may."""
+    if path == "authEnabled":
+        return (
+            f"{path}: AUTH is off on the instance; AUTH is a secure default the program enforces and "
+            "memorystore-auth-required is mandatory. Revert instead: `pulumi up` turns AUTH back on."
+        )
+    if not keys:
+        return f"{path}: the flat config has no key for it; revert it with `pulumi up` or remove it on the instance"
+    try:
+        cluster = ClusterConfig.model_validate(proposed)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        return f"{path}: the live value is not valid stack config ({problems})"
+    after = mandatory_violations(cluster_name, policy_inputs(cluster), stack_name)
+    broken = {p: m for p, m in after.items() if p not in before}
+    if broken:
+        reasons = "; ".join(f"{p} is mandatory in stack {stack_name}: {' '.join(m)}" for p, m in broken.items())
+        return f"{path}: adopting the live value breaks a policy ({reasons}). Revert with `pulumi up`."
+    return None

@@ -1,0 +1,67 @@
+"""What a remediation command proposes: the stack-file edits of one run and its notes, shown as a
+unified diff (or written with --write); shared by codify, adopt and memory-report --recommend."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+from redisguard.core.errors import ConfigError
+from redisguard.core.reports import EXIT_FINDINGS, EXIT_OK
+from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.fleet.stack_edit import StackFile
+from redisguard.program.config import StackConfigError
+
+# The exit codes of every report command (core.reports), by what they mean here: 0 nothing to
+# change (or it was written), 2 a change is proposed; 1 (EXIT_ERROR) the command could not run.
+EXIT_NOTHING = EXIT_OK
+EXIT_PROPOSED = EXIT_FINDINGS
+
+
+@dataclass(frozen=True)
+class Note:
+    """One instance or property the command says something about instead of (or besides) editing."""
+
+    resource: str
+    level: Literal["proposed", "warning", "refused"]
+    message: str
+
+
+@dataclass
+class Plan:
+    """The edits of one run, per stack file, and the notes."""
+
+    files: dict[str, StackFile] = field(default_factory=dict)
+    notes: list[Note] = field(default_factory=list)
+
+    def file(self, config: RedisguardConfig, stack: str) -> StackFile:
+        if stack not in self.files:
+            self.files[stack] = StackFile(config.pulumi.stack_file(stack))
+        return self.files[stack]
+
+    def diff(self) -> str:
+        return "".join(f.diff() for f in self.files.values())
+
+
+def emit(command: str, plan: Plan, write: bool) -> int:
+    """Notes on stderr, the diff on stdout (or the files written); the exit code."""
+    for note in plan.notes:
+        print(f"redisguard {command}: {note.level}: {note.resource}: {note.message}", file=sys.stderr)
+    diff = plan.diff()
+    if not diff:
+        print(f"redisguard {command}: nothing to change", file=sys.stderr)
+        return EXIT_NOTHING
+    if not write:
+        sys.stdout.write(diff)
+        sys.stdout.flush()
+        return EXIT_PROPOSED
+    for stack_file in plan.files.values():
+        try:
+            stack_file.validate()
+        except StackConfigError as exc:
+            raise ConfigError(f"the change would leave an invalid stack file; nothing written:\n{exc}") from None
+    for stack_file in plan.files.values():
+        if stack_file.write():
+            print(f"redisguard {command}: wrote {stack_file.path}", file=sys.stderr)
+    return EXIT_NOTHING
