@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from redisguard.core.errors import ConfigError
@@ -37,6 +37,7 @@ from redisguard.core.memorystore import (
     Tier,
     TransitEncryption,
 )
+from redisguard.core.models import Frozen
 from redisguard.core.validation import (
     YamlSyntaxError,
     describe,
@@ -77,92 +78,135 @@ def _several(problems: Sequence[tuple[str, str]]) -> PydanticCustomError:
     return PydanticCustomError("several", "{problems}", {"problems": "\n".join(f"{k}\t{m}" for k, m in problems)})
 
 
-def cross_field_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (key, message) problems of rules that span several keys of one cluster.
+Problem = tuple[str, str]
+"""(key, message): one problem of a cluster, named by the key a user fixes."""
+
+
+def _read_replicas_need_standard_ha(values: Mapping[str, Any]) -> Problem | None:
+    if values.get("tier") == "BASIC" and values.get("read_replicas") is True:
+        return "read_replicas", "true needs tier STANDARD_HA (tier is BASIC); allowed with BASIC: false"
+    return None
+
+
+def _basic_has_no_replicas(values: Mapping[str, Any]) -> Problem | None:
+    count = values.get("replica_count", 0)
+    if values.get("tier") == "BASIC" and "replica_count" in values and count not in (None, 0):
+        return "replica_count", f"{count} does not fit tier BASIC; allowed: 0 or unset"
+    return None
+
+
+def _with_read_replicas(values: Mapping[str, Any]) -> bool:
+    return values.get("tier") == "STANDARD_HA" and values.get("read_replicas") is True
+
+
+def _replica_count_with_read_replicas(values: Mapping[str, Any]) -> Problem | None:
+    count = values.get("replica_count", 0)
+    if _with_read_replicas(values) and "replica_count" in values and count is not None and not 1 <= count <= MAX_READ_REPLICAS:
+        return "replica_count", f"{count} does not fit STANDARD_HA with read replicas; allowed: 1 to {MAX_READ_REPLICAS}"
+    return None
+
+
+def _memory_for_read_replicas(values: Mapping[str, Any]) -> Problem | None:
+    memory_gb = values.get("memory_gb")
+    if _with_read_replicas(values) and isinstance(memory_gb, int) and memory_gb < MIN_MEMORY_GB_WITH_READ_REPLICAS:
+        return (
+            "memory_gb",
+            f"{memory_gb} is too small for read replicas; allowed: {MIN_MEMORY_GB_WITH_READ_REPLICAS} to {MAX_MEMORY_GB}",
+        )
+    return None
+
+
+def _version_for_read_replicas(values: Mapping[str, Any]) -> Problem | None:
+    version = values.get("redis_version")
+    if _with_read_replicas(values) and "redis_version" in values and version not in READ_REPLICA_VERSIONS:
+        return (
+            "redis_version",
+            f"{version} does not support read replicas; allowed with read_replicas: {', '.join(READ_REPLICA_VERSIONS)}",
+        )
+    return None
+
+
+def _replica_count_without_read_replicas(values: Mapping[str, Any]) -> Problem | None:
+    count = values.get("replica_count", 0)
+    if (
+        values.get("tier") == "STANDARD_HA"
+        and values.get("read_replicas") is False
+        and "replica_count" in values
+        and count not in (None, 1)
+    ):
+        return "replica_count", f"{count} needs read_replicas: true; allowed without read replicas: 1 or unset"
+    return None
+
+
+def _before_redis_4(values: Mapping[str, Any]) -> bool:
+    return "redis_version" in values and values.get("redis_version") not in LFU_AND_DEFRAG_VERSIONS
+
+
+def _lfu_needs_redis_4(values: Mapping[str, Any]) -> Problem | None:
+    policy, version = values.get("max_memory_policy"), values.get("redis_version")
+    if _before_redis_4(values) and isinstance(policy, str) and policy.endswith("-lfu"):
+        return (
+            "max_memory_policy",
+            f"{policy} needs Redis 4.0 or later (redis_version is {version}); allowed with "
+            f"{version}: the -lru, -random and -ttl policies and noeviction",
+        )
+    return None
+
+
+def _active_defrag_needs_redis_4(values: Mapping[str, Any]) -> Problem | None:
+    version = values.get("redis_version")
+    if _before_redis_4(values) and values.get("active_defrag") is not None:
+        return (
+            "active_defrag",
+            f"needs Redis 4.0 or later (redis_version is {version}); remove the key or use "
+            f"redis_version {', '.join(LFU_AND_DEFRAG_VERSIONS)}",
+        )
+    return None
+
+
+def _snapshot_period_needs_persistence(values: Mapping[str, Any]) -> Problem | None:
+    if values.get("persistence_mode") == "DISABLED" and values.get("snapshot_period") is not None:
+        return (
+            "snapshot_period",
+            f"{values['snapshot_period']} is set but persistence_mode is DISABLED; "
+            "set persistence_mode: RDB or remove snapshot_period",
+        )
+    return None
+
+
+def _maintenance_day_with_start_time(values: Mapping[str, Any]) -> Problem | None:
+    start_set = values.get("maintenance_start_hours") is not None or values.get("maintenance_start_minutes") is not None
+    if "maintenance_window_day" in values and values.get("maintenance_window_day") is None and start_set:
+        return "maintenance_window_day", "is required when a maintenance start time is set"
+    return None
+
+
+# The rules that span several keys of one cluster, in the order their problems are listed.
+CROSS_FIELD_RULES: tuple[Callable[[Mapping[str, Any]], Problem | None], ...] = (
+    _read_replicas_need_standard_ha,
+    _basic_has_no_replicas,
+    _replica_count_with_read_replicas,
+    _memory_for_read_replicas,
+    _version_for_read_replicas,
+    _replica_count_without_read_replicas,
+    _lfu_needs_redis_4,
+    _active_defrag_needs_redis_4,
+    _snapshot_period_needs_persistence,
+    _maintenance_day_with_start_time,
+)
+
+
+def cross_field_problems(values: Mapping[str, Any]) -> list[Problem]:
+    """The (key, message) problems of rules that span several keys of one cluster (CROSS_FIELD_RULES).
 
     `values` holds the cluster's keys with defaults filled in. A key whose own value is
     invalid is left out, and every rule that needs it is skipped: that key is already
     reported, and the other rules still are, so one run lists every problem.
     """
-    problems: list[tuple[str, str]] = []
-    tier = values.get("tier")
-    read_replicas = values.get("read_replicas")
-    replica_count = values.get("replica_count", 0)
-    memory_gb = values.get("memory_gb")
-    version = values.get("redis_version")
-    if tier == "BASIC":
-        if read_replicas is True:
-            problems.append(("read_replicas", "true needs tier STANDARD_HA (tier is BASIC); allowed with BASIC: false"))
-        if "replica_count" in values and replica_count not in (None, 0):
-            problems.append(("replica_count", f"{replica_count} does not fit tier BASIC; allowed: 0 or unset"))
-    elif tier == "STANDARD_HA" and read_replicas is True:
-        if "replica_count" in values and replica_count is not None and not 1 <= replica_count <= MAX_READ_REPLICAS:
-            problems.append(
-                (
-                    "replica_count",
-                    f"{replica_count} does not fit STANDARD_HA with read replicas; allowed: 1 to {MAX_READ_REPLICAS}",
-                )
-            )
-        if isinstance(memory_gb, int) and memory_gb < MIN_MEMORY_GB_WITH_READ_REPLICAS:
-            problems.append(
-                (
-                    "memory_gb",
-                    f"{memory_gb} is too small for read replicas; allowed: "
-                    f"{MIN_MEMORY_GB_WITH_READ_REPLICAS} to {MAX_MEMORY_GB}",
-                )
-            )
-        if "redis_version" in values and version not in READ_REPLICA_VERSIONS:
-            problems.append(
-                (
-                    "redis_version",
-                    f"{version} does not support read replicas; allowed with read_replicas: "
-                    f"{', '.join(READ_REPLICA_VERSIONS)}",
-                )
-            )
-    elif tier == "STANDARD_HA" and read_replicas is False and "replica_count" in values:
-        if replica_count not in (None, 1):
-            problems.append(
-                (
-                    "replica_count",
-                    f"{replica_count} needs read_replicas: true; allowed without read replicas: 1 or unset",
-                )
-            )
-    if "redis_version" in values and version not in LFU_AND_DEFRAG_VERSIONS:
-        policy = values.get("max_memory_policy")
-        if isinstance(policy, str) and policy.endswith("-lfu"):
-            problems.append(
-                (
-                    "max_memory_policy",
-                    f"{policy} needs Redis 4.0 or later (redis_version is {version}); allowed with "
-                    f"{version}: the -lru, -random and -ttl policies and noeviction",
-                )
-            )
-        if values.get("active_defrag") is not None:
-            problems.append(
-                (
-                    "active_defrag",
-                    f"needs Redis 4.0 or later (redis_version is {version}); remove the key or use "
-                    f"redis_version {', '.join(LFU_AND_DEFRAG_VERSIONS)}",
-                )
-            )
-    if values.get("persistence_mode") == "DISABLED" and values.get("snapshot_period") is not None:
-        problems.append(
-            (
-                "snapshot_period",
-                f"{values['snapshot_period']} is set but persistence_mode is DISABLED; "
-                "set persistence_mode: RDB or remove snapshot_period",
-            )
-        )
-    if (
-        "maintenance_window_day" in values
-        and values.get("maintenance_window_day") is None
-        and (values.get("maintenance_start_hours") is not None or values.get("maintenance_start_minutes") is not None)
-    ):
-        problems.append(("maintenance_window_day", "is required when a maintenance start time is set"))
-    return problems
+    return [problem for rule in CROSS_FIELD_RULES if (problem := rule(values)) is not None]
 
 
-class BetaFlags(BaseModel):
+class BetaFlags(Frozen):
     """Extra `gcloud beta redis instances update` flags for features the provider lacks.
 
     `apply` runs once when the instance is created, and again when the flags change or
@@ -170,7 +214,7 @@ class BetaFlags(BaseModel):
     when the flags or the cluster are removed.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(strict=True)  # a YAML 1 is not a true, a "5" not a 5
 
     apply: dict[str, FlagValue] = Field(min_length=1)
     revert: dict[str, FlagValue] = Field(default_factory=dict)
@@ -195,10 +239,10 @@ class BetaFlags(BaseModel):
         return flags
 
 
-class ClusterConfig(BaseModel):
+class ClusterConfig(Frozen):
     """One Memorystore Redis instance, in the flat snake_case format of the original team."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(strict=True)  # a YAML 1 is not a true, a "5" not a 5
 
     name: str
     memory_gb: int = Field(ge=MIN_MEMORY_GB, le=MAX_MEMORY_GB)
