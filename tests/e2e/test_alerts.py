@@ -7,20 +7,21 @@ shortened, one-second intervals, loopback addresses, secrets in temporary files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from tests.fixtures.alerting import (
     ROUTING_KEY,
     RULES,
+    SHORT_FOR,
     WEBHOOK_TOKEN,
     NotificationSink,
     Server,
     derive_prometheus_config,
     derive_rules,
+    firing,
     load_yaml,
     start_prometheus,
     start_routed_alertmanager,
@@ -30,8 +31,6 @@ from tests.fixtures.processes import free_port
 
 pytestmark = pytest.mark.slow
 
-FOR = "2s"
-"""Every rule's `for` in the test: long enough to need two evaluations, short enough to wait for."""
 ARRIVAL_TIMEOUT = 60.0
 
 
@@ -50,7 +49,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
     alertmanager = start_routed_alertmanager(workdir, sink)
     # Nothing listens here: the daemon is down.
     daemon_target = f"127.0.0.1:{free_port()}"
-    rules = derive_rules(workdir / "rules.yml", FOR)
+    rules = derive_rules(workdir / "rules.yml", SHORT_FOR)
     prom_config = derive_prometheus_config(
         workdir / "prometheus.yml",
         daemon_target=daemon_target,
@@ -66,20 +65,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
         sink.close()
 
 
-def _firing(alertname: str, **labels: str) -> Callable[[dict[str, Any]], bool]:
-    def match(alert: dict[str, Any]) -> bool:
-        return (
-            alert["status"] == "firing"
-            and alert["labels"].get("alertname") == alertname
-            and all(alert["labels"].get(k) == v for k, v in labels.items())
-        )
-
-    return match
-
-
 def test_daemon_down_pages_and_reaches_webhook_slack_and_pagerduty(stack: AlertingStack) -> None:
     webhook = stack.sink.wait_for(
-        lambda n: any(_firing("RedisguardDaemonDown", instance=stack.daemon_target)(a) for a in n.body["alerts"]),
+        lambda n: any(firing("RedisguardDaemonDown", instance=stack.daemon_target)(a) for a in n.body["alerts"]),
         path="/webhook",
         timeout=ARRIVAL_TIMEOUT,
         what="RedisguardDaemonDown at the webhook",

@@ -11,7 +11,7 @@ receivers format a page is asserted in tests/e2e/test_alerts.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from tests.fixtures.alerting import (
     DASHBOARD,
     PROMETHEUS_MADE,
     RULES,
+    SHORT_FOR,
     WEBHOOK_TOKEN,
     Notification,
     NotificationSink,
@@ -31,6 +32,7 @@ from tests.fixtures.alerting import (
     dashboard_metric_names,
     derive_prometheus_config,
     derive_rules,
+    firing,
     load_yaml,
     start_prometheus,
     start_routed_alertmanager,
@@ -44,8 +46,6 @@ from tests.fixtures.repo import STAGING
 pytestmark = pytest.mark.slow
 
 
-FOR = "2s"
-"""Every rule's `for` in the test: long enough to need two evaluations, short enough to wait for."""
 ARRIVAL_TIMEOUT = 120.0
 """Seconds for a change to become a notification: the daemon's next check run (every 2s), the
 Monitoring alignment it reads, a scrape, two rule evaluations and Alertmanager's group_wait."""
@@ -85,7 +85,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
             workdir / "prometheus.yml",
             daemon_target=daemon_target,
             alertmanager_target=alertmanager.url.removeprefix("http://"),
-            rule_files=[derive_rules(workdir / "rules.yml", FOR)],
+            rule_files=[derive_rules(workdir / "rules.yml", SHORT_FOR)],
         )
         prometheus = start_prometheus(prom_config, workdir)
         started.append(prometheus)
@@ -96,17 +96,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
                 thing.close()
             else:
                 thing.stop()
-
-
-def firing(alertname: str, **labels: str) -> Callable[[dict[str, Any]], bool]:
-    def match(alert: dict[str, Any]) -> bool:
-        return (
-            alert["status"] == "firing"
-            and alert["labels"].get("alertname") == alertname
-            and all(alert["labels"].get(k) == v for k, v in labels.items())
-        )
-
-    return match
 
 
 def webhook_alert(
