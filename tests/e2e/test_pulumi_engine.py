@@ -26,12 +26,11 @@ from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.policy_inputs import BAD_PRODUCTION
 from tests.fixtures.policy_pack_launcher import policy_pack_launcher
 from tests.fixtures.pulumi_engine import Engine, engine_bin_dir, make_project
-from tests.fixtures.repo import REPO
+from tests.fixtures.repo import REPO, STAGING_INSTANCES
 
 pytestmark = pytest.mark.slow
 
 PACK = REPO / "policies"
-STAGING_CLUSTERS = {"redis-sidekiq", "redis-cache", "redis-sessions"}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +88,7 @@ def test_up_creates_the_declared_instances_with_the_auth_string_only_as_a_secret
 
     assert result.summary.result == "succeeded"
     live = _live(client)
-    assert set(live) == STAGING_CLUSTERS
+    assert set(live) == STAGING_INSTANCES
     sidekiq = live["redis-sidekiq"]
     assert (sidekiq.memory_size_gb, sidekiq.tier.name, sidekiq.redis_version) == (2, "BASIC", "REDIS_6_X")
     assert sidekiq.auth_enabled is True
@@ -99,7 +98,7 @@ def test_up_creates_the_declared_instances_with_the_auth_string_only_as_a_secret
 
     # Outputs as documented: host, port, zone; the AUTH string masked wherever it is shown.
     outputs = _stack_output(engine, Path(staging.workspace.work_dir))
-    assert set(outputs) == STAGING_CLUSTERS
+    assert set(outputs) == STAGING_INSTANCES
     cache = outputs["redis-cache"]
     assert cache["host"] == "127.0.0.1" and cache["port"] == live["redis-cache"].port
     assert cache["current_location_id"] == live["redis-cache"].current_location_id

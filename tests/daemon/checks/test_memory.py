@@ -22,9 +22,8 @@ from redisguard.daemon.config import RedisguardConfig, config_from_mapping
 from redisguard.daemon.reports.memory import MemoryReport
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for
-from tests.fixtures.repo import STAGING
+from tests.fixtures.repo import STAGING, STAGING_INSTANCES
 
-STAGING_IDS = {"redis-sidekiq", "redis-cache", "redis-sessions"}
 # The API calls of one project's memory check: one listing, four current metrics, one trend.
 CALLS_PER_PROJECT = {"redis": {"ListInstances": 1}, "monitoring": {"ListTimeSeries": 5}}
 
@@ -77,7 +76,7 @@ def test_report_covers_the_fleet_with_few_calls(emulator: EmulatorHandle, config
     assert emulator.request_counts() == CALLS_PER_PROJECT
     assert project.status == "ok", project.error
     instances = {i.instance_id: i for i in project.instances}
-    assert set(instances) == STAGING_IDS
+    assert set(instances) == STAGING_INSTANCES
     sidekiq = instances["redis-sidekiq"]
     assert (sidekiq.stack, sidekiq.tier, sidekiq.redis_version, sidekiq.state) == (
         "staging",

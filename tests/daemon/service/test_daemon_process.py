@@ -23,14 +23,13 @@ from tests.fixtures.daemon import DaemonHandle, daemon_config, launch_daemon
 from tests.fixtures.emulator import EmulatorHandle, connect_redis, start_emulator
 from tests.fixtures.processes import alive, children_of, free_port, wait_for
 from tests.fixtures.pulumi_cli import install_fake_pulumi
-from tests.fixtures.repo import STAGING
+from tests.fixtures.repo import STAGING, STAGING_INSTANCES
 from tests.fixtures.tls import make_certificates
 
 pytestmark = pytest.mark.slow
 
 PROJECT = "redisguard-staging"
 REGION = "europe-west1"
-STAGING_INSTANCES = ("redis-cache", "redis-sessions", "redis-sidekiq")
 
 
 @pytest.fixture(scope="module")
