@@ -428,7 +428,7 @@ def _fields_at(loc: Sequence[str]) -> list[str]:
     return [name for name in ClusterConfig.model_fields if name != "auth_enabled"]
 
 
-def _partial_cross_field_problems(entry: Mapping[str, Any], errors: Sequence[ErrorDetails]) -> list[tuple[str, str]]:
+def _partial_cross_field_problems(entry: Mapping[str, Any], errors: Sequence[ErrorDetails]) -> list[Problem]:
     """Cross-field problems of an entry that failed validation, from its valid keys only."""
     invalid = {str(error["loc"][0]) for error in errors if error["loc"]}
     values: dict[str, Any] = {}
