@@ -17,7 +17,7 @@ from redisguard.daemon.cli.output import emit_report, interruptible, print_error
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.reports.drift import FORMATS
 from redisguard.emulator.launcher import LaunchedEmulator, launch
-from redisguard.program.config import load_stack_file
+from redisguard.program.config import StackConfig, load_stack_file
 
 DEMO_INSTANCE = "redis-sidekiq"
 _STACK_FILE_NAME = re.compile(r"Pulumi\.[A-Za-z0-9_.-]+\.yaml")
@@ -112,6 +112,19 @@ def change_out_of_band(emulator: LaunchedEmulator, instance_id: str) -> list[str
     ]
 
 
+def _demo_stack(fleet: Path) -> tuple[StackConfig, str, str]:
+    """The --fleet stack file with its project and region, checked before anything starts (the
+    report finds a stack's file by its name)."""
+    if not _STACK_FILE_NAME.fullmatch(fleet.name):
+        raise ConfigError(f"--fleet {fleet}: the file must be named Pulumi.<stack>.yaml, as Pulumi names stack files")
+    if not fleet.is_file():
+        raise ConfigError(f"--fleet {fleet}: stack file not found")
+    stack = load_stack_file(fleet)
+    if not stack.project or not stack.region:
+        raise ConfigError(f"{fleet}: the demo needs gcp:project and gcp:region in the stack file")
+    return stack, stack.project, stack.region
+
+
 # The emulator is stopped by the time the line is printed (its `finally` has run).
 @interruptible("the emulator was stopped")
 def run_demo(args: argparse.Namespace) -> int:
@@ -121,20 +134,13 @@ def run_demo(args: argparse.Namespace) -> int:
     # machine-readable format stdout is the report alone (`demo --format json | jq` works).
     out = Console(soft_wrap=True, stderr=args.format != "table")
     fleet = Path(args.fleet)
-    # Checked before anything starts: the report finds a stack's file by this name.
-    if not _STACK_FILE_NAME.fullmatch(fleet.name):
-        raise ConfigError(f"--fleet {fleet}: the file must be named Pulumi.<stack>.yaml, as Pulumi names stack files")
-    if not fleet.is_file():
-        raise ConfigError(f"--fleet {fleet}: stack file not found")
-    stack = load_stack_file(fleet)
-    if not stack.project or not stack.region:
-        raise ConfigError(f"{fleet}: the demo needs gcp:project and gcp:region in the stack file")
+    stack, project, region = _demo_stack(fleet)
     names = [c.name for c in stack.clusters]
     target = DEMO_INSTANCE if DEMO_INSTANCE in names else names[0]
     with tempfile.TemporaryDirectory(prefix="redisguard-demo-") as state_dir:
         out.print(f"[bold]1.[/] starting the emulator with the {stack.stack} fleet ({len(names)} instances: {', '.join(names)})")
         emulator = start_emulator(
-            fleet, Path(state_dir), project=stack.project, region=stack.region, no_processes=args.no_processes
+            fleet, Path(state_dir), project=project, region=region, no_processes=args.no_processes
         )
         try:
             out.print(f"   ready: Memorystore API {emulator.redis_endpoint}, Cloud Monitoring {emulator.monitoring_endpoint}")

@@ -166,14 +166,22 @@ _KIND_STYLE = {"changed": "yellow", "deleted": "red", "missing": "red", "unmanag
 
 
 def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
-    """(title, table): a summary, then one table of drifted properties per stack with drift.
+    """(title, table): a summary, the instances not READY per stack, then one table of drifted
+    properties per stack with drift.
 
     Titles are separate lines, not rich table titles: rich pads a title to the table's width,
     which off a terminal leaves a line of trailing spaces in a CI log. An error is not a cell:
-    its full (possibly multi-line) text follows the tables, see error_lines().
+    its full (possibly multi-line) text follows the tables, see error_lines(). Every column
+    folds rather than cuts: a report that shows "redisConfigs.maxmemory…" has lost the one
+    thing it was asked for.
     """
-    # Every column folds rather than cuts: a report that shows "redisConfigs.maxmemory…" has
-    # lost the one thing it was asked for.
+    tables = [("Drift report", _summary_table(report))]
+    tables += [(f"{s.stack} ({s.engine}): instances not READY", _not_ready_table(s)) for s in report.stacks if s.not_ready]
+    tables += [(f"{s.stack} ({s.engine})", _drift_table(s)) for s in report.stacks if s.items]
+    return tables
+
+
+def _summary_table(report: DriftReport) -> Table:
     summary = Table(show_lines=False)
     summary.add_column("stack", overflow="fold")
     summary.add_column("engine")
@@ -190,39 +198,40 @@ def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
             Text(str(len(s.not_ready)), style="yellow" if s.not_ready else ""),
             format_duration(s.duration_seconds),
         )
-    tables = [("Drift report", summary)]
-    for s in report.stacks:
-        if s.not_ready:
-            states = Table()
-            states.add_column("resource", overflow="fold")
-            states.add_column("state")
-            for instance in s.not_ready:
-                states.add_row(instance.resource, Text(instance.state, style="yellow"))
-            tables.append((f"{s.stack} ({s.engine}): instances not READY", states))
-    for s in report.stacks:
-        if not s.items:
+    return summary
+
+
+def _not_ready_table(s: StackReport) -> Table:
+    states = Table()
+    states.add_column("resource", overflow="fold")
+    states.add_column("state")
+    for instance in s.not_ready:
+        states.add_row(instance.resource, Text(instance.state, style="yellow"))
+    return states
+
+
+def _drift_table(s: StackReport) -> Table:
+    """One row per drifted property; a resource's name and kind on its first row only."""
+    detail = Table()
+    detail.add_column("resource", overflow="fold")
+    detail.add_column("kind")
+    detail.add_column("property", overflow="fold")
+    detail.add_column("expected", overflow="fold")
+    detail.add_column("actual", overflow="fold")
+    for item in s.items:
+        kind = Text(item.kind, style=_KIND_STYLE[item.kind])
+        if not item.properties:
+            detail.add_row(item.resource, kind, "", "", "")
             continue
-        detail = Table()
-        detail.add_column("resource", overflow="fold")
-        detail.add_column("kind")
-        detail.add_column("property", overflow="fold")
-        detail.add_column("expected", overflow="fold")
-        detail.add_column("actual", overflow="fold")
-        for item in s.items:
-            kind = Text(item.kind, style=_KIND_STYLE[item.kind])
-            if not item.properties:
-                detail.add_row(item.resource, kind, "", "", "")
-                continue
-            for n, prop in enumerate(item.properties):
-                detail.add_row(
-                    item.resource if n == 0 else "",
-                    kind if n == 0 else "",
-                    prop.path,
-                    format_value(prop.expected),
-                    format_value(prop.actual),
-                )
-        tables.append((f"{s.stack} ({s.engine})", detail))
-    return tables
+        for n, prop in enumerate(item.properties):
+            detail.add_row(
+                item.resource if n == 0 else "",
+                kind if n == 0 else "",
+                prop.path,
+                format_value(prop.expected),
+                format_value(prop.actual),
+            )
+    return detail
 
 
 def error_lines(report: DriftReport) -> list[str]:
