@@ -8,11 +8,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
+from redisguard.core.check_names import DRIFT_LIVE, DRIFT_PULUMI
 from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
 from redisguard.daemon.checks import drift_live, drift_pulumi
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
+from redisguard.daemon.checks.registry import DRIFT_CHECK_OF, DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig, secret_values
 from redisguard.daemon.fleet.inventory import Inventory
 from redisguard.daemon.fleet.stacks import read_stack_files, unmanaged_owners
@@ -21,7 +23,7 @@ from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
 
-ENGINES: tuple[Engine, ...] = ("pulumi", "live")
+ENGINES: tuple[Engine, ...] = tuple(DRIFT_CHECK_OF)
 
 
 def engines_for(choice: str) -> tuple[Engine, ...]:
@@ -146,10 +148,10 @@ class _DriftCheck(ABC):
 
 
 class PulumiDriftCheck(_DriftCheck):
-    """`pulumi refresh --preview-only` per stack (schedule key `drift_pulumi`)."""
+    """`pulumi refresh --preview-only` per stack."""
 
-    name = "drift_pulumi"
-    engine: Engine = "pulumi"
+    name = DRIFT_PULUMI
+    engine = DRIFT_CHECKS[DRIFT_PULUMI]
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
         def run(stack: str) -> StackReport:
@@ -160,10 +162,10 @@ class PulumiDriftCheck(_DriftCheck):
 
 
 class LiveDriftCheck(_DriftCheck):
-    """The declared clusters against the live instances per stack (schedule key `drift_live`)."""
+    """The declared clusters against the live instances per stack."""
 
-    name = "drift_live"
-    engine: Engine = "live"
+    name = DRIFT_LIVE
+    engine = DRIFT_CHECKS[DRIFT_LIVE]
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
         live = _LiveContext(self.config, targets)
@@ -190,7 +192,7 @@ class LiveDriftCheck(_DriftCheck):
         return [self._job(stack, functools.partial(run, stack), live.load_seconds.get(stack, 0.0)) for stack in targets]
 
 
-CHECKS: dict[Engine, type[_DriftCheck]] = {"pulumi": PulumiDriftCheck, "live": LiveDriftCheck}
+_BY_ENGINE: dict[Engine, type[_DriftCheck]] = {check.engine: check for check in (PulumiDriftCheck, LiveDriftCheck)}
 
 
 def run_scan(
@@ -208,7 +210,7 @@ def run_scan(
     is killed; the report then holds the checks that finished.
     """
     cancel = cancel or CancelToken()
-    by_engine = {engine: CHECKS[engine](config).jobs(stacks, cancel) for engine in engines}
+    by_engine = {engine: _BY_ENGINE[engine](config).jobs(stacks, cancel) for engine in engines}
     # Stack by stack, each stack's engines in the order given: the report's order.
     jobs = [by_engine[engine][index] for index in range(len(stacks)) for engine in engines]
     results = run_jobs(jobs, cancel, parallelism=config.parallelism, publish=on_done)

@@ -12,6 +12,7 @@ from typing import Any
 
 from google.cloud import monitoring_v3, redis_v1
 
+from redisguard.core.check_names import MEMORY
 from redisguard.core.errors import ConfigError, RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.memorystore import GIB, NOT_SERVING
@@ -25,8 +26,6 @@ from redisguard.daemon.reports.memory import InstanceMemory, Level, MemoryReport
 from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
-
-CHECK_NAME = "memory"
 
 METRIC_PREFIX = "redis.googleapis.com/stats/memory/"
 USED = METRIC_PREFIX + "usage"
@@ -222,7 +221,7 @@ class MemoryCheck:
     Clients are built once per process (core/gcp.py) and shared by every run and thread; stack files are read at construction.
     """
 
-    name = CHECK_NAME
+    name = MEMORY
 
     def __init__(
         self,

@@ -4,30 +4,27 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon.checks.drift import LiveDriftCheck, PulumiDriftCheck
-from redisguard.daemon.checks.memory import MemoryCheck
 from redisguard.daemon.checks.protocol import Check
+from redisguard.daemon.checks.registry import budget_seconds, build_checks
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config, secret_values
 from redisguard.daemon.fleet.stacks import read_stack_files, unmanaged_owners
-from redisguard.daemon.reports.memory import MemoryReport, ProjectMemoryReport
-from redisguard.daemon.reports.memory import render_markdown as memory_markdown
 from redisguard.daemon.service import logs, scheduler, status_page
 from redisguard.daemon.service.health import Expectation
-from redisguard.daemon.service.http import DaemonHTTPServer, Site, bind, bound_address, serve_in_thread
+from redisguard.daemon.service.http import DaemonHTTPServer, bind, bound_address, serve_in_thread
 from redisguard.daemon.service.logs import event
 from redisguard.daemon.service.metrics import Exposition
-from redisguard.daemon.service.results import CheckFailure, Results, TargetState
+from redisguard.daemon.service.results import Results
+from redisguard.daemon.service.site import Site
 from redisguard.daemon.service.webconfig import WebConfig, load_web_config
 
 log = logging.getLogger(__name__)
@@ -45,7 +42,7 @@ class Loaded:
 
     config: RedisguardConfig
     web: WebConfig
-    checks: Mapping[str, Check]
+    checks: Mapping[str, Check[Any]]
     owners: Mapping[str, str]
     """project id -> the stack that reports its unmanaged instances (from the stack files)."""
     loaded_at: float
@@ -60,32 +57,14 @@ class Loaded:
                     check=name,
                     targets=tuple(check.targets),
                     period_seconds=self.intervals[name],
-                    budget_seconds=_budget_seconds(name, self.config, len(check.targets)),
+                    budget_seconds=budget_seconds(name, self.config, len(check.targets)),
                 )
             )
         return out
 
 
-def _budget_seconds(check: str, config: RedisguardConfig, targets: int) -> float:
-    """How long one run may take: refreshes run `parallelism` at a time, each up to its timeout;
-    an API check is a few calls, each up to gcp.request_timeout_seconds with retries."""
-    if check == "drift_pulumi":
-        return config.pulumi.refresh_timeout_seconds * max(1, math.ceil(targets / config.parallelism))
-    return 3 * config.gcp.request_timeout_seconds
-
-
 def _owners(config: RedisguardConfig) -> dict[str, str]:
     return unmanaged_owners((f.name, f.stack) for f in read_stack_files(config) if f.stack is not None)
-
-
-def build_checks(config: RedisguardConfig) -> dict[str, Check[Any]]:
-    """The enabled checks, by schedule key."""
-    factories: dict[str, Callable[[RedisguardConfig], Check[Any]]] = {
-        "drift_pulumi": PulumiDriftCheck,
-        "drift_live": LiveDriftCheck,
-        "memory": MemoryCheck,
-    }
-    return {name: factories[name](config) for name in config.schedules.enabled() if name in factories}
 
 
 def load(path: str | None) -> Loaded:
@@ -98,17 +77,6 @@ def load(path: str | None) -> Loaded:
     return Loaded(
         config=config, web=web, checks=checks, owners=_owners(config), loaded_at=time.time(), intervals=intervals
     )
-
-
-def latest_memory_report(states: Sequence[TargetState]) -> MemoryReport:
-    """The memory check's latest per-project results as one MemoryReport (the model memory-report renders)."""
-    projects = []
-    for state in states:
-        result = state.result
-        if isinstance(result, CheckFailure):
-            result = ProjectMemoryReport.failed(state.target, result.error, result.duration_seconds, kind=result.error_kind)
-        projects.append(result)
-    return MemoryReport(projects=tuple(projects))
 
 
 def _one_line(exc: ConfigError) -> str:
@@ -130,8 +98,6 @@ class Daemon:
             self.results,
             exposition,
             lambda: (self.loaded.expectations(), self.loaded.loaded_at),
-            memory_report=latest_memory_report,
-            memory_markdown=memory_markdown,
             config=lambda: (self.loaded.config, args.config or DEFAULT_CONFIG_FILE),
             history=self.history,
         )

@@ -1,4 +1,4 @@
-"""The daemon's HTTP server: /metrics, /healthz, /report and `/`, with optional TLS and basic auth from a web config."""
+"""The daemon's HTTP server: /metrics, /healthz, /report and `/` (their content is site.py), with optional TLS and basic auth from a web config."""
 
 from __future__ import annotations
 
@@ -9,20 +9,14 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib.metadata import version
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from redisguard.core.errors import ConfigError
-from redisguard.core.reports import JsonReport
-from redisguard.daemon.reports.drift import DriftReport, StackReport, render_markdown
 from redisguard.daemon.service import status_page
-from redisguard.daemon.service.health import Expectation, Health, evaluate
-from redisguard.daemon.service.metrics import DRIFT_CHECKS, Exposition
-from redisguard.daemon.service.results import CheckFailure, Key, Results, TargetState
+from redisguard.daemon.service.site import Site
 from redisguard.daemon.service.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
@@ -38,93 +32,6 @@ _PLAIN_HTTP_ON_TLS = (
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
     b"Client sent an HTTP request to an HTTPS server.\n"
 )
-
-
-class Site:
-    """What the server serves, read from the latest results on every request (never running a check)."""
-
-    def __init__(
-        self,
-        results: Results,
-        exposition: Exposition,
-        expectations: Callable[[], tuple[Sequence[Expectation], float]],
-        *,
-        memory_report: Callable[[Sequence[TargetState]], JsonReport] | None = None,
-        memory_markdown: Callable[[Any], str] | None = None,
-        index: Callable[[status_page.StatusView], str] = status_page.render,
-        config: Callable[[], tuple[Any, str]] | None = None,
-        history: status_page.UsageHistory | None = None,
-    ) -> None:
-        self.results = results
-        self.exposition = exposition
-        # () -> (what /healthz expects of each enabled check, when those expectations started)
-        self.expectations = expectations
-        self.memory_report = memory_report
-        self.memory_markdown = memory_markdown
-        self.index = index
-        # () -> (the RedisguardConfig in force, its file): the status page shows both (redacted).
-        self.config = config
-        self.history = history
-
-    def health(self) -> Health:
-        expectations, since = self.expectations()
-        return evaluate(expectations, self.results.snapshot(), since=since)
-
-    def drift(self, states: dict[Key, TargetState] | None = None) -> DriftReport:
-        """The latest result of every drift target as one DriftReport (the model drift-report renders)."""
-        states = dict(self.results.snapshot()) if states is None else states
-        stacks = []
-        for (check, target), state in sorted(states.items()):
-            if check not in DRIFT_CHECKS:
-                continue
-            result = state.result
-            if isinstance(result, CheckFailure):
-                result = StackReport.failed(
-                    target, DRIFT_CHECKS[check], result.error, result.duration_seconds, kind=result.error_kind
-                )
-            stacks.append(result)
-        return DriftReport(stacks=tuple(stacks))
-
-    def memory(self, states: dict[Key, TargetState] | None = None) -> JsonReport | None:
-        if self.memory_report is None:
-            return None
-        states = dict(self.results.snapshot()) if states is None else states
-        projects = [s for (check, _), s in sorted(states.items()) if check == "memory"]
-        return self.memory_report(projects) if projects else None
-
-    def report_json(self) -> bytes:
-        states = dict(self.results.snapshot())
-        memory = self.memory(states)
-        # The reports' own JSON (JsonReport.to_dict): what `drift-report --format json` and
-        # `memory-report --format json` write, head (schema_version, exit_code, summary) included.
-        body = {
-            "drift": self.drift(states).to_dict(),
-            "memory": memory.to_dict() if memory is not None else None,
-        }
-        return (json.dumps(body, indent=2) + "\n").encode()
-
-    def report_markdown(self) -> bytes:
-        states = dict(self.results.snapshot())
-        text = render_markdown(self.drift(states))
-        memory = self.memory(states)
-        if memory is not None and self.memory_markdown is not None:
-            text += "\n" + self.memory_markdown(memory)
-        return text.encode()
-
-    def index_html(self) -> bytes:
-        states = dict(self.results.snapshot())
-        config, config_file = self.config() if self.config is not None else (None, "")
-        view = status_page.StatusView(
-            version=version("redisguard"),
-            health=self.health(),
-            drift=self.drift(states),
-            memory=self.memory(states),
-            states=states,
-            config=config,
-            config_file=config_file,
-            history=self.history,
-        )
-        return self.index(view).encode()
 
 
 class _Handler(BaseHTTPRequestHandler):

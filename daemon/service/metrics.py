@@ -13,14 +13,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from redisguard.core.check_names import CHECK_NAMES, DRIFT_LIVE
 from redisguard.core.memorystore import READY
-from redisguard.daemon.reports.drift import Engine
+from redisguard.daemon.checks.registry import kind_of
 from redisguard.daemon.service.results import Key, Results, TargetState
 
 PREFIX = "redisguard_"
-# The schedule key of each drift check and the engine its reports carry.
-DRIFT_CHECKS: dict[str, Engine] = {"drift_pulumi": "pulumi", "drift_live": "live"}
-MEMORY_CHECK = "memory"
 _INSTANCE = ("project_id", "region", "instance_id")
 _TARGET = ("check", "target")
 
@@ -49,8 +47,8 @@ FAMILIES: dict[str, Family] = {
     for f in (
         Family("check_up", "gauge", _TARGET,
                "1 when the latest run of the check for this target succeeded, 0 when it failed (the target's "
-               "other series are then absent until it succeeds again). check is the schedule key (drift_pulumi, "
-               "drift_live, memory); target the stack or project id."),
+               f"other series are then absent until it succeeds again). check is the schedule key ({', '.join(CHECK_NAMES)}); "
+               "target the stack or project id."),
         Family("check_last_success_timestamp_seconds", "gauge", _TARGET,
                "Unix time in seconds when the check last succeeded for this target (absent before the first success)."),
         Family("check_duration_seconds", "gauge", _TARGET,
@@ -114,14 +112,15 @@ def state_samples(check: str, target: str, state: TargetState) -> Iterator[Sampl
     yield "check_failures", labels, float(state.failures_total)
     if not state.ok:
         return  # a failed target's findings are unknown now: absent, never stale or zero
-    if check in DRIFT_CHECKS:
+    kind = kind_of(check)
+    if kind == "drift":
         report = state.result
         stack = (report.stack, report.engine)
         yield "drift_status", stack, 1.0 if report.items else 0.0
         yield "drifted_resources", stack, float(len(report.items))
         for item in report.items:
             yield "drifted_resource", (*stack, item.resource, item.type, item.kind), 1.0
-    elif check == MEMORY_CHECK:
+    elif kind == "memory":
         for instance in state.result.instances:
             where = (instance.project_id, instance.region, instance.instance_id)
             for family, field in _MEMORY_FIELDS:
@@ -140,7 +139,7 @@ def global_samples(
     for check, seconds in intervals.items():
         yield "check_interval_seconds", (check,), float(seconds)
     for project, stack in sorted(owners.items()):
-        state = states.get(("drift_live", stack))
+        state = states.get((DRIFT_LIVE, stack))
         if state is not None and state.ok:
             yield "unmanaged_instances", (project,), float(sum(1 for i in state.result.items if i.kind == "unmanaged"))
     yield "build_info", (version("redisguard"),), 1.0

@@ -17,15 +17,17 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import jinja2
 import markupsafe
 import yaml
 
+from redisguard.core.check_names import CHECK_NAMES, MEMORY
 from redisguard.core.secrets import REDACTED
-from redisguard.daemon.config import ThresholdSettings, secret_values
-from redisguard.daemon.reports.drift import DriftItem
+from redisguard.daemon.checks.registry import DRIFT_CHECKS
+from redisguard.daemon.config import RedisguardConfig, ThresholdSettings, secret_values
+from redisguard.daemon.reports.drift import DriftItem, DriftReport
+from redisguard.daemon.reports.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.reports.render import (
     format_bytes,
     format_duration,
@@ -33,13 +35,13 @@ from redisguard.daemon.reports.render import (
     format_time_to_full,
     format_value,
 )
+from redisguard.daemon.service.health import Health
+from redisguard.daemon.service.results import Key, TargetState
 
 REFRESH_SECONDS = 30
 """How often the page reloads itself: the fastest default schedule (memory) is 1 minute."""
 HISTORY_POINTS = 120
 """Usage samples kept per instance for its sparkline: two hours at the default 1-minute memory schedule."""
-DRIFT_CHECKS = {"drift_pulumi": "pulumi", "drift_live": "live"}
-MEMORY_CHECK = "memory"
 
 # Served with the page: even if a value slipped through unescaped, no script would run and
 # nothing would load from another origin.
@@ -79,8 +81,8 @@ class UsageHistory:
         self._lock = threading.Lock()
         self._series: dict[InstanceKey, deque[tuple[float, float]]] = {}
 
-    def record(self, report: Any, at: float) -> None:
-        """Add one project memory result (a ProjectMemoryReport) taken at wall-clock time `at`."""
+    def record(self, report: ProjectMemoryReport, at: float) -> None:
+        """Add one project memory result taken at wall-clock time `at`."""
         if report.status == "error":
             return
         seen = set()
@@ -97,9 +99,9 @@ class UsageHistory:
             for key in [k for k in self._series if k[0] == report.project_id and k not in seen]:
                 del self._series[key]
 
-    def observe(self, state: Any) -> None:
-        """A Results listener (results.TargetState): records each memory result as it is published."""
-        if state.check == MEMORY_CHECK:
+    def observe(self, state: TargetState) -> None:
+        """A Results listener: records each memory result as it is published."""
+        if state.check == MEMORY:
             self.record(state.result, state.finished_at)
 
     def series(self, key: InstanceKey) -> tuple[tuple[float, float], ...]:
@@ -128,16 +130,16 @@ class StatusView:
     """Everything the page may show, taken from one snapshot of the results (the server builds it)."""
 
     version: str
-    health: Any
-    """The /healthz verdict (health.Health): which (check, target) is failed, stale or pending."""
-    drift: Any
-    """The latest result of every drift target as one report.DriftReport."""
-    memory: Any
-    """The latest memory.MemoryReport, or None while the memory check is off or has no result."""
-    states: Mapping[tuple[str, str], Any] = field(default_factory=dict)
-    """The Results snapshot, {(check, target): TargetState}: last run, last success, failures."""
-    config: Any = None
-    """The RedisguardConfig in use (stacks, schedules, thresholds; shown redacted)."""
+    health: Health
+    """The /healthz verdict: which (check, target) is failed, stale or pending."""
+    drift: DriftReport
+    """The latest result of every drift target as one report."""
+    memory: MemoryReport | None
+    """The latest memory report, or None while the memory check is off or has no result."""
+    states: Mapping[Key, TargetState] = field(default_factory=dict)
+    """The Results snapshot: last run, last success, failures."""
+    config: RedisguardConfig | None = None
+    """The config in use (stacks, schedules, thresholds; shown redacted)."""
     config_file: str = ""
     history: UsageHistory | None = None
     now: float | None = None
@@ -283,15 +285,33 @@ def build_page(view: StatusView, refresh_seconds: int = REFRESH_SECONDS) -> Page
     """What the template shows, from one StatusView."""
     now = time.time() if view.now is None else view.now
     config = view.config
-    # Without a config: the config's defaults.
-    thresholds = config.thresholds if config is not None else ThresholdSettings()
-    warning = float(thresholds.memory_warning_ratio)
-    critical = float(thresholds.memory_critical_ratio)
-    enabled = set(config.schedules.enabled()) if config is not None else {*DRIFT_CHECKS, MEMORY_CHECK}
-    problems = {(p.check, p.target): p for p in view.health.problems}
+    warning, critical = _thresholds(config)
+    enabled = set(config.schedules.enabled()) if config is not None else set(CHECK_NAMES)
+    return PageView(
+        version=view.version,
+        generated_at=format_time(now),
+        config_file=view.config_file,
+        config_text=yaml.safe_dump(config.redacted(), sort_keys=False, default_flow_style=False) if config is not None else "",
+        refresh_seconds=refresh_seconds,
+        warning_percent=f"{warning * 100:g}",
+        critical_percent=f"{critical * 100:g}",
+        stacks=_stack_views(view, enabled),
+        projects=_project_views(view, warning, critical),
+        checks=_check_views(view),
+        disabled_checks=tuple(name for name in CHECK_NAMES if name not in enabled),
+    )
 
+
+def _thresholds(config: RedisguardConfig | None) -> tuple[float, float]:
+    """The usage ratios at which an instance is flagged warning and critical (without a config: its defaults)."""
+    thresholds = config.thresholds if config is not None else ThresholdSettings()
+    return float(thresholds.memory_warning_ratio), float(thresholds.memory_critical_ratio)
+
+
+def _stack_views(view: StatusView, enabled: set[str]) -> tuple[StackView, ...]:
+    """The drift section: every stack of the config (then any other with a result), each engine's latest result."""
     reports = {(r.stack, r.engine): r for r in view.drift.stacks}
-    stack_names = list(config.pulumi.stacks) if config is not None else []
+    stack_names = list(view.config.pulumi.stacks) if view.config is not None else []
     stack_names += sorted({r.stack for r in view.drift.stacks} - set(stack_names))
     stacks = []
     for stack in stack_names:
@@ -314,10 +334,14 @@ def build_page(view: StatusView, refresh_seconds: int = REFRESH_SECONDS) -> Page
             else:
                 engines.append(EngineView(engine=engine, check=check, status="pending" if check in enabled else "off"))
         stacks.append(StackView(stack=stack, engines=tuple(engines)))
+    return tuple(stacks)
 
+
+def _project_views(view: StatusView, warning: float, critical: float) -> tuple[ProjectView, ...]:
+    """The memory section: every project of the latest memory report, its instances by region and id."""
     projects = []
     for project in view.memory.projects if view.memory is not None else ():
-        state = view.states.get((MEMORY_CHECK, project.project_id))
+        state = view.states.get((MEMORY, project.project_id))
         instances = tuple(
             _instance_view(inst, warning, critical, view.history)
             for inst in sorted(project.instances, key=lambda i: (i.region, i.instance_id))
@@ -332,7 +356,12 @@ def build_page(view: StatusView, refresh_seconds: int = REFRESH_SECONDS) -> Page
                 instances=instances,
             )
         )
+    return tuple(projects)
 
+
+def _check_views(view: StatusView) -> tuple[CheckView, ...]:
+    """The checks section: every (check, target) with a result or a /healthz problem, and its verdict."""
+    problems = {(p.check, p.target): p for p in view.health.problems}
     checks = []
     for key in sorted(set(view.states) | set(problems)):
         state, problem = view.states.get(key), problems.get(key)
@@ -348,22 +377,10 @@ def build_page(view: StatusView, refresh_seconds: int = REFRESH_SECONDS) -> Page
                 failures=state.failures_total if state is not None else 0,
             )
         )
-    return PageView(
-        version=view.version,
-        generated_at=format_time(now),
-        config_file=view.config_file,
-        config_text=yaml.safe_dump(config.redacted(), sort_keys=False, default_flow_style=False) if config is not None else "",
-        refresh_seconds=refresh_seconds,
-        warning_percent=f"{warning * 100:g}",
-        critical_percent=f"{critical * 100:g}",
-        stacks=tuple(stacks),
-        projects=tuple(projects),
-        checks=tuple(checks),
-        disabled_checks=tuple(name for name in (*DRIFT_CHECKS, MEMORY_CHECK) if name not in enabled),
-    )
+    return tuple(checks)
 
 
-def _instance_view(inst: Any, warning: float, critical: float, history: UsageHistory | None) -> InstanceView:
+def _instance_view(inst: InstanceMemory, warning: float, critical: float, history: UsageHistory | None) -> InstanceView:
     ratio = inst.usage_ratio
     series = history.series((inst.project_id, inst.region, inst.instance_id)) if history else ()
     return InstanceView(

@@ -20,9 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from redisguard.core.errors import ConfigError
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, PropertyDrift, StackReport, render
 from redisguard.daemon.service.health import Expectation
-from redisguard.daemon.service.http import DaemonHTTPServer, Site, bind, serve_in_thread
+from redisguard.daemon.service.http import DaemonHTTPServer, bind, serve_in_thread
 from redisguard.daemon.service.metrics import Exposition
 from redisguard.daemon.service.results import CheckFailure, Results
+from redisguard.daemon.service.site import Site
 from redisguard.daemon.service.webconfig import WebConfig, load_web_config
 from tests.fixtures.processes import free_port
 from tests.fixtures.repo import REPO
@@ -194,10 +195,9 @@ def test_report_serves_the_drift_report_model_as_json_and_markdown(plain: Served
 def test_report_json_is_what_the_report_commands_write_with_each_failures_kind() -> None:
     from redisguard.daemon.reports.memory import MemoryReport, ProjectMemoryReport
     from redisguard.daemon.reports.memory import render as render_memory
-    from redisguard.daemon.service.app import latest_memory_report
 
     results = Results()
-    site = Site(results, Exposition(results, dict), lambda: ([], time.time()), memory_report=latest_memory_report)
+    site = Site(results, Exposition(results, dict), lambda: ([], time.time()))
     server = bind(f"127.0.0.1:{free_port()}", "127.0.0.1", 0, site, WebConfig.none())
     serve_in_thread(server)
     served = Served(results, server, [])

@@ -99,8 +99,8 @@ def test_a_check_whose_setup_raises_fails_each_target_with_the_reason_scrubbed()
 
 
 def test_a_transient_setup_failure_stays_transient_in_the_report() -> None:
-    from redisguard.daemon.service.http import Site
     from redisguard.daemon.service.metrics import Exposition
+    from redisguard.daemon.service.site import Site
 
     check = StubCheck("drift_live", ("a",), {}, setup_error=TransientError("ListInstances: 503 try later"))
     results = Results()

@@ -17,11 +17,12 @@ from playwright.sync_api import Browser, Page
 
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.reports.drift import DriftItem, PropertyDrift, StackReport
-from redisguard.daemon.reports.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
+from redisguard.daemon.reports.memory import InstanceMemory, ProjectMemoryReport
 from redisguard.daemon.service.health import Expectation
-from redisguard.daemon.service.http import DaemonHTTPServer, Site, bind, serve_in_thread
+from redisguard.daemon.service.http import DaemonHTTPServer, bind, serve_in_thread
 from redisguard.daemon.service.metrics import Exposition
 from redisguard.daemon.service.results import Results
+from redisguard.daemon.service.site import Site
 from redisguard.daemon.service.status_page import UsageHistory, sparkline
 from redisguard.daemon.service.webconfig import WebConfig
 from tests.fixtures.browser import screenshot
@@ -80,7 +81,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
         results,
         Exposition(results, lambda: {PROJECT: "staging"}),
         lambda: (expectations, time.time() - 5),
-        memory_report=lambda states: MemoryReport(projects=tuple(s.result for s in states)),
         config=lambda: (config, str(config_file)),
         history=history,
     )

@@ -1,0 +1,93 @@
+"""Every check the daemon runs, one entry each: its kind, its drift engine, how to build it from the config and how long one run may take.
+
+The metrics, the status page, /report, /healthz and the daemon read what a check is here rather
+than spelling its name (the names themselves are core/check_names.py, so the config can key its
+schedules by them). The factories import their check on first use: a reader of this table (the
+status page, the metrics) does not load the Google clients the checks use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from redisguard.core.check_names import DRIFT_LIVE, DRIFT_PULUMI, MEMORY
+from redisguard.daemon.checks.protocol import Check
+from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.reports.drift import Engine
+
+Kind = Literal["drift", "memory"]
+"""What a check's per-target result is: a drift StackReport (per stack) or a ProjectMemoryReport (per project)."""
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    kind: Kind
+    engine: Engine | None
+    """The engine a drift check's reports carry (StackReport.engine); None for the memory check."""
+    build: Callable[[RedisguardConfig], Check[Any]]
+    budget: Callable[[RedisguardConfig, int], float]
+    """Seconds one run over that many targets may take: /healthz adds it to a check's staleness limit."""
+
+
+def _api_budget(config: RedisguardConfig, _targets: int) -> float:
+    # A few API calls, each up to gcp.request_timeout_seconds with retries.
+    return 3 * config.gcp.request_timeout_seconds
+
+
+def _refresh_budget(config: RedisguardConfig, targets: int) -> float:
+    # Refreshes run `parallelism` at a time, each up to its timeout.
+    return config.pulumi.refresh_timeout_seconds * max(1, math.ceil(targets / config.parallelism))
+
+
+def _pulumi_drift(config: RedisguardConfig) -> Check[Any]:
+    from redisguard.daemon.checks.drift import PulumiDriftCheck
+
+    return PulumiDriftCheck(config)
+
+
+def _live_drift(config: RedisguardConfig) -> Check[Any]:
+    from redisguard.daemon.checks.drift import LiveDriftCheck
+
+    return LiveDriftCheck(config)
+
+
+def _memory(config: RedisguardConfig) -> Check[Any]:
+    from redisguard.daemon.checks.memory import MemoryCheck
+
+    return MemoryCheck(config)
+
+
+CHECKS: Mapping[str, CheckSpec] = {
+    spec.name: spec
+    for spec in (
+        CheckSpec(DRIFT_PULUMI, "drift", "pulumi", _pulumi_drift, _refresh_budget),
+        CheckSpec(DRIFT_LIVE, "drift", "live", _live_drift, _api_budget),
+        CheckSpec(MEMORY, "memory", None, _memory, _api_budget),
+    )
+}
+"""Every check by name, in core.check_names.CHECK_NAMES order."""
+
+DRIFT_CHECKS: Mapping[str, Engine] = {name: spec.engine for name, spec in CHECKS.items() if spec.engine is not None}
+"""Each drift check's name and the engine its reports carry."""
+DRIFT_CHECK_OF: Mapping[Engine, str] = {engine: name for name, engine in DRIFT_CHECKS.items()}
+"""The drift check that runs each engine."""
+
+
+def kind_of(check: str) -> Kind | None:
+    """The kind of a check's results; None for a name that is no check."""
+    spec = CHECKS.get(check)
+    return spec.kind if spec is not None else None
+
+
+def build_checks(config: RedisguardConfig) -> dict[str, Check[Any]]:
+    """The checks the config enables, by name (its schedule key)."""
+    return {name: CHECKS[name].build(config) for name in config.schedules.enabled() if name in CHECKS}
+
+
+def budget_seconds(check: str, config: RedisguardConfig, targets: int) -> float:
+    """How long one run of `check` over `targets` targets may take."""
+    return CHECKS[check].budget(config, targets)
