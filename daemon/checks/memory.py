@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, wait
 from typing import Any
 
 from google.cloud import monitoring_v3, redis_v1
@@ -17,6 +15,7 @@ from redisguard.core.errors import ConfigError, RedisguardError, TransientError,
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.memorystore import GIB, NOT_SERVING
 from redisguard.core.secrets import scrub
+from redisguard.core.threads import run_on_daemon_threads
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSettings, secret_values
 from redisguard.daemon.fleet.inventory import list_project_instances, make_client, split_instance_name
@@ -189,29 +188,6 @@ def _timeline(by_node: Mapping[str, Mapping[float, float]], preferred: str | Non
     return out
 
 
-def _in_parallel(calls: Sequence[Callable[[], Any]]) -> list[Any]:
-    """Every call's result, each on its own daemon thread; the first failure (in call order) is raised
-    once every call has ended.
-
-    Waiting for all, not just the first failure: a failed call's siblings would go on retrying after
-    the run had reported, overlap the next run and take its answers (each call ends within its
-    timeout, so a run is no longer than its slowest call either way). Daemon threads, not an
-    executor: at Ctrl-C or shutdown the interpreter would wait for a hung call up to its timeout.
-    """
-    results: list[Future[Any]] = [Future() for _ in calls]
-
-    def run(call: Callable[[], Any], future: Future[Any]) -> None:
-        try:
-            future.set_result(call())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            future.set_exception(exc)
-
-    for call, future in zip(calls, results, strict=True):
-        threading.Thread(target=run, args=(call, future), name="memory-read", daemon=True).start()
-    wait(results)
-    return [future.result() for future in results]
-
-
 # --- the check ---------------------------------------------------------------------------------
 
 
@@ -315,10 +291,13 @@ class MemoryCheck:
             for metric in CURRENT_METRICS
         ]
         trend = series(USED, window, trend_alignment, monitoring_v3.Aggregation.Aligner.ALIGN_MEAN)
-        # The six reads are independent: in parallel, a run takes as long as its slowest call.
-        listed, history, *figures = _in_parallel(
-            [lambda: list_project_instances(redis_client, project, self.gcp), trend, *current]
-        )
+        # The six reads are independent: in parallel, a run takes as long as its slowest call. A
+        # failed read waits for its siblings: retrying after the run reported, they would overlap
+        # the next run and take its answers (each ends within its timeout, so no run is longer).
+        reads: list[Callable[[], Any]] = [
+            lambda: list_project_instances(redis_client, project, self.gcp), trend, *current
+        ]
+        listed, history, *figures = run_on_daemon_threads(reads, names="memory-read")
         now = dict(zip(CURRENT_METRICS, figures, strict=True))
         return [self._instance(inst, stacks, now, history) for inst in listed if self._shown(inst, stacks)]
 

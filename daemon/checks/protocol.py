@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from redisguard.core.errors import Cancelled, PermanentError, RedisguardError
+from redisguard.core.threads import run_on_daemon_threads
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +136,9 @@ def run_jobs(
     """Run the jobs on at most `parallelism` threads; results in job order, each passed to `publish`
     (on the job's thread) as soon as it is known.
 
-    After a cancel the jobs that did not finish have no result. Daemon threads rather than a
-    ThreadPoolExecutor: on Ctrl-C or SIGTERM the executor (and the interpreter's exit, which joins
-    its workers) would wait for every running job, and an API call can hang for its whole timeout.
-    A signal that interrupts the wait here cancels the run, gives running jobs a moment to clean up
-    (kill their CLIs) and goes on.
+    After a cancel the jobs that did not finish have no result. The workers are daemon threads
+    (core/threads.py says why): a signal that interrupts the wait here cancels the run, gives
+    running jobs a moment to clean up (kill their CLIs) and goes on.
     """
     if not jobs:
         return []
@@ -164,21 +163,13 @@ def run_jobs(
                 except Exception:  # noqa: BLE001 - a failing subscriber must not lose the other results
                     log.error("publishing a result failed check=%s target=%s", jobs[index].check, jobs[index].target, exc_info=True)
 
-    threads = [
-        threading.Thread(target=worker, name=f"check-{jobs[0].check}-{n}", daemon=True)
-        for n in range(max(1, min(parallelism, len(jobs))))
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()  # interruptible: a signal handler runs and may raise here
-    except BaseException:
-        cancel.cancel()
-        deadline = time.monotonic() + CANCEL_JOIN_SECONDS
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        raise
+    workers = max(1, min(parallelism, len(jobs)))
+    run_on_daemon_threads(
+        [worker] * workers,
+        names=[f"check-{jobs[0].check}-{n}" for n in range(workers)],
+        on_interrupt=cancel.cancel,
+        interrupt_grace_seconds=CANCEL_JOIN_SECONDS,
+    )
     return [r[0] for r in results if r is not None]
 
 

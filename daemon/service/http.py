@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import gzip
 import json
 import logging
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from redisguard.core.errors import ConfigError
+from redisguard.core.threads import start_daemon_thread
 from redisguard.daemon.service import status_page
 from redisguard.daemon.service.site import Site
 from redisguard.daemon.service.webconfig import WebConfig
@@ -179,9 +181,7 @@ def bind(listen: str, host: str, port: int, site: Site, web: WebConfig) -> Daemo
 
 
 def serve_in_thread(server: DaemonHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http", daemon=True)
-    thread.start()
-    return thread
+    return start_daemon_thread(functools.partial(server.serve_forever, poll_interval=0.2), "http")
 
 
 def bound_address(server: DaemonHTTPServer) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -18,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from redisguard.core.errors import ErrorKind, error_kind
 from redisguard.core.reports import exit_code_of
 from redisguard.core.secrets import scrub
+from redisguard.core.threads import run_on_daemon_threads, start_daemon_thread
 from redisguard.daemon.checks.protocol import CancelToken, Check, Job, run_jobs
 from redisguard.daemon.config import Schedule, cron_trigger
 from redisguard.daemon.service.logs import event
@@ -152,7 +154,7 @@ class _DaemonThreadExecutor(BaseExecutor):
             else:
                 self._run_job_success(job.id, events)
 
-        threading.Thread(target=target, name=f"check-{job.id}", daemon=True).start()
+        start_daemon_thread(target, name=f"check-{job.id}")
 
 
 class Scheduler:
@@ -167,7 +169,7 @@ class Scheduler:
     def _skipped(self, ev: JobExecutionEvent) -> None:
         event(log, logging.WARNING, "check still running, this run skipped", check=ev.job_id)
 
-    def apply(self, checks: Mapping[str, Check], schedules: Mapping[str, Schedule], *, run_now: bool = True) -> None:
+    def apply(self, checks: Mapping[str, Check[Any]], schedules: Mapping[str, Schedule], *, run_now: bool = True) -> None:
         """Schedule exactly `checks` (replacing what was scheduled before) and, with `run_now`, run each at once."""
         for job in self._scheduler.get_jobs():
             if job.id not in checks:
@@ -205,21 +207,14 @@ class Scheduler:
             log.warning("a check did not end within %ss of the cancel; leaving it behind", wait_seconds)
 
 
-def run_once(runner: Runner, checks: Mapping[str, Check]) -> int:
+def run_once(runner: Runner, checks: Mapping[str, Check[Any]]) -> int:
     """`--once`: every check once, all at the same time, through the same Runner; 0 fine, 2 findings, 1 a failure."""
-    collected: dict[str, list[Any]] = {}
     for name, check in checks.items():
         runner.expect(name, check.targets)
-
-    def run(name: str, check: Check) -> None:
-        collected[name] = runner.run(check)
-
-    threads = [threading.Thread(target=run, args=item, name=f"check-{item[0]}", daemon=True) for item in checks.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return exit_code(result for results in collected.values() for result in results)
+    collected = run_on_daemon_threads(
+        [functools.partial(runner.run, check) for check in checks.values()], names=[f"check-{name}" for name in checks]
+    )
+    return exit_code(result for results in collected for result in results)
 
 
 def exit_code(results: Iterable[Any]) -> int:

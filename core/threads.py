@@ -1,0 +1,73 @@
+"""Calls run on daemon threads, and a wait for them that a signal can interrupt: how the checks, the scheduler and `daemon --once` run work side by side.
+
+Daemon threads rather than a ThreadPoolExecutor: on Ctrl-C, SIGTERM or a shutdown, an executor
+(and the interpreter's exit, which joins its workers) waits for every running call, and an API
+call can hang for its whole timeout. A daemon thread still running then is left behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def start_daemon_thread(target: Callable[[], object], name: str) -> threading.Thread:
+    """`target` started on a daemon thread called `name` (the name logs and tracebacks show)."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_on_daemon_threads(
+    calls: Sequence[Callable[[], T]],
+    *,
+    names: str | Sequence[str],
+    on_interrupt: Callable[[], object] | None = None,
+    interrupt_grace_seconds: float = 0.0,
+) -> list[T]:
+    """Each call on its own daemon thread (`names`: one name for all, or one per call); once every
+    call has ended, their results in call order, or the first failure in call order raised.
+
+    Waiting for every call, not just the first failure: a failed call's siblings would otherwise go
+    on after the caller has moved on, and overlap its next round of calls.
+
+    The wait can be interrupted: a signal handler may raise here (KeyboardInterrupt, the SystemExit
+    of core/signals.py) when this runs on the main thread. Then `on_interrupt` runs (a cancel, so
+    the calls stop early), the calls get up to `interrupt_grace_seconds` to end (to kill their
+    child processes), and the exception goes on; calls still running are left behind.
+    """
+    outcomes: list[tuple[T] | BaseException | None] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], T]) -> None:
+        try:
+            outcomes[index] = (call(),)
+        except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread
+            outcomes[index] = exc
+
+    per_call = [names] * len(calls) if isinstance(names, str) else list(names)
+    threads = [
+        start_daemon_thread(functools.partial(run, index, call), name)
+        for index, (call, name) in enumerate(zip(calls, per_call, strict=True))
+    ]
+    try:
+        for thread in threads:
+            thread.join()  # interruptible: a signal handler runs and may raise here
+    except BaseException:
+        if on_interrupt is not None:
+            on_interrupt()
+        deadline = time.monotonic() + interrupt_grace_seconds
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        raise
+    results = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None  # every thread has ended, so each wrote its outcome
+        results.append(outcome[0])
+    return results
