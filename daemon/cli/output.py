@@ -4,17 +4,16 @@ line on stderr, the one-line error of a RedisguardError, and what an interrupt p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 
 from redisguard.core.errors import PermanentError, RedisguardError
+from redisguard.core.signals import Signalled, exit_on, exit_status
 from redisguard.daemon.reports import drift, memory
 
 Report = drift.DriftReport | memory.MemoryReport
@@ -35,7 +34,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"redisguard {args.command}: error: {scrub(str(exc), secret_values())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        return 128 + signal.SIGINT
+        return exit_status(signal.SIGINT)
 
 
 def emit_report(report: Report, fmt: str, output: str | None, config_dir: Path | None = None) -> None:
@@ -87,39 +86,18 @@ def interruptible(what: str = NOT_WRITTEN) -> Callable[[Command], Command]:
         @functools.wraps(body)
         def run(args: argparse.Namespace) -> int | None:
             try:
-                with _sigterm_unwinds():
+                with exit_on(signal.SIGTERM):
                     return body(args)
             except KeyboardInterrupt:
                 _print_interrupted(args.command, signal.SIGINT, what)
-                return 128 + signal.SIGINT
-            except SystemExit as exc:
-                if exc.code == 128 + signal.SIGTERM:
-                    _print_interrupted(args.command, signal.SIGTERM, what)
+                return exit_status(signal.SIGINT)
+            except Signalled as exc:
+                _print_interrupted(args.command, exc.signal, what)
                 raise
 
         return run
 
     return wrap
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """Let SIGTERM unwind the stack as Ctrl-C does, so `finally` blocks run: the demo stops its
-    emulator and removes its folder, a scan kills its pulumi CLIs (the default action would
-    exit on the spot)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def unwind(signum: int, _frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, unwind)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_interrupted(command: str, signum: signal.Signals, what: str) -> None:

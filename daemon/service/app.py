@@ -14,6 +14,7 @@ from importlib.metadata import version
 from typing import Any
 
 from redisguard.core.errors import ConfigError
+from redisguard.core.signals import catch_signals, exit_on
 from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.checks.registry import budget_seconds, build_checks
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config, secret_values
@@ -132,25 +133,14 @@ class Daemon:
         return self._wait_for_signals()
 
     def _wait_for_signals(self) -> int:
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(write_fd, False)
-        # The handlers do nothing: the C-level handler writes the signal number to the wakeup fd
-        # and this thread acts on it, outside any handler (no lock taken inside a signal handler).
-        previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-        previous = {sig: signal.signal(sig, lambda *_: None) for sig in _SIGNALS}
-        try:
+        # Acted on here, outside any signal handler: a reload or a stop takes locks.
+        with catch_signals(*_SIGNALS) as next_signal:
             while True:
-                for signum in os.read(read_fd, 16):
-                    if signum == signal.SIGHUP:
-                        self.reload()
-                    elif signum in (signal.SIGTERM, signal.SIGINT):
-                        return self.stop(signal.Signals(signum))
-        finally:
-            signal.set_wakeup_fd(previous_fd)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            os.close(read_fd)
-            os.close(write_fd)
+                signum = next_signal()
+                if signum == signal.SIGHUP:
+                    self.reload()
+                else:
+                    return self.stop(signum)
 
     def reload(self) -> None:
         event(log, logging.INFO, "SIGHUP: reloading the config", file=self.args.config or DEFAULT_CONFIG_FILE)
@@ -203,16 +193,6 @@ def run_daemon(args: argparse.Namespace) -> int:
 
 
 def _once(daemon: Daemon) -> int:
-    # SIGTERM during --once: the checks are stopped and the status says so (128 + signal), never 0,
-    # which a CI job would read as "all fine".
-    def stop(signum: int, _frame: Any) -> None:
-        signal.signal(signum, signal.SIG_IGN)
-        daemon.scheduler.shutdown(wait_seconds=CHECKS_STOP_SECONDS)
-        raise SystemExit(128 + signum)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    # SIGTERM or SIGINT during --once: the checks are stopped and the status says which signal.
+    with exit_on(signal.SIGTERM, signal.SIGINT, before_exit=lambda: daemon.scheduler.shutdown(wait_seconds=CHECKS_STOP_SECONDS)):
         return daemon.run_once()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
