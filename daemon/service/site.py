@@ -59,7 +59,6 @@ class Site:
         exposition: Exposition,
         expectations: Callable[[], tuple[Sequence[Expectation], float]],
         *,
-        index: Callable[[status_page.StatusView], str] = status_page.render,
         config: Callable[[], tuple[RedisguardConfig, str]] | None = None,
         history: status_page.UsageHistory | None = None,
     ) -> None:
@@ -67,7 +66,6 @@ class Site:
         self.exposition = exposition
         # () -> (what /healthz expects of each enabled check, when those expectations started)
         self.expectations = expectations
-        self.index = index
         # () -> (the RedisguardConfig in force, its file): the status page shows both (redacted).
         self.config = config
         self.history = history
@@ -114,4 +112,4 @@ class Site:
             config_file=config_file,
             history=self.history,
         )
-        return self.index(view).encode()
+        return status_page.render(view).encode()
