@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from redisguard.core.errors import ConfigError
+from redisguard.core.signals import catch_signals
 from redisguard.emulator.faults import Faults
 from redisguard.emulator.launcher import format_ready_line
 from redisguard.emulator.memorystore.api import RedisApi, RedisApiServer
@@ -88,29 +89,20 @@ class Emulator:
 
 
 def serve(emulator: Emulator) -> int:
-    """Run until SIGTERM, SIGINT or SIGHUP; the handlers only set a flag, the main thread shuts down."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal received signal=%s", signal.Signals(signum).name)
-        stop.set()
-
+    """Run until SIGTERM, SIGINT or SIGHUP; the main thread shuts down, outside any signal handler."""
     # SIGHUP too: closing the terminal the emulator runs in must save the data like Ctrl-C does.
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    try:
-        emulator.start()
-        print(emulator.ready_line(), flush=True)
-        log.info("%s", emulator.ready_line())
-        while not stop.wait(0.5):
-            pass
-    finally:
-        watchdog = threading.Timer(SHUTDOWN_DEADLINE_SECONDS, _force_exit)
-        watchdog.daemon = True
-        watchdog.start()
-        emulator.stop()
-        watchdog.cancel()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with catch_signals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as next_signal:
+        try:
+            emulator.start()
+            print(emulator.ready_line(), flush=True)
+            log.info("%s", emulator.ready_line())
+            log.info("signal received signal=%s", next_signal().name)
+        finally:
+            watchdog = threading.Timer(SHUTDOWN_DEADLINE_SECONDS, _force_exit)
+            watchdog.daemon = True
+            watchdog.start()
+            emulator.stop()
+            watchdog.cancel()
     log.info("emulator stopped")
     return 0
 
