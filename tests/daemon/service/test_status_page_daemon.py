@@ -7,13 +7,10 @@ filled instance as a red bar; without credentials there is no page.
 
 from __future__ import annotations
 
-import base64
 import signal
 import ssl
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from redisguard.core.processes import die_with_parent_argv
 from tests.fixtures.browser import screenshot
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.http import http_get
 from tests.fixtures.processes import free_port, wait_for
 from tests.fixtures.repo import STAGING
 from tests.fixtures.tls import Certificates, make_certificates
@@ -40,15 +38,8 @@ class Daemon:
         self.process, self.url, self.log, self.certs = process, url, log, certs
 
     def get(self, path: str, auth: tuple[str, str] | None) -> int:
-        request = urllib.request.Request(self.url + path)
-        if auth:
-            request.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
         context = ssl.create_default_context(cafile=str(self.certs.ca))
-        try:
-            with urllib.request.urlopen(request, timeout=10, context=context) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
+        return http_get(self.url + path, auth=auth, context=context)[0]
 
 
 @pytest.fixture(scope="module")
