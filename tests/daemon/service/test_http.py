@@ -1,73 +1,32 @@
-"""The daemon's HTTP side over real sockets: metrics from published results, /healthz, /report, TLS and basic auth."""
+"""The daemon's HTTP side over real sockets: metrics from published results, /healthz, /report, where it listens."""
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
-import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import bcrypt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from redisguard.core.errors import ConfigError
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, PropertyDrift, StackReport, render
 from redisguard.daemon.service.health import Expectation
-from redisguard.daemon.service.http import DaemonHTTPServer, bind, serve_in_thread
+from redisguard.daemon.service.http import bind, serve_in_thread
 from redisguard.daemon.service.metrics import Exposition
 from redisguard.daemon.service.results import CheckFailure, Results
 from redisguard.daemon.service.site import Site
-from redisguard.daemon.service.webconfig import WebConfig, load_web_config
+from redisguard.daemon.service.webconfig import WebConfig
+from tests.fixtures.daemon import parse_samples
+from tests.fixtures.http_server import Served, serve
 from tests.fixtures.processes import free_port
-from tests.fixtures.repo import REPO
-from tests.fixtures.tls import Certificates, make_certificates
-
-PASSWORD = "scrape-me-please"
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
 
 
 def value(text: str, name: str, **labels: str) -> float | None:
-    return samples(text).get((name, tuple(sorted(labels.items()))))
-
-
-class Served:
-    def __init__(self, results: Results, server: DaemonHTTPServer, expectations: list[Expectation]) -> None:
-        self.results = results
-        self.server = server
-        self.expectations = expectations
-        host, port = server.server_address[:2]
-        self.base = f"{'https' if server.web.tls else 'http'}://127.0.0.1:{port}"
-
-    def get(self, path: str, *, auth: tuple[str, str] | None = None, context: ssl.SSLContext | None = None) -> tuple[int, str, Any]:
-        request = urllib.request.Request(self.base + path)
-        if auth:
-            request.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
-        try:
-            with urllib.request.urlopen(request, timeout=10, context=context) as response:
-                return response.status, response.read().decode(), response.headers
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(), exc.headers
-
-
-def serve(results: Results, web: WebConfig, expectations: list[Expectation], owners: dict[str, str] | None = None) -> Served:
-    site = Site(results, Exposition(results, lambda: owners or {}), lambda: (expectations, time.time() - 5))
-    server = bind(f"127.0.0.1:{free_port()}", "127.0.0.1", 0, site, web)
-    serve_in_thread(server)
-    return Served(results, server, expectations)
+    return parse_samples(text).get((name, tuple(sorted(labels.items()))))
 
 
 @pytest.fixture
@@ -126,7 +85,7 @@ def test_metrics_follow_the_published_results_and_a_failure_hides_stale_values(p
 
     plain.results.retain("drift_live", ["production"])
     _, text, _ = plain.get("/metrics")
-    assert not [key for key in samples(text) if ("target", "staging") in key[1] or ("stack", "staging") in key[1]]
+    assert not [key for key in parse_samples(text) if ("target", "staging") in key[1] or ("stack", "staging") in key[1]]
 
 
 def test_the_served_body_and_the_collector_give_the_same_samples(plain: Served) -> None:
@@ -135,8 +94,8 @@ def test_the_served_body_and_the_collector_give_the_same_samples(plain: Served) 
     plain.results.publish("drift_live", "staging", drifted("staging"))
     plain.results.publish("drift_live", "production", StackReport.failed("production", "live", "boom", 1.0))
     served = plain.server.site.exposition
-    ours = {k: v for k, v in samples(served.render().decode()).items() if k[0].startswith("redisguard_")}
-    collected = samples(generate_latest(served.registry).decode())
+    ours = {k: v for k, v in parse_samples(served.render().decode()).items() if k[0].startswith("redisguard_")}
+    collected = parse_samples(generate_latest(served.registry).decode())
     assert ours == collected
     assert len(ours) > 10
 
@@ -260,195 +219,7 @@ def test_ipv6_loopback_is_served(plain: Served) -> None:
         server.server_close()
 
 
-# --- TLS and basic auth -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("certs"))
-
-
-def write_web_config(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "web.yml"
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture
-def secured(tmp_path: Path, certs: Certificates) -> Iterator[Served]:
-    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    web = load_web_config(
-        write_web_config(
-            tmp_path,
-            f"""
-tls_server_config:
-  cert_file: {certs.server_cert}
-  key_file: {certs.server_key}
-basic_auth_users:
-  prometheus: "{hashed}"
-http_server_config:
-  headers:
-    X-Frame-Options: deny
-""",
-        )
-    )
-    served = serve(Results(), web, [])
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
-
-
-def client_context(certs: Certificates) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(certs.ca))
-
-
-def test_tls_with_basic_auth_serves_the_right_credentials_only(secured: Served, certs: Certificates) -> None:
-    context = client_context(certs)
-    status, text, headers = secured.get("/metrics", auth=("prometheus", PASSWORD), context=context)
-    assert status == 200
-    assert "redisguard_build_info" in text
-    assert headers["X-Frame-Options"] == "deny"
-    for auth in (("prometheus", "wrong"), ("someone", PASSWORD), None):
-        status, _, headers = secured.get("/metrics", auth=auth, context=context)
-        assert status == 401, auth
-        assert headers["WWW-Authenticate"].startswith("Basic realm=")
-    # Every path is behind the same credentials.
-    assert secured.get("/healthz", context=context)[0] == 401
-
-
-def test_plain_http_and_silent_clients_on_the_tls_port_do_not_hang_the_server(secured: Served, certs: Certificates) -> None:
-    port = secured.server.server_address[1]
-    silent = socket.create_connection(("127.0.0.1", port), timeout=10)  # connects, never says anything
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain_http:
-            plain_http.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = plain_http.recv(4096)
-        assert answer.startswith(b"HTTP/1.0 400 Bad Request")
-        assert b"Client sent an HTTP request to an HTTPS server." in answer
-        # Meanwhile TLS clients are served.
-        status, _, _ = secured.get("/metrics", auth=("prometheus", PASSWORD), context=client_context(certs))
-        assert status == 200
-    finally:
-        silent.close()
-
-
-def test_a_client_certificate_can_be_required(tmp_path: Path, certs: Certificates) -> None:
-    web = load_web_config(
-        write_web_config(
-            tmp_path,
-            f"tls_server_config: {{cert_file: {certs.server_cert}, key_file: {certs.server_key}, client_ca_file: {certs.ca}}}\n",
-        )
-    )
-    assert web.summary()["client_auth"] == "RequireAndVerifyClientCert"
-    served = serve(Results(), web, [])
-    try:
-        without = client_context(certs)
-        with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
-            served.get("/metrics", context=without)
-        with_cert = client_context(certs)
-        with_cert.load_cert_chain(str(certs.client_cert), str(certs.client_key))
-        assert served.get("/metrics", context=with_cert)[0] == 200
-    finally:
-        served.server.shutdown()
-        served.server.server_close()
-
-
-def test_a_bad_web_config_lists_every_problem(tmp_path: Path, certs: Certificates) -> None:
-    path = write_web_config(
-        tmp_path,
-        f"""
-tls_server_config:
-  cert_file: {certs.server_cert}
-  key_file: {tmp_path / "missing.key"}
-  client_auth_type: RequireAnyClientCert
-  cipher_suites: [TLS_AES_128_GCM_SHA256]
-basic_auth_users:
-  prometheus: plain-text-password
-http_server_config:
-  headers: {{Server: nginx}}
-unknown: 1
-""",
-    )
-    with pytest.raises(ConfigError) as info:
-        load_web_config(path)
-    message = str(info.value)
-    assert message.startswith(f"{path}: 5 problems in the web config")
-    for line in [
-        "tls_server_config.cipher_suites: an exporter-toolkit key redisguard does not support; remove it",
-        "tls_server_config.client_auth_type: RequireAnyClientCert is not supported",
-        "basic_auth_users: the password of prometheus is not a bcrypt hash",
-        "http_server_config.headers: header Server may not be set; allowed: Strict-Transport-Security",
-        "unknown: unknown key",
-    ]:
-        assert line in message
-    assert "plain-text-password" not in message
-
-
-def test_a_key_that_does_not_match_the_certificate_is_a_config_error(tmp_path: Path, certs: Certificates) -> None:
-    path = write_web_config(tmp_path, f"tls_server_config: {{cert_file: {certs.server_cert}, key_file: {certs.other_key}}}\n")
-    with pytest.raises(ConfigError, match="cannot use cert_file .* with key_file .*other.key"):
-        load_web_config(path)
-
-
-def test_relative_paths_in_a_web_config_are_taken_from_its_folder(tmp_path: Path, certs: Certificates) -> None:
-    folder = certs.server_cert.parent
-    path = folder / "web-relative.yml"
-    path.write_text("tls_server_config: {cert_file: server.pem, key_file: server.key}\n")
-    assert load_web_config(path).tls
-
-
 def _version() -> str:
     from importlib.metadata import version
 
     return version("redisguard")
-
-
-def test_check_config_names_web_config_problems_without_showing_a_password(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    web = write_web_config(tmp_path, "basic_auth_users: {prometheus: hunter2-in-clear}\n")
-    config = tmp_path / "redisguard.yaml"
-    config.write_text(f"pulumi: {{work_dir: {REPO / 'program'}}}\nserver: {{web_config_file: {web.name}}}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "redisguard.daemon.cli", "check-config", "--config", str(config)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 1
-    assert f"{web}: 1 problem in the web config" in result.stderr
-    assert "basic_auth_users: the password of prometheus is not a bcrypt hash" in result.stderr
-    assert "hunter2-in-clear" not in result.stderr + result.stdout
-
-
-# --- log lines ----------------------------------------------------------------------------------
-
-
-def test_log_lines_carry_stable_fields_as_text_or_json_and_never_a_known_secret() -> None:
-    import io
-    import logging
-
-    from redisguard.daemon.service import logs
-
-    root = logging.getLogger()
-    for fmt in ("text", "json"):
-        stream = io.StringIO()
-        saved, level = list(root.handlers), root.level
-        logs.configure(fmt, "INFO", lambda: ("s3cr3t-token",), stream=stream)
-        try:
-            logs.event(logging.getLogger("redisguard.test"), logging.WARNING, "check finished",
-                       check="drift_live", target="staging", status="error", duration=1.5, error="token s3cr3t-token refused")  # fmt: skip
-        finally:
-            root.handlers[:] = saved
-            root.setLevel(level)
-        line = stream.getvalue().strip()
-        assert "s3cr3t-token" not in line
-        if fmt == "json":
-            data = json.loads(line)
-            assert (data["level"], data["message"], data["check"], data["target"], data["status"], data["duration"]) == (
-                "WARNING", "check finished", "drift_live", "staging", "error", 1.5,
-            )  # fmt: skip
-            assert data["error"] == "token [redacted] refused"
-        else:
-            assert line.endswith(
-                'WARNING redisguard.test check finished check=drift_live target=staging status=error duration=1.500 error="token [redacted] refused"'
-            )
