@@ -1,7 +1,7 @@
 """Memorystore for Redis facts (enum values, name patterns, limits, defaults): the one copy the program, the pack and the daemon read.
 
 The emulator does not import this module on purpose: it stands in for Google's server and keeps
-its own checks (emulator/state.py), so a mistake here is caught there instead of copied there.
+its own checks (emulator/memorystore/rules.py), so a mistake here is caught there instead of copied there.
 """
 
 from __future__ import annotations
