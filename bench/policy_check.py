@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO))
 
 from _args import positive_int  # noqa: E402 - bench/ is first on sys.path: the script's own folder
 
-from redisguard.policies.check import run_policy_check  # noqa: E402
+from redisguard.policies.check import judge_stacks  # noqa: E402
 
 
 def main() -> int:
@@ -30,7 +30,7 @@ def main() -> int:
     in_process, judged, command = [], [], []
     for _ in range(args.runs):
         began = time.monotonic()
-        (verdict,) = run_policy_check([("production", stack_file)]).stacks
+        (verdict,) = judge_stacks([("production", stack_file)]).stacks
         in_process.append(time.monotonic() - began)
         judged.append(verdict.duration_seconds)
         assert verdict.error is None and verdict.resources == 8, verdict

@@ -529,10 +529,10 @@ class RedisguardConfig(BaseSettings):
         data["pulumi"]["access_token"] = "[set]" if os.environ.get("PULUMI_ACCESS_TOKEN") else "[unset]"
         return data
 
-
-def secret_values(config: RedisguardConfig | None = None) -> tuple[str, ...]:
-    """Every credential redisguard knows of: the secret environment variables and the ones in the config."""
-    return core_secrets.secret_values([config.pulumi.backend_url] if config is not None else [])
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this config knows of, to scrub from text: the secret environment
+        variables (core.secrets) and the ones in the backend URL."""
+        return core_secrets.secret_values([self.pulumi.backend_url])
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> RedisguardConfig:

@@ -145,7 +145,7 @@ def _judge(
     )
 
 
-def run_policy_check(
+def judge_stacks(
     stacks: Sequence[tuple[str, Path]], policy_config: Path | None = None, pack_dir: Path = PACK_DIR
 ) -> PolicyCheckReport:
     """Every (stack, stack file) judged; `policy_config` None: each stack's default config file.

@@ -15,7 +15,7 @@ from redisguard.daemon.checks import drift_live, drift_pulumi
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
 from redisguard.daemon.checks.registry import DRIFT_CHECK_OF, DRIFT_CHECKS
-from redisguard.daemon.config import RedisguardConfig, secret_values
+from redisguard.daemon.config import RedisguardConfig
 from redisguard.daemon.fleet.inventory import Inventory
 from redisguard.daemon.fleet.stacks import read_stack_files, unmanaged_owners
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, Engine, InstanceState, StackReport
@@ -85,7 +85,7 @@ class _LiveContext:
         owner = self.owners.get(project) == name
         blockers = self.unmanaged_blockers(project) if owner else []
         others = [s for n, s in self.stacks.items() if n != name]
-        findings = drift_live.check_stack(
+        findings = drift_live.compare_stack(
             stack,
             self.inventory,
             rules,
@@ -112,7 +112,7 @@ class _DriftCheck(ABC):
         self.config = config
         self.rules = IgnoreRules(config.ignore)
         # The pulumi CLI and its plugins may echo a credential in an error; the report never shows it.
-        self.secrets = secret_values(config)
+        self.secrets = config.secrets()
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -156,7 +156,7 @@ class PulumiDriftCheck(_DriftCheck):
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
         def run(stack: str) -> StackReport:
             started = time.monotonic()
-            return self._report(stack, drift_pulumi.check_stack(stack, self.config.pulumi, self.rules, cancel), started)
+            return self._report(stack, drift_pulumi.refresh_stack(stack, self.config.pulumi, self.rules, cancel), started)
 
         return [self._job(stack, functools.partial(run, stack)) for stack in targets]
 

@@ -61,7 +61,7 @@ class StackFindings:
     not_ready: list[InstanceState]
 
 
-def check_stack(
+def compare_stack(
     stack: StackConfig,
     inventory: Inventory,
     rules: IgnoreRules,

@@ -269,7 +269,7 @@ def refresh_events(stack: str, settings: PulumiSettings, cancel: CancelToken) ->
     return events
 
 
-def check_stack(
+def refresh_stack(
     stack: str, settings: PulumiSettings, rules: IgnoreRules, cancel: CancelToken | None = None
 ) -> list[DriftItem]:
     """The pulumi engine for one stack: drifted resources, never writing the state."""

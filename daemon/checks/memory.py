@@ -17,7 +17,7 @@ from redisguard.core.memorystore import GIB, NOT_SERVING
 from redisguard.core.secrets import scrub
 from redisguard.core.threads import run_on_daemon_threads
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
-from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSettings, secret_values
+from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSettings
 from redisguard.daemon.fleet.inventory import list_project_instances, make_client, split_instance_name
 from redisguard.daemon.fleet.properties import enum_name
 from redisguard.daemon.fleet.stacks import load_stacks, owner_of
@@ -212,7 +212,7 @@ class MemoryCheck:
         # Read here for the targets (and so a bad file stops a start), and again at every run (jobs).
         self.stacks = load_stacks(config, "the memory check")
         self.selected = tuple(selected_stacks) if selected_stacks else tuple(self.stacks)
-        self._secrets = secret_values(config)
+        self._secrets = config.secrets()
 
     @property
     def targets(self) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from redisguard.daemon.checks.drift_live import check_stack
+from redisguard.daemon.checks.drift_live import compare_stack
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import RedisguardConfig
 from redisguard.daemon.fleet.inventory import Inventory, split_instance_name, watched_by_id
@@ -41,7 +41,7 @@ def plan_adopt(
     matched = False
     for name in stack_names:
         stack = stacks[name]
-        items = check_stack(stack, inventory, rules, report_unmanaged=False).items
+        items = compare_stack(stack, inventory, rules, report_unmanaged=False).items
         by_id = watched_by_id(stack, inventory.instances(stack.project or ""))
         for item in items:
             if item.kind != "changed" or (resource is not None and item.resource != resource):

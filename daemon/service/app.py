@@ -17,7 +17,7 @@ from redisguard.core.errors import ConfigError
 from redisguard.core.signals import catch_signals, exit_on
 from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.checks.registry import budget_seconds, build_checks
-from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config, secret_values
+from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config
 from redisguard.daemon.fleet.stacks import read_stack_files, unmanaged_owners
 from redisguard.daemon.service import logs, scheduler, status_page
 from redisguard.daemon.service.health import Expectation
@@ -92,7 +92,7 @@ class Daemon:
         self.history = status_page.UsageHistory()
         self.results = Results(listeners=[self.history.observe])
         self.runner = scheduler.Runner(
-            self.results, lambda: secret_values(self.loaded.config), lambda: self.loaded.config.parallelism
+            self.results, lambda: self.loaded.config.secrets(), lambda: self.loaded.config.parallelism
         )
         exposition = Exposition(self.results, lambda: self.loaded.owners, lambda: self.loaded.intervals)
         self.site = Site(
@@ -154,7 +154,7 @@ class Daemon:
             event(log, logging.WARNING, "server.listen changes need a restart; still listening on the old address",
                   listen=old.server.listen, requested=loaded.config.server.listen)  # fmt: skip
         if loaded.config.log_format != old.log_format:
-            logs.configure(loaded.config.log_format, logging.getLogger().level, lambda: secret_values(self.loaded.config))
+            logs.configure(loaded.config.log_format, logging.getLogger().level, lambda: self.loaded.config.secrets())
         self.loaded = loaded
         if self.server is not None:
             self.server.web = loaded.web  # new connections get the new certificate and users
@@ -185,7 +185,7 @@ def _exit_now() -> None:
 
 def run_daemon(args: argparse.Namespace) -> int:
     loaded = load(args.config)
-    logs.configure(loaded.config.log_format, getattr(args, "log_level", "INFO"), lambda: secret_values(loaded.config))
+    logs.configure(loaded.config.log_format, getattr(args, "log_level", "INFO"), lambda: loaded.config.secrets())
     daemon = Daemon(args, loaded)
     if args.once:
         return _once(daemon)

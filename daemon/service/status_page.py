@@ -22,10 +22,11 @@ import jinja2
 import markupsafe
 import yaml
 
+from redisguard.core import secrets as core_secrets
 from redisguard.core.check_names import CHECK_NAMES, MEMORY
 from redisguard.core.secrets import REDACTED
 from redisguard.daemon.checks.registry import DRIFT_CHECKS
-from redisguard.daemon.config import RedisguardConfig, ThresholdSettings, secret_values
+from redisguard.daemon.config import RedisguardConfig, ThresholdSettings
 from redisguard.daemon.reports.drift import DriftItem, DriftReport
 from redisguard.daemon.reports.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.reports.render import (
@@ -407,6 +408,7 @@ def render(view: StatusView) -> str:
     """The page's HTML. Every credential value the daemon knows is replaced once more in the
     output, so one that reached an error message is still not shown."""
     html = _ENV.get_template("status.html").render(page=build_page(view), value=format_value)
-    for secret in secret_values(view.config):
+    secrets = view.config.secrets() if view.config is not None else core_secrets.secret_values()
+    for secret in secrets:
         html = html.replace(str(markupsafe.escape(secret)), REDACTED).replace(secret, REDACTED)
     return html

@@ -20,7 +20,7 @@ from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
 from pulumi.automation import CommandError, ConfigValue, EngineEvent, OpType, Stack, create_stack
 
-from redisguard.policies.check import run_policy_check
+from redisguard.policies.check import judge_stacks
 from redisguard.program import fleet
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.policy_inputs import BAD_PRODUCTION
@@ -120,7 +120,7 @@ def _violations(events: list[EngineEvent]) -> set[tuple[str, str, str]]:
 
 
 def _check_verdicts(stack: str, stack_file: Path, config: Path | None) -> set[tuple[str, str, str]]:
-    (verdict,) = run_policy_check([(stack, stack_file)], config).stacks
+    (verdict,) = judge_stacks([(stack, stack_file)], config).stacks
     assert verdict.error is None, verdict.error
     return {(v.policy, v.resource, v.level) for v in verdict.violations}
 

@@ -29,7 +29,7 @@ def test_refresh_preview_through_the_automation_api(fake_pulumi: FakePulumi, ver
     log = fake_pulumi({"staging": {"events": events}}, version=version)
     settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",), backend_url="file:///tmp/state")
 
-    items = drift_pulumi.check_stack("staging", settings, IgnoreRules())
+    items = drift_pulumi.refresh_stack("staging", settings, IgnoreRules())
 
     assert sorted(items, key=lambda i: i.resource) == [
         DriftItem(resource="redis-sessions", kind="deleted"),
@@ -49,14 +49,14 @@ def test_locked_stack_is_a_transient_error(fake_pulumi: FakePulumi) -> None:
     fake_pulumi({"staging": {"mode": "locked"}})
     settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",))
     with pytest.raises(TransientError, match="stack is locked by another update"):
-        drift_pulumi.check_stack("staging", settings, IgnoreRules())
+        drift_pulumi.refresh_stack("staging", settings, IgnoreRules())
 
 
 def test_unknown_stack_is_a_permanent_error(fake_pulumi: FakePulumi) -> None:
     fake_pulumi({})
     settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",))
     with pytest.raises(PermanentError, match="no stack named 'staging' found"):
-        drift_pulumi.check_stack("staging", settings, IgnoreRules())
+        drift_pulumi.refresh_stack("staging", settings, IgnoreRules())
 
 
 def test_parallel_stacks_report_each_their_own_status(fake_pulumi: FakePulumi) -> None:
@@ -105,7 +105,7 @@ def test_missing_cli_is_a_one_line_permanent_error(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi anywhere
     settings = PulumiSettings(work_dir=tmp_path, stacks=("staging",))
     with pytest.raises(PermanentError) as info:
-        drift_pulumi.check_stack("staging", settings, IgnoreRules())
+        drift_pulumi.refresh_stack("staging", settings, IgnoreRules())
     message = str(info.value)
     assert "pulumi CLI was not found on PATH" in message
     assert "\n" not in message

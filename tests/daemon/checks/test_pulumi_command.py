@@ -32,7 +32,7 @@ def test_timeout_kills_the_cli_and_its_children(fake_pulumi: FakePulumi, tmp_pat
     settings = PulumiSettings(work_dir=fake_pulumi.work_dir, stacks=("staging",), refresh_timeout_seconds=3)
     started = time.monotonic()
     with pytest.raises(TransientError, match="timed out after 3s"):
-        drift_pulumi.check_stack("staging", settings, IgnoreRules())
+        drift_pulumi.refresh_stack("staging", settings, IgnoreRules())
     elapsed = time.monotonic() - started
     cli_pid, child_pid = (int(p) for p in pid_file.read_text().split())
     assert not alive(cli_pid)

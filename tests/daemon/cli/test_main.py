@@ -61,7 +61,7 @@ def test_policy_check_does_not_import_the_drift_engines_or_the_daemon() -> None:
 
 
 def test_policy_check_handler_imports_no_cloud_client_or_server() -> None:
-    # What run_policy_check imports when it runs: the pack and the program, never the drift engines.
+    # What the policy-check handler imports when it runs: the pack and the program, never the drift engines.
     imported = _imported_by("import redisguard.daemon.cli.policy, redisguard.policies.check, redisguard.program.mocks")
     assert [m for m in imported if m not in ("pulumi", "grpc")] == []
 

@@ -15,7 +15,7 @@ from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.remediation.recommend import Bounds, recommend_size
 from redisguard.daemon.reports.memory import InstanceMemory
-from redisguard.policies.check import run_policy_check
+from redisguard.policies.check import judge_stacks
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import wait_for
 from tests.fixtures.repo import STAGING
@@ -104,7 +104,7 @@ def test_recommendation_for_a_filled_instance_passes_the_policy_check(
     assert cache["used_bytes"] / (per_gb * size) < 0.7  # under the target at current usage
     assert "# The original team's entry, unchanged." in stack_file.read_text()
 
-    [verdict] = run_policy_check([("staging", stack_file)]).stacks
+    [verdict] = judge_stacks([("staging", stack_file)]).stacks
     assert verdict.error is None
     assert not verdict.blocked, verdict.violations
     assert not [v for v in verdict.violations if v.policy in ("memorystore-memory-bounds", "memorystore-stack-memory-budget")]
