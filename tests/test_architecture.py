@@ -80,3 +80,17 @@ def test_no_module_imports_another_modules_private_names(folder: str) -> None:
             if private:
                 wrong.append(f"{path.relative_to(REPO)}:{node.lineno} imports {', '.join(private)} from {node.module}")
     assert wrong == []
+
+
+def test_no_test_patches_a_private_name() -> None:
+    """A test that swaps out `module._helper` breaks on a rename nobody else would notice; it
+    patches a public seam instead (a function the module documents, an injected dependency)."""
+    wrong = []
+    for path in _python_files("tests"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "setattr"):
+                continue
+            names = [a.value for a in node.args[:2] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if any(part.startswith("_") and not part.startswith("__") for name in names for part in name.split(".")):
+                wrong.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert wrong == []

@@ -165,7 +165,7 @@ def _preferred_node(instance: redis_v1.Instance) -> str | None:
     return nodes[0] if len(nodes) == 1 else None
 
 
-def _pick_newest(by_node: Mapping[str, Mapping[float, float]], preferred: str | None) -> tuple[str, float] | None:
+def pick_newest(by_node: Mapping[str, Mapping[float, float]], preferred: str | None) -> tuple[str, float] | None:
     """(node, time) of the newest primary point. Two primaries at one time (a failover inside that
     minute): the API's current primary, else the lowest node id, so a run never mixes nodes and
     consecutive runs do not flap."""
@@ -318,7 +318,7 @@ class MemoryCheck:
         state = enum_name(instance.state)
         # A node that is down (REPAIRING) or an instance not serving yet or any more reported its
         # last points before that: they are not its memory now.
-        picked = None if state in NOT_SERVING else _pick_newest(current[anchor_metric].get(instance.name, {}), preferred)
+        picked = None if state in NOT_SERVING else pick_newest(current[anchor_metric].get(instance.name, {}), preferred)
         if picked is not None:
             node, at = picked
             # Every figure from the same node at the same minute: one consistent reading.

@@ -241,7 +241,7 @@ def test_a_bug_in_the_check_is_logged_once_at_error_and_is_the_projects_failure(
     def broken(*args: object) -> None:
         raise KeyError("no such node")
 
-    monkeypatch.setattr(memory, "_pick_newest", broken)
+    monkeypatch.setattr(memory, "pick_newest", broken)
     with caplog.at_level(logging.DEBUG, logger="redisguard"):
         report = run_memory_check(config)
     project = report.projects[0]
