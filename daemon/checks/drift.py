@@ -8,11 +8,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
-from redisguard.core.check_names import DRIFT_LIVE, DRIFT_PULUMI
 from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
 from redisguard.daemon.checks import drift_live, drift_pulumi
 from redisguard.daemon.checks.ignore import IgnoreRules
+from redisguard.daemon.checks.names import DRIFT_LIVE, DRIFT_PULUMI
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
 from redisguard.daemon.checks.registry import DRIFT_CHECK_OF, DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig

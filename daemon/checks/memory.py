@@ -10,12 +10,12 @@ from typing import Any
 
 from google.cloud import monitoring_v3, redis_v1
 
-from redisguard.core.check_names import MEMORY
 from redisguard.core.errors import ConfigError, RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.memorystore import GIB, NOT_SERVING
 from redisguard.core.secrets import scrub
 from redisguard.core.threads import run_on_daemon_threads
+from redisguard.daemon.checks.names import MEMORY
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSettings
 from redisguard.daemon.fleet.inventory import list_project_instances, make_client, split_instance_name

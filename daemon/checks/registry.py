@@ -1,8 +1,8 @@
 """Every check the daemon runs, one entry each: its kind, its drift engine, how to build it from the config and how long one run may take.
 
 The metrics, the status page, /report, /healthz and the daemon read what a check is here rather
-than spelling its name (the names themselves are core/check_names.py, so the config can key its
-schedules by them). The factories import their check on first use: a reader of this table (the
+than spelling its name (the names themselves are daemon/checks/names.py, light to import; the
+config's schedule keys are held to them by a test). The factories import their check on first use: a reader of this table (the
 status page, the metrics) does not load the Google clients the checks use.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from redisguard.core.check_names import DRIFT_LIVE, DRIFT_PULUMI, MEMORY
+from redisguard.daemon.checks.names import DRIFT_LIVE, DRIFT_PULUMI, MEMORY
 from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.config import RedisguardConfig
 from redisguard.daemon.reports.drift import Engine
@@ -69,7 +69,7 @@ CHECKS: Mapping[str, CheckSpec] = {
         CheckSpec(MEMORY, "memory", None, _memory, _api_budget),
     )
 }
-"""Every check by name, in core.check_names.CHECK_NAMES order."""
+"""Every check by name, in names.CHECK_NAMES order."""
 
 DRIFT_CHECKS: Mapping[str, Engine] = {name: spec.engine for name, spec in CHECKS.items() if spec.engine is not None}
 """Each drift check's name and the engine its reports carry."""

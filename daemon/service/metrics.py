@@ -13,8 +13,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from redisguard.core.check_names import CHECK_NAMES, DRIFT_LIVE
 from redisguard.core.memorystore import READY
+from redisguard.daemon.checks.names import CHECK_NAMES, DRIFT_LIVE
 from redisguard.daemon.checks.registry import kind_of
 from redisguard.daemon.service.results import Key, Results, TargetState
 

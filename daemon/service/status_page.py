@@ -23,8 +23,8 @@ import markupsafe
 import yaml
 
 from redisguard.core import secrets as core_secrets
-from redisguard.core.check_names import CHECK_NAMES, MEMORY
 from redisguard.core.secrets import REDACTED
+from redisguard.daemon.checks.names import CHECK_NAMES, MEMORY
 from redisguard.daemon.checks.registry import DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig, ThresholdSettings
 from redisguard.daemon.reports.drift import DriftItem, DriftReport

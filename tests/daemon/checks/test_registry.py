@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from redisguard.core.check_names import CHECK_NAMES
+from redisguard.daemon.checks.names import CHECK_NAMES
 from redisguard.daemon.checks.registry import CHECKS, DRIFT_CHECK_OF, build_checks
 from redisguard.daemon.config import ScheduleSettings, config_from_mapping
 from redisguard.daemon.reports.drift import Engine

@@ -1,7 +1,7 @@
 """The names of the daemon's checks: each is its schedule key, the `check` label of its metrics, and its name in /healthz, logs and `--once`.
 
-Bare names only, so the config (below the checks) can hold a schedule per check; what each
-check is (its kind, drift engine, factory, run budget) is daemon/checks/registry.py.
+Bare names, importable without loading any check; what each check is (its kind, drift engine,
+factory, run budget) is daemon/checks/registry.py.
 """
 
 from __future__ import annotations
