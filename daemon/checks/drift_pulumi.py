@@ -70,6 +70,11 @@ def _mask(value: Any, parts: Sequence[PathPart] = ()) -> Any:
 
 
 def _lookup(root: Any, parts: Sequence[PathPart]) -> Any:
+    """The value at `parts` in an engine event's state, SECRET where a secret covers it.
+
+    policies/rules.py's `lookup` walks the pack's inputs alike but answers UNKNOWN for values a
+    preview has not computed; a refresh's states have no unknowns and do have secrets to hide, and
+    the pack cannot import the daemon: two walks, each with what its own side holds."""
     value = root
     for part in parts:
         if _is_secret(value):

@@ -205,11 +205,10 @@ class Exposition:
         unmanaged_owners: Callable[[], Mapping[str, str]],
         intervals: Callable[[], Mapping[str, float]] = dict,
     ) -> None:
-        self.results = results
-        self.unmanaged_owners = unmanaged_owners
-        self.intervals = intervals
+        # The collector holds the sources; the text below is built from the same samples.
+        self.collector = SnapshotCollector(results, unmanaged_owners, intervals)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(SnapshotCollector(results, unmanaged_owners, intervals))
+        self.registry.register(self.collector)
         self.process = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.process)
         self._lock = threading.Lock()
@@ -229,13 +228,13 @@ class Exposition:
         return lines
 
     def render(self) -> bytes:
-        states = self.results.snapshot()
+        states = self.collector.results.snapshot()
         per_target = [self._target_lines(key, state) for key, state in sorted(states.items())]
         with self._lock:
             for key in [k for k in self._lines if k not in states]:
                 del self._lines[key]
         spanning: dict[str, list[str]] = {}
-        for name, labels, value in global_samples(states, self.unmanaged_owners(), self.intervals()):
+        for name, labels, value in global_samples(states, self.collector.unmanaged_owners(), self.collector.intervals()):
             spanning.setdefault(name, []).append(_line(FAMILIES[name], labels, value))
         out: list[str] = []
         for name, family in FAMILIES.items():
