@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from redisguard.core.processes import die_with_parent_argv
 from tests.fixtures.browser import screenshot
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
-from tests.fixtures.http import http_get
+from tests.fixtures.http_get import http_get
 from tests.fixtures.processes import free_port, wait_for
 from tests.fixtures.repo import STAGING
 from tests.fixtures.tls import Certificates, make_certificates
