@@ -9,6 +9,7 @@ Automation API inline program: the real CLI with the SDK's own language server, 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from redisguard.program import fleet
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.policy_inputs import BAD_PRODUCTION
 from tests.fixtures.policy_pack_launcher import policy_pack_launcher
-from tests.fixtures.pulumi_engine import Engine, engine_bin_dir, make_project
+from tests.fixtures.pulumi_engine import Engine, engine_bin_dirs, make_project
 from tests.fixtures.repo import REPO, STAGING_INSTANCES
 
 pytestmark = pytest.mark.slow
@@ -74,7 +75,7 @@ def _live(client: redis_v1.CloudRedisClient) -> dict[str, redis_v1.Instance]:
 
 def _stack_output(engine: Engine, project_dir: Path) -> dict[str, Any]:
     out = subprocess.run(
-        [str(engine.bin_dir / "pulumi"), "stack", "output", "--json", "--stack", "staging"],
+        [str(engine.bin_dirs[0] / "pulumi"), "stack", "output", "--json", "--stack", "staging"],
         cwd=project_dir, env=engine.subprocess_env(), capture_output=True, text=True, check=True, timeout=120,
     )
     return json.loads(out.stdout)
@@ -253,10 +254,35 @@ def test_destroy_honours_deletion_protection_until_it_is_turned_off_then_leaves_
     assert _live(client) == {}
 
 
-def test_without_go_these_tests_skip_with_one_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # no `go` anywhere
+def test_without_go_or_a_pulumi_install_these_tests_skip_with_one_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `go` and no `pulumi` anywhere
 
-    assert engine_bin_dir() == (
-        None,
-        "go is not installed: the real Pulumi engine cannot be built from its Go modules (./dev builds it)",
+    assert engine_bin_dirs() == (
+        [],
+        "go is not installed and no pulumi is on PATH: the real Pulumi engine cannot be built (./dev builds it)",
     )
+
+
+def test_without_third_party_sources_the_plugins_come_from_a_pulumi_install_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's clone has no ../shared/third_party: the plugins of a real Pulumi install on PATH
+    serve, and with none of them the tests skip naming what is missing."""
+    monkeypatch.setenv("REDISGUARD_THIRD_PARTY", str(tmp_path / "absent"))
+    found, reason = engine_bin_dirs()
+    if found:  # this machine has them on PATH after all
+        return
+    assert reason == (
+        "pulumi-language-python, pulumi-language-nodejs, pulumi-resource-command not built and not on PATH: "
+        "install Pulumi (no ../shared/third_party to build them from)"
+    )
+    install = tmp_path / "pulumi-install"
+    install.mkdir()
+    for name in ("pulumi-language-python", "pulumi-language-nodejs", "pulumi-resource-command"):
+        (install / name).write_text("#!/bin/sh\n")
+        (install / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{install}{os.pathsep}{os.environ['PATH']}")
+    found, reason = engine_bin_dirs()
+    assert (reason, found[1:]) == ("", [install])

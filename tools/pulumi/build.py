@@ -1,9 +1,12 @@
-"""Build the real `pulumi` CLI from its Go modules into a cache outside the work tree, keyed by the pins (./dev runs it).
+"""Build the real `pulumi` CLI and the plugins it runs into a cache outside the work tree (./dev runs it).
 
-The pins live in tools/pulumi/go.mod (pkg/v3 and sdk/v3 at one release); the cache key is
-that version, the Go version and a digest of go.mod + go.sum, so a change of pins or Go
-builds afresh and every later run (a fresh clone in CI included) reuses the binary.
-The real-engine tests find the binaries through `bin_dir()`.
+The CLI comes from its Go modules: the pins live in tools/pulumi/go.mod (pkg/v3 and sdk/v3 at one
+release); its cache key is that version, the Go version and a digest of go.mod + go.sum. The
+plugins the Go module proxy refuses — the Python and Node.js language hosts and the `command`
+provider — build from their public sources in ../shared/third_party (PLUGINS); each one's cache
+key is the Go version and a digest of its sources. A change of pins, sources or Go builds afresh;
+every later run (a fresh clone in CI included) reuses the binaries. One lock serialises builds.
+The real-engine tests find the binaries through `bin_dir()` and `plugin_dirs()`.
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 CLI_PACKAGE = "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
 VERSION_VARIABLE = "github.com/pulumi/pulumi/sdk/v3/go/common/version.Version"
 
@@ -61,43 +68,152 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def build() -> int:
-    go = go_version()
-    if go is None:
-        print("dev: go not found: the real-engine tests will be skipped (install Go to run them)", file=sys.stderr)
+@dataclass(frozen=True)
+class Plugin:
+    """A Pulumi plugin built from a folder of ../shared/third_party."""
+
+    binary: str
+    folder: str
+    package: str = "."
+    # Other third_party folders its go.mod replaces a module with (part of its sources).
+    also: tuple[str, ...] = ()
+    # Files of the folder that must sit beside the binary (the Python host's exec shim).
+    beside: tuple[str, ...] = ()
+
+
+PLUGINS = (
+    Plugin("pulumi-language-python", "pulumi-language-python", beside=("pulumi-language-python-exec",)),
+    Plugin("pulumi-language-nodejs", "pulumi-language-nodejs"),
+    Plugin(
+        "pulumi-resource-command",
+        "pulumi-command",
+        package="./provider/cmd/pulumi-resource-command",
+        also=("pulumi-go-provider",),
+    ),
+)
+
+
+def third_party() -> Path | None:
+    """../shared/third_party beside the checkout (CI and the developers have it), or None (a user's clone)."""
+    configured = os.environ.get("REDISGUARD_THIRD_PARTY")
+    folder = Path(configured) if configured else REPO.parent / "shared" / "third_party"
+    return folder if folder.is_dir() else None
+
+
+def _source_digest(folders: list[Path]) -> str:
+    """A digest of every file's path and bytes in `folders` (sorted), so any edit builds afresh."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(folder.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def plugin_dir(plugin: Plugin, go: str, sources: Path) -> Path:
+    """Where `plugin` built from `sources` with `go` lives (built or not)."""
+    digest = _source_digest([sources / plugin.folder, *(sources / f for f in plugin.also)])
+    return cache_root() / "plugins" / f"{plugin.binary}-{go}-{digest}"
+
+
+def plugin_dirs() -> Iterator[tuple[Plugin, Path | None]]:
+    """Each plugin with the folder that holds it built, or None (no Go, no third_party, not built yet)."""
+    go, sources = go_version(), third_party()
+    for plugin in PLUGINS:
+        if go is None or sources is None:
+            yield plugin, None
+            continue
+        folder = plugin_dir(plugin, go, sources)
+        yield plugin, folder if (folder / plugin.binary).is_file() else None
+
+
+def _go_build(out: Path, package: str, cwd: Path, ldflags: str = "-s -w") -> int:
+    env = {**os.environ, "GOFLAGS": "-buildvcs=false -mod=readonly"}
+    argv = [
+        "nice", "-n", "10", "go", "build", "-p", os.environ.get("REDISGUARD_GO_BUILD_JOBS", "2"), "-trimpath",
+        "-ldflags", ldflags, "-o", str(out), package,
+    ]
+    return subprocess.run(argv, cwd=cwd, env=env, check=False).returncode
+
+
+def build_plugin(plugin: Plugin, go: str, sources: Path) -> int:
+    """Build one plugin into its cache folder (the caller holds the lock); 0 when it is there."""
+    target = plugin_dir(plugin, go, sources)
+    if (target / plugin.binary).is_file():
+        print(f"dev: {plugin.binary} (cached in {target})", file=sys.stderr)
         return 0
+    print(f"dev: building {plugin.binary} from {sources / plugin.folder} with {go} (once per source change)", file=sys.stderr)
+    began = time.monotonic()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
+    code = _go_build(staging / plugin.binary, plugin.package, sources / plugin.folder)
+    if code != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"dev: building {plugin.binary} failed (go build exit {code})", file=sys.stderr)
+        return code
+    for name in plugin.beside:
+        shutil.copy(sources / plugin.folder / name, staging / name)
+        (staging / name).chmod(0o755)
+    staging.rename(target)
+    print(f"dev: built {plugin.binary} in {time.monotonic() - began:.0f}s ({target})", file=sys.stderr)
+    return 0
+
+
+def build_plugins(go: str) -> int:
+    sources = third_party()
+    if sources is None:
+        print(
+            "dev: ../shared/third_party not found: the language hosts and the command provider are not built; "
+            "the real-engine tests use them from PATH (a Pulumi install) or skip",
+            file=sys.stderr,
+        )
+        return 0
+    for plugin in PLUGINS:
+        code = build_plugin(plugin, go, sources)
+        if code != 0:
+            return code
+    return 0
+
+
+@contextmanager
+def build_lock() -> Iterator[None]:
+    """The one build lock: helpers and CI may run ./dev at once; one builds, the others wait and reuse."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def build_cli(go: str) -> int:
+    """Build the pulumi CLI into its cache folder (the caller holds the lock); 0 when it is there."""
     target = bin_dir(go)
     assert target is not None
     version = pinned_version()
     if (target / "pulumi").is_file():
         print(f"dev: pulumi {version} (cached in {target})", file=sys.stderr)
         return 0
-    target.parent.parent.mkdir(parents=True, exist_ok=True)
-    # Helpers and CI may run ./dev at once: one builds, the others wait and reuse its binary.
-    with open(target.parent.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / "pulumi").is_file():
-            return 0
-        print(f"dev: building pulumi {version} from Go modules with {go} into {target} (once per pin; slow)", file=sys.stderr)
-        began = time.monotonic()
-        staging = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent.parent))
-        env = {**os.environ, "GOFLAGS": "-buildvcs=false -mod=readonly"}
-        argv = [
-            "nice", "-n", "10", "go", "build", "-p", os.environ.get("REDISGUARD_GO_BUILD_JOBS", "2"), "-trimpath",
-            "-ldflags", f"-s -w -X {VERSION_VARIABLE}={version}",
-            "-o", str(staging / "pulumi"), CLI_PACKAGE,
-        ]
-        result = subprocess.run(argv, cwd=HERE, env=env, check=False)
-        if result.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            print(f"dev: building pulumi {version} failed (go build exit {result.returncode})", file=sys.stderr)
-            return result.returncode
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(target)
-        took = time.monotonic() - began
-        size = _dir_size(target) / 2**20
-        print(f"dev: built pulumi {version} in {took:.0f}s ({size:.0f} MiB in {target})", file=sys.stderr)
+    print(f"dev: building pulumi {version} from Go modules with {go} into {target} (once per pin; slow)", file=sys.stderr)
+    began = time.monotonic()
+    staging = Path(tempfile.mkdtemp(prefix="build-", dir=cache_root()))
+    code = _go_build(staging / "pulumi", CLI_PACKAGE, HERE, ldflags=f"-s -w -X {VERSION_VARIABLE}={version}")
+    if code != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        print(f"dev: building pulumi {version} failed (go build exit {code})", file=sys.stderr)
+        return code
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(target)
+    size = _dir_size(target) / 2**20
+    print(f"dev: built pulumi {version} in {time.monotonic() - began:.0f}s ({size:.0f} MiB in {target})", file=sys.stderr)
     return 0
+
+
+def build() -> int:
+    go = go_version()
+    if go is None:
+        print("dev: go not found: the real-engine tests will be skipped (install Go to run them)", file=sys.stderr)
+        return 0
+    with build_lock():
+        return build_cli(go) or build_plugins(go)
 
 
 if __name__ == "__main__":
