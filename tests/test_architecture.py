@@ -99,6 +99,6 @@ def test_no_test_patches_a_private_name() -> None:
 @pytest.mark.parametrize("folder", ["tests/fixtures", "tests/fixtures/bin", "bench", "tools", "tools/pulumi"])
 def test_no_module_in_a_script_folder_shadows_the_standard_library(folder: str) -> None:
     """Python puts a script's own folder first on sys.path: a tests/fixtures/http.py made every
-    `import http.client` of a launcher run from there fail ("'http' is not a package")."""
+    `import http.client` of a script run from there fail ("'http' is not a package")."""
     shadowing = sorted(p.name for p in (REPO / folder).glob("*.py") if p.stem in sys.stdlib_module_names)
     assert shadowing == []

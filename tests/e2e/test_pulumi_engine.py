@@ -1,9 +1,12 @@
-"""The real Pulumi engine (CLI built from Go modules) runs the program, the policy pack and the drift report against the emulator.
+"""The real Pulumi engine runs the shipped program, the policy pack and the drift report against the emulator, as a user does.
 
-One emulator and one staging stack for the module; the tests run in file order and build on each
-other (up, policy preview, out-of-band changes + drift report, destroy). The program runs as an
-Automation API inline program: the real CLI with the SDK's own language server, because the real
-`pulumi-language-python` cannot be built here (docs/testing.md says why).
+Everything goes through the real `pulumi` CLI in `program/` of a copy of the repository laid out
+as a user's clone (tests.fixtures.pulumi_engine.user_checkout): `pulumi stack init`, `config set`,
+`preview --policy-pack ../policies`, `up`, `refresh --preview-only`, `destroy`, with the shipped
+Pulumi.yaml and PulumiPolicy.yaml, so the real Python language host starts the program and the
+pack from `../.venv` with the uv toolchain. One emulator and one staging stack for the module; the
+tests run in file order and build on each other (up, the pack's verdicts, out-of-band changes and
+the drift report, an in-place update, destroy).
 """
 
 from __future__ import annotations
@@ -19,19 +22,16 @@ from typing import Any
 import pytest
 from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
-from pulumi.automation import CommandError, ConfigValue, EngineEvent, OpType, Stack, create_stack
 
 from redisguard.policies.check import judge_stacks
-from redisguard.program import fleet
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.policy_inputs import BAD_PRODUCTION
-from tests.fixtures.policy_pack_launcher import policy_pack_launcher
-from tests.fixtures.pulumi_engine import Engine, engine_bin_dirs, make_project
-from tests.fixtures.repo import REPO, STAGING_INSTANCES
+from tests.fixtures.pulumi_engine import Engine, engine_bin_dirs, user_checkout
+from tests.fixtures.repo import STAGING_INSTANCES
 
 pytestmark = pytest.mark.slow
 
-PACK = REPO / "policies"
+Verdicts = set[tuple[str, str, str]]
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +46,24 @@ def client(emulator: EmulatorHandle) -> redis_v1.CloudRedisClient:
     return emulator.redis_client()
 
 
-def _endpoint(emulator: EmulatorHandle) -> dict[str, str]:
-    return {"gcp:redisCustomEndpoint": f"{emulator.redis_endpoint}/v1/"}
+def _ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
+    return result
 
 
-def _fleet_program() -> None:
-    """The program as the engine runs it: the clusters fleet.main returns are registered, not used."""
-    fleet.main()
+def _new_stack(engine: Engine, program: Path, stack: str, emulator: EmulatorHandle) -> None:
+    """`pulumi stack init` on the stack file in program/, and the one setting a user would not
+    have: the provider's endpoint pointed at the emulator."""
+    _ok(engine.pulumi(program, "stack", "init", stack))
+    _ok(engine.pulumi(program, "config", "set", "gcp:redisCustomEndpoint", f"{emulator.redis_endpoint}/v1/"))
 
 
 @pytest.fixture(scope="module")
-def staging(engine: Engine, emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -> Stack:
-    project = make_project(
-        tmp_path_factory.mktemp("staging-project"), REPO / "program" / "Pulumi.staging.yaml", _endpoint(emulator)
-    )
-    return create_stack(
-        "staging", project_name="redis-fleet", program=_fleet_program, opts=engine.workspace_options(project)
-    )
+def staging(engine: Engine, emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """program/ of a user's checkout, with the staging stack selected."""
+    program = user_checkout(tmp_path_factory.mktemp("staging") / "redisguard") / "program"
+    _new_stack(engine, program, "staging", emulator)
+    return program
 
 
 def _parent(project: str = "redisguard-staging") -> str:
@@ -73,21 +74,25 @@ def _live(client: redis_v1.CloudRedisClient) -> dict[str, redis_v1.Instance]:
     return {i.name.rsplit("/", 1)[-1]: i for i in client.list_instances(parent=_parent())}
 
 
-def _stack_output(engine: Engine, project_dir: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [str(engine.bin_dirs[0] / "pulumi"), "stack", "output", "--json", "--stack", "staging"],
-        cwd=project_dir, env=engine.subprocess_env(), capture_output=True, text=True, check=True, timeout=120,
-    )
-    return json.loads(out.stdout)
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """The engine events of `--json` output, one object a line (`up --json` prints the preview's
+    document first, indented over many lines)."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"')]
+
+
+def _update_summary(text: str) -> dict[str, Any]:
+    """The summary event of the update (not of its preview) in `pulumi up --json`'s output."""
+    (summary,) = [
+        e["summaryEvent"] for e in _json_lines(text) if "summaryEvent" in e and not e["summaryEvent"].get("isPreview")
+    ]
+    return dict(summary)
 
 
 def test_up_creates_the_declared_instances_with_the_auth_string_only_as_a_secret(
-    engine: Engine, staging: Stack, client: redis_v1.CloudRedisClient
+    engine: Engine, staging: Path, client: redis_v1.CloudRedisClient
 ) -> None:
-    events: list[EngineEvent] = []
-    result = staging.up(on_event=events.append, color="never")
+    up = _ok(engine.pulumi(staging, "up", "--yes"))
 
-    assert result.summary.result == "succeeded"
     live = _live(client)
     assert set(live) == STAGING_INSTANCES
     sidekiq = live["redis-sidekiq"]
@@ -98,7 +103,7 @@ def test_up_creates_the_declared_instances_with_the_auth_string_only_as_a_secret
     assert dict(live["redis-cache"].labels) == {"env": "staging", "team": "platform", "service": "cache"}
 
     # Outputs as documented: host, port, zone; the AUTH string masked wherever it is shown.
-    outputs = _stack_output(engine, Path(staging.workspace.work_dir))
+    outputs = json.loads(_ok(engine.pulumi(staging, "stack", "output", "--json")).stdout)
     assert set(outputs) == STAGING_INSTANCES
     cache = outputs["redis-cache"]
     assert cache["host"] == "127.0.0.1" and cache["port"] == live["redis-cache"].port
@@ -107,68 +112,82 @@ def test_up_creates_the_declared_instances_with_the_auth_string_only_as_a_secret
     auth = client.get_instance_auth_string(name=live["redis-cache"].name).auth_string
     state_text = engine.state_file("staging").read_text()
     assert auth and auth not in state_text  # encrypted with the passphrase in the state
-    assert auth not in result.stdout and auth not in json.dumps([e.__dict__ for e in events], default=str)
-    assert staging.outputs()["redis-cache"].value["auth_string"] == auth  # only with --show-secrets
+    assert auth not in up.stdout and auth not in up.stderr
+    shown = json.loads(_ok(engine.pulumi(staging, "stack", "output", "--json", "--show-secrets")).stdout)
+    assert shown["redis-cache"]["auth_string"] == auth  # only with --show-secrets
 
 
-def _violations(events: list[EngineEvent]) -> set[tuple[str, str, str]]:
+def _policy_verdicts(events: list[dict[str, Any]]) -> Verdicts:
+    """(policy, resource, level) of each violation in the engine's JSON events."""
     found = set()
     for event in events:
-        policy = event.policy_event
+        policy = event.get("policyEvent")
         if policy is not None:
-            found.add((policy.policy_name, policy.resource_urn.rsplit("::", 1)[-1] if policy.resource_urn else "", policy.enforcement_level.lower()))
+            urn = policy.get("resourceUrn") or ""
+            found.add((policy["policyName"], urn.rsplit("::", 1)[-1] if urn else "", policy["enforcementLevel"]))
     return found
 
 
-def _check_verdicts(stack: str, stack_file: Path, config: Path | None) -> set[tuple[str, str, str]]:
+def _preview_with_pack(engine: Engine, program: Path, config: str) -> tuple[subprocess.CompletedProcess[str], Verdicts]:
+    """`pulumi preview --policy-pack ../policies --policy-pack-config ../policies/config/<config>`,
+    its engine events streamed as JSON (the switch `pulumi preview --help` names)."""
+    result = engine.pulumi(
+        program, "preview", "--policy-pack", "../policies", "--policy-pack-config", f"../policies/config/{config}",
+        "--json", env={"PULUMI_ENABLE_STREAMING_JSON_PREVIEW": "true"},
+    )  # fmt: skip
+    return result, _policy_verdicts(_json_lines(result.stdout))
+
+
+def _check_verdicts(stack: str, stack_file: Path, config: Path | None) -> Verdicts:
     (verdict,) = judge_stacks([(stack, stack_file)], config).stacks
     assert verdict.error is None, verdict.error
     return {(v.policy, v.resource, v.level) for v in verdict.violations}
 
 
-@pytest.fixture(scope="module")
-def pack_launcher(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(policy_pack_launcher(PACK, tmp_path_factory.mktemp("policy-pack")))
-
-
 def test_shipped_staging_stack_passes_the_pack_under_the_real_engine_as_policy_check_says(
-    staging: Stack, pack_launcher: str
+    engine: Engine, staging: Path
 ) -> None:
-    events: list[EngineEvent] = []
-    config = PACK / "config" / "staging.json"
-    staging.preview(on_event=events.append, policy_packs=[pack_launcher], policy_pack_configs=[str(config)], color="never")
+    result, engine_verdicts = _preview_with_pack(engine, staging, "staging.json")
 
-    engine_verdicts = _violations(events)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert engine_verdicts, "the pack ran: staging gets advisory findings"
     assert {level for _, _, level in engine_verdicts} == {"advisory"}
-    assert engine_verdicts == _check_verdicts("staging", Path(staging.workspace.work_dir) / "Pulumi.staging.yaml", config)
+    config = staging.parent / "policies" / "config" / "staging.json"
+    assert engine_verdicts == _check_verdicts("staging", staging / "Pulumi.staging.yaml", config)
+
+
+def test_pulumi_policy_analyze_of_the_deployed_stack_agrees_with_policy_check(engine: Engine, staging: Path) -> None:
+    """A second witness: the CLI judges the deployed state (no program, no provider calls)."""
+    analyze = engine.pulumi(
+        staging, "policy", "analyze", "--stack", "staging", "--policy-pack", "../policies",
+        "--policy-pack-config", "../policies/config/staging.json", "--json",
+    )  # fmt: skip
+
+    assert analyze.returncode == 0, analyze.stdout + analyze.stderr  # advisory findings only
+    analyzed = _policy_verdicts(_json_lines(analyze.stdout))
+    config = staging.parent / "policies" / "config" / "staging.json"
+    assert analyzed == _check_verdicts("staging", staging / "Pulumi.staging.yaml", config)
 
 
 def test_a_bad_production_cluster_is_blocked_by_the_real_engine_with_the_same_verdicts(
-    engine: Engine, emulator: EmulatorHandle, pack_launcher: str, tmp_path: Path
+    engine: Engine, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
-    stack_file = tmp_path / "src" / "Pulumi.production.yaml"
-    stack_file.parent.mkdir()
-    stack_file.write_text(BAD_PRODUCTION)
-    project = make_project(tmp_path / "project", stack_file, _endpoint(emulator))
-    stack = create_stack(
-        "production", project_name="redis-fleet", program=_fleet_program, opts=engine.workspace_options(project)
-    )
-    events: list[EngineEvent] = []
-    config = PACK / "config" / "production.json"
+    program = user_checkout(tmp_path / "redisguard") / "program"
+    (program / "Pulumi.production.yaml").write_text(BAD_PRODUCTION)
+    _new_stack(engine, program, "production", emulator)
 
-    with pytest.raises(CommandError) as failure:
-        stack.preview(on_event=events.append, policy_packs=[pack_launcher], policy_pack_configs=[str(config)], color="never")
+    result, engine_verdicts = _preview_with_pack(engine, program, "production.json")
 
-    engine_verdicts = _violations(events)
+    assert result.returncode != 0
     mandatory = {(p, r) for p, r, level in engine_verdicts if level == "mandatory"}
     assert {
         ("memorystore-high-availability-in-production", "redis-shortcut"),
         ("memorystore-persistence-in-production", "redis-shortcut"),
         ("memorystore-transit-encryption-required", "redis-shortcut"),
     } <= mandatory
-    assert "'redis-shortcut': tier must be STANDARD_HA in production" in str(failure.value)
-    assert engine_verdicts == _check_verdicts("production", project / "Pulumi.production.yaml", config)
+    assert "'redis-shortcut': tier must be STANDARD_HA in production" in result.stdout
+    config = program.parent / "policies" / "config" / "production.json"
+    assert engine_verdicts == _check_verdicts("production", program / "Pulumi.production.yaml", config)
 
 
 def _drift_report(engine: Engine, tmp_path: Path, work_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -184,10 +203,9 @@ def _drift_report(engine: Engine, tmp_path: Path, work_dir: Path) -> subprocess.
 
 
 def test_drift_report_through_the_real_cli_finds_exactly_the_out_of_band_changes(
-    engine: Engine, staging: Stack, client: redis_v1.CloudRedisClient, tmp_path: Path
+    engine: Engine, staging: Path, client: redis_v1.CloudRedisClient, tmp_path: Path
 ) -> None:
-    work_dir = Path(staging.workspace.work_dir)
-    in_sync = _drift_report(engine, tmp_path, work_dir)
+    in_sync = _drift_report(engine, tmp_path, staging)
     assert in_sync.returncode == 0, in_sync.stdout + in_sync.stderr
 
     live = _live(client)
@@ -197,7 +215,7 @@ def test_drift_report_through_the_real_cli_finds_exactly_the_out_of_band_changes
     auths = [client.get_instance_auth_string(name=i.name).auth_string for n, i in live.items() if n != "redis-sessions"]
     state_before = engine.state_file("staging").read_bytes()
 
-    drifted = _drift_report(engine, tmp_path, work_dir)
+    drifted = _drift_report(engine, tmp_path, staging)
 
     assert drifted.returncode == 2, drifted.stdout + drifted.stderr
     report = json.loads(drifted.stdout)
@@ -211,22 +229,36 @@ def test_drift_report_through_the_real_cli_finds_exactly_the_out_of_band_changes
         assert auth not in drifted.stdout and auth not in drifted.stderr
     assert engine.state_file("staging").read_bytes() == state_before  # refresh --preview-only wrote nothing
 
+    # What the report runs, typed by hand: the same two resources, and still nothing written.
+    by_hand = _ok(engine.pulumi(staging, "refresh", "--preview-only"))
+    assert "redis-cache" in by_hand.stdout and "redis-sessions" in by_hand.stdout
+    assert "~ 1 to update" in by_hand.stdout and "- 1 to delete" in by_hand.stdout, by_hand.stdout
+    assert engine.state_file("staging").read_bytes() == state_before
+
+
+def _cluster_index(engine: Engine, program: Path, name: str) -> tuple[int, dict[str, Any]]:
+    clusters = json.loads(_ok(engine.pulumi(program, "config", "get", "redis-fleet:redis", "--json")).stdout)
+    value = clusters["value"] if isinstance(clusters, dict) else clusters
+    if isinstance(value, str):
+        value = json.loads(value)
+    return next((i, c) for i, c in enumerate(value) if c["name"] == name)
+
 
 def test_a_version_and_size_change_updates_in_place_through_patch_then_upgrade(
-    staging: Stack, client: redis_v1.CloudRedisClient, emulator: EmulatorHandle
+    engine: Engine, staging: Path, client: redis_v1.CloudRedisClient, emulator: EmulatorHandle
 ) -> None:
     before = _live(client)["redis-sidekiq"]
-    clusters = json.loads(staging.get_config("redis-fleet:redis").value)
-    (sidekiq,) = [c for c in clusters if c["name"] == "redis-sidekiq"]
+    index, sidekiq = _cluster_index(engine, staging, "redis-sidekiq")
     assert (sidekiq["redis_version"], sidekiq["memory_gb"]) == ("REDIS_6_X", 2)
-    sidekiq.update(redis_version="REDIS_7_0", memory_gb=3)
-    staging.set_config("redis-fleet:redis", ConfigValue(json.dumps(clusters)))
+    _ok(engine.pulumi(staging, "config", "set", "--path", f"redis[{index}].redis_version", "REDIS_7_0"))
+    _ok(engine.pulumi(staging, "config", "set", "--path", f"redis[{index}].memory_gb", "3"))
     emulator.reset_counts()
 
-    result = staging.up(color="never")
+    up = _ok(engine.pulumi(staging, "up", "--yes", "--json"))
 
-    assert result.summary.result == "succeeded"
-    assert (result.summary.resource_changes or {}).get(OpType.UPDATE) == 1
+    summary = _update_summary(up.stdout)
+    assert summary["result"] == "succeeded"
+    assert summary["resourceChanges"].get("update") == 1
     calls = emulator.request_counts()["redis"]
     # The provider's calls for this change: PATCH memorySizeGb, then :upgrade (no replacement).
     assert {rpc: n for rpc, n in calls.items() if not rpc.startswith("Get")} == {"UpdateInstance": 1, "UpgradeInstance": 1}
@@ -237,21 +269,36 @@ def test_a_version_and_size_change_updates_in_place_through_patch_then_upgrade(
 
 
 def test_destroy_honours_deletion_protection_until_it_is_turned_off_then_leaves_the_emulator_empty(
-    staging: Stack, client: redis_v1.CloudRedisClient
+    engine: Engine, staging: Path, client: redis_v1.CloudRedisClient
 ) -> None:
-    with pytest.raises(CommandError) as refused:
-        staging.destroy(color="never")
-    assert "deletion_protection" in str(refused.value)
+    refused = engine.pulumi(staging, "destroy", "--yes")
+    assert refused.returncode != 0
+    assert "deletion_protection" in refused.stdout + refused.stderr
     assert "redis-sidekiq" in _live(client)
 
-    clusters = json.loads(staging.get_config("redis-fleet:redis").value)
-    for cluster in clusters:
-        cluster["deletion_protection"] = False
-    staging.set_config("redis-fleet:redis", ConfigValue(json.dumps(clusters)))
-    staging.up(color="never")
-    staging.destroy(color="never")
+    index, _ = _cluster_index(engine, staging, "redis-sidekiq")
+    _ok(engine.pulumi(staging, "config", "set", "--path", f"redis[{index}].deletion_protection", "false"))
+    _ok(engine.pulumi(staging, "up", "--yes"))
+    _ok(engine.pulumi(staging, "destroy", "--yes"))
 
     assert _live(client) == {}
+
+
+def test_without_the_virtualenv_the_update_fails_saying_pulumi_could_not_create_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A clone where `uv sync` has not run: with `toolchain: uv` the Python host runs `uv sync`
+    itself to make ../.venv before the program starts. Offline, with nothing cached, that fails,
+    and the user sees uv's reason under Pulumi's "error creating virtual environment"."""
+    program = user_checkout(tmp_path / "redisguard", venv=False) / "program"
+    no_cache = {"UV_CACHE_DIR": str(tmp_path / "empty-uv-cache")}
+    _ok(engine.pulumi(program, "stack", "init", "no-venv"))
+
+    result = engine.pulumi(program, "preview", env=no_cache)
+
+    assert result.returncode != 0
+    assert "error creating virtual environment" in result.stdout
+    assert "Network connectivity is disabled" in result.stdout  # uv's reason: it would have downloaded the lock's packages
 
 
 def test_without_go_or_a_pulumi_install_these_tests_skip_with_one_reason(
