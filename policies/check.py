@@ -9,9 +9,10 @@ runs both on the same stacks).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -176,6 +177,25 @@ def judge_stacks(
                 continue
             verdicts.append(_judge(stack, stack_file, chosen, pack, started))
     return PolicyCheckReport(pack=str(pack_dir), stacks=tuple(verdicts))
+
+
+@contextlib.contextmanager
+def closed_event_loop() -> Iterator[None]:
+    """The programs run under the SDK's mocks on this event loop, closed with its executor on exit,
+    for a process that judges once and ends (the command): left to the SDK, the loop is made on
+    first use and closed by its __del__ at interpreter exit, after its self-pipe is gone
+    ("Exception ignored in BaseEventLoop.__del__ ... Invalid file descriptor: -1"). The thread
+    has no loop afterwards, so a later run in the same thread must set its own."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 # --- output --------------------------------------------------------------------------------------

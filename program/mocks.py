@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +64,32 @@ class RecordingMonitor(MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         self.requests[(request.type, request.name)] = request
-        return super().RegisterResource(request)
+        return _closing_worker_loop(super().RegisterResource, request)
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802
+        return _closing_worker_loop(super().Invoke, request)
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802
+        return _closing_worker_loop(super().ReadResource, request)
+
+
+def _closing_worker_loop(call: Callable[[Any], Any], request: Any) -> Any:
+    """`call(request)`, closing the event loop the SDK's mock monitor makes for the executor thread
+    it runs in (sync_await._ensure_event_loop). Left open, each such loop is closed by its __del__
+    at interpreter exit, after its self-pipe is gone: "Exception ignored in BaseEventLoop.__del__
+    ... Invalid file descriptor: -1" on the command's stderr."""
+    if threading.current_thread() is threading.main_thread():
+        return call(request)
+    try:
+        return call(request)
+    finally:
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:  # this thread has no loop: nothing to close
+            pass
+        else:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 class RecordingMocks(pulumi.runtime.Mocks):

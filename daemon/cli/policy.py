@@ -55,7 +55,10 @@ def run_policy_check(args: argparse.Namespace) -> int:
     stacks = default_stack_names(config, args.stack)
     if args.policy_config is not None and not args.policy_config.is_file():
         raise ConfigError(f"--policy-config {args.policy_config}: file not found")
-    report = policy_check.judge_stacks([(name, config.pulumi.stack_file(name)) for name in stacks], args.policy_config)
+    with policy_check.closed_event_loop():
+        report = policy_check.judge_stacks(
+            [(name, config.pulumi.stack_file(name)) for name in stacks], args.policy_config
+        )
     if args.format == "json":
         print(policy_check.render_json(report))
     elif args.format == "markdown":
