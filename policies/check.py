@@ -26,7 +26,7 @@ from redisguard.core.models import Frozen
 from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, JsonReport
 from redisguard.core.text import md_cell
 from redisguard.policies.analyzer import AnalyzerFailed, PolicyPackProcess, StackResource
-from redisguard.policies.pack_config import PACK_DIR, PolicyConfigInvalid, default_config_file
+from redisguard.policies.pack_config import INSTALLED_PACK, PackChoice, PolicyConfigInvalid
 
 # The exit codes of every report command (core.reports), by what they mean here.
 EXIT_PASSED = EXIT_OK
@@ -64,6 +64,9 @@ class PolicyCheckReport(JsonReport):
     """Every stack's verdict, with the head every redisguard report's JSON starts with (JsonReport)."""
 
     pack: str
+    from_checkout: bool = False
+    """True: the pack or the stacks' policy configs are the checked checkout's (policies/ beside its
+    program or its redisguard.yaml); False: the installed redisguard's."""
     stacks: tuple[StackVerdict, ...]
 
     @property
@@ -147,9 +150,12 @@ def _judge(
 
 
 def judge_stacks(
-    stacks: Sequence[tuple[str, Path]], policy_config: Path | None = None, pack_dir: Path = PACK_DIR
+    stacks: Sequence[tuple[str, Path]],
+    policy_config: Path | None = None,
+    pack: PackChoice = INSTALLED_PACK,
 ) -> PolicyCheckReport:
-    """Every (stack, stack file) judged; `policy_config` None: each stack's default config file.
+    """Every (stack, stack file) judged by `pack` (default: the installed one); `policy_config`
+    None: each stack's config file in the pack choice's policies folder, where it has one.
 
     The packs start at once, one per stack (seconds of imports each), while the programs run
     one after the other in this thread: the SDK's mocks and settings are process-wide.
@@ -168,15 +174,15 @@ def judge_stacks(
             except (OSError, ValueError) as exc:
                 runs.append((stack, stack_file, None, None, f"{stack_file}: cannot read the stack file: {exc}"))
                 continue
-            process = PolicyPackProcess(stack=stack, pack_dir=pack_dir, stack_config=config)
+            process = PolicyPackProcess(stack=stack, pack_dir=pack.pack_dir, stack_config=config)
             runs.append((stack, stack_file, process, pool.submit(process.start), None))
-        for stack, stack_file, pack, started, error in runs:
-            chosen = policy_config or default_config_file(stack, pack_dir)
-            if pack is None or started is None:
+        for stack, stack_file, stack_pack, started, error in runs:
+            chosen = policy_config or pack.config_file(stack)
+            if stack_pack is None or started is None:
                 verdicts.append(StackVerdict(stack=stack, policy_config=str(chosen) if chosen else None, resources=0, error=error))
                 continue
-            verdicts.append(_judge(stack, stack_file, chosen, pack, started))
-    return PolicyCheckReport(pack=str(pack_dir), stacks=tuple(verdicts))
+            verdicts.append(_judge(stack, stack_file, chosen, stack_pack, started))
+    return PolicyCheckReport(pack=str(pack.pack_dir), from_checkout=pack.from_checkout, stacks=tuple(verdicts))
 
 
 @contextlib.contextmanager

@@ -43,6 +43,50 @@ def default_config_file(stack: str, pack_dir: Path = PACK_DIR) -> Path | None:
     return path if path.is_file() else None
 
 
+@dataclass(frozen=True)
+class PackChoice:
+    """The pack a check runs and the folder its stacks' config files come from."""
+
+    pack_dir: Path
+    """The pack's folder (PulumiPolicy.yaml, __main__.py)."""
+    policies_dir: Path
+    """The folder whose config/<stack>.json are the stacks' default policy configs."""
+    from_checkout: bool
+    """True: both come from the user's checkout; False: the installed redisguard's pack."""
+
+    def config_file(self, stack: str) -> Path | None:
+        return default_config_file(stack, self.policies_dir)
+
+    def describe(self) -> str:
+        """One line on what is used, for stderr."""
+        if not self.from_checkout:
+            return f"policy pack {self.pack_dir} (the installed redisguard's: no policies/ beside the program or the redisguard.yaml)"
+        if self.pack_dir == self.policies_dir:
+            return f"policy pack and configs from {self.pack_dir} (the checkout's)"
+        return (
+            f"policy configs from {self.policies_dir / 'config'} (the checkout's), "
+            f"policy pack {self.pack_dir} (the installed redisguard's: no PulumiPolicy.yaml in the checkout)"
+        )
+
+
+# The installed redisguard's pack and configs: what a check uses with no checkout's policies/.
+INSTALLED_PACK = PackChoice(PACK_DIR, PACK_DIR, from_checkout=False)
+
+
+def choose_pack(work_dir: Path, config_dir: Path) -> PackChoice:
+    """The user's `policies/` where their checkout has one, else the installed pack: the folder beside
+    the program (`<pulumi.work_dir>/../policies`, as `pulumi preview --policy-pack ../policies` in
+    program/ finds it), else `policies/` beside the redisguard.yaml. It is the checkout's pack when it
+    holds PulumiPolicy.yaml; with only a config/ folder the configs are the checkout's, the pack the
+    installed one."""
+    for candidate in dict.fromkeys((work_dir.parent / "policies", config_dir / "policies")):
+        has_pack = (candidate / "PulumiPolicy.yaml").is_file()
+        if has_pack or (candidate / "config").is_dir():
+            resolved = candidate.resolve()
+            return PackChoice(resolved if has_pack else PACK_DIR, resolved, from_checkout=True)
+    return INSTALLED_PACK
+
+
 def read_config_file(path: Path | str) -> Any:
     """A `--policy-pack-config` file's JSON; None for an empty file, which the engine reads as no
     config. OSError or ValueError (JSON) when it cannot be read."""

@@ -14,6 +14,7 @@ from redisguard.core.errors import ConfigError
 from redisguard.daemon.cli.options import Subcommands, add_stacks
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, config_from_mapping, default_stack_names, load_config
 from redisguard.daemon.reports.drift import FORMATS
+from redisguard.policies.pack_config import choose_pack
 
 POLICY_EXIT_CODES_HELP = (
     "exit status: 0 no mandatory violation, 2 a mandatory violation (the preview would be blocked), "
@@ -50,14 +51,19 @@ def run_policy_check(args: argparse.Namespace) -> int:
 
     if args.config is None and not Path(DEFAULT_CONFIG_FILE).exists():
         config = config_from_mapping({}, base_dir=Path.cwd())
+        config_dir = Path.cwd()
     else:
         config = load_config(args.config)
+        config_dir = Path(args.config or DEFAULT_CONFIG_FILE).resolve().parent
     stacks = default_stack_names(config, args.stack)
     if args.policy_config is not None and not args.policy_config.is_file():
         raise ConfigError(f"--policy-config {args.policy_config}: file not found")
+    # The checkout's policies/ (beside its program or its redisguard.yaml), else the installed pack.
+    pack = choose_pack(config.pulumi.work_dir, config_dir)
+    print(f"policy-check: {pack.describe()}", file=sys.stderr)
     with policy_check.closed_event_loop():
         report = policy_check.judge_stacks(
-            [(name, config.pulumi.stack_file(name)) for name in stacks], args.policy_config
+            [(name, config.pulumi.stack_file(name)) for name in stacks], args.policy_config, pack
         )
     if args.format == "json":
         print(policy_check.render_json(report))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,40 @@ def test_policy_config_flag_replaces_the_default_file_and_can_turn_a_policy_off(
     assert levels["memorystore-high-availability-in-production"] == "advisory"
     assert "memorystore-persistence-in-production" not in levels
     assert stack["policy_config"] == str(relaxed)
+
+
+def test_the_checkouts_own_policy_configs_decide_and_the_command_says_which_it_used(tmp_path: Path) -> None:
+    # Another checkout (not this repository, not its cwd): its policies/config/production.json
+    # relaxes what the installed pack's file keeps mandatory, and the verdict follows it.
+    (tmp_path / "checkout").mkdir()
+    config = _project(tmp_path / "checkout", BAD_PRODUCTION)
+    own = tmp_path / "checkout" / "policies" / "config" / "production.json"
+    own.parent.mkdir(parents=True)
+    own.write_text(json.dumps({
+        "memorystore-high-availability-in-production": "advisory",
+        "memorystore-persistence-in-production": "disabled",
+        "memorystore-transit-encryption-required": "advisory",
+    }))  # fmt: skip
+
+    result = policy_check("--config", str(config), "--format", "json", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    (stack,) = report["stacks"]
+    assert stack["policy_config"] == str(own)
+    levels = {v["policy"]: v["level"] for v in stack["violations"]}
+    assert levels["memorystore-high-availability-in-production"] == "advisory"
+    assert "memorystore-persistence-in-production" not in levels
+    # The checkout has configs but no pack of its own: the installed pack judges, and says so.
+    assert report["from_checkout"] is True and report["pack"] == str(REPO / "policies")
+    assert f"policy-check: policy configs from {own.parent} (the checkout's)" in result.stderr
+
+    # Without the checkout's file, the installed redisguard's production.json blocks the same stack.
+    shutil.rmtree(tmp_path / "checkout" / "policies")
+    blocked = policy_check("--config", str(config), "--format", "json", cwd=tmp_path)
+    assert blocked.returncode == 2, blocked.stdout + blocked.stderr
+    assert json.loads(blocked.stdout)["stacks"][0]["policy_config"] == str(REPO / "policies" / "config" / "production.json")
+    assert "(the installed redisguard's: no policies/ beside the program or the redisguard.yaml)" in blocked.stderr
 
 
 def test_invalid_policy_config_is_a_one_line_error_naming_the_file_and_the_policy(tmp_path: Path) -> None:

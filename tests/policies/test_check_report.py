@@ -28,7 +28,9 @@ def test_json_starts_with_the_shared_head_and_keeps_every_verdict_field() -> Non
     data = json.loads(render_json(report))
 
     # The head drift-report and memory-report start with, in their order, then the report's own fields.
-    assert list(data) == ["schema_version", "tool_version", "generated_at", "exit_code", "summary", "pack", "stacks"]
+    assert list(data) == [
+        "schema_version", "tool_version", "generated_at", "exit_code", "summary", "pack", "from_checkout", "stacks"
+    ]
     assert data["schema_version"] == SCHEMA_VERSION and data["tool_version"] == tool_version()
     assert data["generated_at"] == "2026-12-06T18:00:00Z" and data["exit_code"] == 2
     assert data["summary"] == {
