@@ -6,14 +6,15 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from redisguard.core.errors import ConfigError
 from redisguard.core.validation import problem_list
-from redisguard.daemon.checks.ignore import BUILTIN_IGNORED_PATHS
 from redisguard.daemon.cli.options import Subcommands, add_config
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config
-from redisguard.daemon.fleet.stacks import read_stack_files
-from redisguard.daemon.service.webconfig import WebConfig, load_web_config
+
+if TYPE_CHECKING:
+    from redisguard.daemon.service.webconfig import WebConfig
 
 
 def register(sub: Subcommands) -> None:
@@ -28,6 +29,11 @@ def register(sub: Subcommands) -> None:
 
 
 def run_check_config(args: argparse.Namespace) -> int:
+    # Imported here: the web config's models and the stack reader cost every other command's
+    # start-up (policy-check starts its packs only once the parser is built).
+    from redisguard.daemon.fleet.stacks import read_stack_files
+    from redisguard.daemon.service.webconfig import load_web_config
+
     config = load_config(args.config)
     problems: list[str] = []
     summaries: list[str] = []
@@ -67,6 +73,8 @@ def config_summary_lines(config: RedisguardConfig, stacks: Sequence[str], web: W
 
     Generated from the model, so a key added to it is shown without anyone remembering to.
     """
+    from redisguard.daemon.checks.ignore import BUILTIN_IGNORED_PATHS
+
     builtin = sum(len(v) for v in BUILTIN_IGNORED_PATHS.values())
     rows: list[tuple[str, str]] = []
     for key, value in _flat(config.redacted()):
