@@ -10,7 +10,7 @@ and what this module does the same way:
    (the virtualenv relative to the pack folder, its `bin` first on PATH, PYTHONHOME unset), with
    `PULUMI_ORGANIZATION`, `PULUMI_PROJECT`, `PULUMI_STACK`, `PULUMI_DRY_RUN` and, when the stack has
    config, `PULUMI_CONFIG` set; read the port the pack prints on its first stdout line
-   (`PolicyPackProcess.start`);
+   (`launch.launch_pack`, light enough to run before anything imports Pulumi; `PolicyPackProcess.start`);
 2. `Handshake` (a pack that does not implement it answers UNIMPLEMENTED, which is fine);
 3. `ConfigureStack` with the stack, project, organization, dry-run flag, stack tags and config;
 4. `GetAnalyzerInfo`, with the version from `PulumiPolicy.yaml` overriding the SDK's (`info`);
@@ -35,27 +35,22 @@ import os
 import selectors
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 import jsonschema
-import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import (
     analyzer_pb2,
     analyzer_pb2_grpc,
-    engine_pb2,
-    engine_pb2_grpc,
 )
 
-from redisguard.core.processes import die_with_parent_argv
 from redisguard.core.pulumi import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
+from redisguard.policies.launch import PROJECT, EngineService, LaunchedPack, launch_pack, load_pack_file
 from redisguard.policies.pack_config import (
     LEVEL_NAMES,
     PACK_DIR,
@@ -63,8 +58,6 @@ from redisguard.policies.pack_config import (
     parse_policy_pack_config,
     read_config_file,
 )
-
-PROJECT = "redis-fleet"
 
 # The sentinels the engine writes for values unknown during preview (MarshalOptions{KeepUnknowns});
 # a secret value is signed with core.pulumi's SECRET_SIG (KeepSecrets): pulumi/sdk/go/common/resource/plugin/rpc.go.
@@ -216,27 +209,6 @@ class AnalyzerFailed(Exception):
         super().__init__(f"{self.code.name}: {self.details}")
 
 
-class EngineService(engine_pb2_grpc.EngineServicer):
-    """The engine's own gRPC service, which plugins log to; records every message."""
-
-    def __init__(self) -> None:
-        self.logs: list[tuple[str, str]] = []
-
-    def Log(self, request: engine_pb2.LogRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:  # noqa: N802
-        self.logs.append((engine_pb2.LogSeverity.Name(request.severity), request.message))
-        return empty_pb2.Empty()
-
-    def GetRootResource(  # noqa: N802 - gRPC method name
-        self, request: engine_pb2.GetRootResourceRequest, context: grpc.ServicerContext
-    ) -> engine_pb2.GetRootResourceResponse:
-        return engine_pb2.GetRootResourceResponse(urn="")
-
-    def SetRootResource(  # noqa: N802
-        self, request: engine_pb2.SetRootResourceRequest, context: grpc.ServicerContext
-    ) -> engine_pb2.SetRootResourceResponse:
-        return engine_pb2.SetRootResourceResponse()
-
-
 def _apply_config(
     result: dict[str, tuple[str, dict[str, Any]]], given: Mapping[str, tuple[str | None, dict[str, Any]]]
 ) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -285,29 +257,6 @@ def reconcile_config(info: PackInfo, raw: Mapping[str, Any] | None) -> dict[str,
     return result
 
 
-def _load_pack_file(pack_dir: Path) -> dict[str, Any]:
-    pack_file = pack_dir / "PulumiPolicy.yaml"
-    return (yaml.safe_load(pack_file.read_text()) or {}) if pack_file.exists() else {}
-
-
-def pack_python(pack_dir: Path, env: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """The Python Pulumi's host runs a pack with, and the environment it runs it in: the
-    virtualenv `runtime.options.virtualenv` in PulumiPolicy.yaml names (relative to the pack
-    folder), its `bin` first on PATH and PYTHONHOME unset; `python3` without one."""
-    runtime = _load_pack_file(pack_dir).get("runtime") or {}
-    # `runtime: python` (a plain name) has no options.
-    options = (runtime.get("options") or {}) if isinstance(runtime, Mapping) else {}
-    virtualenv = str(options.get("virtualenv") or "").rstrip("/")
-    if not virtualenv:
-        return "python3", env
-    venv = Path(os.path.join(pack_dir, virtualenv))
-    if not (venv / "bin" / "python").is_file():
-        raise RuntimeError(f'"{venv}" doesn\'t appear to be a virtual environment')
-    env = {k: v for k, v in env.items() if k != "PYTHONHOME"}
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    return str(venv / "bin" / "python"), env
-
-
 @dataclass
 class StackResource:
     """One resource of a stack for AnalyzeStack."""
@@ -346,36 +295,23 @@ class PolicyPackProcess:
     _info: PackInfo | None = None
     _engine_address: str = ""
 
-    def start(self, timeout: float = 60.0) -> PolicyPackProcess:
-        python, env = self._interpreter({k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")})
-        self.interpreter = python
-        self._engine_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        engine_pb2_grpc.add_EngineServicer_to_server(self.engine, self._engine_server)
-        engine_port = self._engine_server.add_insecure_port("127.0.0.1:0")
-        self._engine_server.start()
-        self._engine_address = f"127.0.0.1:{engine_port}"
-        env.update(
-            PULUMI_ORGANIZATION=self.organization,
-            PULUMI_PROJECT=self.project,
-            PULUMI_STACK=self.stack,
-            PULUMI_DRY_RUN="true" if self.dry_run else "false",
-        )
-        if self.stack_config:
-            env["PULUMI_CONFIG"] = json.dumps(dict(self.stack_config))
-        env.update(self.extra_env)
-        self._stderr = tempfile.TemporaryFile()
-        began = time.monotonic()
+    def start(self, timeout: float = 60.0, launched: LaunchedPack | None = None) -> PolicyPackProcess:
+        """Start the pack, or take the one `launched` for this stack (launch.launch_pack), and wait
+        until it answers the engine's first calls."""
         try:
-            self._proc = subprocess.Popen(
-                # SIGTERM if this process dies: a pack never outlives whoever started it (the
-                # engine kills its plugins itself; a killed pytest or CLI would not).
-                die_with_parent_argv([python, "-u", "-m", "pulumi.policy", self._engine_address, "."], signal.SIGTERM),
-                cwd=self.pack_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=self._stderr,
-            )
+            if launched is None:
+                launched = launch_pack(
+                    self.pack_dir, stack=self.stack, project=self.project, organization=self.organization,
+                    dry_run=self.dry_run, stack_config=self.stack_config, extra_env=self.extra_env,
+                    python=self.python, engine=self.engine,
+                )  # fmt: skip
+            self.interpreter = launched.interpreter
+            self.engine = launched.engine
+            self._engine_server = launched.engine_server
+            self._engine_address = launched.engine_address
+            self._proc = launched.process
+            self._stderr = launched.stderr
+            began = launched.began
             self.port = self._read_port(began + timeout)
             self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
             grpc.channel_ready_future(self._channel).result(timeout=max(0.1, began + timeout - time.monotonic()))
@@ -389,13 +325,8 @@ class PolicyPackProcess:
             raise
         return self
 
-    def _interpreter(self, env: dict[str, str]) -> tuple[str, dict[str, str]]:
-        if self.python is not None:
-            return self.python, env
-        return pack_python(self.pack_dir, env)
-
     def _pack_file(self) -> dict[str, Any]:
-        return _load_pack_file(self.pack_dir)
+        return load_pack_file(self.pack_dir)
 
     def _handshake(self) -> None:
         # The engine's first call; the Python policy SDK does not implement it yet.

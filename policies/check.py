@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,7 @@ from redisguard.core.models import Frozen
 from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, JsonReport
 from redisguard.core.text import md_cell
 from redisguard.policies.analyzer import AnalyzerFailed, PolicyPackProcess, StackResource
+from redisguard.policies.launch import StackPack, launch_stack_packs
 from redisguard.policies.pack_config import INSTALLED_PACK, PackChoice, PolicyConfigInvalid
 
 # The exit codes of every report command (core.reports), by what they mean here.
@@ -153,36 +154,41 @@ def judge_stacks(
     stacks: Sequence[tuple[str, Path]],
     policy_config: Path | None = None,
     pack: PackChoice = INSTALLED_PACK,
+    launched: Mapping[str, StackPack] | None = None,
 ) -> PolicyCheckReport:
     """Every (stack, stack file) judged by `pack` (default: the installed one); `policy_config`
     None: each stack's config file in the pack choice's policies folder, where it has one.
 
     The packs start at once, one per stack (seconds of imports each), while the programs run
     one after the other in this thread: the SDK's mocks and settings are process-wide.
+    `launched`: the packs launch.launch_stack_packs started already (the command starts them
+    before it imports Pulumi and the program, so their start-up overlaps its own).
     """
-    from redisguard.program.mocks import stack_config_values
-
+    if launched is None:
+        launched = launch_stack_packs(stacks, pack.pack_dir)
     verdicts: list[StackVerdict] = []
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(stacks)))) as pool:
         runs: list[tuple[str, Path, PolicyPackProcess | None, Future[Any] | None, str | None]] = []
         for stack, stack_file in stacks:
-            try:
-                config = stack_config_values(stack_file)
-            except FileNotFoundError:
-                runs.append((stack, stack_file, None, None, f"{stack_file}: stack file not found"))
+            stack_pack = launched[stack]
+            if stack_pack.stack_file_error is not None:
+                runs.append((stack, stack_file, None, None, stack_pack.stack_file_error))
                 continue
-            except (OSError, ValueError) as exc:
-                runs.append((stack, stack_file, None, None, f"{stack_file}: cannot read the stack file: {exc}"))
-                continue
-            process = PolicyPackProcess(stack=stack, pack_dir=pack.pack_dir, stack_config=config)
-            runs.append((stack, stack_file, process, pool.submit(process.start), None))
-        for stack, stack_file, stack_pack, started, error in runs:
+            process = PolicyPackProcess(stack=stack, pack_dir=pack.pack_dir, stack_config=stack_pack.stack_config)
+            runs.append((stack, stack_file, process, pool.submit(_connect, process, stack_pack), None))
+        for stack, stack_file, process_or_none, started, error in runs:
             chosen = policy_config or pack.config_file(stack)
-            if stack_pack is None or started is None:
+            if process_or_none is None or started is None:
                 verdicts.append(StackVerdict(stack=stack, policy_config=str(chosen) if chosen else None, resources=0, error=error))
                 continue
-            verdicts.append(_judge(stack, stack_file, chosen, stack_pack, started))
+            verdicts.append(_judge(stack, stack_file, chosen, process_or_none, started))
     return PolicyCheckReport(pack=str(pack.pack_dir), from_checkout=pack.from_checkout, stacks=tuple(verdicts))
+
+
+def _connect(process: PolicyPackProcess, stack_pack: StackPack) -> PolicyPackProcess:
+    if stack_pack.launch_error is not None:
+        raise stack_pack.launch_error
+    return process.start(launched=stack_pack.launched)
 
 
 @contextlib.contextmanager

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -572,3 +574,11 @@ def parse_stack_file(text: str, path: Path) -> StackConfig:
         region=region if isinstance(region, str) else None,
         clusters=clusters,
     )
+
+
+def stack_config_values(stack_file: Path) -> dict[str, str]:
+    """The stack file's config as the engine hands it to a program (and to a policy pack, as
+    PULUMI_CONFIG): every value a string."""
+    document = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
+    config = document.get("config", {})
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import Stack
 
 from redisguard.core.pulumi import INSTANCE_TYPE
+from redisguard.program.config import stack_config_values
 
 PROGRAM_DIR = Path(__file__).resolve().parent
 COMMAND_TYPE = "command:local:Command"
@@ -127,13 +126,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         return {}, None
-
-
-def stack_config_values(stack_file: Path) -> dict[str, str]:
-    """The stack file's config as the engine hands it to a program: every value a string."""
-    document = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
-    config = document.get("config", {})
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
 
 
 def run_program(config: dict[str, str], stack: str = "staging", preview: bool = False) -> ProgramRun:

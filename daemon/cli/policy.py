@@ -44,10 +44,9 @@ def register(sub: Subcommands) -> None:
 
 
 def run_policy_check(args: argparse.Namespace) -> int:
-    # Imported here: the program and the pack import Pulumi, which --help does not need.
-    from rich.console import Console
-
-    from redisguard.policies import check as policy_check
+    # The packs start first (launch is light: gRPC, no Pulumi), then this process imports Pulumi
+    # and the program while they start: each takes about as long as the other.
+    from redisguard.policies.launch import launch_stack_packs
 
     if args.config is None and not Path(DEFAULT_CONFIG_FILE).exists():
         config = config_from_mapping({}, base_dir=Path.cwd())
@@ -55,16 +54,20 @@ def run_policy_check(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config)
         config_dir = Path(args.config or DEFAULT_CONFIG_FILE).resolve().parent
-    stacks = default_stack_names(config, args.stack)
+    stacks = [(name, config.pulumi.stack_file(name)) for name in default_stack_names(config, args.stack)]
     if args.policy_config is not None and not args.policy_config.is_file():
         raise ConfigError(f"--policy-config {args.policy_config}: file not found")
     # The checkout's policies/ (beside its program or its redisguard.yaml), else the installed pack.
     pack = choose_pack(config.pulumi.work_dir, config_dir)
     print(f"policy-check: {pack.describe()}", file=sys.stderr)
+    launched = launch_stack_packs(stacks, pack.pack_dir)
+
+    from rich.console import Console
+
+    from redisguard.policies import check as policy_check
+
     with policy_check.closed_event_loop():
-        report = policy_check.judge_stacks(
-            [(name, config.pulumi.stack_file(name)) for name in stacks], args.policy_config, pack
-        )
+        report = policy_check.judge_stacks(stacks, args.policy_config, pack, launched)
     if args.format == "json":
         print(policy_check.render_json(report))
     elif args.format == "markdown":
