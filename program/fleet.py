@@ -152,6 +152,13 @@ class RedisCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, cluster.name, None, opts)
+        command_provider = None
+        if cluster.beta_flags is not None:
+            # Registered before the instance: when the instance is replaced delete-before-replace (the
+            # gcp provider asks for it, the name being the user's), the engine deletes the command
+            # (its revert) as soon as the instance is registered, and a default provider would not be
+            # registered yet at that point ("unknown provider").
+            command_provider = command.Provider(f"{cluster.name}-command", opts=pulumi.ResourceOptions(parent=self))
         self.instance = gcp.redis.Instance(
             cluster.name,
             args=instance_args(cluster, project=project, region=region),
@@ -173,6 +180,7 @@ class RedisCluster(pulumi.ComponentResource):
                 triggers=[json.dumps(cluster.beta_flags.model_dump(), sort_keys=True)],
                 opts=pulumi.ResourceOptions(
                     parent=self.instance,
+                    provider=command_provider,
                     depends_on=[self.instance],
                     delete_before_replace=True,
                     # A replaced instance (new tier, zone, network, key, project, region...) comes

@@ -3,8 +3,8 @@ runs through the real `pulumi-resource-command`, once per lifecycle, never half-
 
 The program runs as a user runs it: the real `pulumi` CLI and Python language host in a copy of
 program/ laid out like the repository (`Pulumi.yaml` as shipped), against the emulator through the
-stand-in gcp provider, with a stand-in `gcloud` first on PATH that logs each call and whether the
-instance existed then. One stack, one emulator; the steps build on each other, in one test.
+stand-in gcp provider, with a stand-in `gcloud` first on PATH that logs each call and the instance
+as it was then (state and tier). One stack, one emulator; the steps build on each other, in one test.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def _update(*flags: str) -> list[str]:
 APPLY_HOURLY = _update("--persistence-mode=rdb", "--rdb-snapshot-period=1h")
 APPLY_SIX_HOURLY = _update("--persistence-mode=rdb", "--rdb-snapshot-period=6h")
 REVERT = _update("--persistence-mode=disabled")
+BASIC, STANDARD_HA = {"state": "READY", "tier": "BASIC"}, {"state": "READY", "tier": "STANDARD_HA"}
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +64,11 @@ class Checkout:
             env.update(self.gcloud.env(exit_code=1, stderr=GCLOUD_ERROR) if gcloud == "fails" else self.gcloud.env())
         return self.engine.pulumi(self.program, *args, "--stack", "beta", env=env)
 
-    def set_flags(self, flags: dict[str, Any] | None) -> None:
+    def set_flags(self, flags: dict[str, Any] | None, tier: str = "BASIC") -> None:
         """Edit the stack file as a user does: one cluster, with these beta_flags or none."""
         document = yaml.safe_load(self.stack_file.read_text())
         cluster: dict[str, Any] = {
-            "name": NAME, "memory_gb": 1, "tier": "BASIC", "redis_version": "REDIS_7_2", "deletion_protection": False,
+            "name": NAME, "memory_gb": 1, "tier": tier, "redis_version": "REDIS_7_2", "deletion_protection": False,
         }  # fmt: skip
         if flags is not None:
             cluster["beta_flags"] = flags
@@ -108,7 +109,7 @@ def test_beta_flags_run_once_per_lifecycle_through_the_real_command_provider(
 
     # up (with its preview, which runs nothing): apply once, after the instance exists.
     _ok(user.pulumi("up", "--yes"))
-    assert gcloud.take_calls() == [{"args": APPLY_HOURLY, "instance_state": "READY"}]
+    assert gcloud.take_calls() == [{"args": APPLY_HOURLY, "instance": BASIC}]
     (recorded,) = user.commands_in_state()
     assert recorded["parent"].endswith(f"gcp:redis/instance:Instance::{NAME}")
 
@@ -124,7 +125,7 @@ def test_beta_flags_run_once_per_lifecycle_through_the_real_command_provider(
     # No flags: revert; the instance stays.
     user.set_flags(None)
     _ok(user.pulumi("up", "--yes", "--skip-preview"))
-    assert gcloud.take_calls() == [{"args": REVERT, "instance_state": "READY"}]
+    assert gcloud.take_calls() == [{"args": REVERT, "instance": BASIC}]
     assert user.commands_in_state() == []
 
     # gcloud fails: the up fails with gcloud's own message, and nothing claims the flags applied.
@@ -141,9 +142,14 @@ def test_beta_flags_run_once_per_lifecycle_through_the_real_command_provider(
 
     # The next up retries: apply runs again.
     _ok(user.pulumi("up", "--yes", "--skip-preview"))
-    assert gcloud.take_calls() == [{"args": APPLY_HOURLY, "instance_state": "READY"}]
+    assert gcloud.take_calls() == [{"args": APPLY_HOURLY, "instance": BASIC}]
+
+    # A replaced instance (a new tier) is replaced with its command: revert on the old one, then apply on the new.
+    user.set_flags(ON_THE_HOUR, tier="STANDARD_HA")
+    _ok(user.pulumi("up", "--yes", "--skip-preview"))
+    assert gcloud.take_calls() == [{"args": REVERT, "instance": BASIC}, {"args": APPLY_HOURLY, "instance": STANDARD_HA}]
 
     # destroy: revert while the instance is still there, then the instance goes.
     _ok(user.pulumi("destroy", "--yes", "--skip-preview"))
-    assert gcloud.take_calls() == [{"args": REVERT, "instance_state": "READY"}]
+    assert gcloud.take_calls() == [{"args": REVERT, "instance": STANDARD_HA}]
     assert list(emulator.redis_client().list_instances(parent=emulator.parent())) == []
