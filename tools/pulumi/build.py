@@ -79,16 +79,25 @@ class Plugin:
     also: tuple[str, ...] = ()
     # Files of the folder that must sit beside the binary (the Python host's exec shim).
     beside: tuple[str, ...] = ()
+    # The version the binary reports, stamped as upstream's release builds do: the engine checks a
+    # plugin's version against what the SDK asks for (the command SDK wants >=1.2.1, and the
+    # unstamped source says 0.7.1).
+    version_variable: str = VERSION_VARIABLE
+    version: str = "v3.260.0"
 
 
 PLUGINS = (
+    # The hosts' sources are pulumi/pulumi at 3.260.0 in development (third_party/README.md).
     Plugin("pulumi-language-python", "pulumi-language-python", beside=("pulumi-language-python-exec",)),
     Plugin("pulumi-language-nodejs", "pulumi-language-nodejs"),
+    # pulumi-command at v1.2.1 and later commits; build metadata keeps it equal to 1.2.1 for semver.
     Plugin(
         "pulumi-resource-command",
         "pulumi-command",
         package="./provider/cmd/pulumi-resource-command",
         also=("pulumi-go-provider",),
+        version_variable="github.com/pulumi/pulumi-command/provider/pkg/version.Version",
+        version="1.2.1+010bd8e0",
     ),
 )
 
@@ -100,9 +109,10 @@ def third_party() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _source_digest(folders: list[Path]) -> str:
-    """A digest of every file's path and bytes in `folders` (sorted), so any edit builds afresh."""
-    digest = hashlib.sha256()
+def _source_digest(folders: list[Path], version: str) -> str:
+    """A digest of the stamped version and every file's path and bytes in `folders` (sorted), so
+    any edit builds afresh."""
+    digest = hashlib.sha256(version.encode())
     for folder in folders:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             digest.update(str(path.relative_to(folder.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -111,7 +121,7 @@ def _source_digest(folders: list[Path]) -> str:
 
 def plugin_dir(plugin: Plugin, go: str, sources: Path) -> Path:
     """Where `plugin` built from `sources` with `go` lives (built or not)."""
-    digest = _source_digest([sources / plugin.folder, *(sources / f for f in plugin.also)])
+    digest = _source_digest([sources / plugin.folder, *(sources / f for f in plugin.also)], plugin.version)
     return cache_root() / "plugins" / f"{plugin.binary}-{go}-{digest}"
 
 
@@ -145,7 +155,8 @@ def build_plugin(plugin: Plugin, go: str, sources: Path) -> int:
     began = time.monotonic()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
-    code = _go_build(staging / plugin.binary, plugin.package, sources / plugin.folder)
+    ldflags = f"-s -w -X {plugin.version_variable}={plugin.version}"
+    code = _go_build(staging / plugin.binary, plugin.package, sources / plugin.folder, ldflags=ldflags)
     if code != 0:
         shutil.rmtree(staging, ignore_errors=True)
         print(f"dev: building {plugin.binary} failed (go build exit {code})", file=sys.stderr)
