@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_command as command
 import pulumi_gcp as gcp
+from google.cloud import redis_v1
 from google.type import dayofweek_pb2
 from pulumi.config import ConfigTypeError
 
@@ -23,7 +24,6 @@ from redisguard.program.config import (
     parse_clusters,
 )
 from redisguard.program.instance import declared_instance
-from redisguard.program.redis_types import cloud_redis
 
 COMPONENT_TYPE = "redisguard:fleet:RedisCluster"
 
@@ -49,7 +49,7 @@ def instance_args(cluster: ClusterConfig, *, project: str | None, region: str | 
             ]
         )
     persistence = declared.persistence_config
-    ha = declared.tier == cloud_redis.Instance.Tier.STANDARD_HA
+    ha = declared.tier == redis_v1.Instance.Tier.STANDARD_HA
     return gcp.redis.InstanceArgs(
         name=cluster.name,
         display_name=declared.display_name,

@@ -9,17 +9,18 @@ registers with the Pulumi engine.
 
 from __future__ import annotations
 
+from google.cloud import redis_v1
+
 from redisguard.program.config import ClusterConfig
-from redisguard.program.redis_types import cloud_redis
 
 
-def declared_instance(cluster: ClusterConfig, *, name: str = "") -> cloud_redis.Instance:
+def declared_instance(cluster: ClusterConfig, *, name: str = "") -> redis_v1.Instance:
     """The Instance `pulumi up` of the program asks Memorystore for, with the enforced secure defaults.
 
     `name` is the full resource name (`CloudRedisClient.instance_path(...)`) when known. Fields the
     program leaves to Memorystore (replicas of a BASIC instance, a zone, a network) stay unset.
     """
-    instance = cloud_redis.Instance(
+    instance = redis_v1.Instance(
         name=name,
         display_name=cluster.effective_display_name(),
         memory_size_gb=cluster.memory_gb,
@@ -34,20 +35,20 @@ def declared_instance(cluster: ClusterConfig, *, name: str = "") -> cloud_redis.
         location_id=cluster.location_id or "",
         labels=dict(cluster.labels),
         redis_configs=cluster.redis_configs(),
-        persistence_config=cloud_redis.PersistenceConfig(
+        persistence_config=redis_v1.PersistenceConfig(
             persistence_mode=cluster.persistence_mode,
             rdb_snapshot_period=cluster.effective_snapshot_period() or "SNAPSHOT_PERIOD_UNSPECIFIED",
         ),
     )
     if cluster.tier == "STANDARD_HA":
         instance.replica_count = cluster.effective_replica_count()
-        modes = cloud_redis.Instance.ReadReplicasMode
+        modes = redis_v1.Instance.ReadReplicasMode
         # modes(...): type checkers see a proto-plus enum's members as plain ints.
         instance.read_replicas_mode = modes(modes.READ_REPLICAS_ENABLED if cluster.read_replicas else modes.READ_REPLICAS_DISABLED)
     if cluster.maintenance_window_day is not None:
-        instance.maintenance_policy = cloud_redis.MaintenancePolicy(
+        instance.maintenance_policy = redis_v1.MaintenancePolicy(
             weekly_maintenance_window=[
-                cloud_redis.WeeklyMaintenanceWindow(
+                redis_v1.WeeklyMaintenanceWindow(
                     day=cluster.maintenance_window_day,
                     start_time={
                         "hours": cluster.maintenance_start_hours or 0,
