@@ -14,7 +14,6 @@ import pytest
 
 from tests.fixtures.alerting import (
     ROUTING_KEY,
-    RULES,
     SHORT_FOR,
     WEBHOOK_TOKEN,
     NotificationSink,
@@ -22,7 +21,8 @@ from tests.fixtures.alerting import (
     derive_prometheus_config,
     derive_rules,
     firing,
-    load_yaml,
+    loaded_rules,
+    shipped_alerts,
     start_prometheus,
     start_routed_alertmanager,
     start_sink,
@@ -113,12 +113,8 @@ def test_daemon_down_pages_and_reaches_webhook_slack_and_pagerduty(stack: Alerti
 
 def test_the_generated_configs_keep_the_shipped_rules_and_routes(stack: AlertingStack) -> None:
     # Prometheus loaded every shipped rule, and only `for` differs.
-    groups = stack.prometheus.get_json("/api/v1/rules")["data"]["groups"]
-    loaded = sorted((r["name"], r["labels"]["severity"]) for g in groups for r in g["rules"])
-    shipped = sorted(
-        (r["alert"], r["labels"]["severity"]) for g in load_yaml(RULES)["groups"] for r in g["rules"] if "alert" in r
-    )
-    assert loaded == shipped
-    assert {r["duration"] for g in groups for r in g["rules"]} == {2.0}
+    loaded, durations = loaded_rules(stack.prometheus)
+    assert loaded == shipped_alerts()
+    assert durations == {2.0}
     status = stack.alertmanager.get_json("/api/v2/status")
     assert "RedisguardDaemonDown" in status["config"]["original"]

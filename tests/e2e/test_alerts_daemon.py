@@ -23,7 +23,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures.alerting import (
     DASHBOARD,
     PROMETHEUS_MADE,
-    RULES,
     SHORT_FOR,
     WEBHOOK_TOKEN,
     Notification,
@@ -33,7 +32,8 @@ from tests.fixtures.alerting import (
     derive_prometheus_config,
     derive_rules,
     firing,
-    load_yaml,
+    loaded_rules,
+    shipped_alerts,
     start_prometheus,
     start_routed_alertmanager,
     start_sink,
@@ -116,13 +116,9 @@ def scrape(daemon: DaemonHandle) -> str:
 
 
 def test_the_generated_configs_keep_the_shipped_rules_and_routes(stack: AlertingStack) -> None:
-    groups = stack.prometheus.get_json("/api/v1/rules")["data"]["groups"]
-    loaded = sorted((r["name"], r["labels"]["severity"]) for g in groups for r in g["rules"])
-    shipped = sorted(
-        (r["alert"], r["labels"]["severity"]) for g in load_yaml(RULES)["groups"] for r in g["rules"] if "alert" in r
-    )
-    assert loaded == shipped
-    assert {r["duration"] for g in groups for r in g["rules"]} == {2.0}
+    loaded, durations = loaded_rules(stack.prometheus)
+    assert loaded == shipped_alerts()
+    assert durations == {2.0}
 
     # Prometheus scrapes the real daemon as job redisguard.
     def scraped() -> list[dict[str, Any]]:
