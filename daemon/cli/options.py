@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE
 from redisguard.daemon.reports.drift import FORMATS
 
+# The one exit-code rule of every command that proposes stack-file edits (codify, adopt,
+# memory-report --recommend; remediation.plan.emit), said the same way in each --help.
+PROPOSAL_EXIT_CODES_HELP = (
+    "exit status: 0 nothing to propose, 2 a change proposed (its diff on stdout, or written with --write), "
+    "1 an error (a check failed or the command could not run; an error wins); warnings and refusals on stderr "
+    "do not change it"
+)
+
 # The type argparse's add_subparsers returns; private in argparse, so named once here.
 Subcommands = argparse._SubParsersAction
 

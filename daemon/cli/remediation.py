@@ -8,13 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from redisguard.daemon.cli.options import Subcommands, add_config, add_stacks
+from redisguard.daemon.cli.options import PROPOSAL_EXIT_CODES_HELP, Subcommands, add_config, add_stacks
 from redisguard.daemon.config import default_stack_names, load_config
-
-REMEDIATION_EXIT_CODES_HELP = (
-    "exit status: 0 nothing to change (or the change was written with --write), 2 a change is proposed "
-    "(the diff on stdout), 1 the command could not run"
-)
 
 
 def register(sub: Subcommands) -> None:
@@ -35,7 +30,7 @@ def _add_codify(sub: Subcommands) -> None:
         "names), propose a cluster entry in the original flat format that declares exactly what runs, with "
         "`import_existing: true` so the next `pulumi up` adopts the instance instead of creating one. Prints a "
         "unified diff of Pulumi.<stack>.yaml; --write applies it (comments and order kept). Nothing changes in "
-        "the cloud. " + REMEDIATION_EXIT_CODES_HELP + ".",
+        "the cloud. " + PROPOSAL_EXIT_CODES_HELP + ".",
     )
     add_config(codify)
     codify.add_argument(
@@ -62,7 +57,7 @@ def _add_adopt(sub: Subcommands) -> None:
         "names), rewrite the declared value to the live one. Properties the flat config cannot express, or "
         "whose live value breaks a secure default or a mandatory policy, are listed with the reason and left "
         "alone (revert those with `pulumi up`). Prints a unified diff; --write applies it. Nothing changes in "
-        "the cloud. " + REMEDIATION_EXIT_CODES_HELP + ".",
+        "the cloud. " + PROPOSAL_EXIT_CODES_HELP + ".",
     )
     add_config(adopt)
     add_stacks(adopt, "only this stack")

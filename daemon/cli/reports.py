@@ -15,7 +15,14 @@ from pathlib import Path
 from rich.console import Console
 
 from redisguard.core.errors import ConfigError
-from redisguard.daemon.cli.options import Subcommands, add_config, add_report_output, add_stacks
+from redisguard.core.reports import EXIT_ERROR
+from redisguard.daemon.cli.options import (
+    PROPOSAL_EXIT_CODES_HELP,
+    Subcommands,
+    add_config,
+    add_report_output,
+    add_stacks,
+)
 from redisguard.daemon.cli.output import emit_report, interruptible, print_errors
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, default_stack_names, load_config, parse_duration
 from redisguard.daemon.reports.drift import StackReport
@@ -117,7 +124,8 @@ def _add_memory_report(sub: Subcommands) -> None:
         "thresholds.trend_window, and flags instances at or above thresholds.memory_warning_ratio and "
         "memory_critical_ratio; instances no stack declares are listed as unmanaged. "
         + MEMORY_EXIT_CODES_HELP
-        + ".",
+        + ". With --recommend the command proposes edits, and its " + PROPOSAL_EXIT_CODES_HELP
+        + " (the thresholds' verdict is then the --output report's exit_code).",
     )
     add_config(memory)
     add_stacks(memory, "only this stack's projects, its instances and the projects' unmanaged ones")
@@ -129,7 +137,8 @@ def _add_memory_report(sub: Subcommands) -> None:
         help="propose memory_gb changes in the stack files (a unified diff on stdout; the report then goes only to "
         "--output): for instances over thresholds.memory_warning_ratio or filling up within --horizon, the smallest "
         "size that keeps usage under --target-ratio through the horizon; for instances far below, a smaller size; "
-        "within Memorystore's limits, the pack's memorystore-memory-bounds and memorystore-stack-memory-budget",
+        "within Memorystore's limits, the pack's memorystore-memory-bounds and memorystore-stack-memory-budget; "
+        + PROPOSAL_EXIT_CODES_HELP,
     )
     memory.add_argument(
         "--target-ratio", type=float, default=DEFAULT_TARGET_RATIO, metavar="RATIO",
@@ -159,21 +168,23 @@ def run_memory_report(args: argparse.Namespace) -> int:
     report = run_memory_check(config, stacks)
     if horizon is None:
         emit_report(report, args.format, args.output)
-    else:
-        from redisguard.daemon.fleet.stacks import load_stacks
-        from redisguard.daemon.remediation.plan import emit
-        from redisguard.daemon.remediation.recommend import plan_recommend
+        print_errors("memory-report", report)
+        return report.exit_code
+    from redisguard.daemon.fleet.stacks import load_stacks
+    from redisguard.daemon.remediation.plan import emit
+    from redisguard.daemon.remediation.recommend import plan_recommend
 
-        if args.output:
-            emit_report(report, args.format, args.output)
-        plan, _ = plan_recommend(
-            config, report, load_stacks(config, "memory-report --recommend"), stacks,
-            target=args.target_ratio, horizon=horizon,
-            policy_config=Path(args.policy_config) if args.policy_config else None,
-        )  # fmt: skip
-        emit("memory-report", plan, args.write)
+    if args.output:
+        emit_report(report, args.format, args.output)
+    plan, _ = plan_recommend(
+        config, report, load_stacks(config, "memory-report --recommend"), stacks,
+        target=args.target_ratio, horizon=horizon,
+        policy_config=Path(args.policy_config) if args.policy_config else None,
+    )  # fmt: skip
+    proposed = emit("memory-report", plan, args.write)
     print_errors("memory-report", report)
-    return report.exit_code
+    # A project's failed check may hide an instance that needs a change: an error wins.
+    return EXIT_ERROR if report.exit_code == EXIT_ERROR else proposed
 
 
 def _recommend_horizon(args: argparse.Namespace) -> float:

@@ -13,8 +13,10 @@ from redisguard.daemon.config import RedisguardConfig
 from redisguard.daemon.fleet.stack_edit import StackFile
 from redisguard.program.config import StackConfigError
 
-# The exit codes of every report command (core.reports), by what they mean here: 0 nothing to
-# change (or it was written), 2 a change is proposed; 1 (EXIT_ERROR) the command could not run.
+# The one rule of every command that proposes stack-file edits (codify, adopt, memory-report
+# --recommend), core.reports' convention by what it means here: 0 nothing to propose, 2 a change
+# proposed (its diff printed, or written with --write: either way there is a change to review and
+# commit), 1 (EXIT_ERROR) an error, which wins. Notes (warnings, refusals) do not change it.
 EXIT_NOTHING = EXIT_OK
 EXIT_PROPOSED = EXIT_FINDINGS
 
@@ -45,7 +47,8 @@ class Plan:
 
 
 def emit(command: str, plan: Plan, write: bool) -> int:
-    """Notes on stderr, the diff on stdout (or the files written); the exit code."""
+    """Notes on stderr, the diff on stdout (or the files written); EXIT_PROPOSED when there was a
+    change, printed or written, else EXIT_NOTHING."""
     for note in plan.notes:
         print(f"redisguard {command}: {note.level}: {note.resource}: {note.message}", file=sys.stderr)
     diff = plan.diff()
@@ -64,4 +67,4 @@ def emit(command: str, plan: Plan, write: bool) -> int:
     for stack_file in plan.files.values():
         if stack_file.write():
             print(f"redisguard {command}: wrote {stack_file.path}", file=sys.stderr)
-    return EXIT_NOTHING
+    return EXIT_PROPOSED

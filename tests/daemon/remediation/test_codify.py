@@ -129,7 +129,7 @@ def test_codify_write_brings_a_handmade_instance_under_the_stack(
         assert "+      labels: {env: staging, team: ops}\n" in out
 
         code, _, err = _run(tmp_path, capsys, "codify", "--write")
-        assert code == 0, err
+        assert code == 2, err  # a change, written
         text = stack_file.read_text()
         assert text.startswith(STAGING.read_text())  # comments, order and the old entries intact
         code, report = _drift(tmp_path)
@@ -197,7 +197,7 @@ def test_adopt_write_accepts_console_changes_and_refuses_auth_off(
     assert "redis-cache: authEnabled: AUTH is off on the instance" in err and "memorystore-auth-required" in err
 
     code, _, err = _run(tmp_path, capsys, "adopt", "--write")
-    assert code == 0, err
+    assert code == 2, err  # a change, written
     text = stack_file.read_text()
     assert "# The original team's entry, unchanged." in text and text.startswith("# Staging: small, cheap")
     code, report = _drift(tmp_path)

@@ -62,7 +62,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]
         emulator.stop()
 
 
-def _setup(tmp_path: Path, emulator: EmulatorHandle) -> tuple[Path, Path]:
+def _setup(tmp_path: Path, emulator: EmulatorHandle, **extra: object) -> tuple[Path, Path]:
     work = tmp_path / "program"
     work.mkdir()
     shutil.copy(STAGING, work / "Pulumi.staging.yaml")
@@ -72,6 +72,7 @@ def _setup(tmp_path: Path, emulator: EmulatorHandle) -> tuple[Path, Path]:
             {
                 "pulumi": {"work_dir": str(work), "stacks": ["staging"]},
                 "gcp": {"redis_endpoint": emulator.redis_endpoint, "monitoring_endpoint": emulator.monitoring_endpoint},
+                **extra,
             }
         )
     )
@@ -96,7 +97,7 @@ def test_recommendation_for_a_filled_instance_passes_the_policy_check(
     assert "-      memory_gb: 1\n" in out and stack_file.read_text() == STAGING.read_text()  # proposed only
 
     code = main(["memory-report", "--config", str(config), "--recommend", "--write", "--format", "json", "--output", str(report_file)])
-    assert code == 2
+    assert code == 2  # a change, written
     size = _memory_gb(stack_file, "redis-cache")
     cache = next(i for i in json.loads(report_file.read_text())["projects"][0]["instances"] if i["instance_id"] == "redis-cache")
     per_gb = cache["max_bytes"] / (cache["capacity_bytes"] / GIB)
@@ -128,3 +129,37 @@ def test_a_budget_too_small_is_named(filled: EmulatorHandle, tmp_path: Path, cap
     assert "memorystore-stack-memory-budget allows 3 GB in stack staging" in err and str(policy) in err
     assert "redis-cache 1 -> " in err
     assert stack_file.read_text() == STAGING.read_text()
+
+
+@pytest.mark.slow
+def test_recommend_exits_by_the_proposal_not_by_the_thresholds(
+    filled: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rule of every command that proposes edits: 0 nothing to propose, 2 a change proposed
+    (printed or written), 1 an error. Here no threshold is crossed (redis-cache at 0.85 of a 0.95
+    warning ratio) yet a size is proposed: the memory report alone would exit 0."""
+    config, stack_file = _setup(tmp_path, filled, thresholds={"memory_warning_ratio": 0.95, "memory_critical_ratio": 0.99})
+    report_file = tmp_path / "memory.json"
+    argv = ["memory-report", "--config", str(config), "--recommend", "--format", "json", "--output", str(report_file)]
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert json.loads(report_file.read_text())["exit_code"] == 0  # no threshold crossed
+    assert code == 2, err  # but a change is proposed
+    assert "-      memory_gb: 1\n" in out and stack_file.read_text() == STAGING.read_text()
+
+    assert main([*argv, "--write"]) == 2  # a change, written
+    assert _memory_gb(stack_file, "redis-cache") > 1
+
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert (code, out) == (0, ""), err  # the stack file already says it: nothing to propose
+
+    filled.inject_fault("monitoring", "partial")
+    try:
+        code = main(argv)
+    finally:
+        filled.clear_faults()
+    assert code == 1  # the project's check failed: an error wins over whatever was proposed
+    assert "error: project redisguard-staging" in capsys.readouterr().err
