@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, get_args
 
 import yaml
@@ -100,11 +100,25 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return out
 
 
+def closest(value: str, allowed: Iterable[str]) -> str | None:
+    """The allowed value a typo most likely meant ("did you mean"); None when none is close."""
+    close = difflib.get_close_matches(value, list(allowed), n=1)
+    return close[0] if close else None
+
+
 def unknown_key(key: str, allowed: Sequence[str], *, noun: str = "key") -> str:
     """The message for a key no model knows: the closest allowed key first, then every allowed one."""
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    hint = f"did you mean {yaml_value(close[0])}? " if close else ""
+    close = closest(key, allowed)
+    hint = f"did you mean {yaml_value(close)}? " if close else ""
     return f"unknown {noun}; {hint}allowed {noun}s: {', '.join(allowed)}"
+
+
+def unknown_argument(option: str, values: Sequence[str], problem: str, allowed: Sequence[str]) -> str:
+    """The message for command-line values outside a known set (`--stack stagign: not in
+    pulumi.stacks; allowed: production, staging; did you mean staging?`)."""
+    close = [c for c in (closest(v, allowed) for v in values) if c is not None]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"{option} {', '.join(values)}: {problem}; allowed: {', '.join(allowed)}{hint}"
 
 
 def field_bounds(model: type[BaseModel] | None, name: str) -> tuple[float, float] | None:

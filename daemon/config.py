@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import json
 import os
@@ -31,11 +30,13 @@ from redisguard.core.errors import ConfigError
 from redisguard.core.secrets import redact_url
 from redisguard.core.validation import (
     YamlSyntaxError,
+    closest,
     describe,
     field_bounds,
     format_loc,
     load_yaml,
     problem_list,
+    unknown_argument,
     unknown_key,
 )
 
@@ -627,8 +628,8 @@ def _unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
         parent = var.rsplit(ENV_NESTED_DELIMITER, 1)[0] if ENV_NESTED_DELIMITER in var[len(ENV_PREFIX) :] else None
         if parent is not None and names.get(parent):
             continue  # an unknown key in a known section: validation names it, with the section's allowed keys
-        close = difflib.get_close_matches(var, sorted(names), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        close = closest(var, sorted(names))
+        hint = f"; did you mean {close}?" if close else ""
         problems.append(
             f"{var}: environment variable sets no config key (REDISGUARD_ then the key, "
             f"{ENV_NESTED_DELIMITER} between levels){hint}"
@@ -682,10 +683,6 @@ def default_stack_names(config: RedisguardConfig, selected: Sequence[str] | None
         return config.pulumi.stacks
     unknown = [name for name in selected if name not in config.pulumi.stacks]
     if unknown:
-        close = [m for name in unknown for m in difflib.get_close_matches(name, config.pulumi.stacks, n=1)]
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(
-            f"--stack {', '.join(unknown)}: not in pulumi.stacks; allowed: {', '.join(config.pulumi.stacks)}{hint}"
-        )
+        raise ConfigError(unknown_argument("--stack", unknown, "not in pulumi.stacks", config.pulumi.stacks))
     return tuple(dict.fromkeys(selected))
 

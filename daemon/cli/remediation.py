@@ -61,8 +61,14 @@ def _add_adopt(sub: Subcommands) -> None:
     )
     add_config(adopt)
     add_stacks(adopt, "only this stack")
-    adopt.add_argument("--resource", metavar="NAME", help="only this cluster")
-    adopt.add_argument("--path", metavar="PATH", help="only this property path, as the drift report names it (e.g. memorySizeGb)")
+    adopt.add_argument(
+        "--resource", metavar="NAME", help="only this cluster (one the selected stacks declare; an unknown name is an error)"
+    )
+    adopt.add_argument(
+        "--path", metavar="PATH",
+        help="only this property path, as the drift report names it (e.g. memorySizeGb; an unknown path is an error, "
+        "one that has not drifted an `in sync` note)",
+    )  # fmt: skip
     _add_write(adopt)
     adopt.set_defaults(func=run_adopt)
 

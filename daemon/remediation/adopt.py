@@ -12,11 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from redisguard.core.errors import ConfigError
+from redisguard.core.validation import unknown_argument
 from redisguard.daemon.checks.drift_live import compare_stack
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import RedisguardConfig
 from redisguard.daemon.fleet.inventory import Inventory, split_instance_name, watched_by_id
-from redisguard.daemon.fleet.inverse import cluster_entry, keys_for_path
+from redisguard.daemon.fleet.inverse import PATH_KEYS, cluster_entry, keys_for_path
+from redisguard.daemon.fleet.paths import normalize_path
+from redisguard.daemon.fleet.properties import NOT_COMPARED, expected_properties, instance_properties
 from redisguard.daemon.fleet.stacks import load_stacks
 from redisguard.daemon.remediation.plan import Note, Plan
 from redisguard.daemon.remediation.policy import mandatory_violations, policy_inputs
@@ -33,8 +37,15 @@ def plan_adopt(
     path: str | None = None,
     inventory: Inventory | None = None,
 ) -> Plan:
-    """The live value of each `changed` property written into the declaring entry, where the config may say it."""
+    """The live value of each `changed` property written into the declaring entry, where the config may say it.
+
+    A --resource no selected stack declares, or a --path no such cluster has, is a ConfigError
+    (with "did you mean"); one that exists but has not drifted now is an `in sync` note.
+    """
     stacks = load_stacks(config, "adopt")
+    if resource is not None:
+        _check_resource(resource, {name: stacks[name] for name in stack_names})
+    path = normalize_path(path) if path is not None else None
     inventory = inventory or Inventory(config.gcp)
     rules = IgnoreRules(config.ignore)
     plan = Plan()
@@ -51,9 +62,44 @@ def plan_adopt(
                 matched = True
                 _adopt_one(config, plan, stack, name, by_id[item.resource], [d.path for d in drifts])
     if (resource or path) and not matched:
-        what = " ".join(x for x in (f"--resource {resource}" if resource else "", f"--path {path}" if path else "") if x)
-        plan.notes.append(Note(resource or "", "refused", f"{what}: no such changed property in the live drift report"))
+        plan.notes.append(_nothing_to_adopt({name: stacks[name] for name in stack_names}, inventory, resource, path))
     return plan
+
+
+def _check_resource(resource: str, stacks: Mapping[str, StackConfig]) -> None:
+    """ConfigError when no selected stack declares a cluster named `resource`."""
+    names = sorted({c.name for stack in stacks.values() for c in stack.clusters})
+    if resource not in names:
+        where = f"stack {', '.join(stacks)}" if len(stacks) == 1 else f"stacks {', '.join(stacks)}"
+        raise ConfigError(unknown_argument("--resource", [resource], f"no cluster of {where} has this name", names))
+
+
+def _nothing_to_adopt(stacks: Mapping[str, StackConfig], inventory: Inventory, resource: str | None, path: str | None) -> Note:
+    """Why a --resource/--path that matched no `changed` property has nothing to adopt: not running,
+    or not drifted now; a --path none of the clusters has is a ConfigError."""
+    candidates = [
+        (cluster, watched_by_id(stack, inventory.instances(stack.project or "")).get(cluster.name))
+        for stack in stacks.values()
+        for cluster in stack.clusters
+        if resource is None or cluster.name == resource
+    ]
+    if path is not None:
+        known = set(PATH_KEYS)
+        for cluster, instance in candidates:
+            known.update(expected_properties(cluster))
+            known.update(instance_properties(instance) if instance is not None else ())
+        if path in NOT_COMPARED:
+            raise ConfigError(f"--path {path}: not compared by the live drift engine ({NOT_COMPARED[path]}); nothing to adopt")
+        if path not in known:
+            whose = f"cluster {resource}" if resource else "the selected stacks' clusters"
+            raise ConfigError(unknown_argument("--path", [path], f"no property of {whose} has this path", sorted(known)))
+    if resource is not None and all(instance is None for _, instance in candidates):
+        return Note(resource, "in sync", "not running (the live drift report says missing): nothing to adopt; `pulumi up` creates it")
+    what = f"{path}: " if path else ""
+    return Note(
+        resource or f"stack {', '.join(stacks)}", "in sync",
+        f"{what}no drift now (the live value is the declared one, or an ignore rule covers it); nothing to adopt",
+    )  # fmt: skip
 
 
 def _adopt_one(

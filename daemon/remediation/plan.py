@@ -26,7 +26,7 @@ class Note:
     """One instance or property the command says something about instead of (or besides) editing."""
 
     resource: str
-    level: Literal["proposed", "warning", "refused"]
+    level: Literal["proposed", "warning", "refused", "in sync"]
     message: str
 
 

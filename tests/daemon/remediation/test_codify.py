@@ -173,6 +173,34 @@ def test_codify_refuses_auth_off_and_warns_about_a_mandatory_policy(
         _delete(emulator, "redis-notls")
 
 
+def test_adopt_refuses_an_unknown_resource_or_path_and_says_when_nothing_drifted(
+    emulator: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo is an error with "did you mean" (exit 1, as for --stack); a real property that has
+    not drifted is said so (exit 0: nothing to propose)."""
+    stack_file = _stack_dir(tmp_path, emulator)
+    code, out, err = _run(tmp_path, capsys, "adopt", "--resource", "redis-cach", "--path", "memorySizeGb")
+    assert (code, out) == (1, "")
+    assert err == (
+        "redisguard adopt: error: --resource redis-cach: no cluster of stack staging has this name; "
+        "allowed: redis-cache, redis-sessions, redis-sidekiq; did you mean redis-cache?\n"
+    )
+    code, out, err = _run(tmp_path, capsys, "adopt", "--resource", "redis-cache", "--path", "memorySizeG")
+    assert (code, out) == (1, "")
+    assert "error: --path memorySizeG: no property of cluster redis-cache has this path; allowed: " in err
+    assert "labels.service" in err and err.endswith("; did you mean memorySizeGb?\n")
+    code, out, err = _run(tmp_path, capsys, "adopt", "--path", "connectMode")
+    assert (code, out) == (1, "") and "not compared by the live drift engine (immutable after creation)" in err
+
+    code, out, err = _run(tmp_path, capsys, "adopt", "--resource", "redis-cache", "--path", "memorySizeGb")
+    assert (code, out) == (0, ""), err
+    assert "in sync: redis-cache: memorySizeGb: no drift now" in err and "nothing to change" in err
+    code, out, err = _run(tmp_path, capsys, "adopt", "--path", 'labels["team"]')  # any spelling of a path
+    assert (code, out) == (0, ""), err
+    assert "in sync: stack staging: labels.team: no drift now" in err
+    assert stack_file.read_text() == STAGING.read_text()
+
+
 def _update(emulator: EmulatorHandle, instance_id: str, paths: list[str], **fields: Any) -> None:
     emulator.redis_client().update_instance(
         update_mask=field_mask_pb2.FieldMask(paths=paths),
