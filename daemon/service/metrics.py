@@ -9,7 +9,8 @@ from importlib.metadata import version
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -189,15 +190,15 @@ def _line(family: Family, labels: tuple[str, ...], value: float) -> str:
 
 
 class Exposition:
-    """The /metrics body in the Prometheus text format (0.0.4), from the same samples as the collector.
+    """The /metrics body, in the Prometheus text format or OpenMetrics as the scraper asks, from the same samples as the collector.
 
     A target's lines are formatted once per published result and kept with it (1000 instances are
     ~8000 lines: formatting them at every scrape costs ~100 ms, joining kept ones ~1 ms), so a
-    scrape stays cheap whatever the fleet size, and still shows exactly the latest snapshot. The
-    daemon's process_* metrics are collected fresh each time.
+    scrape stays cheap whatever the fleet size, and still shows exactly the latest snapshot. Both
+    formats write a gauge's or counter's sample line the same way (name, labels, Go float), so the
+    kept lines serve both; only the HELP/TYPE lines and the `# EOF` end differ. The daemon's
+    process_* metrics are collected fresh each time.
     """
-
-    content_type = CONTENT_TYPE_LATEST
 
     def __init__(
         self,
@@ -227,7 +228,11 @@ class Exposition:
             self._lines[key] = (state, lines)
         return lines
 
-    def render(self) -> bytes:
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The body and its Content-Type for a scrape whose Accept header is `accept`: OpenMetrics when
+        it asks for it, the text format otherwise (prometheus_client's own negotiation, `choose_encoder`)."""
+        _, content_type = choose_encoder(accept or "")
+        is_openmetrics = content_type.startswith("application/openmetrics-text")
         states = self.collector.results.snapshot()
         per_target = [self._target_lines(key, state) for key, state in sorted(states.items())]
         with self._lock:
@@ -238,8 +243,14 @@ class Exposition:
             spanning.setdefault(name, []).append(_line(FAMILIES[name], labels, value))
         out: list[str] = []
         for name, family in FAMILIES.items():
-            # As prometheus_client writes the text format: a counter's HELP and TYPE name its _total samples.
-            out.append(f"# HELP {family.sample_name} {family.help}\n# TYPE {family.sample_name} {family.kind}\n")
+            # As prometheus_client writes each format: OpenMetrics names the family (a counter's samples
+            # carry _total) and escapes quotes in HELP; the text format names a counter by its samples.
+            named = family.full_name if is_openmetrics else family.sample_name
+            text = _escape(family.help) if is_openmetrics else family.help.replace("\\", "\\\\").replace("\n", "\\n")
+            out.append(f"# HELP {named} {text}\n# TYPE {named} {family.kind}\n")
             out.extend(lines[name] for lines in per_target if name in lines)
             out.extend(spanning.get(name, ()))
-        return "".join(out).encode() + generate_latest(self.process)
+        body = "".join(out).encode()
+        if is_openmetrics:
+            return body + openmetrics.generate_latest(self.process), content_type  # it ends with the one `# EOF`
+        return body + generate_latest(self.process), content_type

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +17,7 @@ from redisguard.core.errors import ConfigError
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, PropertyDrift, StackReport, render
 from redisguard.daemon.service.health import Expectation
 from redisguard.daemon.service.http import bind, serve_in_thread
-from redisguard.daemon.service.metrics import Exposition
+from redisguard.daemon.service.metrics import FAMILIES, Exposition
 from redisguard.daemon.service.results import CheckFailure, Results
 from redisguard.daemon.service.site import Site
 from redisguard.daemon.service.webconfig import WebConfig
@@ -94,7 +95,7 @@ def test_the_served_body_and_the_collector_give_the_same_samples(plain: Served) 
     plain.results.publish("drift_live", "staging", drifted("staging"))
     plain.results.publish("drift_live", "production", StackReport.failed("production", "live", "boom", 1.0))
     served = plain.server.site.exposition
-    ours = {k: v for k, v in parse_samples(served.render().decode()).items() if k[0].startswith("redisguard_")}
+    ours = {k: v for k, v in parse_samples(served.render()[0].decode()).items() if k[0].startswith("redisguard_")}
     collected = parse_samples(generate_latest(served.registry).decode())
     assert ours == collected
     assert len(ours) > 10
@@ -223,3 +224,75 @@ def _version() -> str:
     from importlib.metadata import version
 
     return version("redisguard")
+
+
+# What Prometheus 3 sends by default (its scrape_protocols, without the protobuf one) and what Prometheus 2 sent.
+PROMETHEUS_3_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,"
+    "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+PROMETHEUS_2_ACCEPT = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+
+
+def _openmetrics_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in parse_openmetrics(text)  # strict: refuses a body without its one `# EOF`
+        for s in family.samples
+    }
+
+
+def test_metrics_are_openmetrics_when_the_scraper_asks_and_the_text_format_otherwise(plain: Served) -> None:
+    plain.results.publish("drift_live", "staging", drifted("staging"))
+    plain.results.publish("drift_live", "production", StackReport.failed("production", "live", "boom", 1.0))
+    _, text, headers = plain.get("/metrics")
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert "# EOF" not in text
+    for accept in (PROMETHEUS_3_ACCEPT, PROMETHEUS_2_ACCEPT, "application/openmetrics-text"):
+        status, body, headers = plain.get("/metrics", headers={"Accept": accept})
+        assert status == 200
+        assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0; charset=utf-8"), accept
+        assert body.endswith("# EOF\n") and body.count("# EOF") == 1
+        assert "# TYPE redisguard_check_failures counter\n" in body  # OpenMetrics names the family, not its _total
+        ours = {k: v for k, v in _openmetrics_samples(body).items() if k[0].startswith("redisguard_")}
+        assert ours == {k: v for k, v in parse_samples(text).items() if k[0].startswith("redisguard_")}
+    # A scraper that asks only for the text format gets it.
+    _, _, headers = plain.get("/metrics", headers={"Accept": "text/plain;version=0.0.4"})
+    assert headers["Content-Type"].startswith("text/plain")
+
+
+def test_both_metrics_formats_pass_promtool_check_metrics(plain: Served) -> None:
+    from tests.fixtures.alerting import tool
+
+    plain.results.publish("drift_live", "staging", drifted("staging"))
+
+    def promtool(body: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([tool("promtool"), "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
+
+    _, text, _ = plain.get("/metrics")
+    result = promtool(text)
+    assert result.returncode == 0, result.stdout + result.stderr
+    _, openmetrics_body, _ = plain.get("/metrics", headers={"Accept": PROMETHEUS_3_ACCEPT})
+    _openmetrics_samples(openmetrics_body)  # the OpenMetrics grammar, strictly
+    # promtool reads only the text format (promlint over the 0.0.4 parser, in 2.x and 3.x alike): an
+    # OpenMetrics counter's `_total` samples look to it like a family without HELP. Anything else is a finding.
+    result = promtool(openmetrics_body)
+    counters = {f.sample_name for f in FAMILIES.values() if f.kind == "counter"} | {"process_cpu_seconds_total"}
+    problems = [line for line in result.stderr.splitlines() if line.strip()]
+    assert problems and all(p.split(" ", 1)[1] == "no help text" and p.split(" ", 1)[0] in counters for p in problems), problems
+
+
+def test_the_server_header_names_redisguard_without_a_trailing_space(plain: Served) -> None:
+    port = plain.server.server_address[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    servers = [line for line in head.split(b"\r\n") if line.lower().startswith(b"server:")]
+    assert servers == [b"Server: redisguard"]
