@@ -4,10 +4,12 @@ documented with a runbook, and their thresholds and windows follow the daemon's 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from redisguard.daemon.config import ThresholdSettings
 from redisguard.daemon.service.metrics import FAMILIES
@@ -72,6 +74,23 @@ def test_promtool_check_config_accepts_prometheus_yml_and_the_rules_it_loads() -
     doc = load_yaml(PROMETHEUS_CONFIG)
     assert [job["job_name"] for job in doc["scrape_configs"]] == ["redisguard"]
     assert (PROMETHEUS_CONFIG.parent / doc["rule_files"][0]).resolve() == RULES.resolve()
+
+
+@pytest.mark.parametrize(("job", "everywhere"), [("5s", False), ("1s", True), ("2m", False)])
+def test_the_scrape_interval_can_be_changed_alone(tmp_path: Path, job: str, everywhere: bool) -> None:
+    """docs/alerts.md: change the job's scrape_interval (and the global ones) and nothing else;
+    a timeout fixed at 10s would make Prometheus refuse any interval below it."""
+    doc = load_yaml(PROMETHEUS_CONFIG)
+    [redisguard] = doc["scrape_configs"]
+    redisguard["scrape_interval"] = job
+    if everywhere:
+        doc["global"] = {"scrape_interval": job, "evaluation_interval": job}
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    shutil.copy(RULES, tmp_path / doc["rule_files"][0])
+    result = run_tool(["promtool", "check", "config", str(config)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
 
 
 # --- what every alert carries ------------------------------------------------------------------
