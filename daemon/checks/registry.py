@@ -31,6 +31,9 @@ class CheckSpec:
     build: Callable[[RedisguardConfig], Check[Any]]
     budget: Callable[[RedisguardConfig, int], float]
     """Seconds one run over that many targets may take: /healthz adds it to a check's staleness limit."""
+    cli: str | None = None
+    """The command the check runs, looked up on PATH as the Automation API does (`check-config`
+    warns when a scheduled check's is missing); None for a check that only calls APIs."""
 
 
 def _api_budget(config: RedisguardConfig, _targets: int) -> float:
@@ -64,7 +67,7 @@ def _memory(config: RedisguardConfig) -> Check[Any]:
 CHECKS: Mapping[str, CheckSpec] = {
     spec.name: spec
     for spec in (
-        CheckSpec(DRIFT_PULUMI, "drift", "pulumi", _pulumi_drift, _refresh_budget),
+        CheckSpec(DRIFT_PULUMI, "drift", "pulumi", _pulumi_drift, _refresh_budget, cli="pulumi"),
         CheckSpec(DRIFT_LIVE, "drift", "live", _live_drift, _api_budget),
         CheckSpec(MEMORY, "memory", None, _memory, _api_budget),
     )

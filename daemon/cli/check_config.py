@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -22,7 +24,9 @@ def register(sub: Subcommands) -> None:
         "check-config",
         help="validate redisguard.yaml and the stack files it points at",
         description="Validate the config file (with REDISGUARD_* environment overrides applied) and "
-        "every Pulumi.<stack>.yaml it names; list every problem at once. Exit 0 valid, 1 invalid.",
+        "every Pulumi.<stack>.yaml it names; list every problem at once. A scheduled check whose command "
+        "is not on PATH here (drift_pulumi without `pulumi`) is a warning on stderr: the config is valid, but "
+        "every run of that check will fail. Exit 0 valid (warnings too), 1 invalid.",
     )
     add_config(check)
     check.set_defaults(func=run_check_config)
@@ -56,8 +60,33 @@ def run_check_config(args: argparse.Namespace) -> int:
     source = args.config or DEFAULT_CONFIG_FILE
     if problems:
         raise ConfigError(problem_list(source, what, problems))
-    print("\n".join([f"{source}: valid", *config_summary_lines(config, summaries, web)]))
+    warnings = missing_commands(config)
+    for warning in warnings:
+        print(f"redisguard check-config: warning: {warning}", file=sys.stderr)
+    verdict = f"valid ({len(warnings)} warning{'s' if len(warnings) != 1 else ''} on stderr)" if warnings else "valid"
+    print("\n".join([f"{source}: {verdict}", *config_summary_lines(config, summaries, web)]))
     return 0
+
+
+def missing_commands(config: RedisguardConfig) -> list[str]:
+    """What will fail because a scheduled check's command is not on PATH here, one line each.
+
+    A warning, not an error: the config is valid, and check-config may run elsewhere than the
+    daemon (a CI job, a laptop) with another PATH.
+    """
+    from redisguard.daemon.checks.registry import CHECKS
+
+    lines = []
+    for name, schedule in config.schedules.enabled().items():
+        command = CHECKS[name].cli
+        if command is not None and shutil.which(command) is None:
+            lines.append(
+                f"schedules.{name} is {schedule.text} but no `{command}` is on PATH: every {name} run will fail "
+                f"(\"the {command} CLI was not found on PATH\"; redisguard_check_up 0, /healthz 503). Install the "
+                f"{command.capitalize()} CLI where the daemon runs, or set schedules.{name}: off "
+                f"(REDISGUARD_SCHEDULES__{name.upper()}=off)"
+            )
+    return lines
 
 
 # What an unset (None) key means, as check-config shows it.

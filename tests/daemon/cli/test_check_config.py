@@ -59,3 +59,36 @@ def test_check_config_of_an_empty_file_lists_each_missing_stack_file_under_one_h
         f"  pulumi.stacks: 'staging' has no stack file {tmp_path / 'program' / 'Pulumi.staging.yaml'}",
         f"  pulumi.stacks: 'production' has no stack file {tmp_path / 'program' / 'Pulumi.production.yaml'}",
     ]
+
+
+def test_check_config_warns_that_drift_pulumi_will_fail_without_pulumi_on_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Valid (exit 0: the daemon may run elsewhere), but what will fail and why is said."""
+    config = tmp_path / "redisguard.yaml"
+    config.write_text(f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging]\n")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert main(["check-config", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{config}: valid (1 warning on stderr)\n")
+    assert err == (
+        "redisguard check-config: warning: schedules.drift_pulumi is 1h but no `pulumi` is on PATH: every "
+        'drift_pulumi run will fail ("the pulumi CLI was not found on PATH"; redisguard_check_up 0, /healthz 503). '
+        "Install the Pulumi CLI where the daemon runs, or set schedules.drift_pulumi: off "
+        "(REDISGUARD_SCHEDULES__DRIFT_PULUMI=off)\n"
+    )
+
+    monkeypatch.setenv("REDISGUARD_SCHEDULES__DRIFT_PULUMI", "off")
+    assert main(["check-config", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{config}: valid\n") and err == ""
+
+    monkeypatch.delenv("REDISGUARD_SCHEDULES__DRIFT_PULUMI")
+    pulumi = empty / "pulumi"
+    pulumi.write_text("#!/bin/sh\necho v3.0.0\n")
+    pulumi.chmod(0o755)
+    assert main(["check-config", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{config}: valid\n") and err == ""
