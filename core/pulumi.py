@@ -3,6 +3,9 @@ and watch, and the signatures the engine's protocol uses for secret and unknown 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 # The one resource type redisguard judges (policy pack), builds (program) and watches (daemon).
 INSTANCE_TYPE = "gcp:redis/instance:Instance"
 
@@ -13,3 +16,13 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 # The string the engine sends for a value not known until apply (`UnknownStringValue`).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def is_secret(value: Any) -> bool:
+    """Whether `value` is one of the engine's secret objects (in a checkpoint, an export, an event)."""
+    return isinstance(value, Mapping) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
+def resource_name(urn: str) -> str:
+    """The logical name at the end of a URN (`urn:pulumi:stack::project::type::name`)."""
+    return urn.rsplit("::", 1)[-1] if "::" in urn else urn

@@ -24,18 +24,18 @@ from pulumi.automation import (
 )
 
 from redisguard.core.errors import Cancelled, PermanentError, TransientError
+from redisguard.core.pulumi import SECRET_SIG_KEY, resource_name
 from redisguard.core.secrets import SECRET
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.checks.protocol import CancelToken
 from redisguard.daemon.checks.pulumi_command import BoundedPulumiCommand, RefreshTimeout
 from redisguard.daemon.config import PulumiSettings
 from redisguard.daemon.fleet.paths import PathPart, format_path, parse_path
+from redisguard.daemon.fleet.state import workspace_env
 from redisguard.daemon.reports.drift import DriftItem, PropertyDrift
 
 log = logging.getLogger(__name__)
 
-# The key Pulumi's JSON property encoding uses to mark a secret value.
-_SECRET_SIG = "4dabf18193072939515e22adb298388d"
 # Properties that hold secrets whatever the event says (defence in depth: an event log
 # written with --show-secrets must still not put an AUTH string in a report).
 _SECRET_KEYS = frozenset({"authString", "auth_string", "password", "passphrase", "token", "privateKey"})
@@ -47,13 +47,8 @@ _INSTALL_HINT = "install it (https://www.pulumi.com/docs/install/) or use --engi
 # --- engine events -> drift items ------------------------------------------------------------
 
 
-def resource_name(urn: str) -> str:
-    """The logical name at the end of a URN (`urn:pulumi:stack::project::type::name`)."""
-    return urn.rsplit("::", 1)[-1] if "::" in urn else urn
-
-
 def _is_secret(value: Any) -> bool:
-    return value == SECRET or (isinstance(value, Mapping) and _SECRET_SIG in value)
+    return value == SECRET or (isinstance(value, Mapping) and SECRET_SIG_KEY in value)
 
 
 def _mask(value: Any, parts: Sequence[PathPart] = ()) -> Any:
@@ -213,15 +208,6 @@ def _first_error_line(error: CommandError) -> str:
         if line and not line.isdigit():
             return line[:300]
     return "pulumi failed without a message"
-
-
-def workspace_env(settings: PulumiSettings) -> dict[str, str]:
-    """Environment for the CLI: the backend from config. Credentials (PULUMI_ACCESS_TOKEN,
-    PULUMI_CONFIG_PASSPHRASE, Google credentials) pass through from our own environment."""
-    env = {"PULUMI_SKIP_UPDATE_CHECK": "true"}
-    if settings.backend_url:
-        env["PULUMI_BACKEND_URL"] = settings.backend_url
-    return env
 
 
 def _preview_refresh(

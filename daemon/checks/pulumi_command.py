@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pulumi.automation import CommandResult, OnOutput, PulumiCommand
 from pulumi.automation.errors import create_command_error
 
 from redisguard.core.errors import Cancelled
-from redisguard.core.processes import die_with_parent_argv
+from redisguard.core.processes import die_with_parent_argv, kill_group, signal_group
 from redisguard.daemon.checks.protocol import CancelToken
 
 # On the per-stack timeout: how long the CLI gets to exit on SIGTERM, then on SIGKILL.
@@ -114,37 +113,3 @@ def _consume(stream: IO[str] | None, callback: OnOutput | None, chunks: list[str
             callback(stripped)
         chunks.append(stripped)
     stream.close()
-
-
-def signal_group(pgid: int, sig: int) -> bool:
-    """Send `sig` to a process group; False when the group is gone."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def group_alive(pgid: int) -> bool:
-    return signal_group(pgid, 0)
-
-
-def _wait_group_gone(process: subprocess.Popen[str], seconds: float) -> bool:
-    """Wait up to `seconds` for every process of the CLI's group to exit; True when none is left."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        process.poll()  # reap the CLI itself, or its zombie keeps the group alive
-        if not group_alive(process.pid):
-            return True
-        time.sleep(0.05)
-    return not group_alive(process.pid)
-
-
-def kill_group(process: subprocess.Popen[str], grace: float) -> None:
-    """SIGTERM the CLI's process group, SIGKILL whatever is left after `grace` seconds, and reap the CLI."""
-    pgid = process.pid  # start_new_session: the group id is the CLI's pid
-    if signal_group(pgid, signal.SIGTERM) and not _wait_group_gone(process, grace):
-        signal_group(pgid, signal.SIGKILL)
-        _wait_group_gone(process, KILL_GRACE_SECONDS)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=KILL_GRACE_SECONDS)

@@ -1,0 +1,423 @@
+"""A stack's deployed state, read as a user reads it (`pulumi stack export`, never `--show-secrets`), for any program in any language.
+
+The export is the checkpoint the backend holds (file://, gs://, s3://, azblob:// or Pulumi Cloud,
+whatever the CLI supports): every resource with its inputs and outputs, secret values still the
+engine's encrypted secret objects. Reading it needs the `pulumi` CLI and the backend's credentials,
+never a provider plugin, a language host or the stack's passphrase.
+
+Each read is cached in this process by the stack's version. On a file:// backend the version is the
+checkpoint file's stat (Pulumi's DIY layout, pulumi/pkg/backend/diy/store.go), so an unchanged stack
+is not exported again. The other backends offer no cheap probe the CLI exposes: their stacks are
+exported on every read (one CLI run each, the cost docs/deployment.md names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+from redisguard.core.errors import ConfigError, PermanentError, TransientError
+from redisguard.core.processes import die_with_parent_argv, kill_group
+from redisguard.core.pulumi import resource_name
+from redisguard.core.secrets import redact_url, scrub, secret_values
+from redisguard.daemon.config import PulumiSettings
+
+log = logging.getLogger(__name__)
+
+# The deployment schema versions whose resources have the shape read here (apitype.DeploymentV3;
+# V4 adds fields, none removed).
+SUPPORTED_DEPLOYMENT_VERSIONS = (3, 4)
+# What the CLI's stack file variants are called in a DIY backend (diy/state.go stackPath: the
+# most recently written of the three is the checkpoint).
+_CHECKPOINT_SUFFIXES = (".json", ".json.gz", ".json.zst")
+# On a timeout: how long the CLI gets to exit on SIGTERM before its group is SIGKILLed.
+_KILL_GRACE_SECONDS = 5.0
+# `pulumi stack ls` for a "did you mean" after an unknown stack: a hint, so a short limit.
+_LIST_TIMEOUT_SECONDS = 20.0
+_INSTALL_HINT = "install it (https://www.pulumi.com/docs/install/) on the host that runs redisguard"
+
+
+@dataclass(frozen=True)
+class StateResource:
+    """One resource of a deployment, as the checkpoint holds it."""
+
+    urn: str
+    type: str
+    """The resource type token, e.g. core.pulumi.INSTANCE_TYPE ("gcp:redis/instance:Instance")."""
+    id: str | None
+    """The provider's id (e.g. projects/P/locations/R/instances/NAME); None for a component."""
+    inputs: Mapping[str, Any]
+    """As in the checkpoint: camelCase keys; secret values stay the engine's encrypted secret objects."""
+    outputs: Mapping[str, Any]
+    parent: str | None
+    provider: str | None
+    """The provider reference, "<provider urn>::<provider id>"."""
+
+    @property
+    def name(self) -> str:
+        """The logical name, the URN's last segment."""
+        return resource_name(self.urn)
+
+    @property
+    def project(self) -> str:
+        """The Pulumi project the URN names (`urn:pulumi:<stack>::<project>::...`)."""
+        parts = self.urn.split("::")
+        return parts[1] if len(parts) > 2 else ""
+
+
+@dataclass(frozen=True)
+class StackState:
+    """A stack's deployment: every resource (callers filter by type), and the version it was read at."""
+
+    stack: str
+    version: str
+    """What the cache is keyed on: the checkpoint file's path, mtime and size on a file:// backend,
+    else a digest of the export."""
+    resources: tuple[StateResource, ...]
+    cached: bool
+    """True when this read did not run the CLI (the version had not changed)."""
+
+    def of_type(self, type_: str) -> list[StateResource]:
+        return [r for r in self.resources if r.type == type_]
+
+
+# --- the export document ----------------------------------------------------------------------
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_export(text: str | bytes, *, stack: str, source: str) -> StackState:
+    """A `pulumi stack export` document (what `--file` writes) as a StackState (not cached, version
+    its digest). `source` names where it came from in errors (a file, "the export of stack S"):
+    ConfigError for a document that is not a deployment; never a value from it in the message."""
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ConfigError(f"{source}: not a Pulumi deployment export: not valid JSON{where}") from None
+    return _from_document(document, stack=stack, source=source, version=_digest(text))
+
+
+def _digest(text: str | bytes) -> str:
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:32]
+
+
+def _from_document(document: Any, *, stack: str, source: str, version: str) -> StackState:
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(f"{source}: not a Pulumi deployment export: {problem}")
+
+    if not isinstance(document, Mapping):
+        raise bad("the document is not a JSON object (expected {\"version\": 3, \"deployment\": {...}})")
+    schema = document.get("version")
+    if schema not in SUPPORTED_DEPLOYMENT_VERSIONS:
+        allowed = ", ".join(map(str, SUPPORTED_DEPLOYMENT_VERSIONS))
+        found = "missing" if schema is None else json.dumps(schema) if isinstance(schema, (int, str)) else "not a number"
+        raise bad(f"key 'version' is {found}; supported deployment versions: {allowed}")
+    deployment = document.get("deployment")
+    if not isinstance(deployment, Mapping):
+        raise bad("key 'deployment' is missing or not an object")
+    raw_resources = deployment.get("resources")
+    if raw_resources is None:  # a stack with nothing deployed
+        raw_resources = []
+    if not isinstance(raw_resources, list):
+        raise bad("key 'deployment.resources' is not a list")
+    resources: list[StateResource] = []
+    problems: list[str] = []
+    for index, raw in enumerate(raw_resources):
+        where = f"deployment.resources[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where} is not an object")
+            continue
+        urn, type_ = raw.get("urn"), raw.get("type")
+        if not isinstance(urn, str) or not urn.startswith("urn:pulumi:"):
+            problems.append(f"{where}.urn is missing or not a Pulumi URN")
+            continue
+        if not isinstance(type_, str) or not type_:
+            problems.append(f"{where}.type is missing or not a string")
+            continue
+        inputs, outputs = raw.get("inputs"), raw.get("outputs")
+        inputs, outputs = {} if inputs is None else inputs, {} if outputs is None else outputs
+        if not isinstance(inputs, Mapping) or not isinstance(outputs, Mapping):
+            problems.append(f"{where}: inputs and outputs must be objects")
+            continue
+        if raw.get("delete") is True:
+            # The old copy of a replaced resource, waiting to be deleted: not what is deployed.
+            continue
+        resources.append(
+            StateResource(
+                urn=urn,
+                type=type_,
+                id=_optional_str(raw.get("id")),
+                inputs=MappingProxyType(dict(inputs)),
+                outputs=MappingProxyType(dict(outputs)),
+                parent=_optional_str(raw.get("parent")),
+                provider=_optional_str(raw.get("provider")),
+            )
+        )
+    if problems:
+        shown = problems[:5] + ([f"and {len(problems) - 5} more"] if len(problems) > 5 else [])
+        raise bad("; ".join(shown))
+    return StackState(stack=stack, version=version, resources=tuple(resources), cached=False)
+
+
+def read_export_file(path: Path) -> StackState:
+    """A file `pulumi stack export --file` wrote, its stack named by its resources' URNs (the file's
+    stem when it has none). ConfigError naming the file when it cannot be read or is not an export."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the state file: {exc.strerror or exc}") from None
+    state = parse_export(data, stack=path.stem, source=str(path))
+    stacks = {r.urn.removeprefix("urn:pulumi:").split("::", 1)[0] for r in state.resources}
+    return dataclasses.replace(state, stack=stacks.pop()) if len(stacks) == 1 else state
+
+
+# --- the CLI run ----------------------------------------------------------------------------
+
+
+def workspace_env(settings: PulumiSettings) -> dict[str, str]:
+    """Environment for the CLI: the backend from config. Credentials (PULUMI_ACCESS_TOKEN,
+    PULUMI_CONFIG_PASSPHRASE, Google credentials) pass through from our own environment."""
+    env = {"PULUMI_SKIP_UPDATE_CHECK": "true"}
+    if settings.backend_url:
+        env["PULUMI_BACKEND_URL"] = settings.backend_url
+    return env
+
+
+def _has_project(work_dir: Path) -> bool:
+    return any((work_dir / name).is_file() for name in ("Pulumi.yaml", "Pulumi.yml"))
+
+
+def _project_name(work_dir: Path) -> str | None:
+    for name in ("Pulumi.yaml", "Pulumi.yml"):
+        try:
+            project = yaml.safe_load((work_dir / name).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(project, Mapping) and isinstance(project.get("name"), str):
+            return str(project["name"])
+    return None
+
+
+def _first_error_line(stderr: str) -> str:
+    """The CLI's own `error:` line (one line), else its last non-empty line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("error:"):
+            return re.sub(r"\s+", " ", line[len("error:") :].strip())[:300]
+    return lines[-1][:300] if lines else "pulumi failed without a message"
+
+
+def _run(pulumi: str, args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    """`pulumi ARGS` in its own process group, killed whole at `timeout` (subprocess.TimeoutExpired)."""
+    with subprocess.Popen(
+        # SIGKILLed when this process dies, however it dies: no CLI outlives us.
+        die_with_parent_argv([pulumi, *args, "--non-interactive", "--color", "never"]),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(process, _KILL_GRACE_SECONDS)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+@dataclass(frozen=True)
+class _Invocation:
+    pulumi: str
+    cwd: Path
+    env: dict[str, str]
+    secrets: tuple[str, ...]
+    settings: PulumiSettings
+
+
+def _stack_names(call: _Invocation) -> list[str]:
+    """The backend's stack names for a "did you mean" ([] when listing fails: it is only a hint)."""
+    try:
+        done = _run(call.pulumi, ["stack", "ls", "--json"], call.cwd, call.env, _LIST_TIMEOUT_SECONDS)
+        listed = json.loads(done.stdout) if done.returncode == 0 else []
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    return [str(s["name"]) for s in listed if isinstance(s, Mapping) and "name" in s] if isinstance(listed, list) else []
+
+
+def _export_error(call: _Invocation, stack: str, stderr: str, has_project: bool) -> Exception:
+    line = scrub(_first_error_line(stderr), call.secrets)
+    lowered = line.lower()
+    backend = redact_url(call.settings.backend_url) if call.settings.backend_url else "the CLI's current login"
+    if "no pulumi.yaml project file found" in lowered or ("fully qualified" in lowered and not has_project):
+        return ConfigError(
+            f"stack {stack!r}: {call.settings.work_dir} holds no Pulumi.yaml, so the stack must be named in full "
+            f"as org/project/stack (for a DIY backend, organization/<project>/{stack}) in pulumi.stacks; pulumi said: {line}"
+        )
+    if re.search(r"no stack named|stack .* not found|could not find stack|stack not found", lowered):
+        names = _stack_names(call)
+        short = stack.rsplit("/", 1)[-1]
+        close = difflib.get_close_matches(short, [n.rsplit("/", 1)[-1] for n in names], n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else (f"; the backend has {', '.join(names)}" if names else "")
+        return PermanentError(f"stack {stack!r} not found in {backend}{hint}")
+    if re.search(r"pulumi login|not logged in|access token|unauthorized|401|403|forbidden|permission", lowered):
+        return PermanentError(f"cannot read stack {stack!r} from {backend}: not logged in or not allowed: {line}")
+    if re.search(r"timeout|timed out|connection refused|no such host|dial tcp|temporar|unavailable|50[234]|429|eof", lowered):
+        return TransientError(f"cannot reach the backend {backend} for stack {stack!r}: {line}")
+    return PermanentError(f"pulumi stack export --stack {stack} failed: {line}")
+
+
+def _export(call: _Invocation, stack: str, timeout: float) -> bytes:
+    has_project = call.cwd == call.settings.work_dir
+    try:
+        done = _run(call.pulumi, ["stack", "export", "--stack", stack], call.cwd, call.env, timeout)
+    except subprocess.TimeoutExpired:
+        raise TransientError(
+            f"pulumi stack export --stack {stack} ran past {timeout:g}s; the CLI and its child processes were killed"
+        ) from None
+    except OSError as exc:
+        raise PermanentError(f"cannot run the pulumi CLI ({call.pulumi}): {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        raise _export_error(call, stack, done.stderr.decode("utf-8", "replace"), has_project)
+    return done.stdout
+
+
+# --- the version probe and the cache ----------------------------------------------------------
+
+
+def _backend_url(settings: PulumiSettings) -> str | None:
+    """The backend the CLI will use, where redisguard can tell without asking it (config, environment, Pulumi.yaml)."""
+    if settings.backend_url:
+        return settings.backend_url
+    if os.environ.get("PULUMI_BACKEND_URL"):
+        return os.environ["PULUMI_BACKEND_URL"]
+    for name in ("Pulumi.yaml", "Pulumi.yml"):
+        try:
+            project = yaml.safe_load((settings.work_dir / name).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        backend = project.get("backend") if isinstance(project, Mapping) else None
+        if isinstance(backend, Mapping) and isinstance(backend.get("url"), str):
+            return str(backend["url"])
+    return None
+
+
+def _file_root(url: str | None, cwd: Path) -> Path | None:
+    """A file:// backend's folder, resolved as the CLI resolves it (diy/backend.go massageBlobPath)."""
+    if not url or not url.startswith("file://"):
+        return None
+    path = unquote(urlsplit(url).path if url.startswith("file:///") else url[len("file://") :].split("?", 1)[0])
+    root = Path(path).expanduser()
+    return root if root.is_absolute() else (cwd / root)
+
+
+def checkpoint_candidates(root: Path, stack: str, project: str | None) -> list[Path]:
+    """Where a DIY backend rooted at `root` may hold the stack's checkpoint: the project layout
+    (`.pulumi/stacks/<project>/<stack>.json`, with .gz and .zst variants) and the legacy one
+    (`.pulumi/stacks/<stack>.json`); diy/store.go's StackBasePath for each store version."""
+    parts = stack.split("/")
+    name = parts[-1]
+    if len(parts) == 3:
+        project = parts[1]
+    stacks = root / ".pulumi" / "stacks"
+    bases = ([stacks / project / name] if project else []) + [stacks / name]
+    return [base.with_name(base.name + suffix) for base in bases for suffix in _CHECKPOINT_SUFFIXES]
+
+
+def _probe(root: Path, stack: str, project: str | None) -> str | None:
+    """The stack's version from the checkpoint files' stat; None when none exists (let the CLI say why)."""
+    found = []
+    for path in checkpoint_candidates(root, stack, project):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found.append(f"{path}:{stat.st_mtime_ns}:{stat.st_size}")
+    if not found:
+        return None
+    # meta.yaml decides which layout the CLI reads (diy/meta.go): a change there changes the answer.
+    try:
+        meta = (root / ".pulumi" / "meta.yaml").stat()
+        found.append(f"meta:{meta.st_mtime_ns}:{meta.st_size}")
+    except OSError:
+        pass
+    return "|".join(found)
+
+
+_cache: dict[tuple[str | None, str, str], StackState] = {}
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget every cached export (tests; a daemon never needs to: versions do)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def read_stack_state(settings: PulumiSettings, stack: str, *, timeout: float | None = None) -> StackState:
+    """The stack's deployment as `pulumi stack export --stack STACK` gives it (never with
+    --show-secrets), from this process's cache while its version is unchanged.
+
+    Runs the CLI in `settings.work_dir` when it holds the project (Pulumi.yaml), else in an empty
+    folder (the stack must then be org/project/stack), with PULUMI_BACKEND_URL from the config, in
+    its own process group killed at `timeout` (default: pulumi.refresh_timeout_seconds).
+    Raises ConfigError (the stack cannot be named from here, an export that is not a deployment),
+    TransientError (timeout, backend unreachable) or PermanentError (no CLI, not logged in, stack
+    not found), each one line with no secret in it.
+    """
+    began = time.monotonic()
+    work_dir = settings.work_dir
+    has_project = _has_project(work_dir)
+    project = _project_name(work_dir) if has_project else None
+    key = (settings.backend_url, str(work_dir.resolve()), stack)
+    root = _file_root(_backend_url(settings), work_dir)
+    version = _probe(root, stack, project) if root is not None else None
+    if version is not None:
+        with _cache_lock:
+            cached = _cache.get(key)
+        if cached is not None and cached.version == version:
+            return dataclasses.replace(cached, cached=True)
+
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise PermanentError(f"the pulumi CLI was not found on PATH; {_INSTALL_HINT} (reading stack {stack!r} needs it)")
+    secrets = secret_values([settings.backend_url])
+    env = {**os.environ, **workspace_env(settings)}
+    with tempfile.TemporaryDirectory(prefix="redisguard-export-") as empty:
+        cwd = work_dir if has_project else Path(empty)
+        call = _Invocation(pulumi, cwd, env, secrets, settings)
+        data = _export(call, stack, timeout if timeout is not None else settings.refresh_timeout_seconds)
+    state = parse_export(data, stack=stack, source=f"the export of stack {stack!r}")
+    if version is not None:
+        state = dataclasses.replace(state, version=version)
+        with _cache_lock:
+            _cache[key] = state
+    log.debug(
+        "stack export stack=%s resources=%d bytes=%d seconds=%.3f probed=%s",
+        stack, len(state.resources), len(data), time.monotonic() - began, version is not None,
+    )  # fmt: skip
+    return state

@@ -1,0 +1,150 @@
+"""A stack's deployed state: the export document read without a CLI, and the file:// version probe with a stand-in `pulumi` on PATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redisguard.core.errors import ConfigError
+from redisguard.core.pulumi import INSTANCE_TYPE, SECRET_SIG, SECRET_SIG_KEY, is_secret
+from redisguard.daemon.config import PulumiSettings
+from redisguard.daemon.fleet import state as fleet_state
+from redisguard.daemon.fleet.state import checkpoint_candidates, parse_export, read_export_file, read_stack_state
+
+URN = "urn:pulumi:staging::ampledash-infra::"
+PROVIDER = f"{URN}pulumi:providers:gcp::default_9_37_0"
+PLAINTEXT = "not-a-real-auth-string-5b9c"
+
+
+def _export(resources: list[dict[str, Any]], version: int = 3) -> dict[str, Any]:
+    return {"version": version, "deployment": {"manifest": {"version": "v3.274.1"}, "resources": resources}}
+
+
+def _resources() -> list[dict[str, Any]]:
+    return [
+        {"urn": f"{URN}pulumi:pulumi:Stack::ampledash-infra-staging", "custom": False, "type": "pulumi:pulumi:Stack"},
+        {"urn": PROVIDER, "custom": True, "id": "452ed27e", "type": "pulumi:providers:gcp", "inputs": {"project": "p"}},
+        {
+            "urn": f"{URN}{INSTANCE_TYPE}::redis-sidekiq",
+            "custom": True,
+            "id": "projects/p/locations/r/instances/redis-sidekiq",
+            "type": INSTANCE_TYPE,
+            "inputs": {"memorySizeGb": 2, "redisConfigs": {"activedefrag": "yes"}},
+            "outputs": {"memorySizeGb": 2, "authString": {SECRET_SIG_KEY: SECRET_SIG, "ciphertext": "v1:abc"}},
+            "parent": f"{URN}pulumi:pulumi:Stack::ampledash-infra-staging",
+            "provider": f"{PROVIDER}::452ed27e",
+        },
+        # The old copy of a replaced instance, waiting for deletion: not deployed.
+        {"urn": f"{URN}{INSTANCE_TYPE}::redis-sidekiq", "custom": True, "id": "old", "type": INSTANCE_TYPE, "delete": True},
+    ]
+
+
+def test_an_export_gives_every_deployed_resource_with_its_inputs_outputs_and_references() -> None:
+    state = parse_export(json.dumps(_export(_resources())), stack="staging", source="test")
+
+    assert [r.type for r in state.resources] == ["pulumi:pulumi:Stack", "pulumi:providers:gcp", INSTANCE_TYPE]
+    (instance,) = state.of_type(INSTANCE_TYPE)
+    assert (instance.name, instance.project, instance.id) == ("redis-sidekiq", "ampledash-infra", "projects/p/locations/r/instances/redis-sidekiq")
+    assert instance.inputs == {"memorySizeGb": 2, "redisConfigs": {"activedefrag": "yes"}}
+    assert is_secret(instance.outputs["authString"])
+    assert instance.provider == f"{PROVIDER}::452ed27e" and instance.parent is not None
+    assert state.cached is False and state.version.startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ("{not json", "not valid JSON (line 1, column 2)"),
+        ("[]", "the document is not a JSON object"),
+        (json.dumps(_export([], version=1)), "key 'version' is 1; supported deployment versions: 3, 4"),
+        (json.dumps({"version": 3}), "key 'deployment' is missing or not an object"),
+        (json.dumps({"version": 3, "deployment": {"resources": {}}}), "key 'deployment.resources' is not a list"),
+        (
+            json.dumps(_export([{"type": INSTANCE_TYPE, "inputs": {"authString": PLAINTEXT}}, {"urn": f"{URN}x::y"}])),
+            "deployment.resources[0].urn is missing or not a Pulumi URN; deployment.resources[1].type is missing",
+        ),
+        (json.dumps(_export([{"urn": f"{URN}x::y", "type": "x", "inputs": [PLAINTEXT]}])), "inputs and outputs must be objects"),
+    ],
+)
+def test_a_document_that_is_not_an_export_is_one_error_naming_its_source_and_no_value(document: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_export(document, stack="staging", source="state.json")
+
+    message = str(caught.value)
+    assert message.startswith("state.json: not a Pulumi deployment export: ") and problem in message, message
+    assert PLAINTEXT not in message
+
+
+def test_an_export_file_names_its_stack_by_its_urns(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(_export(_resources())))
+
+    assert read_export_file(path).stack == "staging"
+    with pytest.raises(ConfigError, match=r"missing\.json: cannot read the state file: No such file"):
+        read_export_file(tmp_path / "missing.json")
+
+
+def test_the_checkpoint_is_looked_for_where_the_diy_backend_keeps_it(tmp_path: Path) -> None:
+    stacks = tmp_path / ".pulumi" / "stacks"
+
+    assert checkpoint_candidates(tmp_path, "staging", "ampledash-infra")[:3] == [
+        stacks / "ampledash-infra" / "staging.json",
+        stacks / "ampledash-infra" / "staging.json.gz",
+        stacks / "ampledash-infra" / "staging.json.zst",
+    ]
+    assert checkpoint_candidates(tmp_path, "organization/other/prod", "ampledash-infra")[0] == stacks / "other" / "prod.json"
+    assert stacks / "staging.json" in checkpoint_candidates(tmp_path, "staging", None)  # the legacy layout
+
+
+@pytest.fixture
+def fake_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[PulumiSettings, Path, Path]:
+    """A project folder, a file:// backend holding the stack's checkpoint in the legacy layout, and a
+    stand-in `pulumi` that prints that checkpoint as its export and logs each run."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text("name: ampledash-infra\nruntime: nodejs\n")
+    checkpoint = tmp_path / "state" / ".pulumi" / "stacks" / "staging.json"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_text(json.dumps(_export(_resources())))
+    runs = tmp_path / "runs.log"
+    cli = tmp_path / "bin" / "pulumi"
+    cli.parent.mkdir()
+    cli.write_text(f'#!/bin/sh\necho "$PULUMI_BACKEND_URL $*" >> {runs}\ncat {checkpoint}\n')
+    cli.chmod(cli.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{cli.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    fleet_state.clear_cache()
+    settings = PulumiSettings(work_dir=project, stacks=("staging",), backend_url=f"file://{tmp_path / 'state'}")
+    return settings, checkpoint, runs
+
+
+def test_a_file_backend_stack_is_exported_again_only_when_its_checkpoint_changed(
+    fake_backend: tuple[PulumiSettings, Path, Path],
+) -> None:
+    settings, checkpoint, runs = fake_backend
+
+    first = read_stack_state(settings, "staging")
+    again = read_stack_state(settings, "staging")
+    checkpoint.write_text(json.dumps(_export(_resources()[:2])))
+    changed = read_stack_state(settings, "staging")
+
+    assert [first.cached, again.cached, changed.cached] == [False, True, False]
+    assert str(checkpoint) in first.version and again.version == first.version != changed.version
+    assert changed.of_type(INSTANCE_TYPE) == []
+    backend = settings.backend_url
+    assert runs.read_text().splitlines() == [f"{backend} stack export --stack staging --non-interactive --color never"] * 2
+
+
+def test_a_backend_without_a_probe_is_exported_on_every_read(fake_backend: tuple[PulumiSettings, Path, Path]) -> None:
+    settings, _, runs = fake_backend
+    cloud = settings.model_copy(update={"backend_url": "https://api.pulumi.example"})
+
+    reads = [read_stack_state(cloud, "staging") for _ in range(2)]
+
+    assert [r.cached for r in reads] == [False, False] and reads[0].version == reads[1].version
+    assert len(runs.read_text().splitlines()) == 2

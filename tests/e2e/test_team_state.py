@@ -1,0 +1,180 @@
+"""A team's deployed stack read from its backend (daemon/fleet/state.py), and judged by the pack as deployed (`policy-check --state`).
+
+The team's TypeScript program (tests/fixtures/team_program/) is deployed once for the module by the
+real CLI through the Node.js host against one emulator; every test reads that stack the way the
+daemon would: `pulumi stack export` from the file:// backend, no passphrase, no provider plugin.
+One test changes the deployment (`maintenance_start_minutes`); no other test looks at that value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google.cloud import redis_v1
+
+from redisguard.core.errors import ConfigError, PermanentError
+from redisguard.core.pulumi import INSTANCE_TYPE, is_secret
+from redisguard.daemon.config import PulumiSettings
+from redisguard.daemon.fleet import state as fleet_state
+from redisguard.daemon.fleet.state import read_stack_state
+from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.pulumi_engine import Engine
+from tests.fixtures.repo import REPO
+
+pytestmark = pytest.mark.slow
+
+FIXTURE = REPO / "tests" / "fixtures" / "team_program"
+PROJECT = "ampledash-staging"
+REGION = "europe-west1"
+INSTANCE_ID = f"projects/{PROJECT}/locations/{REGION}/instances/redis-sidekiq"
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[EmulatorHandle]:
+    handle = start_emulator(tmp_path_factory.mktemp("state-emulator"), project=PROJECT, region=REGION)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="module")
+def client(emulator: EmulatorHandle) -> redis_v1.CloudRedisClient:
+    return emulator.redis_client()
+
+
+def _pulumi(engine: Engine, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = engine.pulumi(cwd, *args)
+    assert done.returncode == 0, f"pulumi {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def program(engine: Engine, emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The team's program (node_modules linked) with its staging stack deployed by `pulumi up`."""
+    modules = FIXTURE / "node_modules"
+    assert modules.is_dir(), "run ./dev (npm ci --ignore-scripts --prefix tests/fixtures/team_program)"
+    work = tmp_path_factory.mktemp("state-program") / "ampledash-infra"
+    shutil.copytree(FIXTURE, work, ignore=shutil.ignore_patterns("node_modules", "bin"))
+    (work / "node_modules").symlink_to(modules)
+    _pulumi(engine, work, "stack", "init", "staging")
+    _pulumi(engine, work, "config", "set", "gcp:redisCustomEndpoint", f"{emulator.redis_endpoint}/v1/", "--stack", "staging")
+    _pulumi(engine, work, "up", "--yes", "--stack", "staging")
+    return work
+
+
+@pytest.fixture
+def reader_env(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """This process's environment as the daemon's: the engine's PATH and Pulumi home, and neither a
+    backend URL (the config names it) nor the stack's passphrase (reading state needs none)."""
+    for name in [n for n in os.environ if n.startswith("PULUMI_")]:
+        monkeypatch.delenv(name)
+    for name, value in engine.env.items():
+        if name not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL"):
+            monkeypatch.setenv(name, value)
+    fleet_state.clear_cache()
+    return engine
+
+
+def _settings(engine: Engine, work_dir: Path) -> PulumiSettings:
+    return PulumiSettings(work_dir=work_dir, stacks=("staging",), backend_url=f"file://{engine.backend}")
+
+
+def _counting_pulumi(engine: Engine, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A `pulumi` first on PATH that logs each run to a file and runs the real CLI; returns the log."""
+    runs = folder / "pulumi-runs.log"
+    shim = folder / "bin" / "pulumi"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\necho "$*" >> {runs}\nexec {engine.bin_dirs[0] / "pulumi"} "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    return runs
+
+
+def test_reads_the_deployed_instance_with_its_inputs_id_and_urn(reader_env: Engine, program: Path) -> None:
+    state = read_stack_state(_settings(reader_env, program), "staging")
+
+    (instance,) = state.of_type(INSTANCE_TYPE)
+    assert (state.stack, state.cached) == ("staging", False)
+    assert instance.name == "redis-sidekiq"
+    assert instance.urn == f"urn:pulumi:staging::ampledash-infra::{INSTANCE_TYPE}::redis-sidekiq"
+    assert instance.id == INSTANCE_ID
+    assert instance.provider is not None and instance.provider.startswith("urn:pulumi:staging::ampledash-infra::pulumi:providers:gcp::")
+    assert instance.inputs["memorySizeGb"] == 2
+    assert instance.inputs["redisConfigs"] == {"maxmemory-policy": "noeviction", "activedefrag": "yes"}
+    (window,) = instance.inputs["maintenancePolicy"]["weeklyMaintenanceWindows"]
+    assert (window["day"], window["startTime"]["hours"]) == ("SUNDAY", 8)
+    assert instance.inputs["transitEncryptionMode"] == "DISABLED"  # the provider's default, filled in by its Check
+    assert {r.type for r in state.resources} >= {"pulumi:pulumi:Stack", INSTANCE_TYPE}
+
+
+def test_the_auth_string_stays_encrypted_in_what_is_read(
+    reader_env: Engine, program: Path, client: redis_v1.CloudRedisClient
+) -> None:
+    state = read_stack_state(_settings(reader_env, program), "staging")
+
+    (instance,) = state.of_type(INSTANCE_TYPE)
+    assert is_secret(instance.outputs["authString"])
+    assert "ciphertext" in instance.outputs["authString"] and "plaintext" not in instance.outputs["authString"]
+    auth = client.get_instance_auth_string(name=INSTANCE_ID).auth_string
+    assert auth and auth not in json.dumps([dict(r.outputs) | dict(r.inputs) for r in state.resources], default=str)
+
+
+def test_an_unchanged_stack_is_not_exported_again_and_a_changed_one_is(
+    reader_env: Engine, program: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = _counting_pulumi(reader_env, tmp_path, monkeypatch)
+    settings = _settings(reader_env, program)
+
+    first = read_stack_state(settings, "staging")
+    again = read_stack_state(settings, "staging")
+
+    assert (first.cached, again.cached) == (False, True)
+    assert again.resources == first.resources and again.version == first.version
+    assert runs.read_text().splitlines() == ["stack export --stack staging --non-interactive --color never"]
+
+    _pulumi(reader_env, program, "config", "set", "--path", "ampledash-infra:redis[0].maintenance_start_minutes", "30",
+            "--stack", "staging")  # fmt: skip
+    _pulumi(reader_env, program, "up", "--yes", "--stack", "staging")
+    changed = read_stack_state(settings, "staging")
+
+    assert changed.cached is False and changed.version != first.version
+    (instance,) = changed.of_type(INSTANCE_TYPE)
+    (window,) = instance.inputs["maintenancePolicy"]["weeklyMaintenanceWindows"]
+    assert window["startTime"]["minutes"] == 30
+    assert len(runs.read_text().splitlines()) == 2
+
+
+def test_an_unknown_stack_is_an_error_naming_it_with_a_suggestion(
+    reader_env: Engine, program: Path, client: redis_v1.CloudRedisClient
+) -> None:
+    with pytest.raises(PermanentError) as caught:
+        read_stack_state(_settings(reader_env, program), "stagin")
+
+    message = str(caught.value)
+    assert "'stagin' not found" in message and "did you mean staging?" in message, message
+    assert client.get_instance_auth_string(name=INSTANCE_ID).auth_string not in message
+
+
+def test_without_a_project_folder_the_stack_is_named_in_full(reader_env: Engine, program: Path, tmp_path: Path) -> None:
+    settings = _settings(reader_env, tmp_path)
+
+    with pytest.raises(ConfigError, match=r"holds no Pulumi\.yaml, so the stack must be named in full as org/project/stack"):
+        read_stack_state(settings, "staging")
+    state = read_stack_state(settings, "organization/ampledash-infra/staging")
+
+    assert [r.name for r in state.of_type(INSTANCE_TYPE)] == ["redis-sidekiq"]
+
+
+def test_without_the_pulumi_cli_the_error_says_so(
+    reader_env: Engine, program: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    with pytest.raises(PermanentError, match="the pulumi CLI was not found on PATH"):
+        read_stack_state(_settings(reader_env, program), "staging")
