@@ -10,7 +10,6 @@ stack for the module, deployed once (the `deployed` fixture); no test depends on
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,15 +23,15 @@ from google.protobuf import field_mask_pb2
 from google.type import dayofweek_pb2
 
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
-from tests.fixtures.pulumi_engine import Engine
+from tests.fixtures.pulumi_engine import TEAM_PROGRAM, TEAM_PROJECT, TEAM_REGION, Engine, team_program_copy
 from tests.fixtures.repo import REPO
 
 pytestmark = pytest.mark.slow
 
-FIXTURE = REPO / "tests" / "fixtures" / "team_program"
+FIXTURE = TEAM_PROGRAM
 PACK = REPO / "policies"
-PROJECT = "ampledash-staging"
-REGION = "europe-west1"
+PROJECT = TEAM_PROJECT
+REGION = TEAM_REGION
 TRANSIT = "memorystore-transit-encryption-required"
 
 
@@ -64,14 +63,7 @@ def _pulumi(
 def program(engine: Engine, emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the team's program (its installed node_modules linked, not copied) with a staging
     stack whose gcp endpoint is the emulator, set the way the team would: `pulumi config set`."""
-    modules = FIXTURE / "node_modules"
-    assert modules.is_dir(), "run ./dev (npm ci --ignore-scripts --prefix tests/fixtures/team_program)"
-    work = tmp_path_factory.mktemp("team-program") / "ampledash-infra"
-    shutil.copytree(FIXTURE, work, ignore=shutil.ignore_patterns("node_modules", "bin"))
-    (work / "node_modules").symlink_to(modules)
-    _pulumi(engine, work, "stack", "init", "staging")
-    _pulumi(engine, work, "config", "set", "gcp:redisCustomEndpoint", f"{emulator.redis_endpoint}/v1/", "--stack", "staging")
-    return work
+    return team_program_copy(engine, tmp_path_factory.mktemp("team-program"), emulator.redis_endpoint)
 
 
 def _policy_config(tmp_path: Path, document: dict[str, Any]) -> Path:

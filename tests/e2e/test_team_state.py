@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -25,20 +24,16 @@ from redisguard.daemon.config import PulumiSettings
 from redisguard.daemon.fleet import state as fleet_state
 from redisguard.daemon.fleet.state import read_stack_state
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
-from tests.fixtures.pulumi_engine import Engine
-from tests.fixtures.repo import REPO
+from tests.fixtures.pulumi_engine import TEAM_PROJECT, TEAM_REGION, Engine, team_program_copy
 
 pytestmark = pytest.mark.slow
 
-FIXTURE = REPO / "tests" / "fixtures" / "team_program"
-PROJECT = "ampledash-staging"
-REGION = "europe-west1"
-INSTANCE_ID = f"projects/{PROJECT}/locations/{REGION}/instances/redis-sidekiq"
+INSTANCE_ID = f"projects/{TEAM_PROJECT}/locations/{TEAM_REGION}/instances/redis-sidekiq"
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[EmulatorHandle]:
-    handle = start_emulator(tmp_path_factory.mktemp("state-emulator"), project=PROJECT, region=REGION)
+    handle = start_emulator(tmp_path_factory.mktemp("state-emulator"), project=TEAM_PROJECT, region=TEAM_REGION)
     yield handle
     handle.stop()
 
@@ -56,14 +51,8 @@ def _pulumi(engine: Engine, cwd: Path, *args: str) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="module")
 def program(engine: Engine, emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The team's program (node_modules linked) with its staging stack deployed by `pulumi up`."""
-    modules = FIXTURE / "node_modules"
-    assert modules.is_dir(), "run ./dev (npm ci --ignore-scripts --prefix tests/fixtures/team_program)"
-    work = tmp_path_factory.mktemp("state-program") / "ampledash-infra"
-    shutil.copytree(FIXTURE, work, ignore=shutil.ignore_patterns("node_modules", "bin"))
-    (work / "node_modules").symlink_to(modules)
-    _pulumi(engine, work, "stack", "init", "staging")
-    _pulumi(engine, work, "config", "set", "gcp:redisCustomEndpoint", f"{emulator.redis_endpoint}/v1/", "--stack", "staging")
+    """The team's program with its staging stack deployed by `pulumi up`."""
+    work = team_program_copy(engine, tmp_path_factory.mktemp("state-program"), emulator.redis_endpoint)
     _pulumi(engine, work, "up", "--yes", "--stack", "staging")
     return work
 
