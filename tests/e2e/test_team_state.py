@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from google.cloud import redis_v1
 
 from redisguard.core.errors import ConfigError, PermanentError
 from redisguard.core.pulumi import INSTANCE_TYPE, is_secret
@@ -24,6 +22,7 @@ from redisguard.daemon.config import PulumiSettings
 from redisguard.daemon.fleet import state as fleet_state
 from redisguard.daemon.fleet.state import read_stack_state
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.processes import command_on_path
 from tests.fixtures.pulumi_engine import TEAM_PROJECT, TEAM_REGION, Engine, team_program_copy
 
 pytestmark = pytest.mark.slow
@@ -38,9 +37,11 @@ def emulator(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterat
     handle.stop()
 
 
-@pytest.fixture(scope="module")
-def client(emulator: EmulatorHandle) -> redis_v1.CloudRedisClient:
-    return emulator.redis_client()
+def _auth_string(emulator: EmulatorHandle) -> str:
+    """The instance's AUTH string, from the API (what must never appear in anything read or said)."""
+    auth: str = emulator.redis_client().get_instance_auth_string(name=INSTANCE_ID).auth_string
+    assert auth
+    return auth
 
 
 def _pulumi(engine: Engine, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -77,11 +78,7 @@ def _settings(engine: Engine, work_dir: Path) -> PulumiSettings:
 def _counting_pulumi(engine: Engine, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A `pulumi` first on PATH that logs each run to a file and runs the real CLI; returns the log."""
     runs = folder / "pulumi-runs.log"
-    shim = folder / "bin" / "pulumi"
-    shim.parent.mkdir()
-    shim.write_text(f'#!/bin/sh\necho "$*" >> {runs}\nexec {engine.bin_dirs[0] / "pulumi"} "$@"\n')
-    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    command_on_path(folder, "pulumi", f'#!/bin/sh\necho "$*" >> {runs}\nexec {engine.bin_dirs[0] / "pulumi"} "$@"\n', monkeypatch)
     return runs
 
 
@@ -103,15 +100,14 @@ def test_reads_the_deployed_instance_with_its_inputs_id_and_urn(reader_env: Engi
 
 
 def test_the_auth_string_stays_encrypted_in_what_is_read(
-    reader_env: Engine, program: Path, client: redis_v1.CloudRedisClient
+    reader_env: Engine, program: Path, emulator: EmulatorHandle
 ) -> None:
     state = read_stack_state(_settings(reader_env, program), "staging")
 
     (instance,) = state.of_type(INSTANCE_TYPE)
     assert is_secret(instance.outputs["authString"])
     assert "ciphertext" in instance.outputs["authString"] and "plaintext" not in instance.outputs["authString"]
-    auth = client.get_instance_auth_string(name=INSTANCE_ID).auth_string
-    assert auth and auth not in json.dumps([dict(r.outputs) | dict(r.inputs) for r in state.resources], default=str)
+    assert _auth_string(emulator) not in json.dumps([dict(r.outputs) | dict(r.inputs) for r in state.resources], default=str)
 
 
 def test_an_unchanged_stack_is_not_exported_again_and_a_changed_one_is(
@@ -140,14 +136,14 @@ def test_an_unchanged_stack_is_not_exported_again_and_a_changed_one_is(
 
 
 def test_an_unknown_stack_is_an_error_naming_it_with_a_suggestion(
-    reader_env: Engine, program: Path, client: redis_v1.CloudRedisClient
+    reader_env: Engine, program: Path, emulator: EmulatorHandle
 ) -> None:
     with pytest.raises(PermanentError) as caught:
         read_stack_state(_settings(reader_env, program), "stagin")
 
     message = str(caught.value)
     assert "'stagin' not found" in message and "did you mean staging?" in message, message
-    assert client.get_instance_auth_string(name=INSTANCE_ID).auth_string not in message
+    assert _auth_string(emulator) not in message
 
 
 def test_without_a_project_folder_the_stack_is_named_in_full(reader_env: Engine, program: Path, tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from redisguard.core.pulumi import INSTANCE_TYPE, SECRET_SIG, SECRET_SIG_KEY, is
 from redisguard.daemon.config import PulumiSettings
 from redisguard.daemon.fleet import state as fleet_state
 from redisguard.daemon.fleet.state import checkpoint_candidates, parse_export, read_export_file, read_stack_state
+from tests.fixtures.processes import command_on_path
 
 URN = "urn:pulumi:staging::ampledash-infra::"
 PROVIDER = f"{URN}pulumi:providers:gcp::default_9_37_0"
@@ -112,11 +111,7 @@ def fake_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Pulum
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_text(json.dumps(_export(_resources())))
     runs = tmp_path / "runs.log"
-    cli = tmp_path / "bin" / "pulumi"
-    cli.parent.mkdir()
-    cli.write_text(f'#!/bin/sh\necho "$PULUMI_BACKEND_URL $*" >> {runs}\ncat {checkpoint}\n')
-    cli.chmod(cli.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{cli.parent}{os.pathsep}{os.environ['PATH']}")
+    command_on_path(tmp_path, "pulumi", f'#!/bin/sh\necho "$PULUMI_BACKEND_URL $*" >> {runs}\ncat {checkpoint}\n', monkeypatch)
     monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
     fleet_state.clear_cache()
     settings = PulumiSettings(work_dir=project, stacks=("staging",), backend_url=f"file://{tmp_path / 'state'}")
