@@ -29,10 +29,10 @@ def test_documented_report_files_are_written_outside_the_checkout_or_ignored_by_
     import re
 
     for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
-        for target in re.findall(r"redisguard [a-z-]+ [^\n`]*--output (\S+)", doc.read_text()):
+        for target in re.findall(r"redisguard [a-z-]+ [^\n`]*--(?:output|import-file) (\S+)", doc.read_text()):
             target = target.strip("\"'[]")
             # A usage line's placeholder (FILE, REPORT) names no file.
             if target == "-" or target.isupper() or target.startswith(("/", "$")):
                 continue
             ignored = subprocess.run(["git", "check-ignore", "-q", target], cwd=REPO, timeout=30)
-            assert ignored.returncode == 0, f"{doc.name}: --output {target} would land in the checkout, not ignored"
+            assert ignored.returncode == 0, f"{doc.name}: {target} would land in the checkout, not ignored"

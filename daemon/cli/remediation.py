@@ -7,6 +7,7 @@ module: the parser imports it for every command, `--help` included.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from redisguard.daemon.cli.options import PROPOSAL_EXIT_CODES_HELP, Subcommands, add_config, add_stacks
 from redisguard.daemon.config import default_stack_names, load_config
@@ -29,23 +30,38 @@ def _add_codify(sub: Subcommands) -> None:
         description="For each instance of the watched projects that no stack declares (or the ones --instance "
         "names), propose a cluster entry in the original flat format that declares exactly what runs, with "
         "`import_existing: true` so the next `pulumi up` adopts the instance instead of creating one. Prints a "
-        "unified diff of Pulumi.<stack>.yaml; --write applies it (comments and order kept). Nothing changes in "
-        "the cloud. " + PROPOSAL_EXIT_CODES_HELP + ".",
+        "unified diff of Pulumi.<stack>.yaml; --write applies it (comments and order kept). With --import-file, "
+        "writes the file `pulumi import --file` reads instead, for a Pulumi program in any language. Nothing changes "
+        "in the cloud. " + PROPOSAL_EXIT_CODES_HELP + ".",
     )
     add_config(codify)
     codify.add_argument(
         "--stack", metavar="NAME", help="the stack whose file gets the entries (required when several stacks watch the project)"
     )
     codify.add_argument("--instance", metavar="NAME", action="append", help="only this instance id (repeatable)")
+    codify.add_argument(
+        "--import-file",
+        metavar="PATH",
+        type=Path,
+        help="instead of stack-file entries, write the file `pulumi import --file PATH --stack S` reads: the engine "
+        "adopts the instances into the stack's state and prints the code to add, in the program's own language (any "
+        "Pulumi program). Writes a new file; an existing different one is shown as a diff and replaced with --write",
+    )
     _add_write(codify)
     codify.set_defaults(func=run_codify)
 
 
 def run_codify(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.import_file is not None:
+        from redisguard.daemon.remediation.codify import plan_import
+        from redisguard.daemon.remediation.import_file import emit_import_file
+
+        import_file, notes = plan_import(config, args.stack, args.instance or ())
+        return emit_import_file("codify", notes, import_file, args.import_file, args.write, config.pulumi.work_dir)
     from redisguard.daemon.remediation.codify import plan_codify
     from redisguard.daemon.remediation.plan import emit
 
-    config = load_config(args.config)
     return emit("codify", plan_codify(config, args.stack, args.instance or ()), args.write)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
-import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from redisguard.core.errors import ConfigError
+from redisguard.core.files import write_atomically
 from redisguard.program.config import CONFIG_KEY, StackConfig, StackConfigError, load_stack_file
 
 # Keys whose values are written as one-line flow mappings, as the shipped stack files write them.
@@ -150,18 +150,7 @@ class StackFile:
             raise ConfigError(f"{self.path}: cannot read the stack file again before writing: {exc.strerror}") from None
         if _digest(current) != self._digest:
             raise ConfigError(f"{self.path}: the file changed since it was read; nothing written, run the command again")
-        mode = self.path.stat().st_mode & 0o7777
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(new)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, mode)
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, new)
         self.original, self._digest = new, _digest(new.encode("utf-8"))
         return True
 

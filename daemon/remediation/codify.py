@@ -1,22 +1,25 @@
-"""`codify`: unmanaged instances turned into reviewed stack-file entries that adopt them on the next `pulumi up`.
+"""`codify`: unmanaged instances turned into reviewed stack-file entries that adopt them on the next
+`pulumi up`, or into the import file `pulumi import --file` reads, for a program in any language.
 
 Nothing is changed in the cloud: the command reads the live instances through the live drift
 engine's listing (daemon/fleet/inventory.py) and proposes entries in `Pulumi.<stack>.yaml`
-(daemon/fleet/stack_edit.py). What an entry cannot say is a note with the reason, never a
-silently different entry.
+(daemon/fleet/stack_edit.py) or writes the import file (import_file.py). What an entry cannot
+say is a note with the reason, never a silently different entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from redisguard.core.errors import ConfigError
 from redisguard.daemon.checks.drift_live import compare
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import RedisguardConfig, default_stack_names
 from redisguard.daemon.fleet.inventory import Inventory, LiveKey, split_instance_name
 from redisguard.daemon.fleet.inverse import cluster_entry
 from redisguard.daemon.fleet.stacks import load_stacks, owner_of, watching
+from redisguard.daemon.remediation.import_file import ImportFile, build_import_file
 from redisguard.daemon.remediation.plan import Note, Plan
 from redisguard.daemon.remediation.policy import live_policy_inputs, mandatory_violations
 from redisguard.program.config import StackConfig, StackConfigError, parse_clusters
@@ -31,12 +34,61 @@ def plan_codify(
     config: RedisguardConfig, target: str | None, only: Sequence[str] = (), inventory: Inventory | None = None
 ) -> Plan:
     """An entry per unmanaged instance of the watched projects (or only the instances named) in the stack that watches it."""
+    plan = Plan()
     stacks = load_stacks(config, "codify")
+    for instance, key, stack_name in _unmanaged(config, stacks, target, only, inventory, plan.notes):
+        _codify_one(config, plan, stacks[stack_name], stack_name, instance, key)
+    return plan
+
+
+def plan_import(
+    config: RedisguardConfig, target: str | None, only: Sequence[str] = (), inventory: Inventory | None = None
+) -> tuple[ImportFile, list[Note]]:
+    """The import file that adopts every unmanaged instance of the stack's projects (or only the
+    instances named) into one stack's state, whatever the program's language, and the notes.
+
+    The file is for one stack (`pulumi import --file F --stack S`): `target`, or the only
+    configured stack. Nothing in it depends on the flat config: a live property it cannot
+    say is no reason to refuse, since the engine generates the code from what runs.
+    """
+    stack_name = _one_stack(config, target)
+    notes: list[Note] = []
+    stacks = load_stacks(config, "codify")
+    adopted = []
+    for instance, key, _ in _unmanaged(config, stacks, stack_name, only, inventory, notes):
+        adopted.append(instance.name)
+        inputs = live_policy_inputs(instance, cluster_entry(instance).entry)
+        notes += _policy_warnings(instance, key, inputs, stack_name, "The generated code declares what runs, so `pulumi up` passes")
+    return build_import_file(stack_name, adopted), notes
+
+
+def _one_stack(config: RedisguardConfig, target: str | None) -> str:
+    if target is not None:
+        (name,) = default_stack_names(config, [target])
+        return name
+    if len(config.pulumi.stacks) == 1:
+        return config.pulumi.stacks[0]
+    raise ConfigError(
+        "--import-file is for one stack (`pulumi import --file F --stack S`): choose it with --stack; "
+        f"allowed: {', '.join(config.pulumi.stacks)}"
+    )
+
+
+def _unmanaged(
+    config: RedisguardConfig,
+    stacks: Mapping[str, StackConfig],
+    target: str | None,
+    only: Sequence[str],
+    inventory: Inventory | None,
+    notes: list[Note],
+) -> Iterator[tuple[redis_v1.Instance, LiveKey, str]]:
+    """Each unmanaged instance of the watched projects (or only the instances named) with the stack
+    that takes it; notes for the ones named that are declared or missing, and for the ones no one
+    stack can take."""
     if target is not None:
         default_stack_names(config, [target])
     inventory = inventory or Inventory(config.gcp)
     projects = sorted({s.project for n, s in stacks.items() if s.project and (target is None or n == target)})
-    plan = Plan()
     seen: set[str] = set()
     for project in projects:
         for instance in inventory.instances(project):
@@ -47,50 +99,45 @@ def plan_codify(
             owner = owner_of(stacks, key)
             if owner:
                 if only:
-                    plan.notes.append(Note(instance.name, "warning", f"already declared by stack {owner}; nothing to codify"))
+                    notes.append(Note(instance.name, "warning", f"already declared by stack {owner}; nothing to codify"))
                 continue
-            _codify_one(config, plan, stacks, instance, key, target)
+            candidates = watching(stacks, key)
+            refusal = _stack_refusal(key, candidates, target)
+            if refusal is not None:
+                notes.append(Note(instance.name, "refused", refusal))
+                continue
+            yield instance, key, target or candidates[0]
     for missing in sorted(set(only) - seen):
-        plan.notes.append(
-            Note(missing, "refused", f"no instance {missing!r} in the watched projects {', '.join(projects) or '(none)'}")
-        )
-    return plan
+        notes.append(Note(missing, "refused", f"no instance {missing!r} in the watched projects {', '.join(projects) or '(none)'}"))
 
 
 def _codify_one(
-    config: RedisguardConfig,
-    plan: Plan,
-    stacks: Mapping[str, StackConfig],
-    instance: redis_v1.Instance,
-    key: LiveKey,
-    target: str | None,
+    config: RedisguardConfig, plan: Plan, stack: StackConfig, stack_name: str, instance: redis_v1.Instance, key: LiveKey
 ) -> None:
     """The entry for one unmanaged instance, or the notes that say why there is none."""
-    candidates = watching(stacks, key)
-    refusal = _stack_refusal(key, candidates, target)
-    if refusal is not None:
-        plan.notes.append(Note(instance.name, "refused", refusal))
-        return
-    stack_name = target or candidates[0]
     live = cluster_entry(instance)
     entry = {**live.entry, "import_existing": True}
-    refusals = _unexpressible_refusals(key, live.unexpressible) or _entry_refusals(
-        config, stacks[stack_name], stack_name, entry, instance
-    )
+    refusals = _unexpressible_refusals(key, live.unexpressible) or _entry_refusals(config, stack, stack_name, entry, instance)
     if refusals:
         plan.notes += [Note(instance.name, "refused", message) for message in refusals]
         return
-    for policy, messages in mandatory_violations(key.instance_id, live_policy_inputs(instance, entry), stack_name).items():
-        plan.notes.append(
-            Note(
-                instance.name,
-                "warning",
-                f"{policy} (mandatory in stack {stack_name}) will block `pulumi up`: {' '.join(messages)} "
-                "The entry declares what runs, so the import adopts it unchanged once the policy allows it "
-                "(an exemption in policies/config); change it afterwards in a reviewed change.",
-            )
-        )
+    plan.notes += _policy_warnings(
+        instance, key, live_policy_inputs(instance, entry), stack_name, "The entry declares what runs, so the import adopts it unchanged"
+    )
     plan.file(config, stack_name).append_entry(entry, comment=_IMPORT_COMMENT.format(name=instance.name))
+
+
+def _policy_warnings(instance: redis_v1.Instance, key: LiveKey, inputs: Mapping[str, Any], stack_name: str, adopts: str) -> list[Note]:
+    """A warning per mandatory policy the adopted instance breaks: `pulumi up` with the pack blocks it."""
+    return [
+        Note(
+            instance.name,
+            "warning",
+            f"{policy} (mandatory in stack {stack_name}) will block `pulumi up`: {' '.join(messages)} "
+            f"{adopts} once the policy allows it (an exemption in policies/config); change it afterwards in a reviewed change.",
+        )
+        for policy, messages in mandatory_violations(key.instance_id, inputs, stack_name).items()
+    ]
 
 
 def _stack_refusal(key: LiveKey, candidates: Sequence[str], target: str | None) -> str | None:

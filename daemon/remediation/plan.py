@@ -4,6 +4,7 @@ unified diff (or written with --write); shared by codify, adopt and memory-repor
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,11 +47,16 @@ class Plan:
         return "".join(f.diff() for f in self.files.values())
 
 
+def print_notes(command: str, notes: Sequence[Note]) -> None:
+    """Each note as one stderr line (stdout holds what is proposed)."""
+    for note in notes:
+        print(f"redisguard {command}: {note.level}: {note.resource}: {note.message}", file=sys.stderr)
+
+
 def emit(command: str, plan: Plan, write: bool) -> int:
     """Notes on stderr, the diff on stdout (or the files written); EXIT_PROPOSED when there was a
     change, printed or written, else EXIT_NOTHING."""
-    for note in plan.notes:
-        print(f"redisguard {command}: {note.level}: {note.resource}: {note.message}", file=sys.stderr)
+    print_notes(command, plan.notes)
     diff = plan.diff()
     if not diff:
         print(f"redisguard {command}: nothing to change", file=sys.stderr)

@@ -201,6 +201,40 @@ def test_adopt_refuses_an_unknown_resource_or_path_and_says_when_nothing_drifted
     assert stack_file.read_text() == STAGING.read_text()
 
 
+def test_codify_import_file_adopts_what_the_flat_config_cannot_say_and_is_rewritten_only_with_write(
+    emulator: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--import-file`: the file `pulumi import` reads, for any program; AUTH off is no refusal there."""
+    stack_file = _stack_dir(tmp_path, emulator)
+    import_file = tmp_path / "import.json"
+    _create(emulator, "redis-noauth", tier="BASIC", memory_size_gb=1, redis_version="REDIS_7_2")
+    _create(emulator, "redis-handmade", **HANDMADE)
+    try:
+        code, out, err = _run(tmp_path, capsys, "codify", "--stack", "staging", "--import-file", str(import_file))
+
+        assert (code, out) == (2, ""), err
+        assert json.loads(import_file.read_text()) == {
+            "resources": [
+                {"type": INSTANCE_TYPE, "name": name, "id": emulator.instance_name(name)}
+                for name in ("redis-handmade", "redis-noauth")
+            ]
+        }
+        assert stack_file.read_text() == STAGING.read_text()
+        assert "memorystore-auth-required (mandatory in stack staging) will block `pulumi up`" in err
+        assert f"pulumi import --file {import_file} --stack staging" in err
+
+        code, out, err = _run(tmp_path, capsys, "codify", "--import-file", str(import_file), "--instance", "redis-noauth")
+        assert (code, import_file.read_text().count('"id"')) == (2, 2)
+        assert f'-            "id": "{emulator.instance_name("redis-handmade")}"\n' in out and "--write replaces it" in err
+
+        code, out, err = _run(tmp_path, capsys, "codify", "--import-file", str(import_file), "--instance", "redis-noauth", "--write")
+        assert (code, out) == (2, ""), err
+        assert [r["name"] for r in json.loads(import_file.read_text())["resources"]] == ["redis-noauth"]
+    finally:
+        _delete(emulator, "redis-noauth")
+        _delete(emulator, "redis-handmade")
+
+
 def _update(emulator: EmulatorHandle, instance_id: str, paths: list[str], **fields: Any) -> None:
     emulator.redis_client().update_instance(
         update_mask=field_mask_pb2.FieldMask(paths=paths),
