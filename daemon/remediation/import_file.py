@@ -136,8 +136,8 @@ def emit_import_file(command: str, notes: Sequence[Note], import_file: ImportFil
         print(f"redisguard {command}: {path} is up to date", file=sys.stderr)
     print(
         f"redisguard {command}: next, in {work_dir}: pulumi import --file {path.resolve()} --stack {import_file.stack}\n"
-        f"  it adopts the instances into the stack's state (protected) and prints the code to add to the program; "
+        "  it adopts the instances into the stack's state (protected) and prints the code to add to the program; "
         "with that code in the program, `pulumi preview` shows no change for them",
         file=sys.stderr,
     )
-    return EXIT_NOTHING
+    return EXIT_PROPOSED
