@@ -29,6 +29,9 @@ STOP_TIMEOUT_SECONDS = 10.0
 # build refuses it). They are applied after start and a refusal is logged, not fatal: the
 # API still records them.
 BEST_EFFORT_SETTINGS = frozenset({"activedefrag"})
+# How redis-server words a refusal that is its build's limit, not a bad value: a documented limit
+# of the emulator (docs/emulator.md), said once at INFO; any other refusal is a warning.
+BUILD_LIMITS = ("compiled with a modified Jemalloc",)
 
 
 class ProcessError(Exception):
@@ -222,8 +225,9 @@ class Supervisor:
                 except redis.ResponseError as exc:
                     first = (k, values[k]) not in self._refused
                     self._refused.add((k, values[k]))
+                    level = logging.INFO if any(limit in str(exc) for limit in BUILD_LIMITS) else logging.WARNING
                     log.log(
-                        logging.WARNING if first else logging.DEBUG,
+                        level if first else logging.DEBUG,
                         "redis-server cannot apply setting=%s value=%s instance=%s (the API still shows it): %s",
                         k,
                         values[k],
