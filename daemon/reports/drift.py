@@ -18,6 +18,7 @@ from redisguard.core.text import md_cell
 from redisguard.daemon.config import DriftKind
 from redisguard.daemon.reports.render import (
     error_block,
+    first_few,
     format_duration,
     format_value,
     md_error_block,
@@ -92,6 +93,12 @@ class StackReport(Frozen):
             items=ordered,
             not_ready=tuple(sorted(not_ready, key=lambda i: i.resource)),
         )
+
+    def log_fields(self) -> dict[str, Any]:
+        """What the daemon's `check finished` line adds: how many resources drifted and the first few."""
+        if not self.items:
+            return {}
+        return {"drifted": len(self.items), "resources": first_few([f"{i.resource} ({i.kind})" for i in self.items])}
 
     @classmethod
     def failed(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from rich.console import Console
@@ -16,6 +16,7 @@ from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, JsonRepo
 from redisguard.core.text import md_cell
 from redisguard.daemon.reports.render import (
     error_block,
+    first_few,
     format_bytes,
     format_duration,
     format_ratio,
@@ -59,6 +60,13 @@ class ProjectMemoryReport(Frozen):
     error_kind: ErrorKind | None = None
     duration_seconds: float
     instances: tuple[InstanceMemory, ...] = ()
+
+    def log_fields(self) -> dict[str, Any]:
+        """What the daemon's `check finished` line adds: how many instances crossed a threshold and the first few."""
+        crossed = [i for i in self.instances if i.level in ("warning", "critical")]
+        if not crossed:
+            return {}
+        return {"crossed": len(crossed), "instances": first_few([f"{i.instance_id} ({i.level})" for i in crossed])}
 
     @classmethod
     def failed(

@@ -67,6 +67,12 @@ def format_time_to_full(seconds: float | None) -> str:
 # --- errors ----------------------------------------------------------------------------------
 
 
+def first_few(labels: Sequence[str], limit: int = 3) -> str:
+    """`a, b, c and 4 more`: the first `limit` labels and how many are left out (a log line's summary)."""
+    shown = ", ".join(labels[:limit])
+    return f"{shown} and {len(labels) - limit} more" if len(labels) > limit else shown
+
+
 def error_block(heading: str, error: str | None) -> list[str]:
     """A failed check's error as it reads in a log: the heading, then the message indented (each
     line of a multi-line one, as a stack file's problem list)."""

@@ -23,6 +23,10 @@ class TargetResult(Protocol):
     @property
     def duration_seconds(self) -> float: ...
 
+    def log_fields(self) -> Mapping[str, Any]:
+        """Fields the `check finished` log line adds to the status (what drifted, what crossed a threshold)."""
+        ...
+
 
 @dataclass(frozen=True)
 class TargetState:
@@ -63,6 +67,9 @@ class CheckFailure:
     error_kind: ErrorKind = "permanent"
     """What the failure was (core.errors.error_kind): a report built from it says the same."""
     status: str = "error"
+
+    def log_fields(self) -> Mapping[str, Any]:
+        return {}
 
 
 class Results:

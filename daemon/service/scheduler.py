@@ -91,6 +91,7 @@ class Runner:
             "target": target,
             "status": result.status,
             "duration": float(result.duration_seconds),
+            **result.log_fields(),
         }
         if not state.ok:
             fields["error"] = scrub(state.error or "", self.secrets())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import ssl
@@ -226,6 +227,8 @@ def test_once_exits_0_in_sync_2_on_drift_1_on_a_failure(tmp_path: Path, emulator
         instance=redis_v1.Instance(name=before.name, memory_size_gb=before.memory_size_gb + 1),
     ).result(timeout=60)
     assert once(daemon_config(fresh, port), "drift").returncode == 2
+    drift_log = (tmp_path / "drift.log").read_text()
+    assert "status=drift duration=" in drift_log and ' drifted=1 resources="redis-cache (changed)"' in drift_log, drift_log
 
     unreachable = daemon_config(fresh, port, gcp={"redis_endpoint": f"http://127.0.0.1:{free_port()}"})
     assert once(unreachable, "failing").returncode == 1
@@ -401,4 +404,7 @@ def test_once_exits_2_when_a_memory_threshold_is_crossed(tmp_path: Path, redis_e
                         thresholds={"memory_warning_ratio": 0.000001, "memory_critical_ratio": 0.9})  # fmt: skip
     process = launch_daemon(tmp_path, low, once=True, name="threshold")
     assert process.wait(timeout=120) == 2, (tmp_path / "threshold.log").read_text()[-2000:]
-    assert "check finished check=memory target=redisguard-staging status=threshold" in (tmp_path / "threshold.log").read_text()
+    log = (tmp_path / "threshold.log").read_text()
+    assert "check finished check=memory target=redisguard-staging status=threshold" in log
+    # Which instances: every one is above a warning ratio this low, the first three named.
+    assert re.search(r"status=threshold duration=\S+ crossed=3 instances=\"redis-\S+ \(warning\), redis-\S+ \(warning\), redis-\S+ \(warning\)\"", log), log[-2000:]

@@ -98,6 +98,30 @@ def test_a_check_whose_setup_raises_fails_each_target_with_the_reason_scrubbed()
     assert state.ok and state.failures_total == 1 and state.last_success_at is not None
 
 
+def test_the_drift_log_line_says_how_many_resources_drifted_and_names_the_first_few(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from redisguard.daemon.service.logs import TextFormatter
+
+    items = [DriftItem(resource=f"redis-{n}", kind="changed") for n in range(5)] + [
+        DriftItem(resource="redis-x", kind="unmanaged")
+    ]
+    check = StubCheck("drift_live", ("staging", "prod"), {
+        "staging": lambda _cancel: StackReport.from_items("staging", "live", items, 0.01), "prod": in_sync("prod"),
+    })  # fmt: skip
+    run = runner(Results())
+    run.expect(check.name, check.targets)
+    with caplog.at_level("INFO", logger="redisguard.daemon.service.scheduler"):
+        run.run(check)
+
+    lines = {r.redisguard_fields["target"]: TextFormatter(lambda: ()).format(r) for r in caplog.records}  # type: ignore[attr-defined]
+    assert lines["staging"].endswith(
+        'check finished check=drift_live target=staging status=drift duration=0.010 drifted=6 '
+        'resources="redis-0 (changed), redis-1 (changed), redis-2 (changed) and 3 more"'
+    ), lines["staging"]
+    assert lines["prod"].endswith("status=in_sync duration=0.010")  # nothing to name
+
+
 def test_a_transient_setup_failure_stays_transient_in_the_report() -> None:
     from redisguard.daemon.service.metrics import Exposition
     from redisguard.daemon.service.site import Site
