@@ -21,7 +21,7 @@ from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSet
 from redisguard.daemon.fleet.inventory import list_project_instances, make_client, split_instance_name
 from redisguard.daemon.fleet.properties import enum_name
 from redisguard.daemon.fleet.stacks import load_stacks, owner_of
-from redisguard.daemon.reports.memory import InstanceMemory, Level, MemoryReport, ProjectMemoryReport
+from redisguard.daemon.reports.memory import CROSSED, InstanceMemory, Level, MemoryReport, ProjectMemoryReport
 from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,9 @@ MIN_TREND_POINTS = 5
 FLAT_GROWTH_FRACTION = 0.001
 
 def level_of(ratio: float | None, thresholds: ThresholdSettings) -> Level:
+    """The instance's level by its usage ratio; `unknown` without one (a node down, no points yet)."""
     if ratio is None:
-        return "ok"
+        return "unknown"
     if ratio >= thresholds.memory_critical_ratio:
         return "critical"
     if ratio >= thresholds.memory_warning_ratio:
@@ -253,7 +254,7 @@ class MemoryCheck:
             raise stacks
         started = time.monotonic()
         instances = self._check(project, stacks, cancel)
-        crossed = any(i.level != "ok" for i in instances)
+        crossed = any(i.level in CROSSED for i in instances)
         report = ProjectMemoryReport(
             project_id=project,
             status="threshold" if crossed else "ok",

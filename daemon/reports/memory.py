@@ -26,7 +26,10 @@ from redisguard.daemon.reports.render import (
     print_tables,
 )
 
-Level = Literal["ok", "warning", "critical"]
+Level = Literal["ok", "warning", "critical", "unknown"]
+"""`unknown`: the instance has no figures (not READY, or no points yet), so no level either way."""
+CROSSED: tuple[Level, ...] = ("warning", "critical")
+"""The levels that cross a threshold (a project's `threshold` status, exit code 2)."""
 ProjectStatus = Literal["ok", "threshold", "error"]
 
 
@@ -63,7 +66,7 @@ class ProjectMemoryReport(Frozen):
 
     def log_fields(self) -> dict[str, Any]:
         """What the daemon's `check finished` line adds: how many instances crossed a threshold and the first few."""
-        crossed = [i for i in self.instances if i.level in ("warning", "critical")]
+        crossed = [i for i in self.instances if i.level in CROSSED]
         if not crossed:
             return {}
         return {"crossed": len(crossed), "instances": first_few([f"{i.instance_id} ({i.level})" for i in crossed])}
@@ -105,6 +108,7 @@ class MemoryReport(JsonReport):
             "instances": len(instances),
             "warning_instances": sum(i.level == "warning" for i in instances),
             "critical_instances": sum(i.level == "critical" for i in instances),
+            "unknown_instances": sum(i.level == "unknown" for i in instances),
             "not_ready_instances": sum(i.state != READY for i in instances),
             "unmanaged_instances": sum(not i.stack for i in instances),
         }
@@ -113,9 +117,9 @@ class MemoryReport(JsonReport):
 # --- renderings --------------------------------------------------------------------------------
 
 _STATUS_STYLE = {"ok": "green", "threshold": "yellow", "error": "red"}
-_LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "red"}
+_LEVEL_STYLE = {"ok": "green", "warning": "yellow", "critical": "red", "unknown": "dim"}
 _STATUS_ICON = {"ok": "✅ ok", "threshold": "⚠️ threshold", "error": "❌ error"}
-_LEVEL_ICON = {"ok": "ok", "warning": "⚠️ warning", "critical": "🛑 critical"}
+_LEVEL_ICON = {"ok": "ok", "warning": "⚠️ warning", "critical": "🛑 critical", "unknown": "❔ unknown"}
 _VERDICT = {EXIT_OK: "every instance below its thresholds", EXIT_FINDINGS: "a memory threshold is crossed", EXIT_ERROR: "some checks failed"}
 
 
@@ -160,7 +164,7 @@ def build_tables(report: MemoryReport) -> list[tuple[str, Table]]:
     summary = Table()
     summary.add_column("project", overflow="fold")
     summary.add_column("status", overflow="fold")
-    for column in ("instances", "warning", "critical", "not ready", "duration"):
+    for column in ("instances", "warning", "critical", "unknown", "not ready", "duration"):
         summary.add_column(column, justify="right", overflow="fold")
     for p in report.projects:
         levels = [i.level for i in p.instances]
@@ -170,6 +174,7 @@ def build_tables(report: MemoryReport) -> list[tuple[str, Table]]:
             str(len(p.instances)) if p.status != "error" else "—",
             str(levels.count("warning")),
             str(levels.count("critical")),
+            str(levels.count("unknown")),
             str(sum(1 for i in p.instances if i.state != READY)),
             format_duration(p.duration_seconds),
         )
@@ -210,14 +215,15 @@ def render_markdown(report: MemoryReport) -> str:
         "",
         f"**{_VERDICT[code]}** (exit code {code}) · generated {report.generated_at} by redisguard {tool_version()}",
         "",
-        "| project | status | instances | warning | critical | duration |",
-        "|---|---|---:|---:|---:|---:|",
+        "| project | status | instances | warning | critical | unknown | duration |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for p in report.projects:
         levels = [i.level for i in p.instances]
         lines.append(
             f"| {md_cell(p.project_id)} | {_STATUS_ICON[p.status]} | {len(p.instances) if p.status != 'error' else '—'} "
-            f"| {levels.count('warning')} | {levels.count('critical')} | {format_duration(p.duration_seconds)} |"
+            f"| {levels.count('warning')} | {levels.count('critical')} | {levels.count('unknown')} "
+            f"| {format_duration(p.duration_seconds)} |"
         )
     for p in report.projects:
         if p.status == "error":

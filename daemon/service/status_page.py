@@ -28,7 +28,7 @@ from redisguard.daemon.checks.names import CHECK_NAMES, MEMORY
 from redisguard.daemon.checks.registry import DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig, ThresholdSettings
 from redisguard.daemon.reports.drift import DriftItem, DriftReport
-from redisguard.daemon.reports.memory import InstanceMemory, MemoryReport, ProjectMemoryReport
+from redisguard.daemon.reports.memory import CROSSED, InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.reports.render import (
     format_bytes,
     format_duration,
@@ -235,7 +235,7 @@ class PageView:
 
     @property
     def flagged_instances(self) -> int:
-        return sum(1 for p in self.projects for i in p.instances if i.level != "ok")
+        return sum(1 for p in self.projects for i in p.instances if i.level in CROSSED)
 
     @property
     def drifted_stacks(self) -> int:

@@ -172,13 +172,39 @@ def test_a_killed_node_shows_its_state_not_its_last_figures(emulator: EmulatorHa
         sidekiq = _by_id(report)["redis-sidekiq"]
         # Monitoring still holds its points of the last minutes, from before the crash.
         assert sidekiq.state == "REPAIRING"
-        assert (sidekiq.used_bytes, sidekiq.usage_ratio, sidekiq.level) == (None, None, "ok")
+        # No figures, so no level: "unknown", never "ok".
+        assert (sidekiq.used_bytes, sidekiq.usage_ratio, sidekiq.level) == (None, None, "unknown")
         # One instance down is that instance's state, not a failed check of the project.
         assert report.projects[0].status == "ok"
         assert _by_id(report)["redis-cache"].usage_ratio is not None
+        _every_rendering_says_unknown(report, "redis-sidekiq")
     finally:
         emulator.start_instance(emulator.region, "redis-sidekiq")
     wait_for(lambda: _by_id(run_memory_check(config))["redis-sidekiq"].usage_ratio is not None, what="sidekiq back")
+
+
+def _every_rendering_says_unknown(report: MemoryReport, instance_id: str) -> None:
+    """The table, the JSON, the Markdown and the status page all say the instance's level is unknown."""
+    from redisguard.daemon.reports.memory import render
+    from redisguard.daemon.service.metrics import Exposition
+    from redisguard.daemon.service.results import Results
+    from redisguard.daemon.service.site import Site
+
+    row = next(line for line in render(report, "table").splitlines() if instance_id in line)
+    assert row.split()[-2:] == ["unknown", "│"] and " ok " not in row, row
+    data = json.loads(render(report, "json"))
+    (shown,) = [i for p in data["projects"] for i in p["instances"] if i["instance_id"] == instance_id]
+    assert shown["level"] == "unknown" and data["summary"]["unknown_instances"] == 1
+    assert data["summary"]["warning_instances"] == data["summary"]["critical_instances"] == 0
+    md_row = next(line for line in render(report, "markdown").splitlines() if f"`{instance_id}`" in line)
+    assert md_row.endswith("| ❔ unknown |"), md_row
+    results = Results()
+    for project in report.projects:
+        results.publish("memory", project.project_id, project)
+    page = Site(results, Exposition(results, dict), lambda: ([], 0.0)).index_html().decode()
+    row_start = page.index(f'data-instance="{instance_id}"')
+    html_row = page[row_start:page.index("</tr>", row_start)]
+    assert 'data-level="unknown"' in html_row and '<span class="badge unknown">unknown</span>' in html_row, html_row
 
 
 @pytest.mark.slow

@@ -54,7 +54,7 @@ OK = ProjectMemoryReport(
     instances=(
         _instance(LONG_ID, 0.85, "warning", time_to_full_seconds=93_784.0),
         _instance("redis-cache", 0.2, stack=""),
-        _instance("redis-sessions", None, state="REPAIRING", tier="STANDARD_HA"),
+        _instance("redis-sessions", None, "unknown", state="REPAIRING", tier="STANDARD_HA"),
     ),
 )
 FAILED = ProjectMemoryReport.failed(
@@ -106,6 +106,7 @@ def test_plain_table_and_markdown_and_json() -> None:
         "instances": 3,
         "warning_instances": 1,
         "critical_instances": 0,
+        "unknown_instances": 1,
         "not_ready_instances": 1,
         "unmanaged_instances": 1,
     }

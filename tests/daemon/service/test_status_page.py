@@ -142,7 +142,7 @@ def test_memory_bars_are_coloured_by_threshold(served: Served, browser: Browser,
             memory("redis-cache", 0.12, "ok"),
             memory("redis-sessions", 0.85, "warning", ttf=7300),
             memory("redis-sidekiq", 0.95, "critical", ttf=400),
-            memory("redis-stray", None, "ok", stack="", state="REPAIRING"),
+            memory("redis-stray", None, "unknown", stack="", state="REPAIRING"),
         ),
     )
     now = time.time()
