@@ -10,9 +10,23 @@ from typing import Any
 from redisguard.emulator.errors import ApiError, invalid
 
 APIS = ("redis", "monitoring")
-MODES = ("503", "429", "504", "hang", "partial")
+MODES = ("503", "429", "504", "hang", "partial", "403")
 # Calls that return a listing: only they can answer with part of it ("partial").
 LISTINGS = ("ListInstances", "ListTimeSeries")
+# The IAM permission each emulated call needs (Google's IAM permissions reference), named in a
+# `403` fault's message as Google's front end names it when a caller's role lacks it.
+PERMISSIONS: dict[str, str] = {
+    "CreateInstance": "redis.instances.create",
+    "ListInstances": "redis.instances.list",
+    "GetInstance": "redis.instances.get",
+    "UpdateInstance": "redis.instances.update",
+    "DeleteInstance": "redis.instances.delete",
+    "GetInstanceAuthString": "redis.instances.getAuthString",
+    "UpgradeInstance": "redis.instances.upgrade",
+    "FailoverInstance": "redis.instances.failover",
+    "GetOperation": "redis.operations.get",
+    "ListTimeSeries": "monitoring.timeSeries.list",
+}
 DEFAULT_HANG_SECONDS = 30.0
 
 
@@ -21,8 +35,17 @@ class Fault:
     mode: str
     remaining: int
     hang_seconds: float = DEFAULT_HANG_SECONDS
+    method: str | None = None
+    """Only calls of this RPC consume the fault (`GetInstanceAuthString`); None: any call of the API."""
 
-    def error(self) -> ApiError:
+    def error(self, method: str, resource: str) -> ApiError:
+        """The error the call of `method` on `resource` (a path such as `projects/p/...`) answers."""
+        if self.mode == "403":
+            permission = PERMISSIONS.get(method, method)
+            return ApiError(
+                "PERMISSION_DENIED",
+                f"Permission '{permission}' denied on resource '{resource}' (or it may not exist).",
+            )
         if self.mode == "503":
             return ApiError("UNAVAILABLE", "The service is currently unavailable (injected fault).")
         if self.mode == "429":
@@ -53,7 +76,10 @@ class Faults:
         seconds = body.get("seconds", DEFAULT_HANG_SECONDS)
         if not isinstance(seconds, int | float) or seconds <= 0:
             raise invalid(f"seconds must be a positive number, got {seconds!r}")
-        fault = Fault(mode=mode, remaining=count, hang_seconds=float(seconds))
+        method = body.get("method")
+        if method is not None and method not in PERMISSIONS:
+            raise invalid(f"method must be one of {', '.join(PERMISSIONS)}, got {method!r}")
+        fault = Fault(mode=mode, remaining=count, hang_seconds=float(seconds), method=method)
         with self._lock:
             self._queues[api].append(fault)
         return fault
@@ -65,12 +91,16 @@ class Faults:
 
     def pending(self) -> dict[str, list[dict[str, Any]]]:
         with self._lock:
-            return {api: [{"mode": f.mode, "remaining": f.remaining} for f in q] for api, q in self._queues.items()}
+            return {
+                api: [{"mode": f.mode, "remaining": f.remaining, **({"method": f.method} if f.method else {})} for f in q]
+                for api, q in self._queues.items()
+            }
 
     def record_call(self, api: str, method: str) -> Fault | None:
         """Count one call of `method`; the fault it must suffer, if any.
 
-        A `partial` fault waits for the next listing call: a get or a create cannot answer in part.
+        A `partial` fault waits for the next listing call: a get or a create cannot answer in part;
+        a fault aimed at one RPC (`method`) waits for a call of that RPC.
         """
         with self._lock:
             self._counts[api][method] += 1
@@ -79,6 +109,8 @@ class Faults:
                 return None
             fault = queue[0]
             if fault.mode == "partial" and method not in LISTINGS:
+                return None
+            if fault.method is not None and fault.method != method:
                 return None
             fault.remaining -= 1
             if fault.remaining <= 0:

@@ -196,14 +196,20 @@ def items_from_events(events: Iterable[EngineEvent], rules: IgnoreRules) -> list
 # --- the Automation API call ------------------------------------------------------------------
 
 
+_ENGINE_SUMMARY = re.compile(r"^(preview|update) (failed|canceled)$")
+
+
 def _first_error_line(error: CommandError) -> str:
     """The CLI's own `error:` line (one line, no stack traces). The CLI masks the secrets it knows;
     run_scan scrubs the credentials redisguard knows from it as well (a plugin may echo them)."""
     # str(CommandError) is the SDK's "code: N / stdout: ... / stderr: ..." rendering.
     lines = [re.sub(r"^(code|stdout|stderr):\s*", "", line.strip()) for line in str(error).splitlines()]
-    for line in lines:
-        if line.startswith("error:"):
-            return re.sub(r"\s+", " ", line[len("error:") :].strip())[:300]
+    errors = [re.sub(r"\s+", " ", line[len("error:") :].strip()) for line in lines if line.startswith("error:")]
+    # The engine's own "preview failed" (the stack's diagnostic, often listed first) says only that
+    # something failed; a resource's error says what ("Error reading AuthString: ... denied").
+    specific = [e for e in errors if not _ENGINE_SUMMARY.match(e)]
+    if errors:
+        return (specific or errors)[0][:300]
     for line in reversed(lines):
         if line and not line.isdigit():
             return line[:300]

@@ -127,7 +127,9 @@ class RedisApi:
                 if fault is not None and not partial:
                     if fault.mode == "hang":
                         self.faults.stopping.wait(fault.hang_seconds)
-                    raise fault.error()
+                    # The resource IAM checks: the instance (or parent) the path names, as Google names it.
+                    resource = re.sub(r"(/authString|:[a-z]+)$", "", path.removeprefix("/v1/"))
+                    raise fault.error(rpc, f"//redis.googleapis.com/{resource}")
                 groups = tuple(unquote(g) for g in match.groups())
                 return handler(Request(method, path, params, body, groups, partial=partial))
         self.faults.record_call("redis", "Unknown")

@@ -70,7 +70,7 @@ class MonitoringServer:
                 # Hold the call until the client gives up (its deadline) or the hang ends.
                 while context.is_active() and time.monotonic() < deadline and not self.faults.stopping.is_set():
                     self.faults.stopping.wait(0.05)
-            err = fault.error()
+            err = fault.error("ListTimeSeries", f"//monitoring.googleapis.com/{request.name}")
             context.abort(err.grpc_status, err.message)
         try:
             response = list_time_series(request, self.sampler.samples)

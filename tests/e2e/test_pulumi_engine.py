@@ -203,10 +203,16 @@ def _drift_report(engine: Engine, tmp_path: Path, work_dir: Path) -> subprocess.
 
 
 def test_drift_report_through_the_real_cli_finds_exactly_the_out_of_band_changes(
-    engine: Engine, staging: Path, client: redis_v1.CloudRedisClient, tmp_path: Path
+    engine: Engine, staging: Path, client: redis_v1.CloudRedisClient, tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
+    emulator.reset_counts()
     in_sync = _drift_report(engine, tmp_path, staging)
     assert in_sync.returncode == 0, in_sync.stdout + in_sync.stderr
+    # What a refresh asks Google for (docs/daemon.md's custom role for drift_pulumi): the gcp
+    # provider's read of each instance, and of each one's AUTH string (AUTH is always on here).
+    assert emulator.request_counts()["redis"] == {
+        "GetInstance": len(STAGING_INSTANCES), "GetInstanceAuthString": len(STAGING_INSTANCES),
+    }  # fmt: skip
 
     live = _live(client)
     changed = redis_v1.Instance(name=live["redis-cache"].name, memory_size_gb=2, labels={**live["redis-cache"].labels, "team": "growth"})
@@ -234,6 +240,22 @@ def test_drift_report_through_the_real_cli_finds_exactly_the_out_of_band_changes
     assert "redis-cache" in by_hand.stdout and "redis-sessions" in by_hand.stdout
     assert "~ 1 to update" in by_hand.stdout and "- 1 to delete" in by_hand.stdout, by_hand.stdout
     assert engine.state_file("staging").read_bytes() == state_before
+
+
+def test_a_refresh_without_the_get_auth_string_permission_fails_naming_it(
+    engine: Engine, staging: Path, tmp_path: Path, emulator: EmulatorHandle
+) -> None:
+    """What `roles/redis.viewer` alone gets: the provider's read of an auth-enabled instance is refused."""
+    emulator.inject_fault("redis", "403", method="GetInstanceAuthString")
+    try:
+        denied = _drift_report(engine, tmp_path, staging)
+    finally:
+        emulator.clear_faults()
+
+    assert denied.returncode == 1, denied.stdout + denied.stderr
+    (stack,) = json.loads(denied.stdout)["stacks"]
+    assert stack["status"] == "error"
+    assert "Error reading AuthString" in stack["error"] and "redis.instances.getAuthString" in stack["error"], stack
 
 
 def _cluster_index(engine: Engine, program: Path, name: str) -> tuple[int, dict[str, Any]]:

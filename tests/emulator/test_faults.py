@@ -64,6 +64,21 @@ def test_redis_api_503_and_429(emulator: EmulatorHandle) -> None:
     assert emulator.request_counts()["redis"] == {"GetInstance": 3, "ListInstances": 1}
 
 
+def test_a_permission_denied_aimed_at_one_call_names_the_permission_and_spares_the_others(emulator: EmulatorHandle) -> None:
+    client = emulator.redis_client()
+    name = emulator.instance_name("faulty")
+    emulator.inject_fault("redis", "403", method="GetInstanceAuthString")
+
+    assert client.get_instance(name=name).name == name  # another call passes and leaves the fault queued
+    with pytest.raises(exceptions.Forbidden) as denied:  # HTTP 403, PERMISSION_DENIED
+        client.get_instance_auth_string(name=name)
+    assert denied.value.message.endswith(  # after the URL the REST client puts first
+        f": Permission 'redis.instances.getAuthString' denied on resource '//redis.googleapis.com/{name}' (or it may not exist)."
+    )
+    client.get_instance_auth_string(name=name)  # consumed: the next one passes
+    assert emulator.request_counts()["redis"] == {"GetInstance": 1, "GetInstanceAuthString": 2}
+
+
 def test_redis_api_fault_during_operation_polling_is_retried(emulator: EmulatorHandle) -> None:
     client = emulator.redis_client()
     op = client.create_instance(
@@ -114,9 +129,11 @@ def test_monitoring_faults(emulator: EmulatorHandle) -> None:
 
 
 def test_bad_fault_request_is_rejected(emulator: EmulatorHandle) -> None:
-    for api, mode, count in (("billing", "503", 1), ("redis", "500", 1), ("redis", "503", 0)):
+    for api, mode, count, method in (
+        ("billing", "503", 1, None), ("redis", "500", 1, None), ("redis", "503", 0, None), ("redis", "403", 1, "GetAuth"),
+    ):  # fmt: skip
         with pytest.raises(urllib.error.HTTPError) as err:
-            emulator.inject_fault(api, mode, count)
+            emulator.inject_fault(api, mode, count, method=method)
         assert err.value.code == 400
         err.value.close()
     assert emulator.redis_client().get_instance(name=emulator.instance_name("faulty"))
