@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ SHUTDOWN_DEADLINE_SECONDS = 8.0
 # How long a stop waits for cancelled checks to end (a refresh's kill takes up to its grace, 0.5 s).
 CHECKS_STOP_SECONDS = 5.0
 _SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+# The daemon's process name (`pidof redisguard`, `pgrep -x redisguard`): the command's own.
+PROCESS_NAME = "redisguard"
 
 
 @dataclass(frozen=True)
@@ -184,12 +187,26 @@ def _exit_now() -> None:
 
 
 def run_daemon(args: argparse.Namespace) -> int:
+    name_process()
     loaded = load(args.config)
     logs.configure(loaded.config.log_format, getattr(args, "log_level", "INFO"), lambda: loaded.config.secrets())
     daemon = Daemon(args, loaded)
     if args.once:
         return _once(daemon)
     return daemon.serve()
+
+
+def name_process() -> None:
+    """Name this process `redisguard` as `pidof redisguard` and `pgrep -x redisguard` match it (the
+    kernel's 15-character name), and show `redisguard daemon --config ...` in ps; otherwise it is
+    `python3`, whichever way it was started (the console script, `python -m`, a container).
+
+    Set first, before any thread starts: a thread takes the name of the thread that starts it.
+    """
+    import setproctitle
+
+    setproctitle.setproctitle(" ".join([PROCESS_NAME, *sys.argv[1:]]))
+    setproctitle.setthreadtitle(PROCESS_NAME)  # the main thread's name is the process's
 
 
 def _once(daemon: Daemon) -> int:

@@ -206,6 +206,27 @@ def test_sighup_applies_a_good_config_and_refuses_a_broken_one(
     daemon.wait_value("redisguard_check_up", 1, check="drift_live", target="staging")
 
 
+def _pids(argv: list[str]) -> list[int]:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    return [int(pid) for pid in result.stdout.split()]
+
+
+def test_the_daemon_is_named_redisguard_and_reloads_when_found_by_name(
+    emulator: EmulatorHandle, daemon_factory: Callable[..., DaemonHandle]
+) -> None:
+    """docs/daemon.md's `kill -HUP $(pidof redisguard)`: the lookups find this daemon (among any
+    other daemon the machine runs; only ours is signalled) and the HUP reloads it."""
+    daemon = daemon_factory(lambda port: daemon_config(emulator, port))
+    pid = daemon.process.pid
+    assert pid in _pids(["pidof", "redisguard"])
+    assert pid in _pids(["pgrep", "-x", "redisguard"])
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode()
+    assert cmdline == f"redisguard daemon --config {daemon.config_path}"
+    subprocess.run(["kill", "-HUP", str(pid)], check=True, timeout=10)
+    wait_for(lambda: "config reloaded" in daemon.log(), timeout=10, what="the reload line")
+    assert daemon.process.poll() is None
+
+
 def test_once_exits_0_in_sync_2_on_drift_1_on_a_failure(tmp_path: Path, emulator_factory: Callable[..., EmulatorHandle]) -> None:
     fresh = emulator_factory(STAGING, processes=False)
 
