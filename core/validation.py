@@ -106,6 +106,25 @@ def closest(value: str, allowed: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
+def model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model class whose fields a location's last key should be one of (through nested models and
+    tuples or lists of them), or None where the location leaves the models."""
+    model: Any = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]  # X | None, tuple[X, ...]
+        candidate = args[0] if args else annotation
+        if not (isinstance(candidate, type) and issubclass(candidate, BaseModel)):
+            return None
+        model = candidate
+    return model
+
+
 def unknown_key(key: str, allowed: Sequence[str], *, noun: str = "key") -> str:
     """The message for a key no model knows: the closest allowed key first, then every allowed one."""
     close = closest(key, allowed)

@@ -35,6 +35,7 @@ from redisguard.core.validation import (
     field_bounds,
     format_loc,
     load_yaml,
+    model_at,
     problem_list,
     unknown_argument,
     unknown_key,
@@ -447,7 +448,7 @@ class ServerSettings(_Section):
     web_config_file: Path | None = Field(
         default=None,
         description="Optional Prometheus exporter-toolkit web config (tls_server_config, "
-        "basic_auth_users, http_server_config.headers) for TLS and basic auth. A relative path is "
+        "basic_auth_users, http_server_config, rate_limit) for TLS, basic auth, headers and a rate limit. A relative path is "
         "taken from the config file's folder. Checked at start: a bad file stops the daemon.",
     )
 
@@ -638,22 +639,7 @@ def _unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
 
 
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
-    """The model class whose fields a location's last key should be one of."""
-    model: Any = RedisguardConfig
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        annotation = field.annotation
-        # tuple[IgnoreRule, ...] and plain nested models
-        args = getattr(annotation, "__args__", None)
-        candidate = args[0] if args else annotation
-        if not (isinstance(candidate, type) and issubclass(candidate, BaseModel)):
-            return None
-        model = candidate
-    return model
+    return model_at(RedisguardConfig, loc)
 
 
 def _format_errors(exc: ValidationError, source: str, environ: Mapping[str, str], extra: Sequence[str] = ()) -> str:

@@ -142,4 +142,5 @@ def _web_summary(web: WebConfig) -> str:
     info = web.summary()
     tls = f"TLS, client certificates: {info['client_auth']}" if info["tls"] else "no TLS"
     users = f"basic auth for {', '.join(info['basic_auth_users'])}" if info["basic_auth_users"] else "no basic auth"
-    return f"{web.source} ({tls}; {users})"
+    limit = f"; rate limit {info['rate_limit']}" if info["rate_limit"] else ""
+    return f"{web.source} ({tls}; {users}{limit})"

@@ -57,6 +57,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, *, send_body: bool) -> None:
         web = self.server.web
+        if web.limiter is not None and not web.limiter.allow():
+            # As the exporter toolkit: every request counts, before authentication.
+            self._send(HTTPStatus.TOO_MANY_REQUESTS, b"429 Too Many Requests\n", "text/plain; charset=utf-8", send_body)
+            return
         if not web.authorized(self.headers.get("Authorization")):
             self._send(HTTPStatus.UNAUTHORIZED, b"401 Unauthorized\n", "text/plain; charset=utf-8", send_body,
                        extra={"WWW-Authenticate": 'Basic realm="redisguard", charset="UTF-8"'})  # fmt: skip
@@ -138,12 +142,12 @@ class DaemonHTTPServer(ThreadingHTTPServer):
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         web = self.web  # the one in force when the connection came in (SIGHUP may swap it)
         if web.ssl_context is not None:
-            request = self._tls(request, web.ssl_context, client_address)
+            request = self._tls(request, web, web.ssl_context, client_address)
             if request is None:
                 return
         super().process_request_thread(request, client_address)
 
-    def _tls(self, sock: socket.socket, context: ssl.SSLContext, client: Any) -> ssl.SSLSocket | None:
+    def _tls(self, sock: socket.socket, web: WebConfig, context: ssl.SSLContext, client: Any) -> ssl.SSLSocket | None:
         sock.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
         try:
             first = sock.recv(1, socket.MSG_PEEK)
@@ -156,6 +160,12 @@ class DaemonHTTPServer(ThreadingHTTPServer):
         except (OSError, ssl.SSLError) as exc:  # a timeout, a refused client certificate, a reset
             log.debug("http %s: TLS handshake failed: %s", client, exc)
             self.shutdown_request(sock)
+            return None
+        if not web.allowed(tls.getpeercert()):
+            # client_allowed_sans: Go fails the handshake; Python's ssl has no hook there, so the
+            # connection is closed before a request is read.
+            log.debug("http %s: client certificate has none of client_allowed_sans", client)
+            self.shutdown_request(tls)
             return None
         tls.settimeout(IDLE_TIMEOUT_SECONDS)
         return tls
