@@ -1,9 +1,11 @@
 """Google Cloud API clients, built once per process, and the one mapping of their errors to TransientError/PermanentError.
 
 The admin API (google-cloud-redis over REST) and Cloud Monitoring (google-cloud-monitoring over
-gRPC) both go through `api_errors`: transient (503, 429, 504, 500, a timeout, a refused connection)
-or permanent (anything else), bounded retries of the transient kinds the API documents as
-retryable, and one line a user can act on, never a response body.
+gRPC) both go through `api_errors`: transient (503, 429, 504, 500, a timeout, a refused connection
+to an endpoint that answered before) or permanent (anything else, and an endpoint that has refused
+every connection since the process started: a configuration problem), bounded retries of what
+Google documents as retryable (never of a refused connection: nobody is there to answer), and
+one line a user can act on, never a response body.
 """
 
 from __future__ import annotations
@@ -64,8 +66,49 @@ def retry_policy(timeout: float) -> Retry:
 def _retried(exc: Exception) -> bool:
     # A 504 from the server (GatewayTimeout over REST) is retried; gRPC's DeadlineExceeded, its
     # subclass, is the client's own deadline: the attempt used the whole budget, a retry would
-    # only race the deadline (and pass or fail with the machine's load).
-    return isinstance(exc, RETRIED_API_ERRORS) and not isinstance(exc, gexc.DeadlineExceeded)
+    # only race the deadline (and pass or fail with the machine's load). gRPC reports a refused
+    # connection as UNAVAILABLE too, but no server said "retry": it fails at once.
+    return (
+        isinstance(exc, RETRIED_API_ERRORS)
+        and not isinstance(exc, gexc.DeadlineExceeded)
+        and _no_connection(exc) is None
+    )
+
+
+def _no_connection(exc: BaseException) -> str | None:
+    """Why no connection was made at all ("connection refused", "host name not resolved"), or None
+    when one was (an answer, a timeout, a connection that broke)."""
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        if isinstance(reason, urllib3.exceptions.NameResolutionError):
+            return "host name not resolved"
+        if isinstance(reason, urllib3.exceptions.NewConnectionError):
+            return "connection refused" if "refused" in str(reason).lower() else "no connection"
+        return None
+    if isinstance(exc, gexc.ServiceUnavailable) and not isinstance(getattr(exc, "response", None), requests.Response):
+        # gRPC's UNAVAILABLE (REST errors carry the HTTP response); the channel's own words say no server was reached.
+        message = exc.message or ""
+        if "Connection refused" in message:
+            return "connection refused"
+        if "errors resolving" in message or "DNS resolution failed" in message:
+            return "host name not resolved"
+    return None
+
+
+# Endpoints (`where`) that have answered a call since the process started: a refused connection
+# there is a restart or an outage (transient); one that never answered is misconfigured.
+_answered: set[str] = set()
+_answered_lock = threading.Lock()
+
+
+def _mark_answered(where: str) -> None:
+    with _answered_lock:
+        _answered.add(where)
+
+
+def _has_answered(where: str) -> bool:
+    with _answered_lock:
+        return where in _answered
 
 
 # --- clients, once per process -----------------------------------------------------------------
@@ -145,25 +188,33 @@ def _answered_as_the_api(exc: gexc.GoogleAPICallError) -> bool:
     return "json" in response.headers.get("Content-Type", "").lower()
 
 
-def _refused(exc: requests.ConnectionError) -> bool:
-    """True when no connection was made at all (refused, unknown host), not when a connection broke."""
-    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
-
-
 @contextlib.contextmanager
-def api_errors(what: str, *, where: str, api: str, timeout: float) -> Iterator[None]:
+def api_errors(what: str, *, where: str, api: str, timeout: float, setting: str | None = None) -> Iterator[None]:
     """Turn what a Google API call raises inside the block into TransientError/PermanentError.
 
     `what` names the call (`list_instances projects/p/locations/-`), `where` the endpoint or
     "the Memorystore API", `api` the API's name for "did not answer as the ... API does",
-    `timeout` the call's budget in seconds. RedisguardErrors raised in the block pass unchanged.
+    `timeout` the call's budget in seconds, `setting` the config key that chose the endpoint
+    (None: Google's own). RedisguardErrors raised in the block pass unchanged.
     """
 
     def not_the_api(detail: str) -> PermanentError:
         # Something listens at the endpoint but it is not the API (a wrong port: a web server,
         # the emulator's other port, a redis-server).
         return PermanentError(f"{what}: {where} did not answer as the {api} does ({detail})")
+
+    def unreached(reason: str) -> RedisguardError:
+        if _has_answered(where):
+            return TransientError(f"{what}: cannot connect to {where} ({reason}); it answered earlier, so it may be restarting")
+        check = (
+            f"check {setting} in the config and that the API runs there"
+            if setting
+            else "check the network path to Google (proxy, firewall, DNS)"
+        )
+        return PermanentError(
+            f"{what}: cannot connect to {where} ({reason}), which has not answered since redisguard started: "
+            f"a configuration problem, not a passing one; {check}"
+        )
 
     try:
         yield
@@ -173,6 +224,10 @@ def api_errors(what: str, *, where: str, api: str, timeout: float) -> Iterator[N
         # Over gRPC the client's own deadline (a hung call) is DeadlineExceeded; over REST it is requests.Timeout.
         raise TransientError(f"{what}: no answer from {where} within {timeout:g}s") from exc
     except gexc.GoogleAPICallError as exc:
+        reason = _no_connection(exc)
+        if reason is not None:
+            raise unreached(reason) from exc
+        _mark_answered(where)  # the API itself answered, if with an error
         if not _answered_as_the_api(exc):
             response = exc.response  # REST errors carry the requests.Response
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
@@ -195,15 +250,18 @@ def api_errors(what: str, *, where: str, api: str, timeout: float) -> Iterator[N
             f"(use http:// for a plain-HTTP endpoint such as the emulator) ({one_line(_ssl_reason(exc), 120)})"
         ) from exc
     except requests.ConnectionError as exc:
-        if not _refused(exc):
+        reason = _no_connection(exc)
+        if reason is None:
             raise not_the_api("the connection closed without an HTTP answer") from exc
-        raise TransientError(f"{what}: cannot connect to {where}") from exc
+        raise unreached(reason) from exc
     except auth_exceptions.DefaultCredentialsError as exc:
         raise _credentials_error(exc) from exc
     except auth_exceptions.GoogleAuthError as exc:
         raise PermanentError(f"{what}: the Google credentials were refused: {one_line(str(exc))}") from exc
     except json_format.ParseError as exc:
         raise not_the_api(one_line(str(exc))) from exc
+    else:
+        _mark_answered(where)
 
 
 def _ssl_reason(exc: requests.exceptions.SSLError) -> str:

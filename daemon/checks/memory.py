@@ -138,7 +138,8 @@ def read_series(
         view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
     )
     out: Points = {}
-    with api_errors(what, where=where, api="Cloud Monitoring API", timeout=gcp.request_timeout_seconds):
+    setting = "gcp.monitoring_endpoint" if gcp.monitoring_endpoint else None
+    with api_errors(what, where=where, api="Cloud Monitoring API", timeout=gcp.request_timeout_seconds, setting=setting):
         pager = client.list_time_series(
             request=request,
             retry=retry_policy(gcp.request_timeout_seconds),

@@ -56,7 +56,8 @@ def list_project_instances(
     parent = client.common_location_path(project, "-")
     where = gcp.redis_endpoint or f"the {API_NAME}"
     timeout = gcp.request_timeout_seconds
-    with api_errors(f"list_instances {parent}", where=where, api=API_NAME, timeout=timeout):
+    setting = "gcp.redis_endpoint" if gcp.redis_endpoint else None
+    with api_errors(f"list_instances {parent}", where=where, api=API_NAME, timeout=timeout, setting=setting):
         pager = client.list_instances(
             request={"parent": parent, "page_size": PAGE_SIZE},
             retry=retry_policy(timeout),

@@ -150,7 +150,12 @@ def test_nothing_listening_is_cannot_connect(tmp_path: Path) -> None:
         {"pulumi": {"work_dir": str(REPO / "program"), "stacks": ["staging"]}, "gcp": {"redis_endpoint": f"http://127.0.0.1:{port}"}}
     )
     [stack] = drift.run_scan(config, ["staging"], ["live"]).stacks
-    assert stack.error == f"list_instances projects/redisguard-staging/locations/-: cannot connect to http://127.0.0.1:{port}"
+    assert stack.error == (
+        f"list_instances projects/redisguard-staging/locations/-: cannot connect to http://127.0.0.1:{port} "
+        "(connection refused), which has not answered since redisguard started: a configuration problem, "
+        "not a passing one; check gcp.redis_endpoint in the config and that the API runs there"
+    )
+    assert stack.error_kind == "permanent"
 
 
 def test_https_to_a_plain_http_port_says_the_endpoint_may_not_speak_tls(tmp_path: Path) -> None:

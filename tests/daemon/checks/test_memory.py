@@ -21,7 +21,7 @@ from redisguard.daemon.checks.memory import MemoryCheck, run_memory_check, time_
 from redisguard.daemon.config import RedisguardConfig, config_from_mapping
 from redisguard.daemon.reports.memory import MemoryReport
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
-from tests.fixtures.processes import wait_for
+from tests.fixtures.processes import free_port, wait_for
 from tests.fixtures.repo import STAGING, STAGING_INSTANCES
 
 # The API calls of one project's memory check: one listing, four current metrics, one trend.
@@ -242,6 +242,52 @@ def test_faults_fail_the_project_visibly(
     assert time.monotonic() - started < 4.5
     # The fault over, the next run is whole again.
     assert run_memory_check(fast).projects[0].status == "ok"
+
+
+def test_memory_report_against_closed_ports_fails_at_once_as_a_configuration_problem(tmp_path: Path) -> None:
+    """Nothing listens at either endpoint: no retries (nobody is there to answer), the endpoint named,
+    and `permanent`: an endpoint that never answered is misconfigured, not having a bad minute."""
+    port = free_port()  # closed again: nothing listens there
+    config_file = tmp_path / "redisguard.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "pulumi": {"work_dir": str(STAGING.parent), "stacks": ["staging"]},
+        "gcp": {"redis_endpoint": f"http://127.0.0.1:{port}", "monitoring_endpoint": f"127.0.0.1:{port}"},
+    }))  # fmt: skip
+    cli = [sys.executable, "-m", "redisguard.daemon.cli", "memory-report", "--config", str(config_file), "--format", "json"]
+    started = time.monotonic()
+    # The guard: with the API's retry budget (30 s) spent on a refused connection this took 30-40 s.
+    result = subprocess.run(cli, capture_output=True, text=True, timeout=20)
+    print(f"memory-report against a closed port: exit {result.returncode} after {time.monotonic() - started:.2f}s")
+
+    assert result.returncode == 1
+    (project,) = json.loads(result.stdout)["projects"]
+    assert project["error_kind"] == "permanent"
+    assert f"cannot connect to http://127.0.0.1:{port} (connection refused), which has not answered since redisguard started" in project["error"]
+    assert "check gcp.redis_endpoint in the config" in project["error"]
+    assert "transient" not in result.stderr and "retries" not in result.stderr
+    assert project["duration_seconds"] < 5  # the check itself; the rest is the interpreter's start
+
+
+@pytest.mark.slow
+def test_a_closed_monitoring_port_is_named_and_one_that_answered_before_is_transient(tmp_path: Path) -> None:
+    own = start_emulator(tmp_path, fleet=STAGING, processes=False)
+    try:
+        closed = free_port()
+        (project,) = run_memory_check(_config(own, monitoring_endpoint=f"127.0.0.1:{closed}")).projects
+        assert (project.status, project.error_kind) == ("error", "permanent")
+        assert f"cannot connect to 127.0.0.1:{closed} (connection refused), which has not answered" in (project.error or "")
+        assert "check gcp.monitoring_endpoint in the config" in (project.error or "")
+
+        config = _config(own)
+        assert run_memory_check(config).projects[0].status == "ok"
+    finally:
+        own.stop()
+    # The same endpoints, answering a moment ago, now refuse: a restart or an outage, not the config.
+    started = time.monotonic()
+    (project,) = run_memory_check(config).projects
+    print(f"memory check against a stopped emulator: {time.monotonic() - started:.2f}s")
+    assert (project.status, project.error_kind) == ("error", "transient")
+    assert "(connection refused); it answered earlier, so it may be restarting" in (project.error or "")
 
 
 @pytest.mark.slow
