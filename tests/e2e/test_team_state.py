@@ -9,8 +9,6 @@ One test changes the deployment (`maintenance_start_minutes`); no other test loo
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,17 +42,11 @@ def _auth_string(emulator: EmulatorHandle) -> str:
     return auth
 
 
-def _pulumi(engine: Engine, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    done = engine.pulumi(cwd, *args)
-    assert done.returncode == 0, f"pulumi {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
 @pytest.fixture(scope="module")
 def program(engine: Engine, emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The team's program with its staging stack deployed by `pulumi up`."""
     work = team_program_copy(engine, tmp_path_factory.mktemp("state-program"), emulator.redis_endpoint)
-    _pulumi(engine, work, "up", "--yes", "--stack", "staging")
+    engine.pulumi_ok(work, "up", "--yes", "--stack", "staging")
     return work
 
 
@@ -62,11 +54,7 @@ def program(engine: Engine, emulator: EmulatorHandle, tmp_path_factory: pytest.T
 def reader_env(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
     """This process's environment as the daemon's: the engine's PATH and Pulumi home, and neither a
     backend URL (the config names it) nor the stack's passphrase (reading state needs none)."""
-    for name in [n for n in os.environ if n.startswith("PULUMI_")]:
-        monkeypatch.delenv(name)
-    for name, value in engine.env.items():
-        if name not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL"):
-            monkeypatch.setenv(name, value)
+    engine.as_reader(monkeypatch)
     fleet_state.clear_cache()
     return engine
 
@@ -123,9 +111,9 @@ def test_an_unchanged_stack_is_not_exported_again_and_a_changed_one_is(
     assert again.resources == first.resources and again.version == first.version
     assert runs.read_text().splitlines() == ["stack export --stack staging --non-interactive --color never"]
 
-    _pulumi(reader_env, program, "config", "set", "--path", "ampledash-infra:redis[0].maintenance_start_minutes", "30",
+    reader_env.pulumi_ok(program, "config", "set", "--path", "ampledash-infra:redis[0].maintenance_start_minutes", "30",
             "--stack", "staging")  # fmt: skip
-    _pulumi(reader_env, program, "up", "--yes", "--stack", "staging")
+    reader_env.pulumi_ok(program, "up", "--yes", "--stack", "staging")
     changed = read_stack_state(settings, "staging")
 
     assert changed.cached is False and changed.version != first.version
