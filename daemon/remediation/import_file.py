@@ -19,8 +19,9 @@ from typing import Any
 
 from redisguard.core.errors import PermanentError
 from redisguard.core.files import write_atomically
-from redisguard.core.pulumi import INSTANCE_TYPE
+from redisguard.core.pulumi import INSTANCE_TYPE, resource_name
 from redisguard.daemon.fleet.inventory import LiveKey, split_instance_name
+from redisguard.daemon.fleet.state import StackState
 from redisguard.daemon.remediation.plan import EXIT_NOTHING, EXIT_PROPOSED, Note, print_notes
 
 # The gcp provider's import id for a Memorystore instance: the first of the formats pulumi-gcp
@@ -105,6 +106,18 @@ def build_import_file(
     names = logical_names(keys, taken)
     resources = tuple(ImportResource(names[key], import_id(key)) for key in sorted(keys, key=names.__getitem__))
     return ImportFile(stack, resources, provider)
+
+
+def import_file_for_state(state: StackState, instance_names: Sequence[str]) -> ImportFile:
+    """The import file adopting these instances into a stack read from its Pulumi state: logical
+    names apart from the instances it already holds, and the explicit provider they share, if any
+    (a default provider, several providers or none: the engine's default gcp provider)."""
+    held = state.of_type(INSTANCE_TYPE)
+    providers = {r.provider.rsplit("::", 1)[0] for r in held if r.provider}
+    # The engine's own test for a default provider: a provider URN whose name starts with "default".
+    explicit = {urn for urn in providers if not resource_name(urn).startswith("default")}
+    provider = next(iter(explicit)) if len(explicit) == 1 and explicit == providers else None
+    return build_import_file(state.stack, instance_names, {r.name for r in held}, provider)
 
 
 def emit_import_file(command: str, notes: Sequence[Note], import_file: ImportFile, path: Path, write: bool, work_dir: Path) -> int:

@@ -11,8 +11,14 @@ import pytest
 from redisguard.core.errors import ConfigError, PermanentError
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.fleet.inventory import LiveKey
+from redisguard.daemon.fleet.state import StackState, StateResource
 from redisguard.daemon.remediation.codify import plan_import
-from redisguard.daemon.remediation.import_file import build_import_file, emit_import_file, logical_names
+from redisguard.daemon.remediation.import_file import (
+    build_import_file,
+    emit_import_file,
+    import_file_for_state,
+    logical_names,
+)
 from redisguard.daemon.remediation.plan import EXIT_NOTHING, EXIT_PROPOSED, Note
 from tests.fixtures.wire import INSTANCE_TYPE
 
@@ -44,6 +50,29 @@ def test_an_explicit_provider_is_named_through_the_name_table() -> None:
 
     assert document["nameTable"] == {"gcpProvider": urn}
     assert document["resources"][0]["provider"] == "gcpProvider"
+
+
+def _held(name: str, provider: str | None) -> StateResource:
+    urn = f"urn:pulumi:staging::ampledash-infra::{INSTANCE_TYPE}::{name}"
+    return StateResource(urn, INSTANCE_TYPE, f"projects/p/locations/r/instances/{name}", {}, {}, None, provider)
+
+
+def test_a_state_sourced_stack_keeps_its_names_and_passes_on_the_explicit_provider_its_instances_share() -> None:
+    explicit = "urn:pulumi:staging::ampledash-infra::pulumi:providers:gcp::europe"
+    default = "urn:pulumi:staging::ampledash-infra::pulumi:providers:gcp::default_9_37_0"
+    orphan = "projects/ampledash-staging/locations/europe-west1/instances/redis-sidekiq"
+
+    shared = StackState("staging", "v1", (_held("redis-sidekiq", f"{explicit}::0c1d"),), cached=False)
+    import_file = import_file_for_state(shared, [orphan])
+    assert [(r.name, r.id) for r in import_file.resources] == [("redis-sidekiq-europe-west1", orphan)]  # the held name kept
+    assert import_file.provider == explicit
+
+    mixed = StackState("staging", "v1", (_held("a", f"{explicit}::0c1d"), _held("b", f"{default}::9f2e")), cached=False)
+    assert import_file_for_state(mixed, [orphan]).provider is None
+    by_default = StackState("staging", "v1", (_held("a", f"{default}::9f2e"),), cached=False)
+    assert import_file_for_state(by_default, [orphan]).document() == {
+        "resources": [{"type": INSTANCE_TYPE, "name": "redis-sidekiq", "id": orphan}]
+    }
 
 
 def test_logical_names_are_the_instance_ids_qualified_only_where_they_would_clash() -> None:
