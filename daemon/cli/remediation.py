@@ -36,7 +36,10 @@ def _add_codify(sub: Subcommands) -> None:
     )
     add_config(codify)
     codify.add_argument(
-        "--stack", metavar="NAME", help="the stack whose file gets the entries (required when several stacks watch the project)"
+        "--stack",
+        metavar="NAME",
+        help="the stack whose file gets the entries, or the --import-file's stack (required when several stacks watch "
+        "the project, or with --import-file when several are configured)",
     )
     codify.add_argument("--instance", metavar="NAME", action="append", help="only this instance id (repeatable)")
     codify.add_argument(
@@ -45,7 +48,8 @@ def _add_codify(sub: Subcommands) -> None:
         type=Path,
         help="instead of stack-file entries, write the file `pulumi import --file PATH --stack S` reads: the engine "
         "adopts the instances into the stack's state and prints the code to add, in the program's own language (any "
-        "Pulumi program). Writes a new file; an existing different one is shown as a diff and replaced with --write",
+        "Pulumi program). Writes a new file; an existing different one is shown as a diff and replaced with --write. "
+        "Exit 2 while there are instances to import (`pulumi import` is still to run), 0 when none is unmanaged",
     )
     _add_write(codify)
     codify.set_defaults(func=run_codify)
