@@ -1,10 +1,12 @@
 """`redisguard policy-check`: the policy pack judges each stack's resources without a cloud or a Pulumi CLI.
 
 Each stack's resources come from the redis-fleet program run under the Pulumi SDK's mocks
-(redisguard.program.mocks); the pack is started as Pulumi's Python host starts it and asked over
-the Analyzer protocol, config reconciled as the engine does (redisguard.policies.analyzer). The
-verdicts are the ones `pulumi preview --policy-pack policies` gives (tests/e2e/test_pulumi_engine.py
-runs both on the same stacks).
+(redisguard.program.mocks), or, for any program, from what the stack has deployed (`judge_deployed`:
+the resources of its state, which the caller read); the pack is started as Pulumi's Python host
+starts it and asked over the Analyzer protocol, config reconciled as the engine does
+(redisguard.policies.analyzer). The verdicts are the ones `pulumi preview --policy-pack policies`
+gives for a program, and `pulumi policy analyze` for a deployed stack (tests/e2e/test_pulumi_engine.py
+and tests/e2e/test_team_state.py run both on the same stacks).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from rich.console import Console
 from rich.text import Text
 
 from redisguard.core.models import Frozen
+from redisguard.core.pulumi import is_secret
 from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, JsonReport
 from redisguard.core.text import md_cell
-from redisguard.policies.analyzer import AnalyzerFailed, PolicyPackProcess, StackResource
-from redisguard.policies.launch import StackPack, launch_stack_packs
+from redisguard.policies.analyzer import AnalyzerFailed, PolicyPackProcess, StackResource, secret, unknown
+from redisguard.policies.deployed import DeployedStack, JudgedResource
+from redisguard.policies.launch import StackPack, launch_stack_packs, launch_state_packs
 from redisguard.policies.pack_config import INSTALLED_PACK, PackChoice, PolicyConfigInvalid
 
 # The exit codes of every report command (core.reports), by what they mean here.
@@ -50,6 +54,9 @@ class StackVerdict(Frozen):
     policy_config: str | None
     """The --policy-pack-config file used, None for the pack's defaults."""
     resources: int
+    state: str | None = None
+    """None: the program's resources under mocks were judged; else the deployed state's, from
+    "backend" (the stack's) or an export file."""
     violations: tuple[Violation, ...] = ()
     error: str | None = None
     duration_seconds: float = 0.0
@@ -99,52 +106,78 @@ def _judge(
     began = time.monotonic()
     config_name = str(policy_config) if policy_config else None
 
-    def failed(message: str, resources: int = 0) -> StackVerdict:
-        return StackVerdict(stack=stack, policy_config=config_name, resources=resources, error=message,
+    def failed(message: str) -> StackVerdict:
+        _stop(pack, started)
+        return StackVerdict(stack=stack, policy_config=config_name, resources=0, error=message,
                             duration_seconds=time.monotonic() - began)
 
     try:
-        try:
-            run = run_program(stack_config_values(stack_file), stack=stack, preview=True)
-        except StackConfigError as exc:
-            return failed(f"invalid stack config in {exc}")
-        except pulumi.RunError as exc:  # the program's own one-line refusal (invalid stack config)
-            return failed(str(exc))
-        except Exception as exc:  # noqa: BLE001 - any other program failure is this stack's error
-            return failed(f"{stack_file}: the program failed under mocks: {exc}")
+        run = run_program(stack_config_values(stack_file), stack=stack, preview=True)
+    except StackConfigError as exc:
+        return failed(f"invalid stack config in {exc}")
+    except pulumi.RunError as exc:  # the program's own one-line refusal (invalid stack config)
+        return failed(str(exc))
+    except Exception as exc:  # noqa: BLE001 - any other program failure is this stack's error
+        return failed(f"{stack_file}: the program failed under mocks: {exc}")
+    resources = [JudgedResource(r.type, r.name, r.inputs, r.inputs) for r in run.resources]
+    return _judge_resources(stack, policy_config, pack, started, resources, began)
+
+
+def _stop(pack: PolicyPackProcess, started: Future[Any]) -> None:
+    # Never stop a pack that is still starting: wait for the start (it has its own deadline).
+    with contextlib.suppress(Exception):
+        started.result()
+    pack.stop()
+
+
+def _judge_resources(
+    stack: str,
+    policy_config: Path | None,
+    pack: PolicyPackProcess,
+    started: Future[Any],
+    resources: Sequence[JudgedResource],
+    began: float,
+) -> StackVerdict:
+    """Have the started pack judge one stack's resources, as the engine asks it: each resource, then the stack."""
+    config_name = str(policy_config) if policy_config else None
+
+    def failed(message: str) -> StackVerdict:
+        return StackVerdict(stack=stack, policy_config=config_name, resources=len(resources), error=message,
+                            duration_seconds=time.monotonic() - began)
+
+    try:
         try:
             started.result()
             pack.configure(policy_config)
         except PolicyConfigInvalid as exc:
             where = policy_config or "the pack's defaults"
-            return failed(f"{where}: " + "; ".join(exc.errors), len(run.resources))
+            return failed(f"{where}: " + "; ".join(exc.errors))
         except (OSError, RuntimeError, TimeoutError) as exc:
-            return failed(f"policy pack {pack.pack_dir} failed to start: {str(exc).splitlines()[0]}", len(run.resources))
+            return failed(f"policy pack {pack.pack_dir} failed to start: {str(exc).splitlines()[0]}")
         violations: list[Violation] = []
         try:
-            for resource in run.resources:
-                result = pack.analyze(resource.type, resource.name, resource.inputs)
+            for resource in resources:
+                result = pack.analyze(resource.type, resource.name, resource.inputs, protect=resource.protect)
                 violations.extend(
                     Violation(policy=d.policy, level=d.level, resource=resource.name, type=resource.type,
                               message=d.message)
                     for d in result.diagnostics
                 )
-            stack_result = pack.analyze_stack([StackResource(r.type, r.name, r.inputs) for r in run.resources])
+            stack_result = pack.analyze_stack(
+                [StackResource(r.type, r.name, r.outputs, protect=r.protect) for r in resources]
+            )
             violations.extend(
                 Violation(policy=d.policy, level=d.level, resource="", type="", message=d.message)
                 for d in stack_result.diagnostics
             )
         except AnalyzerFailed as exc:
-            return failed(f"policy pack failed while analysing: {exc}", len(run.resources))
+            return failed(f"policy pack failed while analysing: {exc}")
     finally:
-        # Never stop a pack that is still starting: wait for the start (it has its own deadline).
-        with contextlib.suppress(Exception):
-            started.result()
-        pack.stop()
+        _stop(pack, started)
     return StackVerdict(
         stack=stack,
         policy_config=config_name,
-        resources=len(run.resources),
+        resources=len(resources),
         violations=tuple(violations),
         duration_seconds=time.monotonic() - began,
     )
@@ -191,6 +224,57 @@ def _connect(process: PolicyPackProcess, stack_pack: StackPack) -> PolicyPackPro
     return process.start(launched=stack_pack.launched)
 
 
+# --- what a stack has deployed, for any program -------------------------------------------------
+
+
+def _unread_secrets(value: Any) -> Any:
+    """`value` with every secret object replaced by a secret whose value is unknown: the state's
+    secrets stay encrypted (nothing here decrypts them), so a policy reading one is not applicable."""
+    if is_secret(value):
+        return secret(unknown())
+    if isinstance(value, Mapping):
+        return {k: _unread_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unread_secrets(v) for v in value]
+    return value
+
+
+def judge_deployed(
+    stacks: Sequence[DeployedStack],
+    policy_config: Path | None = None,
+    pack: PackChoice = INSTALLED_PACK,
+    launched: Mapping[str, StackPack] | None = None,
+) -> PolicyCheckReport:
+    """Every stack's deployed resources judged by `pack`, without a program or a preview, as `pulumi
+    policy analyze` does: `Analyze` with each resource's inputs, `AnalyzeStack` with their outputs.
+    `policy_config` None: each stack's config file in the pack choice's policies folder. A stack
+    whose state could not be read (its `error`) is that stack's error. `launched`: the packs
+    launch.launch_state_packs started already (before the command imported Pulumi)."""
+    if launched is None:
+        launched = launch_state_packs([(s.stack, s.project) for s in stacks if s.error is None], pack.pack_dir)
+    verdicts: list[StackVerdict] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(stacks)))) as pool:
+        started = {}
+        for deployed in stacks:
+            if deployed.stack in launched:
+                process = PolicyPackProcess(stack=deployed.stack, project=deployed.project, pack_dir=pack.pack_dir, dry_run=False)
+                started[deployed.stack] = (process, pool.submit(_connect, process, launched[deployed.stack]))
+        for deployed in stacks:
+            chosen = policy_config or pack.config_file(deployed.stack)
+            if deployed.error is not None:
+                verdicts.append(StackVerdict(stack=deployed.stack, policy_config=str(chosen) if chosen else None,
+                                             resources=0, state=deployed.source, error=deployed.error))
+                continue
+            resources = [
+                JudgedResource(r.type, r.name, _unread_secrets(r.inputs), _unread_secrets(r.outputs), r.protect)
+                for r in deployed.resources
+            ]
+            process, future = started[deployed.stack]
+            verdict = _judge_resources(deployed.stack, chosen, process, future, resources, time.monotonic())
+            verdicts.append(verdict.model_copy(update={"state": deployed.source}))
+    return PolicyCheckReport(pack=str(pack.pack_dir), from_checkout=pack.from_checkout, stacks=tuple(verdicts))
+
+
 @contextlib.contextmanager
 def closed_event_loop() -> Iterator[None]:
     """The programs run under the SDK's mocks on this event loop, closed with its executor on exit,
@@ -219,9 +303,10 @@ def _summary(verdict: StackVerdict) -> str:
     counts = {level: sum(v.level == level for v in verdict.violations) for level in ("mandatory", "advisory")}
     state = "BLOCKED" if verdict.blocked else "passed"
     config = verdict.policy_config or "pack defaults"
+    judged = "" if verdict.state is None else f"deployed state from {verdict.state}; "
     return (
         f"stack {verdict.stack}: {state} ({verdict.resources} resources, {counts['mandatory']} mandatory, "
-        f"{counts['advisory']} advisory; config {config}; {verdict.duration_seconds:.1f}s)"
+        f"{counts['advisory']} advisory; {judged}config {config}; {verdict.duration_seconds:.1f}s)"
     )
 
 

@@ -201,3 +201,16 @@ def launch_stack_packs(stacks: Sequence[tuple[str, Path]], pack_dir: Path) -> di
         except (OSError, RuntimeError) as exc:
             packs[stack] = StackPack(config, launch_error=exc)
     return packs
+
+
+def launch_state_packs(stacks: Sequence[tuple[str, str]], pack_dir: Path) -> dict[str, StackPack]:
+    """Start a pack for each (stack, project) whose deployed state is judged, at once, as `pulumi
+    policy analyze` starts one: the project the state's URNs name, not a preview, no stack config
+    (the state holds none)."""
+    packs: dict[str, StackPack] = {}
+    for stack, project in stacks:
+        try:
+            packs[stack] = StackPack(launched=launch_pack(pack_dir, stack=stack, project=project, dry_run=False))
+        except (OSError, RuntimeError) as exc:
+            packs[stack] = StackPack(launch_error=exc)
+    return packs

@@ -70,6 +70,8 @@ class StateResource:
     parent: str | None
     provider: str | None
     """The provider reference, "<provider urn>::<provider id>"."""
+    protect: bool = False
+    """`protect: true` in the program (the engine refuses to delete it)."""
 
     @property
     def name(self) -> str:
@@ -173,6 +175,7 @@ def _from_document(document: Any, *, stack: str, source: str, version: str) -> S
                 outputs=MappingProxyType(dict(outputs)),
                 parent=_optional_str(raw.get("parent")),
                 provider=_optional_str(raw.get("provider")),
+                protect=raw.get("protect") is True,
             )
         )
     if problems:

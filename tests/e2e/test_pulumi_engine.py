@@ -25,13 +25,12 @@ from google.protobuf import field_mask_pb2
 
 from redisguard.policies.check import judge_stacks
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.engine_events import Verdicts, json_lines, policy_verdicts
 from tests.fixtures.policy_inputs import BAD_PRODUCTION
 from tests.fixtures.pulumi_engine import Engine, engine_bin_dirs, user_checkout
 from tests.fixtures.repo import STAGING_INSTANCES
 
 pytestmark = pytest.mark.slow
-
-Verdicts = set[tuple[str, str, str]]
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +73,10 @@ def _live(client: redis_v1.CloudRedisClient) -> dict[str, redis_v1.Instance]:
     return {i.name.rsplit("/", 1)[-1]: i for i in client.list_instances(parent=_parent())}
 
 
-def _json_lines(text: str) -> list[dict[str, Any]]:
-    """The engine events of `--json` output, one object a line (`up --json` prints the preview's
-    document first, indented over many lines)."""
-    return [json.loads(line) for line in text.splitlines() if line.startswith('{"')]
-
-
 def _update_summary(text: str) -> dict[str, Any]:
     """The summary event of the update (not of its preview) in `pulumi up --json`'s output."""
     (summary,) = [
-        e["summaryEvent"] for e in _json_lines(text) if "summaryEvent" in e and not e["summaryEvent"].get("isPreview")
+        e["summaryEvent"] for e in json_lines(text) if "summaryEvent" in e and not e["summaryEvent"].get("isPreview")
     ]
     return dict(summary)
 
@@ -117,17 +110,6 @@ def test_up_creates_the_declared_instances_with_the_auth_string_only_as_a_secret
     assert shown["redis-cache"]["auth_string"] == auth  # only with --show-secrets
 
 
-def _policy_verdicts(events: list[dict[str, Any]]) -> Verdicts:
-    """(policy, resource, level) of each violation in the engine's JSON events."""
-    found = set()
-    for event in events:
-        policy = event.get("policyEvent")
-        if policy is not None:
-            urn = policy.get("resourceUrn") or ""
-            found.add((policy["policyName"], urn.rsplit("::", 1)[-1] if urn else "", policy["enforcementLevel"]))
-    return found
-
-
 def _preview_with_pack(engine: Engine, program: Path, config: str) -> tuple[subprocess.CompletedProcess[str], Verdicts]:
     """`pulumi preview --policy-pack ../policies --policy-pack-config ../policies/config/<config>`,
     its engine events streamed as JSON (the switch `pulumi preview --help` names)."""
@@ -135,7 +117,7 @@ def _preview_with_pack(engine: Engine, program: Path, config: str) -> tuple[subp
         program, "preview", "--policy-pack", "../policies", "--policy-pack-config", f"../policies/config/{config}",
         "--json", env={"PULUMI_ENABLE_STREAMING_JSON_PREVIEW": "true"},
     )  # fmt: skip
-    return result, _policy_verdicts(_json_lines(result.stdout))
+    return result, policy_verdicts(result.stdout)
 
 
 def _check_verdicts(stack: str, stack_file: Path, config: Path | None) -> Verdicts:
@@ -164,7 +146,7 @@ def test_pulumi_policy_analyze_of_the_deployed_stack_agrees_with_policy_check(en
     )  # fmt: skip
 
     assert analyze.returncode == 0, analyze.stdout + analyze.stderr  # advisory findings only
-    analyzed = _policy_verdicts(_json_lines(analyze.stdout))
+    analyzed = policy_verdicts(analyze.stdout)
     config = staging.parent / "policies" / "config" / "staging.json"
     assert analyzed == _check_verdicts("staging", staging / "Pulumi.staging.yaml", config)
 

@@ -9,10 +9,13 @@ One test changes the deployment (`maintenance_start_minutes`); no other test loo
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from redisguard.core.errors import ConfigError, PermanentError
 from redisguard.core.pulumi import INSTANCE_TYPE, is_secret
@@ -20,12 +23,16 @@ from redisguard.daemon.config import PulumiSettings
 from redisguard.daemon.fleet import state as fleet_state
 from redisguard.daemon.fleet.state import read_stack_state
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.engine_events import Verdicts, policy_verdicts
 from tests.fixtures.processes import command_on_path
 from tests.fixtures.pulumi_engine import TEAM_PROJECT, TEAM_REGION, Engine, team_program_copy
+from tests.fixtures.repo import REPO
 
 pytestmark = pytest.mark.slow
 
 INSTANCE_ID = f"projects/{TEAM_PROJECT}/locations/{TEAM_REGION}/instances/redis-sidekiq"
+PACK = REPO / "policies"
+TRANSIT = "memorystore-transit-encryption-required"
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +158,49 @@ def test_without_the_pulumi_cli_the_error_says_so(
 
     with pytest.raises(PermanentError, match="the pulumi CLI was not found on PATH"):
         read_stack_state(_settings(reader_env, program), "staging")
+
+
+# --- policy-check on what is deployed ---------------------------------------------------------
+
+
+def _policy_check(engine: Engine, tmp_path: Path, program: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Verdicts]:
+    """`redisguard policy-check ARGS --format json` as the team runs it (the installed command, a
+    redisguard.yaml naming their program, stack and backend; no passphrase), and its verdicts."""
+    config = tmp_path / "redisguard.yaml"
+    settings = {"work_dir": str(program), "stacks": ["staging"], "backend_url": f"file://{engine.backend}"}
+    config.write_text(yaml.safe_dump({"pulumi": settings}))
+    env = {k: v for k, v in engine.subprocess_env().items() if k not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL")}
+    command = [str(Path(sys.executable).parent / "redisguard"), "policy-check", "--config", str(config), *args, "--format", "json"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert done.stdout.startswith("{"), done.stdout + done.stderr
+    (stack,) = json.loads(done.stdout)["stacks"]
+    assert stack["error"] is None, stack["error"]
+    return done, {(v["policy"], v["resource"], v["level"]) for v in stack["violations"]}
+
+
+def test_policy_check_of_the_deployed_stack_blocks_the_entry_without_tls_as_pulumi_policy_analyze_does(
+    engine: Engine, program: Path, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    checked, verdicts = _policy_check(engine, tmp_path, program, "--state", "--stack", "staging")
+    analyze = engine.pulumi(program, "policy", "analyze", "--stack", "staging", "--policy-pack", str(PACK), "--json")
+
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert {(name, resource) for name, resource, level in verdicts if level == "mandatory"} == {(TRANSIT, "redis-sidekiq")}
+    assert {level for _, _, level in verdicts} == {"mandatory", "advisory"}
+    assert analyze.returncode != 0 and "mandatory policy violations were found" in analyze.stderr, analyze.stderr
+    assert verdicts == policy_verdicts(analyze.stdout)
+    assert json.loads(checked.stdout)["stacks"][0]["state"] == "backend"
+    assert _auth_string(emulator) not in checked.stdout + checked.stderr
+
+
+def test_policy_check_of_an_export_file_gives_the_same_verdicts(engine: Engine, program: Path, tmp_path: Path) -> None:
+    export = tmp_path / "staging-export.json"
+    engine.pulumi_ok(program, "stack", "export", "--stack", "staging", "--file", str(export))
+
+    from_file, file_verdicts = _policy_check(engine, tmp_path, program, "--state-file", str(export))
+    _, backend_verdicts = _policy_check(engine, tmp_path, program, "--state")
+
+    assert from_file.returncode == 2, from_file.stdout + from_file.stderr
+    assert file_verdicts == backend_verdicts and (TRANSIT, "redis-sidekiq", "mandatory") in file_verdicts
+    (stack,) = json.loads(from_file.stdout)["stacks"]
+    assert (stack["stack"], stack["state"]) == ("staging", str(export))

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from redisguard.core.pulumi import SECRET_SIG, SECRET_SIG_KEY
 from tests.fixtures.policy_inputs import BAD_PRODUCTION
 from tests.fixtures.repo import REPO
+from tests.fixtures.wire import INSTANCE_TYPE
 
 pytestmark = pytest.mark.slow
 
@@ -167,3 +169,49 @@ def test_every_run_ends_with_a_clean_stderr() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Exception ignored" not in result.stderr
         assert "unclosed event loop" not in result.stderr
+
+
+def _export_file(path: Path, transit: object) -> Path:
+    """An export as `pulumi stack export --file` writes it: another team's staging stack (project
+    ampledash-infra) with one instance whose transitEncryptionMode is `transit`."""
+    inputs = {"name": "redis-sidekiq", "memorySizeGb": 2, "tier": "BASIC", "authEnabled": True,
+              "redisVersion": "REDIS_7_2", "transitEncryptionMode": transit}  # fmt: skip
+    resource = {"urn": f"urn:pulumi:staging::ampledash-infra::{INSTANCE_TYPE}::redis-sidekiq", "custom": True,
+                "type": INSTANCE_TYPE, "id": "projects/p/locations/r/instances/redis-sidekiq",
+                "inputs": inputs, "outputs": inputs}  # fmt: skip
+    path.write_text(json.dumps({"version": 3, "deployment": {"manifest": {}, "resources": [resource]}}))
+    return path
+
+
+def test_a_state_file_is_judged_as_deployed_and_an_encrypted_input_is_not_judged(tmp_path: Path) -> None:
+    plain = _export_file(tmp_path / "plain.json", "DISABLED")
+    encrypted = _export_file(tmp_path / "encrypted.json", {SECRET_SIG_KEY: SECRET_SIG, "ciphertext": "v1:AAAA"})
+
+    blocked = policy_check("--state-file", str(plain), cwd=tmp_path)
+    passed = policy_check("--state-file", str(encrypted), "--format", "json", cwd=tmp_path)
+
+    assert blocked.returncode == 2, blocked.stdout + blocked.stderr
+    assert blocked.stdout.startswith("stack staging: BLOCKED (1 resources, 1 mandatory, ")
+    assert f"deployed state from {plain}" in blocked.stdout
+    assert "  [mandatory] memorystore-transit-encryption-required  (redis-sidekiq)" in blocked.stdout
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    (stack,) = json.loads(passed.stdout)["stacks"]
+    assert "memorystore-transit-encryption-required" not in {v["policy"] for v in stack["violations"]}
+
+
+def test_a_state_file_that_is_not_an_export_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"version": 3, "deployment": {"resources": [{"type": "x"}]}}')
+
+    result = policy_check("--state-file", str(broken), cwd=tmp_path)
+    with_stack = policy_check("--state-file", str(broken), "--stack", "staging", cwd=tmp_path)
+    both = policy_check("--state-file", str(broken), "--state", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"redisguard policy-check: error: {broken}: not a Pulumi deployment export: "
+        "deployment.resources[0].urn is missing or not a Pulumi URN"
+    )
+    assert with_stack.returncode == 1 and "--stack cannot be used with --state-file" in with_stack.stderr
+    assert both.returncode == 1 and "argument --state: not allowed with argument --state-file" in both.stderr
+    assert "Traceback" not in result.stderr + with_stack.stderr + both.stderr

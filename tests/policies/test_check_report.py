@@ -42,7 +42,10 @@ def test_json_starts_with_the_shared_head_and_keeps_every_verdict_field() -> Non
         "policy": "memorystore-auth-required", "level": "mandatory", "resource": "redis-a",
         "type": "gcp:redis/instance:Instance", "message": "Set `authEnabled: true` | now false",
     }  # fmt: skip
-    assert set(production) == {"stack", "policy_config", "resources", "violations", "error", "duration_seconds", "blocked"}
+    assert set(production) == {
+        "stack", "policy_config", "resources", "state", "violations", "error", "duration_seconds", "blocked"
+    }  # fmt: skip
+    assert production["state"] is None  # the program's resources were judged, not a deployed state
 
 
 def test_a_stack_that_could_not_be_checked_wins_over_a_violation() -> None:
