@@ -32,12 +32,11 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import yaml
-
 from redisguard.core.errors import ConfigError, PermanentError, TransientError
 from redisguard.core.processes import die_with_parent_argv, kill_group
 from redisguard.core.pulumi import resource_name
 from redisguard.core.secrets import redact_url, scrub, secret_values
+from redisguard.core.validation import load_yaml
 from redisguard.daemon.config import PulumiSettings
 
 log = logging.getLogger(__name__)
@@ -208,18 +207,19 @@ def workspace_env(settings: PulumiSettings) -> dict[str, str]:
     return env
 
 
-def _has_project(work_dir: Path) -> bool:
-    return any((work_dir / name).is_file() for name in ("Pulumi.yaml", "Pulumi.yml"))
-
-
-def _project_name(work_dir: Path) -> str | None:
+def _project_file(work_dir: Path) -> Mapping[str, Any] | None:
+    """`work_dir`'s Pulumi.yaml (the project the CLI runs in), None without one; {} when it cannot be
+    parsed (the CLI then says why)."""
     for name in ("Pulumi.yaml", "Pulumi.yml"):
         try:
-            project = yaml.safe_load((work_dir / name).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+            text = (work_dir / name).read_text(encoding="utf-8")
+        except OSError:
             continue
-        if isinstance(project, Mapping) and isinstance(project.get("name"), str):
-            return str(project["name"])
+        try:
+            project = load_yaml(text)
+        except ConfigError:
+            return {}
+        return project if isinstance(project, Mapping) else {}
     return None
 
 
@@ -312,21 +312,15 @@ def _export(call: _Invocation, stack: str, timeout: float) -> bytes:
 # --- the version probe and the cache ----------------------------------------------------------
 
 
-def _backend_url(settings: PulumiSettings) -> str | None:
-    """The backend the CLI will use, where redisguard can tell without asking it (config, environment, Pulumi.yaml)."""
+def _backend_url(settings: PulumiSettings, project: Mapping[str, Any] | None) -> str | None:
+    """The backend the CLI will use, where redisguard can tell without asking it (config, environment,
+    the project's `backend.url`)."""
     if settings.backend_url:
         return settings.backend_url
     if os.environ.get("PULUMI_BACKEND_URL"):
         return os.environ["PULUMI_BACKEND_URL"]
-    for name in ("Pulumi.yaml", "Pulumi.yml"):
-        try:
-            project = yaml.safe_load((settings.work_dir / name).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            continue
-        backend = project.get("backend") if isinstance(project, Mapping) else None
-        if isinstance(backend, Mapping) and isinstance(backend.get("url"), str):
-            return str(backend["url"])
-    return None
+    backend = (project or {}).get("backend")
+    return str(backend["url"]) if isinstance(backend, Mapping) and isinstance(backend.get("url"), str) else None
 
 
 def _file_root(url: str | None, cwd: Path) -> Path | None:
@@ -394,11 +388,12 @@ def read_stack_state(settings: PulumiSettings, stack: str, *, timeout: float | N
     """
     began = time.monotonic()
     work_dir = settings.work_dir
-    has_project = _has_project(work_dir)
-    project = _project_name(work_dir) if has_project else None
-    key = (settings.backend_url, str(work_dir.resolve()), stack)
-    root = _file_root(_backend_url(settings), work_dir)
-    version = _probe(root, stack, project) if root is not None else None
+    project_file = _project_file(work_dir)
+    has_project = project_file is not None
+    name = (project_file or {}).get("name")
+    key = (settings.backend_url, str(work_dir.absolute()), stack)
+    root = _file_root(_backend_url(settings, project_file), work_dir)
+    version = _probe(root, stack, name if isinstance(name, str) else None) if root is not None else None
     if version is not None:
         with _cache_lock:
             cached = _cache.get(key)

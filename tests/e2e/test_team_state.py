@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from redisguard.core.pulumi import INSTANCE_TYPE, is_secret
 from redisguard.daemon.config import PulumiSettings
 from redisguard.daemon.fleet import state as fleet_state
 from redisguard.daemon.fleet.state import read_stack_state
-from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.emulator import EmulatorHandle
 from tests.fixtures.engine_events import Verdicts, policy_verdicts
 from tests.fixtures.processes import command_on_path
 from tests.fixtures.pulumi_engine import TEAM_PROJECT, TEAM_REGION, Engine, team_program_copy
@@ -36,10 +35,8 @@ TRANSIT = "memorystore-transit-encryption-required"
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[EmulatorHandle]:
-    handle = start_emulator(tmp_path_factory.mktemp("state-emulator"), project=TEAM_PROJECT, region=TEAM_REGION)
-    yield handle
-    handle.stop()
+def emulator(team_emulator: EmulatorHandle) -> EmulatorHandle:
+    return team_emulator
 
 
 def _auth_string(emulator: EmulatorHandle) -> str:
