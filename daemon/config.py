@@ -40,6 +40,7 @@ from redisguard.core.validation import (
     unknown_argument,
     unknown_key,
 )
+from redisguard.program.config import CONFIG_KEY
 
 ENV_PREFIX = "REDISGUARD_"
 ENV_NESTED_DELIMITER = "__"
@@ -48,6 +49,25 @@ DEFAULT_CONFIG_FILE = "redisguard.yaml"
 BACKEND_SCHEMES = ("file://", "gs://", "s3://", "azblob://", "https://", "http://")
 # A stack name, optionally qualified for Pulumi Cloud as org/stack or org/project/stack.
 _STACK_NAME = re.compile(r"^(?:[A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
+_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$")
+
+# Where a stack's declared side comes from (PulumiSettings.source).
+Source = Literal["auto", "config", "state", "both"]
+# A stack's source once `auto` is decided (fleet/declared.py).
+SourceName = Literal["config", "state", "both"]
+
+
+def split_list(value: Any, what: str) -> Any:
+    """A list setting given as one string (an environment variable): comma-separated or a JSON list."""
+    if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError(f"not a valid JSON list; use a comma-separated list of {what}") from None
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 class _Section(BaseModel):
@@ -75,6 +95,25 @@ class PulumiSettings(_Section):
         "passed as PULUMI_BACKEND_URL. Unset: the project's own settings or `pulumi login`. "
         "Pulumi Cloud reads PULUMI_ACCESS_TOKEN from the environment; it is never logged.",
     )
+    config_key: str = Field(
+        default=CONFIG_KEY,
+        description="The stack-config key holding the flat list of clusters (the format of "
+        f"{CONFIG_KEY}). A team whose own program reads the same format under its own key names it "
+        "here, e.g. ampledash-infra:redis. Under a key other than redisguard's own program's, only "
+        "the keys an entry states are compared: what your program sets by default is not known.",
+    )
+    source: Source = Field(
+        default="auto",
+        description="Where each stack's declared side comes from. `config`: the stack file's config_key. "
+        "`state`: the stack's deployed resources, read from its backend with `pulumi stack export` "
+        "(any program, any language; no stack file needed). `both`: state for drift, and the config's "
+        "clusters not yet deployed or not yet applied as pending. `auto`: config when the stack file "
+        "has config_key, else state.",
+    )
+    stack_sources: dict[str, Source] = Field(
+        default_factory=dict,
+        description="Per-stack overrides of `source`, e.g. {production: state}. Each key must be one of `stacks`.",
+    )
     refresh_timeout_seconds: float = Field(
         default=600,
         gt=0,
@@ -89,14 +128,7 @@ class PulumiSettings(_Section):
     @classmethod
     def _split_stacks(cls, value: Any) -> Any:
         # From the environment: REDISGUARD_PULUMI__STACKS=staging,production or a JSON list.
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):
-                try:
-                    return json.loads(value)
-                except json.JSONDecodeError:
-                    raise ValueError("not a valid JSON list; use a comma-separated list of stack names") from None
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return split_list(value, "stack names")
 
     @field_validator("stacks")
     @classmethod
@@ -112,6 +144,26 @@ class PulumiSettings(_Section):
         if problems:
             raise ValueError("; ".join(problems))
         return value
+
+    @field_validator("config_key")
+    @classmethod
+    def _check_config_key(cls, value: str) -> str:
+        if not _CONFIG_KEY.match(value):
+            raise ValueError(f"{value!r} is not a stack-config key; expected PROJECT:KEY, e.g. {CONFIG_KEY}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_stack_sources(self) -> PulumiSettings:
+        unknown = [name for name in self.stack_sources if name not in self.stacks]
+        if unknown:
+            raise ValueError(
+                f"stack_sources names {', '.join(map(repr, unknown))}, not in stacks; allowed: {', '.join(self.stacks)}"
+            )
+        return self
+
+    def source_of(self, stack: str) -> Source:
+        """The configured source of one stack (its override, else `source`)."""
+        return self.stack_sources.get(stack, self.source)
 
     @field_validator("backend_url")
     @classmethod
@@ -140,6 +192,12 @@ class GcpSettings(_Section):
         "(insecure channel). Unset: the real API with Application Default Credentials. Read by the "
         "memory check (memory-report, the daemon).",
     )
+    projects: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Projects to watch besides the stacks' own (a stack's project is its gcp:project, "
+        "or where its deployed instances are). Their instances are listed for the memory check, and "
+        "the ones no watched stack holds are unmanaged.",
+    )
     request_timeout_seconds: float = Field(
         default=30,
         gt=0,
@@ -148,6 +206,22 @@ class GcpSettings(_Section):
         "within it); a listing of a whole project is a few paged calls, so 30 s leaves room for a "
         "slow API without hiding a hung one.",
     )
+
+    @field_validator("projects", mode="before")
+    @classmethod
+    def _split_projects(cls, value: Any) -> Any:
+        # From the environment: REDISGUARD_GCP__PROJECTS=team-a-prod,team-b-prod or a JSON list.
+        return split_list(value, "project ids")
+
+    @field_validator("projects")
+    @classmethod
+    def _check_projects(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not _PROJECT_ID.match(name)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))}: not a project id (6 to 30 lowercase letters, digits and hyphens)"
+            )
+        return tuple(dict.fromkeys(value))
 
     @field_validator("redis_endpoint")
     @classmethod

@@ -390,6 +390,10 @@ class StackConfig:
     project: str | None
     region: str | None
     clusters: tuple[ClusterConfig, ...]
+    key: str = CONFIG_KEY
+    """The config key the clusters were read from."""
+    has_key: bool = True
+    """Whether the file has that key (False only when read with `required=False`)."""
 
     def cluster(self, name: str) -> ClusterConfig:
         for cluster in self.clusters:
@@ -468,21 +472,23 @@ def _region_problems(entry: Mapping[str, Any], region: str | None, invalid: set[
     return problems
 
 
-def parse_clusters(raw: Any, source: str, *, region: str | None = None) -> tuple[ClusterConfig, ...]:
-    """Validate the value of `redis-fleet:redis`; raise StackConfigError with every problem.
+def parse_clusters(
+    raw: Any, source: str, *, region: str | None = None, key: str = CONFIG_KEY
+) -> tuple[ClusterConfig, ...]:
+    """Validate the value of `redis-fleet:redis` (or the same format under `key`); raise StackConfigError with every problem.
 
     With `region` (the stack's `gcp:region`) the zone and Cloud KMS key are checked against it too.
     """
     if raw is None:
-        raise StackConfigError(source, [f"{CONFIG_KEY}: required key is missing"])
+        raise StackConfigError(source, [f"{key}: required key is missing"])
     if not isinstance(raw, list):
-        raise StackConfigError(source, [f"{CONFIG_KEY}: expected a list of clusters, got {yaml_value(raw)}"])
+        raise StackConfigError(source, [f"{key}: expected a list of clusters, got {yaml_value(raw)}"])
     problems: list[str] = []
     clusters: list[ClusterConfig] = []
     first_index: dict[str, int] = {}
     for index, entry in enumerate(raw):
         name = entry.get("name") if isinstance(entry, Mapping) else None
-        prefix = f"{CONFIG_KEY}[{index}]" + (f" ({name})" if isinstance(name, str) else "")
+        prefix = f"{key}[{index}]" + (f" ({name})" if isinstance(name, str) else "")
         if not isinstance(entry, Mapping):
             problems.append(f"{prefix}: expected a mapping of cluster keys, got {yaml_value(entry)}")
             continue
@@ -490,7 +496,7 @@ def parse_clusters(raw: Any, source: str, *, region: str | None = None) -> tuple
         if isinstance(name, str):
             if name in first_index:
                 problems.append(
-                    f"{prefix}.name: {yaml_value(name)} is already used by {CONFIG_KEY}[{first_index[name]}]; "
+                    f"{prefix}.name: {yaml_value(name)} is already used by {key}[{first_index[name]}]; "
                     "instance names must be unique"
                 )
             else:
@@ -540,8 +546,12 @@ def read_stack_text(path: Path) -> str:
         raise StackConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
 
 
-def parse_stack_file(text: str, path: Path) -> StackConfig:
-    """Validate the redisguard config in the text of the stack file at `path` (errors name it)."""
+def parse_stack_file(text: str, path: Path, *, key: str = CONFIG_KEY, required: bool = True) -> StackConfig:
+    """Validate the redisguard config in the text of the stack file at `path` (errors name it).
+
+    The clusters are read from `key`; without it the file is an error, or with `required=False` a
+    stack with no clusters and `has_key` False (a stack whose clusters come from elsewhere).
+    """
     source = str(path)
     try:
         document = load_yaml(text)
@@ -557,14 +567,16 @@ def parse_stack_file(text: str, path: Path) -> StackConfig:
     problems: list[str] = []
     project = config.get("gcp:project")
     region = config.get("gcp:region")
-    for key, value in (("gcp:project", project), ("gcp:region", region)):
+    for name, value in (("gcp:project", project), ("gcp:region", region)):
         if value is not None and not isinstance(value, str):
-            problems.append(f"config.{key}: expected a string, got {yaml_value(value)}")
-    try:
-        clusters = parse_clusters(config.get(CONFIG_KEY), source, region=region if isinstance(region, str) else None)
-    except StackConfigError as exc:
-        problems.extend(exc.problems)
-        clusters = ()
+            problems.append(f"config.{name}: expected a string, got {yaml_value(value)}")
+    has_key = key in config
+    clusters: tuple[ClusterConfig, ...] = ()
+    if has_key or required:
+        try:
+            clusters = parse_clusters(config.get(key), source, region=region if isinstance(region, str) else None, key=key)
+        except StackConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise StackConfigError(source, problems, project=project if isinstance(project, str) else None)
     return StackConfig(
@@ -573,6 +585,8 @@ def parse_stack_file(text: str, path: Path) -> StackConfig:
         project=project if isinstance(project, str) else None,
         region=region if isinstance(region, str) else None,
         clusters=clusters,
+        key=key,
+        has_key=has_key,
     )
 
 

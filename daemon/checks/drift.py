@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 
 from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
@@ -16,10 +18,10 @@ from redisguard.daemon.checks.names import DRIFT_LIVE, DRIFT_PULUMI
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
 from redisguard.daemon.checks.registry import DRIFT_CHECK_OF, DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.fleet.declared import Declared, DeclaredStack, SourceFailure, declare_stack
 from redisguard.daemon.fleet.inventory import Inventory
-from redisguard.daemon.fleet.stacks import read_stack_files, unmanaged_owners
+from redisguard.daemon.fleet.stacks import read_stack_files
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, Engine, InstanceState, StackReport
-from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,69 +38,78 @@ def engines_for(choice: str) -> tuple[Engine, ...]:
 
 
 class _LiveContext:
-    """What the live checks of one scan share: stack files, one listing per project, who reports unmanaged."""
+    """What the live checks of one scan share: each stack's declared side (read once, by the first
+    check that needs it), one listing per project, and which stack reports which project's
+    unmanaged instances."""
 
     def __init__(self, config: RedisguardConfig, selected: Sequence[str]) -> None:
+        self.config = config
+        self.selected = tuple(selected)
         self.inventory = Inventory(config.gcp)
-        self.stacks: dict[str, StackConfig] = {}
-        self.errors: dict[str, str] = {}
-        # Stacks whose clusters are not known, by the project they watch (None: any project, as
-        # far as anyone can tell). While one exists, no instance of that project may be called
-        # unmanaged: it may be one of that stack's clusters.
-        self.unreadable: dict[str, str | None] = {}
-        # Reading a stack file is part of checking that stack (half a second for 1000 clusters),
-        # so each stack's report counts its own file's load time.
-        self.load_seconds: dict[str, float] = {}
-        for file in read_stack_files(config):
-            name, stack = file.name, file.stack
-            self.load_seconds[name] = file.load_seconds
-            if stack is None:
-                # A stack file's problems each on its own line, as check-config shows them.
-                self.errors[name] = file.problem or ""
-                self.unreadable[name] = file.error.project if file.error is not None else None
-                continue
-            self.stacks[name] = stack
-            if not stack.project:
-                # Pulumi would put its clusters in the provider's default project: any project.
-                self.errors[name] = str(drift_live.no_project_error(stack))
-                self.unreadable[name] = None
-        # Unmanaged instances of a project are reported once, by the first selected stack watching it.
-        self.owners = unmanaged_owners(
-            (n, self.stacks[n]) for n in selected if n in self.stacks and n not in self.errors
-        )
+        self.files = {file.name: file for file in read_stack_files(config)}
+        self._lock = threading.Lock()
+        self._declared: dict[str, Future[Declared]] = {}
 
-    def unmanaged_blockers(self, project: str) -> list[str]:
-        """Why the unmanaged instances of `project` cannot be decided: one entry per unreadable stack that may watch it."""
-        blockers = []
-        for name, watched in self.unreadable.items():
-            if watched is None or watched == project:
-                scope = "" if watched == project else " (which project it watches is unknown)"
-                blockers.append(f"stack {name}{scope}: {self.errors[name]}")
-        return blockers
+    def declared(self, name: str) -> Declared:
+        """The stack's declared side, read once per scan whichever check asks first."""
+        with self._lock:
+            future = self._declared.get(name)
+            owner = future is None
+            if owner:
+                future = self._declared[name] = Future()
+        assert future is not None
+        if owner:
+            future.set_result(declare_stack(self.config, self.files[name]))
+        return future.result()
 
-    def check(self, name: str, rules: IgnoreRules) -> tuple[drift_live.StackFindings, str | None]:
-        """The stack's findings, and what could not be checked (None when everything was)."""
-        if name in self.errors:
-            raise ConfigError(self.errors[name])
-        stack = self.stacks[name]
-        project = stack.project or ""
-        owner = self.owners.get(project) == name
-        blockers = self.unmanaged_blockers(project) if owner else []
-        others = [s for n, s in self.stacks.items() if n != name]
+    def check(self, name: str, rules: IgnoreRules) -> tuple[DeclaredStack, drift_live.StackFindings, str | None]:
+        """The stack's declared side and findings, and what could not be checked (None when everything was)."""
+        stack = self.declared(name)
+        if isinstance(stack, SourceFailure):
+            raise stack.error
+        every = {n: self.declared(n) for n in self.config.pulumi.stacks}
+        readable = [s for s in every.values() if isinstance(s, DeclaredStack)]
+        projects = self._unmanaged_projects(name, readable)
+        reported = [p for p in projects if not self._blockers(p, every)]
         findings = drift_live.compare_stack(
-            stack,
-            self.inventory,
-            rules,
-            watched=others,
-            report_unmanaged=owner and not blockers,
+            stack, self.inventory, rules, holders=[s for s in readable if s.name != name], unmanaged_projects=reported
         )
-        if not blockers:
-            return findings, None
+        blocked = {p: self._blockers(p, every) for p in projects if p not in reported}
+        findings = drift_live.StackFindings(findings.items, findings.not_ready, unmanaged_projects=tuple(reported))
+        if not blocked:
+            return stack, findings, None
         # A false "unmanaged" becomes a false alert (and an `adopt` of someone's cluster): the
-        # unmanaged part of this project fails instead, and says which stack file to fix.
-        lines = [f"unmanaged instances of project {project} not checked: a stack that may declare them cannot be read"]
-        lines += [f"  {line}" for blocker in blockers for line in blocker.splitlines()]
-        return findings, "\n".join(lines)
+        # unmanaged part of these projects fails instead, and says which stack to fix.
+        lines: list[str] = []
+        for project, blockers in blocked.items():
+            lines.append(f"unmanaged instances of project {project} not checked: a stack that may hold them cannot be read")
+            lines += [f"  {line}" for blocker in blockers for line in blocker.splitlines()]
+        return stack, findings, "\n".join(lines)
+
+    def _unmanaged_projects(self, name: str, readable: Sequence[DeclaredStack]) -> list[str]:
+        """The projects whose unmanaged instances this stack reports: each watched project once, by the
+        first selected stack that watches it; the explicitly listed projects no stack watches, by the
+        first selected stack that could be read."""
+        selected = [s for s in readable if s.name in self.selected]
+        if not selected:
+            return []
+        owners: dict[str, str] = {}
+        for stack in selected:
+            for project in sorted(stack.projects):
+                owners.setdefault(project, stack.name)
+        for project in self.config.gcp.projects:
+            owners.setdefault(project, selected[0].name)
+        return [project for project, owner in owners.items() if owner == name]
+
+    @staticmethod
+    def _blockers(project: str, every: dict[str, Declared]) -> list[str]:
+        """Why the unmanaged instances of `project` cannot be decided: one entry per unreadable stack that may hold them."""
+        blockers = []
+        for failure in every.values():
+            if isinstance(failure, SourceFailure) and failure.project in (None, project):
+                scope = "" if failure.project == project else " (which project it watches is unknown)"
+                blockers.append(f"stack {failure.name}{scope}: {failure.message}")
+        return blockers
 
 
 class _DriftCheck(ABC):
@@ -172,11 +183,13 @@ class LiveDriftCheck(_DriftCheck):
 
         def run(stack: str) -> StackReport:
             # Reading a stack file is part of checking that stack, so its load time counts.
-            started = time.monotonic() - live.load_seconds.get(stack, 0.0)
+            # Reading the stack file (before the scan's checks started) is part of checking the stack.
+            started = time.monotonic() - live.files[stack].load_seconds
             cancel.raise_if_cancelled()
-            findings, problem = live.check(stack, self.rules)
+            declared, findings, problem = live.check(stack, self.rules)
             if problem is None:
-                return self._report(stack, findings.items, started, findings.not_ready)
+                report = self._report(stack, findings.items, started, findings.not_ready)
+                return report.model_copy(update=_live_fields(declared, findings))
             # What could be checked is kept; what could not fails the stack. A stack file to fix:
             # no retry makes the unmanaged part decidable.
             return StackReport.failed(
@@ -187,9 +200,14 @@ class LiveDriftCheck(_DriftCheck):
                 items=self._kept(findings.items),
                 kind="permanent",
                 not_ready=findings.not_ready,
-            )
+            ).model_copy(update=_live_fields(declared, findings))
 
-        return [self._job(stack, functools.partial(run, stack), live.load_seconds.get(stack, 0.0)) for stack in targets]
+        return [self._job(stack, functools.partial(run, stack), live.files[stack].load_seconds) for stack in targets]
+
+
+def _live_fields(declared: DeclaredStack, findings: drift_live.StackFindings) -> dict[str, object]:
+    """What only the live engine's report says: the stack's source, its pending changes, the projects whose unmanaged instances it covers."""
+    return {"source": declared.source, "pending": declared.pending, "unmanaged_projects": findings.unmanaged_projects}
 
 
 _BY_ENGINE: dict[Engine, type[_DriftCheck]] = {check.engine: check for check in (PulumiDriftCheck, LiveDriftCheck)}

@@ -1,7 +1,8 @@
-"""The live drift engine: the clusters declared in the stack files compared with the instances the Memorystore API lists.
+"""The live drift engine: each stack's declared instances compared with the instances the Memorystore API lists.
 
-What it compares comes from daemon/fleet/: the stack files and who declares what (stacks.py), the
-listing (inventory.py) and the one property reader for both sides (properties.py).
+What it compares comes from daemon/fleet/: the declared side from a stack's config or its deployed
+state (declared.py), the listing (inventory.py) and the one property reader for both sides
+(properties.py).
 """
 
 from __future__ import annotations
@@ -10,31 +11,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from redisguard.core.errors import PermanentError
 from redisguard.core.memorystore import READY
 from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.daemon.checks.ignore import IgnoreRules
-from redisguard.daemon.fleet.inventory import Inventory, split_instance_name, watched_by_id
-from redisguard.daemon.fleet.properties import enum_name, expected_properties, instance_properties
-from redisguard.daemon.fleet.stacks import declares
+from redisguard.daemon.fleet.declared import DeclaredInstance, DeclaredStack
+from redisguard.daemon.fleet.inventory import Inventory, LiveKey, split_instance_name
+from redisguard.daemon.fleet.properties import enum_name, instance_properties
 from redisguard.daemon.reports.drift import DriftItem, InstanceState, PropertyDrift
-from redisguard.program.config import ClusterConfig, StackConfig
 
 if TYPE_CHECKING:
     from google.cloud import redis_v1
 
 
-def compare(cluster: ClusterConfig, instance: redis_v1.Instance, rules: IgnoreRules) -> list[PropertyDrift]:
-    """Differences on the declared properties, plus redis configs and labels present only live."""
-    expected = expected_properties(cluster)
+def compare(declared: DeclaredInstance, instance: redis_v1.Instance, rules: IgnoreRules) -> list[PropertyDrift]:
+    """Differences on the declared properties, plus redis configs and labels present only live where
+    the declaring source manages the whole map."""
+    expected = declared.properties
     actual = instance_properties(instance)
     paths = set(expected)
-    # A config or label someone added by hand is drift too: the program would remove it.
-    paths |= {p for p in actual if p.startswith(("redisConfigs.", "labels."))}
+    # A config or label someone added by hand is drift too when the program would remove it.
+    if declared.live_only_groups:
+        paths |= {p for p in actual if p.startswith(declared.live_only_groups)}
     drifts = []
     for path in sorted(paths):
         want, have = expected.get(path), actual.get(path)
-        if want == have or rules.ignored(INSTANCE_TYPE, cluster.name, path):
+        if want == have or rules.ignored(INSTANCE_TYPE, declared.resource, path):
             continue
         drifts.append(PropertyDrift(path=path, expected=want, actual=have))
     return drifts
@@ -43,54 +44,60 @@ def compare(cluster: ClusterConfig, instance: redis_v1.Instance, rules: IgnoreRu
 # --- one stack ---------------------------------------------------------------------------------
 
 
-def no_project_error(stack: StackConfig) -> PermanentError:
-    return PermanentError(f"{stack.source}: gcp:project is not set; the live engine needs it to list instances")
-
-
-def _stack_project(stack: StackConfig) -> str:
-    if not stack.project:
-        raise no_project_error(stack)
-    return stack.project
-
-
 @dataclass(frozen=True)
 class StackFindings:
     """What the live engine found for one stack: drift, and declared instances that are not READY."""
 
     items: list[DriftItem]
     not_ready: list[InstanceState]
+    unmanaged_projects: tuple[str, ...] = ()
 
 
 def compare_stack(
-    stack: StackConfig,
+    stack: DeclaredStack,
     inventory: Inventory,
     rules: IgnoreRules,
     *,
-    watched: Sequence[StackConfig] = (),
-    report_unmanaged: bool = True,
+    holders: Sequence[DeclaredStack] = (),
+    unmanaged_projects: Sequence[str] = (),
 ) -> StackFindings:
-    """Drift of one stack: changed and missing clusters, and (when `report_unmanaged`) the
-    instances of its project that no watched stack declares; and its clusters that are not READY."""
-    project = _stack_project(stack)
-    live = inventory.instances(project)
-    by_id = watched_by_id(stack, live)
+    """Drift of one stack: its changed and missing instances; the instances of `unmanaged_projects`
+    that neither it nor any of `holders` holds; and its instances that are not READY."""
     items: list[DriftItem] = []
     not_ready: list[InstanceState] = []
-    for cluster in stack.clusters:
-        instance = by_id.get(cluster.name)
+    live = _LiveIndex(inventory)
+    for declared in stack.instances:
+        instance = live.find(declared)
         if instance is None:
-            items.append(DriftItem(resource=cluster.name, kind="missing"))
+            items.append(DriftItem(resource=declared.resource, kind="missing"))
             continue
         state = enum_name(instance.state)
         if state != READY:
-            not_ready.append(InstanceState(resource=cluster.name, state=state))
-        drifts = compare(cluster, instance, rules)
+            not_ready.append(InstanceState(resource=declared.resource, state=state))
+        drifts = compare(declared, instance, rules)
         if drifts:
-            items.append(DriftItem(resource=cluster.name, kind="changed", properties=tuple(drifts)))
-    if report_unmanaged:
-        declaring = [stack, *watched]
-        for instance in live:
+            items.append(DriftItem(resource=declared.resource, kind="changed", properties=tuple(drifts)))
+    holding = [stack, *holders]
+    for project in unmanaged_projects:
+        for instance in inventory.instances(project):
             key = split_instance_name(instance.name)
-            if not any(declares(s, key) for s in declaring):
+            if not any(s.holding(key) is not None for s in holding):
                 items.append(DriftItem(resource=instance.name, kind="unmanaged"))
-    return StackFindings(items=items, not_ready=not_ready)
+    return StackFindings(items=items, not_ready=not_ready, unmanaged_projects=tuple(unmanaged_projects))
+
+
+class _LiveIndex:
+    """The listed instances of each project by id, built once per stack check."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        self._inventory = inventory
+        self._by_id: dict[str, dict[str, list[tuple[LiveKey, redis_v1.Instance]]]] = {}
+
+    def find(self, declared: DeclaredInstance) -> redis_v1.Instance | None:
+        by_id = self._by_id.get(declared.project)
+        if by_id is None:
+            by_id = self._by_id[declared.project] = {}
+            for instance in self._inventory.instances(declared.project):
+                key = split_instance_name(instance.name)
+                by_id.setdefault(key.instance_id, []).append((key, instance))
+        return next((instance for key, instance in by_id.get(declared.instance_id, ()) if declared.holds(key)), None)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from google.cloud import monitoring_v3, redis_v1
 
-from redisguard.core.errors import ConfigError, RedisguardError, TransientError, error_kind
+from redisguard.core.errors import RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.memorystore import GIB, NOT_SERVING
 from redisguard.core.secrets import scrub
@@ -18,11 +19,18 @@ from redisguard.core.threads import run_on_daemon_threads
 from redisguard.daemon.checks.names import MEMORY
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSettings
-from redisguard.daemon.fleet.inventory import list_project_instances, make_client, split_instance_name
+from redisguard.daemon.fleet.declared import (
+    Declared,
+    DeclaredStack,
+    SourceFailure,
+    declare_stack,
+    owner_of,
+    read_declared,
+)
+from redisguard.daemon.fleet.inventory import LiveKey, list_project_instances, make_client, split_instance_name
 from redisguard.daemon.fleet.properties import enum_name
-from redisguard.daemon.fleet.stacks import load_stacks, owner_of
+from redisguard.daemon.fleet.stacks import read_stack_files
 from redisguard.daemon.reports.memory import CROSSED, InstanceMemory, Level, MemoryReport, ProjectMemoryReport
-from redisguard.program.config import StackConfig
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +204,10 @@ def _timeline(by_node: Mapping[str, Mapping[float, float]], preferred: str | Non
 class MemoryCheck:
     """The `memory` check: targets are project ids, a job gives that project's report (run it with run_memory_check).
 
-    Clients are built once per process (core/gcp.py) and shared by every run and thread; stack files are read at construction.
+    Clients are built once per process (core/gcp.py) and shared by every run and thread. The figures
+    need only the projects; which stack holds an instance is enrichment from the stacks whose
+    declared side could be read (fleet/declared.py), read once per run beside the figures. A stack
+    that cannot be read never removes a figure: the instances it may hold show their owner unknown.
     """
 
     name = MEMORY
@@ -210,34 +221,38 @@ class MemoryCheck:
         self.config = config
         self.gcp = config.gcp
         self.thresholds = config.thresholds
-        # Which stack owns an instance needs every stack file; one that cannot be read is an error.
-        # Read here for the targets (and so a bad file stops a start), and again at every run (jobs).
-        self.stacks = load_stacks(config, "the memory check")
-        self.selected = tuple(selected_stacks) if selected_stacks else tuple(self.stacks)
+        self.selected = tuple(selected_stacks) if selected_stacks else config.pulumi.stacks
         self._secrets = config.secrets()
 
     @property
     def targets(self) -> tuple[str, ...]:
-        """The projects of the selected stacks, in stack order, each once."""
-        projects = [self.stacks[name].project for name in self.selected if name in self.stacks]
-        return tuple(dict.fromkeys(p for p in projects if p))
+        """The watched projects: the explicitly listed ones, then the selected stacks' (their stack
+        file's gcp:project, or where their deployed instances run), each once. Read at every run."""
+        projects: list[str] = list(self.config.gcp.projects) if self.selected == self.config.pulumi.stacks else []
+        for file in read_stack_files(self.config):
+            if file.name not in self.selected:
+                continue
+            project = file.stack.project if file.stack is not None else file.error.project if file.error else None
+            if project:
+                projects.append(project)
+            elif self.config.pulumi.source_of(file.name) != "config":
+                stack = declare_stack(self.config, file)
+                if isinstance(stack, DeclaredStack):
+                    projects.extend(sorted(stack.projects))
+        return tuple(dict.fromkeys(projects))
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[ProjectMemoryReport]]:
-        """One job per project (daemon/checks/protocol.py's protocol); the clients and this run's stack files are shared.
+        """One job per project (daemon/checks/protocol.py's protocol); the clients and this run's owners are shared.
 
-        The stack files are read for each run: a cluster declared since the check was built (a
-        daemon builds it once) is owned by its stack, not "unmanaged".
+        The stacks are read for each run (the first job to need them reads them, beside its figures):
+        an instance declared since the last run is owned by its stack, not "unmanaged".
         """
-        stacks: Mapping[str, StackConfig] | ConfigError
-        try:
-            stacks = load_stacks(self.config, "the memory check")
-        except ConfigError as exc:
-            stacks = exc  # each project's failure: its unmanaged instances cannot be told
+        owners = _Owners(self.config)
         return [
             Job(
                 check=self.name,
                 target=project,
-                run=functools.partial(self._report, project, stacks, cancel),
+                run=functools.partial(self._report, project, owners, cancel),
                 failed=functools.partial(self._failed, project),
             )
             for project in targets
@@ -246,15 +261,11 @@ class MemoryCheck:
     def _failed(self, project: str, error: RedisguardError, duration: float) -> ProjectMemoryReport:
         return ProjectMemoryReport.failed(project, scrub(str(error), self._secrets), duration, kind=error_kind(error))
 
-    def _report(
-        self, project: str, stacks: Mapping[str, StackConfig] | ConfigError, cancel: CancelToken
-    ) -> ProjectMemoryReport:
+    def _report(self, project: str, owners: _Owners, cancel: CancelToken) -> ProjectMemoryReport:
         """The project's memory report. A failure raises: the check runner (daemon/checks/protocol.py) turns it
         into the report's error, and logs an unexpected one with its traceback, once."""
-        if isinstance(stacks, ConfigError):
-            raise stacks
         started = time.monotonic()
-        instances = self._check(project, stacks, cancel)
+        instances = self._check(project, owners, cancel)
         crossed = any(i.level in CROSSED for i in instances)
         report = ProjectMemoryReport(
             project_id=project,
@@ -271,7 +282,7 @@ class MemoryCheck:
         )
         return report
 
-    def _check(self, project: str, stacks: Mapping[str, StackConfig], cancel: CancelToken) -> list[InstanceMemory]:
+    def _check(self, project: str, owners: _Owners, cancel: CancelToken) -> list[InstanceMemory]:
         # Built once per process (core/gcp.py) and shared by every run and thread.
         redis_client, monitoring_client = make_client(self.gcp), make_monitoring_client(self.gcp)
         end = float(int(time.time()))
@@ -296,23 +307,22 @@ class MemoryCheck:
         # The six reads are independent: in parallel, a run takes as long as its slowest call. A
         # failed read waits for its siblings: retrying after the run reported, they would overlap
         # the next run and take its answers (each ends within its timeout, so no run is longer).
+        # Who holds which instance is read beside the figures, never before them.
         reads: list[Callable[[], Any]] = [
-            lambda: list_project_instances(redis_client, project, self.gcp), trend, *current
+            lambda: list_project_instances(redis_client, project, self.gcp), trend, *current, owners.read
         ]
-        listed, history, *figures = run_on_daemon_threads(reads, names="memory-read")
+        listed, history, *figures, stacks = run_on_daemon_threads(reads, names="memory-read")
         now = dict(zip(CURRENT_METRICS, figures, strict=True))
-        return [self._instance(inst, stacks, now, history) for inst in listed if self._shown(inst, stacks)]
+        instances = [owners.enrich(self._instance(inst, now, history), stacks) for inst in listed]
+        return [i for i in instances if self._shown(i)]
 
-    def _shown(self, instance: redis_v1.Instance, stacks: Mapping[str, StackConfig]) -> bool:
-        if set(self.selected) == set(stacks):
+    def _shown(self, instance: InstanceMemory) -> bool:
+        if self.selected == self.config.pulumi.stacks:
             return True
-        owner = owner_of(stacks, split_instance_name(instance.name))
-        # --stack: that stack's instances, and the project's unmanaged ones.
-        return owner == "" or owner in self.selected
+        # --stack: that stack's instances, and the project's unmanaged ones (and those whose owner is unknown).
+        return instance.ownership != "declared" or instance.stack in self.selected
 
-    def _instance(
-        self, instance: redis_v1.Instance, stacks: Mapping[str, StackConfig], current: Mapping[str, Points], trend: Points
-    ) -> InstanceMemory:
+    def _instance(self, instance: redis_v1.Instance, current: Mapping[str, Points], trend: Points) -> InstanceMemory:
         key = split_instance_name(instance.name)
         preferred = _preferred_node(instance)
         figures: dict[str, float | None] = dict.fromkeys(CURRENT_METRICS)
@@ -334,7 +344,6 @@ class MemoryCheck:
             project_id=key.project,
             region=key.region,
             instance_id=key.instance_id,
-            stack=owner_of(stacks, key),
             tier=enum_name(instance.tier),
             redis_version=instance.redis_version,
             state=state,
@@ -346,6 +355,36 @@ class MemoryCheck:
             time_to_full_seconds=time_to_full(history, used, max_bytes, self.thresholds.trend_window.total_seconds()),
             level=level_of(ratio, self.thresholds),
         )
+
+
+class _Owners:
+    """Which stack holds each instance, for one run: every stack's declared side read once, by the
+    first project that needs it."""
+
+    def __init__(self, config: RedisguardConfig) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._stacks: dict[str, Declared] | None = None
+
+    def read(self) -> dict[str, Declared]:
+        with self._lock:
+            if self._stacks is None:
+                self._stacks = read_declared(self._config)
+            return self._stacks
+
+    @staticmethod
+    def enrich(instance: InstanceMemory, stacks: Mapping[str, Declared]) -> InstanceMemory:
+        """The instance with its stack; owner unknown (not unmanaged) when a stack that may hold it cannot be read."""
+        key = LiveKey(project=instance.project_id, region=instance.region, instance_id=instance.instance_id)
+        stack = owner_of(stacks, key)
+        if stack:
+            return instance.model_copy(update={"stack": stack, "ownership": "declared"})
+        unreadable = [
+            s.name for s in stacks.values() if isinstance(s, SourceFailure) and s.project in (None, instance.project_id)
+        ]
+        if unreadable:
+            return instance.model_copy(update={"ownership": "unknown", "unreadable_stacks": tuple(unreadable)})
+        return instance.model_copy(update={"ownership": "unmanaged"})
 
 
 def run_memory_check(

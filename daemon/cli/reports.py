@@ -170,14 +170,14 @@ def run_memory_report(args: argparse.Namespace) -> int:
         emit_report(report, args.format, args.output)
         print_errors("memory-report", report)
         return report.exit_code
-    from redisguard.daemon.fleet.stacks import load_stacks
+    from redisguard.daemon.fleet.declared import config_stacks
     from redisguard.daemon.remediation.plan import emit
     from redisguard.daemon.remediation.recommend import plan_recommend
 
     if args.output:
         emit_report(report, args.format, args.output)
     plan, _ = plan_recommend(
-        config, report, load_stacks(config, "memory-report --recommend"), stacks,
+        config, report, config_stacks(config, "memory-report --recommend"), stacks,
         target=args.target_ratio, horizon=horizon,
         policy_config=Path(args.policy_config) if args.policy_config else None,
     )  # fmt: skip

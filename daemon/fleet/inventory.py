@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,8 +11,6 @@ from typing import TYPE_CHECKING
 from redisguard.core.errors import PermanentError, TransientError
 from redisguard.core.gcp import api_errors, redis_client, retry_policy
 from redisguard.daemon.config import GcpSettings
-from redisguard.daemon.fleet.stacks import watches
-from redisguard.program.config import StackConfig
 
 if TYPE_CHECKING:
     # Types only: the client comes from core/gcp.py, the one place besides checks/ that imports google.cloud.
@@ -70,16 +67,6 @@ def list_project_instances(
                 raise TransientError(f"{parent}: regions unreachable: {', '.join(page.unreachable)}")
             instances.extend(page.instances)
         return instances
-
-
-def watched_by_id(stack: StackConfig, instances: Iterable[redis_v1.Instance]) -> dict[str, redis_v1.Instance]:
-    """The instances (of the stack's project's listing) the stack watches, by instance id."""
-    by_id: dict[str, redis_v1.Instance] = {}
-    for instance in instances:
-        key = split_instance_name(instance.name)
-        if watches(stack, key):
-            by_id[key.instance_id] = instance
-    return by_id
 
 
 class Inventory:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from google.type import dayofweek_pb2
 
+from redisguard.core.pulumi import SECRET_SIG, SECRET_SIG_KEY
 from redisguard.program.config import ClusterConfig
 from redisguard.program.instance import declared_instance
 
@@ -80,3 +82,73 @@ def instance_properties(instance: redis_v1.Instance) -> dict[str, Any]:
     for key, value in instance.labels.items():
         props[f"labels.{key}"] = value
     return props
+
+
+def is_secret(value: Any) -> bool:
+    """Whether a Pulumi property value is a secret object (encrypted in a state export, never decrypted here)."""
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
+# The scalar inputs of gcp:redis/instance:Instance the reader compares, each at its own path.
+_SCALAR_INPUTS = (
+    "displayName",
+    "memorySizeGb",
+    "tier",
+    "redisVersion",
+    "authEnabled",
+    "transitEncryptionMode",
+    "replicaCount",
+    "readReplicasMode",
+)
+_REPLICA_PATHS = ("replicaCount", "readReplicasMode")
+
+
+def input_properties(inputs: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The compared properties a resource's recorded Pulumi inputs set (any program's state), by the
+    reader's paths; and the paths not compared because their value is a secret.
+
+    Only what the inputs set: what a program leaves to the provider's defaults is not declared,
+    so it is not compared (a default compared would be a guess, and a wrong guess is false drift).
+    """
+    props: dict[str, Any] = {}
+    secret: list[str] = []
+
+    def put(path: str, value: Any) -> None:
+        if is_secret(value):
+            secret.append(path)
+        elif isinstance(value, float) and value.is_integer():
+            props[path] = int(value)  # JSON numbers: a state's 2.0 GB is the API's 2
+        elif value is not None:
+            props[path] = value
+
+    for key in _SCALAR_INPUTS:
+        if key in inputs:
+            put(key, inputs[key])
+    persistence = inputs.get("persistenceConfig")
+    if isinstance(persistence, Mapping):
+        for key in ("persistenceMode", "rdbSnapshotPeriod"):
+            if key in persistence:
+                put(f"persistenceConfig.{key}", persistence[key])
+    policy = inputs.get("maintenancePolicy")
+    windows = policy.get("weeklyMaintenanceWindows") if isinstance(policy, Mapping) else None
+    if isinstance(windows, list) and windows and isinstance(windows[0], Mapping):
+        window = windows[0]
+        if "day" in window:
+            put(WINDOW_DAY, window["day"])
+        start = window.get("startTime")
+        if isinstance(start, Mapping):
+            # The API leaves a zero out of its answer and the reader reads it back as 0.
+            put(WINDOW_HOURS, start.get("hours", 0))
+            put(WINDOW_MINUTES, start.get("minutes", 0))
+    for group in ("redisConfigs", "labels"):
+        values = inputs.get(group)
+        if is_secret(values):
+            secret.append(group)
+        elif isinstance(values, Mapping):
+            for key, value in values.items():
+                put(f"{group}.{key}", value)
+    if props.get("tier") == "BASIC":
+        # A BASIC instance has no replicas; the live reader reads neither for it.
+        for path in _REPLICA_PATHS:
+            props.pop(path, None)
+    return props, secret

@@ -1,20 +1,15 @@
-"""What is declared: the configured stack files (each text parsed once), and which stack declares or watches an instance."""
+"""The configured stack files, each text parsed once while it stays the same (fleet/declared.py reads the declared side from them or from the state)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from redisguard.core.errors import ConfigError
-from redisguard.daemon.config import RedisguardConfig
+from redisguard.core.errors import RedisguardError
+from redisguard.daemon.config import RedisguardConfig, SourceName
 from redisguard.program.config import StackConfig, StackConfigError, parse_stack_file, read_stack_text
-
-if TYPE_CHECKING:
-    from redisguard.daemon.fleet.inventory import LiveKey
 
 
 @dataclass(frozen=True)
@@ -36,8 +31,8 @@ class StackFileRead:
         return str(self.error) if self.error is not None else f"{self.path}: stack file not found"
 
 
-# path -> the text last parsed, and what parsing gave.
-_parsed: dict[Path, tuple[str, StackConfig | None, StackConfigError | None]] = {}
+# (path, key, required) -> the text last parsed, and what parsing gave.
+_parsed: dict[tuple[Path, str, bool], tuple[str, StackConfig | None, StackConfigError | None]] = {}
 _parsed_lock = threading.Lock()
 
 
@@ -49,75 +44,60 @@ def read_stack_files(config: RedisguardConfig) -> list[StackFileRead]:
     to parse and validate, reading and comparing its text a fraction of a millisecond.
     """
     files: list[StackFileRead] = []
+    key = config.pulumi.config_key
     for name in config.pulumi.stacks:
         path = config.pulumi.stack_file(name)
         started = time.monotonic()
-        stack, error = _parse(path) if path.is_file() else (None, None)
+        # Only a stack whose source is the config must have the key (fleet/declared.py chooses).
+        required = config.pulumi.source_of(name) in ("config", "both")
+        stack, error = _parse(path, key, required) if path.is_file() else (None, None)
         files.append(StackFileRead(name, path, stack, error, time.monotonic() - started))
     return files
 
 
-def _parse(path: Path) -> tuple[StackConfig | None, StackConfigError | None]:
+def _parse(path: Path, key: str, required: bool) -> tuple[StackConfig | None, StackConfigError | None]:
     try:
         text = read_stack_text(path)
     except StackConfigError as exc:
         return None, exc
     with _parsed_lock:
-        cached = _parsed.get(path)
+        cached = _parsed.get((path, key, required))
     if cached is not None and cached[0] == text:
         return cached[1], cached[2]
     stack: StackConfig | None = None
     error: StackConfigError | None = None
     try:
-        stack = parse_stack_file(text, path)
+        stack = parse_stack_file(text, path, key=key, required=required)
     except StackConfigError as exc:
         error = exc
     with _parsed_lock:
-        _parsed[path] = (text, stack, error)
+        _parsed[(path, key, required)] = (text, stack, error)
     return stack, error
 
 
-def load_stacks(config: RedisguardConfig, purpose: str) -> dict[str, StackConfig]:
-    """Every configured stack's file; ConfigError listing each one that cannot be read (which instances
-    are unmanaged would be guesswork). `purpose` names the command in the message."""
-    files = read_stack_files(config)
-    problems = [f.problem for f in files if f.problem is not None]
-    if problems:
-        raise ConfigError(f"{purpose} needs every stack file to tell managed from unmanaged instances:\n" + "\n".join(problems))
-    return {f.name: f.stack for f in files if f.stack is not None}
+def choose_source(config: RedisguardConfig, file: StackFileRead) -> tuple[SourceName, str]:
+    """The source of one stack and why, as check-config shows it."""
+    chosen = config.pulumi.source_of(file.name)
+    key = config.pulumi.config_key
+    overridden = file.name in config.pulumi.stack_sources
+    setting = f"pulumi.stack_sources.{file.name}" if overridden else "pulumi.source"
+    if chosen != "auto":
+        return chosen, f"{setting} is {chosen}"
+    if file.stack is not None and file.stack.has_key:
+        return "config", f"auto: {file.path.name} has {key}"
+    if file.stack is None and file.error is not None:
+        # The file is there but broken: whether it has the key cannot be told; its problems are
+        # the answer (config), rather than silently switching this stack to another source.
+        return "config", f"auto: {file.path.name} cannot be read"
+    return "state", f"auto: {file.path.name} {'has no ' + key if file.stack is not None else 'does not exist'}"
 
 
-# --- which stack declares or watches an instance -------------------------------------------------
-
-
-def watches(stack: StackConfig, key: LiveKey) -> bool:
-    """Whether the instance is where the stack's clusters are: its project, and its region when it sets one."""
-    return stack.project == key.project and (stack.region is None or stack.region == key.region)
-
-
-def declares(stack: StackConfig, key: LiveKey) -> bool:
-    """Whether the stack declares the instance: it watches where the instance is, and has a cluster of its id."""
-    return watches(stack, key) and any(c.name == key.instance_id for c in stack.clusters)
-
-
-def owner_of(stacks: Mapping[str, StackConfig], key: LiveKey) -> str:
-    """The name of the stack that declares the instance, "" when none does."""
-    for name, stack in stacks.items():
-        if declares(stack, key):
-            return name
-    return ""
-
-
-def watching(stacks: Mapping[str, StackConfig], key: LiveKey) -> list[str]:
-    """The names of the stacks that watch where the instance is (whether or not one declares it)."""
-    return [name for name, stack in stacks.items() if watches(stack, key)]
-
-
-def unmanaged_owners(stacks: Iterable[tuple[str, StackConfig]]) -> dict[str, str]:
-    """For each project, the name of the first stack that watches it: that stack alone reports the
-    project's unmanaged instances, so two stacks in one project do not report them twice."""
-    owners: dict[str, str] = {}
-    for name, stack in stacks:
-        if stack.project and stack.project not in owners:
-            owners[stack.project] = name
-    return owners
+def with_fallback_context(config: RedisguardConfig, file: StackFileRead, error: RedisguardError) -> RedisguardError:
+    """A state read's failure for a stack whose file is missing, said as such when `auto` chose the
+    state only because the file is not there (most often a stack name or work_dir to fix)."""
+    if config.pulumi.source_of(file.name) != "auto" or file.stack is not None or file.error is not None:
+        return error
+    return type(error)(
+        f"pulumi.stacks: {file.name!r} has no stack file {file.path}, so its deployed state was read "
+        f"(pulumi.source auto) and that failed: {error}"
+    )

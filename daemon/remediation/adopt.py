@@ -17,13 +17,15 @@ from redisguard.core.validation import unknown_argument
 from redisguard.daemon.checks.drift_live import compare_stack
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import RedisguardConfig
-from redisguard.daemon.fleet.inventory import Inventory, split_instance_name, watched_by_id
+from redisguard.daemon.fleet.declared import DeclaredInstance, DeclaredStack, SourceFailure, read_declared
+from redisguard.daemon.fleet.inventory import Inventory, split_instance_name
 from redisguard.daemon.fleet.inverse import PATH_KEYS, cluster_entry, keys_for_path
 from redisguard.daemon.fleet.paths import normalize_path
-from redisguard.daemon.fleet.properties import NOT_COMPARED, expected_properties, instance_properties
-from redisguard.daemon.fleet.stacks import load_stacks
+from redisguard.daemon.fleet.properties import NOT_COMPARED, instance_properties
 from redisguard.daemon.remediation.plan import Note, Plan
 from redisguard.daemon.remediation.policy import mandatory_violations, policy_inputs
+from redisguard.daemon.reports.drift import PropertyDrift
+from redisguard.daemon.reports.render import format_value
 from redisguard.program.config import ClusterConfig, StackConfig
 
 if TYPE_CHECKING:
@@ -37,14 +39,19 @@ def plan_adopt(
     path: str | None = None,
     inventory: Inventory | None = None,
 ) -> Plan:
-    """The live value of each `changed` property written into the declaring entry, where the config may say it.
+    """The live value of each `changed` property written into the declaring entry, where the config may
+    say it; for a stack read from its Pulumi state (any program), the ways forward instead.
 
-    A --resource no selected stack declares, or a --path no such cluster has, is a ConfigError
+    A --resource no selected stack declares, or a --path no such instance has, is a ConfigError
     (with "did you mean"); one that exists but has not drifted now is an `in sync` note.
     """
-    stacks = load_stacks(config, "adopt")
+    declared_sides = read_declared(config, stack_names)
+    failures = [s.message for s in declared_sides.values() if isinstance(s, SourceFailure)]
+    if failures:
+        raise ConfigError("adopt needs the declared side of every stack it adopts into:\n" + "\n".join(failures))
+    stacks = {n: s for n, s in declared_sides.items() if isinstance(s, DeclaredStack)}
     if resource is not None:
-        _check_resource(resource, {name: stacks[name] for name in stack_names})
+        _check_resource(resource, stacks)
     path = normalize_path(path) if path is not None else None
     inventory = inventory or Inventory(config.gcp)
     rules = IgnoreRules(config.ignore)
@@ -52,46 +59,54 @@ def plan_adopt(
     matched = False
     for name in stack_names:
         stack = stacks[name]
-        items = compare_stack(stack, inventory, rules, report_unmanaged=False).items
-        by_id = watched_by_id(stack, inventory.instances(stack.project or ""))
-        for item in items:
+        by_resource = {d.resource: d for d in stack.instances}
+        for item in compare_stack(stack, inventory, rules).items:
             if item.kind != "changed" or (resource is not None and item.resource != resource):
                 continue
             drifts = [d for d in item.properties if path is None or d.path == path]
-            if drifts:
-                matched = True
-                _adopt_one(config, plan, stack, name, by_id[item.resource], [d.path for d in drifts])
+            if not drifts:
+                continue
+            matched = True
+            declared = by_resource[item.resource]
+            instance = _live_instance(inventory, declared)
+            assert instance is not None  # compare_stack found it changed, so it is listed
+            if stack.source == "config" and stack.config is not None:
+                _adopt_one(config, plan, stack.config, name, instance, [d.path for d in drifts])
+            else:
+                _ways_forward(plan, stack, declared, drifts)
     if (resource or path) and not matched:
         plan.notes.append(_nothing_to_adopt({name: stacks[name] for name in stack_names}, inventory, resource, path))
     return plan
 
 
-def _check_resource(resource: str, stacks: Mapping[str, StackConfig]) -> None:
-    """ConfigError when no selected stack declares a cluster named `resource`."""
-    names = sorted({c.name for stack in stacks.values() for c in stack.clusters})
+def _check_resource(resource: str, stacks: Mapping[str, DeclaredStack]) -> None:
+    """ConfigError when no selected stack declares an instance named `resource`."""
+    names = sorted({d.resource for stack in stacks.values() for d in stack.instances})
     if resource not in names:
         where = f"stack {', '.join(stacks)}" if len(stacks) == 1 else f"stacks {', '.join(stacks)}"
-        raise ConfigError(unknown_argument("--resource", [resource], f"no cluster of {where} has this name", names))
+        raise ConfigError(unknown_argument("--resource", [resource], f"no instance of {where} has this name", names))
 
 
-def _nothing_to_adopt(stacks: Mapping[str, StackConfig], inventory: Inventory, resource: str | None, path: str | None) -> Note:
+def _nothing_to_adopt(
+    stacks: Mapping[str, DeclaredStack], inventory: Inventory, resource: str | None, path: str | None
+) -> Note:
     """Why a --resource/--path that matched no `changed` property has nothing to adopt: not running,
-    or not drifted now; a --path none of the clusters has is a ConfigError."""
+    or not drifted now; a --path none of the instances has is a ConfigError."""
     candidates = [
-        (cluster, watched_by_id(stack, inventory.instances(stack.project or "")).get(cluster.name))
+        (declared, _live_instance(inventory, declared))
         for stack in stacks.values()
-        for cluster in stack.clusters
-        if resource is None or cluster.name == resource
+        for declared in stack.instances
+        if resource is None or declared.resource == resource
     ]
     if path is not None:
         known = set(PATH_KEYS)
-        for cluster, instance in candidates:
-            known.update(expected_properties(cluster))
+        for declared, instance in candidates:
+            known.update(declared.properties)
             known.update(instance_properties(instance) if instance is not None else ())
         if path in NOT_COMPARED:
             raise ConfigError(f"--path {path}: not compared by the live drift engine ({NOT_COMPARED[path]}); nothing to adopt")
         if path not in known:
-            whose = f"cluster {resource}" if resource else "the selected stacks' clusters"
+            whose = f"instance {resource}" if resource else "the selected stacks' instances"
             raise ConfigError(unknown_argument("--path", [path], f"no property of {whose} has this path", sorted(known)))
     if resource is not None and all(instance is None for _, instance in candidates):
         return Note(resource, "in sync", "not running (the live drift report says missing): nothing to adopt; `pulumi up` creates it")
@@ -100,6 +115,29 @@ def _nothing_to_adopt(stacks: Mapping[str, StackConfig], inventory: Inventory, r
         resource or f"stack {', '.join(stacks)}", "in sync",
         f"{what}no drift now (the live value is the declared one, or an ignore rule covers it); nothing to adopt",
     )  # fmt: skip
+
+
+def _live_instance(inventory: Inventory, declared: DeclaredInstance) -> redis_v1.Instance | None:
+    for instance in inventory.instances(declared.project):
+        if declared.holds(split_instance_name(instance.name)):
+            return instance
+    return None
+
+
+def _ways_forward(plan: Plan, stack: DeclaredStack, declared: DeclaredInstance, drifts: Sequence[PropertyDrift]) -> None:
+    """A stack read from its state: redisguard cannot edit the program (any language), so it says,
+    per changed property, what the program declares, what runs, and the two ways forward."""
+    urn = declared.urn or declared.resource
+    lines = [f"stack {stack.name} ({stack.source}): {urn}"]
+    lines += [
+        f"  {d.path}: the program declares {format_value(d.expected)}, the instance runs {format_value(d.actual)}"
+        for d in drifts
+    ]
+    lines += [
+        "  to keep what runs: change the program so it declares the values above, then `pulumi up` (no change to the instance);",
+        f"  to revert the instance: pulumi up --target '{urn}' --stack {stack.name}",
+    ]
+    plan.manual.append("\n".join(lines))
 
 
 def _adopt_one(

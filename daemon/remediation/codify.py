@@ -16,9 +16,16 @@ from redisguard.core.errors import ConfigError
 from redisguard.daemon.checks.drift_live import compare
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import RedisguardConfig, default_stack_names
+from redisguard.daemon.fleet.declared import (
+    Declared,
+    DeclaredStack,
+    SourceFailure,
+    from_cluster,
+    owner_of,
+    read_declared,
+)
 from redisguard.daemon.fleet.inventory import Inventory, LiveKey, split_instance_name
 from redisguard.daemon.fleet.inverse import cluster_entry
-from redisguard.daemon.fleet.stacks import load_stacks, owner_of, watching
 from redisguard.daemon.remediation.import_file import ImportFile, build_import_file
 from redisguard.daemon.remediation.plan import Note, Plan
 from redisguard.daemon.remediation.policy import live_policy_inputs, mandatory_violations
@@ -35,10 +42,31 @@ def plan_codify(
 ) -> Plan:
     """An entry per unmanaged instance of the watched projects (or only the instances named) in the stack that watches it."""
     plan = Plan()
-    stacks = load_stacks(config, "codify")
+    stacks = _readable(read_declared(config))
     for instance, key, stack_name in _unmanaged(config, stacks, target, only, inventory, plan.notes):
-        _codify_one(config, plan, stacks[stack_name], stack_name, instance, key)
+        stack = stacks[stack_name]
+        if stack.source != "config" or stack.config is None:
+            plan.notes.append(
+                Note(
+                    instance.name,
+                    "refused",
+                    f"stack {stack_name} is read from its Pulumi state ({stack.why}): redisguard cannot write its "
+                    f"program; write an import file instead (codify --stack {stack_name} --import-file FILE), then "
+                    "`pulumi import --file FILE` generates the code in the program's own language",
+                )
+            )
+            continue
+        _codify_one(config, plan, stack.config, stack_name, instance, key)
     return plan
+
+
+def _readable(stacks: Mapping[str, Declared]) -> dict[str, DeclaredStack]:
+    """Every stack's declared side; ConfigError listing each one that cannot be read (which instances
+    are unmanaged would be guesswork)."""
+    failures = [s.message for s in stacks.values() if isinstance(s, SourceFailure)]
+    if failures:
+        raise ConfigError("codify needs every stack's declared side to tell managed from unmanaged instances:\n" + "\n".join(failures))
+    return {n: s for n, s in stacks.items() if isinstance(s, DeclaredStack)}
 
 
 def plan_import(
@@ -53,7 +81,7 @@ def plan_import(
     """
     stack_name = _one_stack(config, target)
     notes: list[Note] = []
-    stacks = load_stacks(config, "codify")
+    stacks = _readable(read_declared(config))
     adopted = []
     for instance, key, _ in _unmanaged(config, stacks, stack_name, only, inventory, notes):
         adopted.append(instance.name)
@@ -76,7 +104,7 @@ def _one_stack(config: RedisguardConfig, target: str | None) -> str:
 
 def _unmanaged(
     config: RedisguardConfig,
-    stacks: Mapping[str, StackConfig],
+    stacks: Mapping[str, DeclaredStack],
     target: str | None,
     only: Sequence[str],
     inventory: Inventory | None,
@@ -88,7 +116,9 @@ def _unmanaged(
     if target is not None:
         default_stack_names(config, [target])
     inventory = inventory or Inventory(config.gcp)
-    projects = sorted({s.project for n, s in stacks.items() if s.project and (target is None or n == target)})
+    projects = sorted({p for n, s in stacks.items() if target is None or n == target for p in s.projects})
+    if target is None:
+        projects = sorted({*projects, *config.gcp.projects})
     seen: set[str] = set()
     for project in projects:
         for instance in inventory.instances(project):
@@ -101,7 +131,7 @@ def _unmanaged(
                 if only:
                     notes.append(Note(instance.name, "warning", f"already declared by stack {owner}; nothing to codify"))
                 continue
-            candidates = watching(stacks, key)
+            candidates = [name for name, stack in stacks.items() if stack.watches(key)]
             refusal = _stack_refusal(key, candidates, target)
             if refusal is not None:
                 notes.append(Note(instance.name, "refused", refusal))
@@ -181,7 +211,8 @@ def _entry_refusals(
         (cluster,) = parse_clusters([dict(entry)], source, region=stack.region)
     except StackConfigError as exc:
         return ["the entry would not be valid stack config: " + "; ".join(exc.problems)]
-    differences = compare(cluster, instance, IgnoreRules(builtins=False))
+    project = stack.project or split_instance_name(instance.name).project
+    differences = compare(from_cluster(cluster, stack, project), instance, IgnoreRules(builtins=False))
     if differences:
         return [f"the entry would still differ on {', '.join(d.path for d in differences)}; not written"]
     return []

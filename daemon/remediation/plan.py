@@ -37,6 +37,8 @@ class Plan:
 
     files: dict[str, StackFile] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
+    manual: list[str] = field(default_factory=list)
+    """Changes redisguard proposes but cannot make (a program it cannot edit): printed on stdout."""
 
     def file(self, config: RedisguardConfig, stack: str) -> StackFile:
         if stack not in self.files:
@@ -57,8 +59,12 @@ def emit(command: str, plan: Plan, write: bool) -> int:
     """Notes on stderr, the diff on stdout (or the files written); EXIT_PROPOSED when there was a
     change, printed or written, else EXIT_NOTHING."""
     print_notes(command, plan.notes)
+    for step in plan.manual:
+        print(step)
     diff = plan.diff()
     if not diff:
+        if plan.manual:
+            return EXIT_PROPOSED  # proposed, for a person to make: a change is due, as with a diff
         print(f"redisguard {command}: nothing to change", file=sys.stderr)
         return EXIT_NOTHING
     if not write:

@@ -144,8 +144,8 @@ def _size_instances(
     warning = config.thresholds.memory_warning_ratio
     by_stack: dict[str, list[Recommendation]] = {}
     for memory in (m for project in report.projects for m in project.instances):
-        if memory.stack not in selected:
-            continue
+        if memory.stack not in selected or memory.stack not in stacks:
+            continue  # only a stack file can be edited: a stack read from its state has none
         cluster = stacks[memory.stack].cluster(memory.instance_id)
         found = recommend_size(
             memory, cluster.read_replicas, bounds_of(memory.stack), target=target, horizon=horizon, warning=warning

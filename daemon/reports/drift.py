@@ -15,7 +15,8 @@ from redisguard.core.models import Frozen
 from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.core.reports import EXIT_DRIFT, EXIT_ERROR, EXIT_IN_SYNC, JsonReport, exit_code_of, tool_version
 from redisguard.core.text import md_cell
-from redisguard.daemon.config import DriftKind
+from redisguard.daemon.config import DriftKind, SourceName
+from redisguard.daemon.fleet.pending import PendingChange
 from redisguard.daemon.reports.render import (
     error_block,
     first_few,
@@ -74,6 +75,12 @@ class StackReport(Frozen):
     error_kind: ErrorKind | None = None
     items: tuple[DriftItem, ...] = ()
     not_ready: tuple[InstanceState, ...] = ()
+    source: SourceName | None = None
+    """Where the live engine read the stack's declared side (config, state or both); None for the pulumi engine."""
+    pending: tuple[PendingChange, ...] = ()
+    """With source `both`: the config ahead of the deployed state (not drift; the status ignores it)."""
+    unmanaged_projects: tuple[str, ...] = ()
+    """The projects whose unmanaged instances this (live) result reports: each project is reported by one stack."""
 
     @classmethod
     def from_items(
@@ -156,6 +163,7 @@ class DriftReport(JsonReport):
             "errors": sum(s.status == "error" for s in self.stacks),
             "drifted_resources": sum(len(s.items) for s in self.stacks),
             "not_ready_instances": sum(len(s.not_ready) for s in self.stacks),
+            "pending_changes": sum(len(s.pending) for s in self.stacks),
         }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -30,6 +30,7 @@ Level = Literal["ok", "warning", "critical", "unknown"]
 """`unknown`: the instance has no figures (not READY, or no points yet), so no level either way."""
 CROSSED: tuple[Level, ...] = ("warning", "critical")
 """The levels that cross a threshold (a project's `threshold` status, exit code 2)."""
+Ownership = Literal["declared", "unmanaged", "unknown"]
 ProjectStatus = Literal["ok", "threshold", "error"]
 
 
@@ -39,7 +40,21 @@ class InstanceMemory(Frozen):
     project_id: str
     region: str
     instance_id: str = Field(description="The short instance id, e.g. redis-sidekiq.")
-    stack: str = Field(description='The stack that declares the instance; "" when none does (unmanaged).')
+    stack: str = Field(default="", description='The stack that holds the instance; "" when none does or it is not known.')
+    ownership: Ownership = Field(
+        default="unmanaged",
+        description="declared: a watched stack holds it; unmanaged: no watched stack does; unknown: a stack "
+        "that may hold it could not be read (see unreadable_stacks).",
+    )
+    unreadable_stacks: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ownership_from_stack(cls, data: Any) -> Any:
+        # An instance built with only its stack: declared when it has one, unmanaged when not.
+        if isinstance(data, dict) and "ownership" not in data:
+            return {**data, "ownership": "declared" if data.get("stack") else "unmanaged"}
+        return data
     tier: str
     redis_version: str
     state: str = Field(description="The API's state name; READY when ready.")
@@ -110,7 +125,8 @@ class MemoryReport(JsonReport):
             "critical_instances": sum(i.level == "critical" for i in instances),
             "unknown_instances": sum(i.level == "unknown" for i in instances),
             "not_ready_instances": sum(i.state != READY for i in instances),
-            "unmanaged_instances": sum(not i.stack for i in instances),
+            "unmanaged_instances": sum(i.ownership == "unmanaged" for i in instances),
+            "unknown_owner_instances": sum(i.ownership == "unknown" for i in instances),
         }
 
 
@@ -124,12 +140,19 @@ _VERDICT = {EXIT_OK: "every instance below its thresholds", EXIT_FINDINGS: "a me
 
 
 
+def owner_text(i: InstanceMemory) -> str:
+    """The stack column: the stack, `(unmanaged)`, or `(unknown: stack X unreadable)`."""
+    if i.ownership == "unknown":
+        return f"(unknown: {', '.join(i.unreadable_stacks)} unreadable)"
+    return i.stack or "(unmanaged)"
+
+
 def _instance_cells(i: InstanceMemory) -> list[str]:
     return [
         i.project_id,
         i.region,
         i.instance_id,
-        i.stack or "(unmanaged)",
+        owner_text(i),
         i.tier,
         i.state,
         format_bytes(i.used_bytes),

@@ -19,7 +19,6 @@ from redisguard.core.signals import catch_signals, exit_on
 from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.checks.registry import budget_seconds, build_checks
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load_config
-from redisguard.daemon.fleet.stacks import read_stack_files, unmanaged_owners
 from redisguard.daemon.service import logs, scheduler, status_page
 from redisguard.daemon.service.health import Expectation
 from redisguard.daemon.service.http import DaemonHTTPServer, bind, bound_address, serve_in_thread
@@ -47,8 +46,6 @@ class Loaded:
     config: RedisguardConfig
     web: WebConfig
     checks: Mapping[str, Check[Any]]
-    owners: Mapping[str, str]
-    """project id -> the stack that reports its unmanaged instances (from the stack files)."""
     loaded_at: float
     intervals: Mapping[str, float]
     """enabled check -> seconds between two of its runs: what /healthz and RedisguardChecksStale count in."""
@@ -67,10 +64,6 @@ class Loaded:
         return out
 
 
-def _owners(config: RedisguardConfig) -> dict[str, str]:
-    return unmanaged_owners((f.name, f.stack) for f in read_stack_files(config) if f.stack is not None)
-
-
 def load(path: str | None) -> Loaded:
     """Read the config, its web config and build the checks; ConfigError (every problem) before anything starts."""
     config = load_config(path)
@@ -79,7 +72,7 @@ def load(path: str | None) -> Loaded:
     # A cron expression that never fires again has no period: judged as if it ran every minute.
     intervals = {name: schedule.period_seconds() or 60.0 for name, schedule in config.schedules.enabled().items()}
     return Loaded(
-        config=config, web=web, checks=checks, owners=_owners(config), loaded_at=time.time(), intervals=intervals
+        config=config, web=web, checks=checks, loaded_at=time.time(), intervals=intervals
     )
 
 
@@ -97,7 +90,7 @@ class Daemon:
         self.runner = scheduler.Runner(
             self.results, lambda: self.loaded.config.secrets(), lambda: self.loaded.config.parallelism
         )
-        exposition = Exposition(self.results, lambda: self.loaded.owners, lambda: self.loaded.intervals)
+        exposition = Exposition(self.results, lambda: self.loaded.intervals)
         self.site = Site(
             self.results,
             exposition,

@@ -132,41 +132,34 @@ def state_samples(check: str, target: str, state: TargetState) -> Iterator[Sampl
             yield "instance_info", (*where, instance.tier, instance.redis_version, instance.stack), 1.0
 
 
-def global_samples(
-    states: Mapping[Key, TargetState], owners: Mapping[str, str], intervals: Mapping[str, float]
-) -> Iterator[Sample]:
+def global_samples(states: Mapping[Key, TargetState], intervals: Mapping[str, float]) -> Iterator[Sample]:
     """Samples that span targets: each enabled check's schedule, unmanaged instances per project (from
-    its owner stack's live check) and the build."""
+    the live check of the stack that reported that project's unmanaged instances) and the build."""
     for check, seconds in intervals.items():
         yield "check_interval_seconds", (check,), float(seconds)
-    for project, stack in sorted(owners.items()):
-        state = states.get((DRIFT_LIVE, stack))
-        if state is not None and state.ok:
-            yield "unmanaged_instances", (project,), float(sum(1 for i in state.result.items if i.kind == "unmanaged"))
+    unmanaged: dict[str, int] = {}
+    for (check, _), state in states.items():
+        if check == DRIFT_LIVE and state.ok:
+            for project in state.result.unmanaged_projects:
+                prefix = f"projects/{project}/"
+                unmanaged[project] = sum(1 for i in state.result.items if i.kind == "unmanaged" and i.resource.startswith(prefix))
+    for project, count in sorted(unmanaged.items()):
+        yield "unmanaged_instances", (project,), float(count)
     yield "build_info", (version("redisguard"),), 1.0
 
 
-def all_samples(
-    states: Mapping[Key, TargetState], owners: Mapping[str, str], intervals: Mapping[str, float]
-) -> Iterator[Sample]:
+def all_samples(states: Mapping[Key, TargetState], intervals: Mapping[str, float]) -> Iterator[Sample]:
     for (check, target), state in sorted(states.items()):
         yield from state_samples(check, target, state)
-    yield from global_samples(states, owners, intervals)
+    yield from global_samples(states, intervals)
 
 
 class SnapshotCollector(Collector):
     """The custom collector: on each collect, the metric families of the latest published results,
     so a target, instance or stack that disappeared is gone at the next scrape."""
 
-    def __init__(
-        self,
-        results: Results,
-        unmanaged_owners: Callable[[], Mapping[str, str]],
-        intervals: Callable[[], Mapping[str, float]] = dict,
-    ) -> None:
+    def __init__(self, results: Results, intervals: Callable[[], Mapping[str, float]] = dict) -> None:
         self.results = results
-        # project id -> the stack whose live check reports that project's unmanaged instances
-        self.unmanaged_owners = unmanaged_owners
         # enabled check -> seconds between its scheduled runs (the config in use)
         self.intervals = intervals
 
@@ -175,7 +168,7 @@ class SnapshotCollector(Collector):
         for name, family in FAMILIES.items():
             cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
             families[name] = cls(family.full_name, family.help, labels=list(family.labels))
-        for name, labels, value in all_samples(self.results.snapshot(), self.unmanaged_owners(), self.intervals()):
+        for name, labels, value in all_samples(self.results.snapshot(), self.intervals()):
             families[name].add_metric(list(labels), value)
         yield from families.values()
 
@@ -200,14 +193,9 @@ class Exposition:
     process_* metrics are collected fresh each time.
     """
 
-    def __init__(
-        self,
-        results: Results,
-        unmanaged_owners: Callable[[], Mapping[str, str]],
-        intervals: Callable[[], Mapping[str, float]] = dict,
-    ) -> None:
+    def __init__(self, results: Results, intervals: Callable[[], Mapping[str, float]] = dict) -> None:
         # The collector holds the sources; the text below is built from the same samples.
-        self.collector = SnapshotCollector(results, unmanaged_owners, intervals)
+        self.collector = SnapshotCollector(results, intervals)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         self.process = CollectorRegistry(auto_describe=False)
@@ -239,7 +227,7 @@ class Exposition:
             for key in [k for k in self._lines if k not in states]:
                 del self._lines[key]
         spanning: dict[str, list[str]] = {}
-        for name, labels, value in global_samples(states, self.collector.unmanaged_owners(), self.collector.intervals()):
+        for name, labels, value in global_samples(states, self.collector.intervals()):
             spanning.setdefault(name, []).append(_line(FAMILIES[name], labels, value))
         out: list[str] = []
         for name, family in FAMILIES.items():

@@ -178,6 +178,8 @@ class InstanceView:
     region: str
     instance_id: str
     stack: str
+    ownership: str
+    unreadable_stacks: str
     tier: str
     redis_version: str
     state: str
@@ -389,6 +391,8 @@ def _instance_view(inst: InstanceMemory, warning: float, critical: float, histor
         region=inst.region,
         instance_id=inst.instance_id,
         stack=inst.stack,
+        ownership=inst.ownership,
+        unreadable_stacks=", ".join(inst.unreadable_stacks),
         tier=inst.tier,
         redis_version=inst.redis_version,
         state=inst.state,

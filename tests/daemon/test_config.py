@@ -66,7 +66,7 @@ engine: live
     expected_lines = [
         "pulumi.stacks: stack name 'bad name' may only hold letters, digits, '_', '.', '-' (optionally org/ or org/project/ before it); stack listed more than once: staging",
         "pulumi.backend_url: backend_url must start with one of file://, gs://, s3://, azblob://, https://, http:// (got 'ftp://state')",
-        "pulumi.refresh_timout_seconds: unknown key; did you mean 'refresh_timeout_seconds'? allowed keys: backend_url, refresh_timeout_seconds, stacks, work_dir",
+        "pulumi.refresh_timout_seconds: unknown key; did you mean 'refresh_timeout_seconds'? allowed keys: backend_url, config_key, refresh_timeout_seconds, source, stack_sources, stacks, work_dir",
         "parallelism: 0 is out of range; allowed: 1 to 64",
         "gcp.redis_endpoint: redis_endpoint must look like http://HOST:PORT or https://HOST (got '127.0.0.1:8470')",
         "ignore[0]: a rule needs path (ignore one property) or kind (ignore whole resources: changed, deleted, missing, unmanaged, *)",

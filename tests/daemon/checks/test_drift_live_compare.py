@@ -11,12 +11,19 @@ from google.protobuf import duration_pb2
 from redisguard.daemon.checks.drift_live import compare
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.config import IgnoreRule
+from redisguard.daemon.fleet.declared import DeclaredInstance, from_cluster
 from redisguard.daemon.reports.drift import PropertyDrift
 from redisguard.program.config import ClusterConfig, load_stack_file
 from redisguard.program.instance import declared_instance
 from tests.fixtures.repo import REPO
 
 STACK_FILES = [REPO / "program" / "Pulumi.staging.yaml", REPO / "program" / "Pulumi.production.yaml"]
+
+
+def declared(cluster: ClusterConfig) -> DeclaredInstance:
+    """The cluster as the config source declares it (redisguard's own key: every compared property)."""
+    stack = load_stack_file(STACK_FILES[0])
+    return from_cluster(cluster, stack, stack.project or "")
 
 
 def instance_like(cluster: ClusterConfig, **overrides: Any) -> redis_v1.Instance:
@@ -48,7 +55,7 @@ def clusters() -> list[ClusterConfig]:
 @pytest.mark.parametrize("cluster", clusters(), ids=lambda c: c.name)
 def test_an_instance_built_as_declared_is_in_sync(cluster: ClusterConfig) -> None:
     # Unset enums (persistence off, TLS off, no read replicas) equal their declared "off" values.
-    assert compare(cluster, instance_like(cluster), IgnoreRules()) == []
+    assert compare(declared(cluster), instance_like(cluster), IgnoreRules()) == []
 
 
 def test_changed_properties_name_path_expected_and_actual() -> None:
@@ -61,7 +68,7 @@ def test_changed_properties_name_path_expected_and_actual() -> None:
         auth_enabled=False,
         maintenance_policy={"weekly_maintenance_window": [{"day": "MONDAY", "start_time": {"hours": 8}}]},
     )
-    assert compare(sidekiq, live, IgnoreRules()) == [
+    assert compare(declared(sidekiq), live, IgnoreRules()) == [
         PropertyDrift(path="authEnabled", expected=True, actual=False),
         PropertyDrift(path="maintenancePolicy.weeklyMaintenanceWindows[0].day", expected="SUNDAY", actual="MONDAY"),
         PropertyDrift(path="memorySizeGb", expected=2, actual=3),
@@ -78,19 +85,19 @@ def test_labels_and_configs_added_by_hand_are_drift_unless_ignored() -> None:
         labels={**cache.labels, "last-touched-by": "alice", "team": "data"},
         redis_configs={**cache.redis_configs(), "notify-keyspace-events": "Ex"},
     )
-    assert compare(cache, live, IgnoreRules()) == [
+    assert compare(declared(cache), live, IgnoreRules()) == [
         PropertyDrift(path="labels.last-touched-by", expected=None, actual="alice"),
         PropertyDrift(path="labels.team", expected="platform", actual="data"),
         PropertyDrift(path="redisConfigs.notify-keyspace-events", expected=None, actual="Ex"),
     ]
     rules = IgnoreRules([IgnoreRule(type="gcp:redis/instance:Instance", path="labels.last-touched-by"), IgnoreRule(type="*", path="redisConfigs.notify-*")])
-    assert compare(cache, live, rules) == [PropertyDrift(path="labels.team", expected="platform", actual="data")]
+    assert compare(declared(cache), live, rules) == [PropertyDrift(path="labels.team", expected="platform", actual="data")]
 
 
 def test_replicas_and_tls_are_compared_on_ha_instances() -> None:
     sessions = load_stack_file(STACK_FILES[0]).cluster("redis-sessions")
     live = instance_like(sessions, replica_count=0, transit_encryption_mode="DISABLED", read_replicas_mode="READ_REPLICAS_ENABLED")
-    assert compare(sessions, live, IgnoreRules()) == [
+    assert compare(declared(sessions), live, IgnoreRules()) == [
         PropertyDrift(path="readReplicasMode", expected="READ_REPLICAS_DISABLED", actual="READ_REPLICAS_ENABLED"),
         PropertyDrift(path="replicaCount", expected=1, actual=0),
         PropertyDrift(path="transitEncryptionMode", expected="SERVER_AUTHENTICATION", actual="DISABLED"),

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +26,9 @@ def test_a_live_check_counts_reading_its_stack_file_in_its_duration(tmp_path: Pa
     # without it would tell a user the check is faster than it is.
     real_parse = stacks.parse_stack_file
 
-    def slow_parse(text: str, path: Path) -> StackConfig:
+    def slow_parse(text: str, path: Path, **options: Any) -> StackConfig:
         time.sleep(0.3)
-        return real_parse(text, path)
+        return real_parse(text, path, **options)
 
     monkeypatch.setattr(stacks, "parse_stack_file", slow_parse)  # where every stack file is parsed
     # A copy: a file this process parsed before, unchanged, is not parsed again.

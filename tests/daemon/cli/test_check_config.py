@@ -16,8 +16,10 @@ def test_check_config_accepts_the_repository_example(capsys: pytest.CaptureFixtu
     assert main(["check-config", "--config", str(REPO / "redisguard.yaml")]) == 0
     out = capsys.readouterr().out
     assert "redisguard.yaml: valid" in out
-    assert "staging (redisguard-staging/europe-west1, 3 clusters)" in out
-    assert "production (redisguard-production/europe-west1, 4 clusters)" in out
+    lines = out.splitlines()
+    # Each stack's source, why it was chosen, and what it declares.
+    assert "    stack staging                   config (auto: Pulumi.staging.yaml has redis-fleet:redis): redisguard-staging/europe-west1, 3 clusters" in lines
+    assert "    stack production                config (auto: Pulumi.production.yaml has redis-fleet:redis): redisguard-production/europe-west1, 4 clusters" in lines
     assert "  gcp.monitoring_endpoint           127.0.0.1:8471" in out.splitlines()
     # Every effective key, the defaults too, each on its own line.
     assert "  gcp.request_timeout_seconds       30" in out.splitlines()
@@ -54,12 +56,15 @@ def test_check_config_of_an_empty_file_lists_each_missing_stack_file_under_one_h
         [sys.executable, "-m", "redisguard.daemon.cli", "check-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        "redisguard check-config: error: redisguard.yaml: 2 problems in the stacks it names",
-        f"  pulumi.stacks: 'staging' has no stack file {tmp_path / 'program' / 'Pulumi.staging.yaml'}",
-        f"  pulumi.stacks: 'production' has no stack file {tmp_path / 'program' / 'Pulumi.production.yaml'}",
-    ]
-
+    lines = result.stderr.splitlines()
+    assert lines[0] == "redisguard check-config: error: redisguard.yaml: 2 problems in the stacks it names"
+    # With no stack file, `pulumi.source: auto` reads the stack's deployed state instead; the
+    # message says both, so a mistyped stack name or work_dir is still the first thing seen.
+    for line, stack in zip(lines[1:], ("staging", "production"), strict=True):
+        assert line.startswith(
+            f"  pulumi.stacks: {stack!r} has no stack file {tmp_path / 'program' / f'Pulumi.{stack}.yaml'}, "
+            "so its deployed state was read (pulumi.source auto) and that failed: "
+        )
 
 def test_check_config_warns_that_drift_pulumi_will_fail_without_pulumi_on_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

@@ -183,5 +183,5 @@ def test_markdown_and_json_show_paths_relative_to_the_config_folder(tmp_path: Pa
         out = tmp_path / f"drift.{fmt}"
         assert main(["drift-report", "--config", str(config), "--engine", "live", "--format", fmt, "--output", str(out)]) == 1
         text = out.read_text()
-        assert "program/Pulumi.qa.yaml: stack file not found" in text
+        assert "'qa' has no stack file program/Pulumi.qa.yaml" in text
         assert str(tmp_path) not in text

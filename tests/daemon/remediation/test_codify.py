@@ -18,8 +18,9 @@ from redisguard.daemon.checks.drift_live import compare
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.cli.main import main
 from redisguard.daemon.config import config_from_mapping
-from redisguard.daemon.fleet import inventory, inverse, stacks
-from redisguard.program.config import ClusterConfig
+from redisguard.daemon.fleet import declared, inventory, inverse
+from redisguard.daemon.fleet.declared import from_cluster
+from redisguard.program.config import ClusterConfig, load_stack_file
 from redisguard.program.mocks import run_stack
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.repo import STAGING
@@ -107,7 +108,8 @@ def test_the_codified_entry_compares_equal_to_every_live_instance(emulator: Emul
             live = inverse.cluster_entry(instance)
             assert live.unexpressible == ()
             cluster = ClusterConfig.model_validate(live.entry)
-            assert compare(cluster, instance, IgnoreRules(builtins=False)) == [], instance.name
+            stack = load_stack_file(STAGING)
+            assert compare(from_cluster(cluster, stack, emulator.project), instance, IgnoreRules(builtins=False)) == [], instance.name
     finally:
         _delete(emulator, "redis-contract")
 
@@ -136,9 +138,8 @@ def test_codify_write_brings_a_handmade_instance_under_the_stack(
         assert code == 0, report
         assert report["stacks"][0]["status"] == "in_sync"
         config = config_from_mapping(yaml.safe_load((tmp_path / "redisguard.yaml").read_text()))
-        declared = stacks.load_stacks(config, "test")
         key = inventory.split_instance_name(emulator.instance_name("redis-handmade"))
-        assert stacks.owner_of(declared, key) == "staging"
+        assert declared.owner_of(declared.read_declared(config), key) == "staging"
 
         code, out, err = _run(tmp_path, capsys, "codify")  # a second run proposes nothing
         assert (code, out) == (0, ""), err

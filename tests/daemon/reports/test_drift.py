@@ -47,7 +47,7 @@ def test_error_kind_and_summary_are_in_json_table_and_markdown() -> None:
     data = json.loads(render(report, "json"))
     assert [s.get("error_kind") for s in data["stacks"]] == [None, None, "permanent", "transient"]
     assert data["exit_code"] == 1
-    assert data["summary"] == {"stacks": 2, "checks": 4, "in_sync": 1, "drift": 1, "errors": 2, "drifted_resources": 3, "not_ready_instances": 0}
+    assert data["summary"] == {"stacks": 2, "checks": 4, "in_sync": 1, "drift": 1, "errors": 2, "drifted_resources": 3, "not_ready_instances": 0, "pending_changes": 0}
     table = render(report, "table")
     assert "error (permanent)" in table and "error (transient)" in table
     assert "staging (pulumi): error (transient)\n  stack is locked by another update" in table
@@ -65,7 +65,7 @@ def test_json_has_the_documented_shape() -> None:
         "tool_version": version("redisguard"),
         "generated_at": "2026-11-27T14:00:00Z",
         "exit_code": 2,
-        "summary": {"stacks": 1, "checks": 1, "in_sync": 0, "drift": 1, "errors": 0, "drifted_resources": 3, "not_ready_instances": 0},
+        "summary": {"stacks": 1, "checks": 1, "in_sync": 0, "drift": 1, "errors": 0, "drifted_resources": 3, "not_ready_instances": 0, "pending_changes": 0},
         "stacks": [
             {
                 "stack": "staging",
@@ -93,6 +93,9 @@ def test_json_has_the_documented_shape() -> None:
                     },
                 ],
                 "not_ready": [],
+                "source": None,
+                "pending": [],
+                "unmanaged_projects": [],
             }
         ],
     }

@@ -109,6 +109,7 @@ def test_plain_table_and_markdown_and_json() -> None:
         "unknown_instances": 1,
         "not_ready_instances": 1,
         "unmanaged_instances": 1,
+        "unknown_owner_instances": 0,
     }
     assert data["projects"][1] == {
         "project_id": "redisguard-production",

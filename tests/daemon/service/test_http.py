@@ -36,7 +36,7 @@ def plain() -> Iterator[Served]:
     expectations = [
         Expectation("drift_live", ("staging", "production"), period_seconds=60, budget_seconds=30),
     ]
-    served = serve(results, WebConfig.none(), expectations, owners={"redisguard-staging": "staging"})
+    served = serve(results, WebConfig.none(), expectations)
     yield served
     served.server.shutdown()
     served.server.server_close()
@@ -51,7 +51,7 @@ def drifted(stack: str) -> StackReport:
             DriftItem(resource="projects/redisguard-staging/locations/europe-west1/instances/stray", kind="unmanaged"),
         ],
         0.25,
-    )
+    ).model_copy(update={"unmanaged_projects": ("redisguard-staging",)})
 
 
 def test_metrics_follow_the_published_results_and_a_failure_hides_stale_values(plain: Served) -> None:

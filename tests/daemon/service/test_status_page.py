@@ -79,7 +79,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     ]
     site = Site(
         results,
-        Exposition(results, lambda: {PROJECT: "staging"}),
+        Exposition(results),
         lambda: (expectations, time.time() - 5),
         config=lambda: (config, str(config_file)),
         history=history,
