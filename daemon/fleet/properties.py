@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.type import dayofweek_pb2
 
-from redisguard.core.pulumi import SECRET_SIG, SECRET_SIG_KEY
+from redisguard.core.pulumi import is_secret
 from redisguard.program.config import ClusterConfig
 from redisguard.program.instance import declared_instance
 
@@ -82,11 +82,6 @@ def instance_properties(instance: redis_v1.Instance) -> dict[str, Any]:
     for key, value in instance.labels.items():
         props[f"labels.{key}"] = value
     return props
-
-
-def is_secret(value: Any) -> bool:
-    """Whether a Pulumi property value is a secret object (encrypted in a state export, never decrypted here)."""
-    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
 
 
 # The scalar inputs of gcp:redis/instance:Instance the reader compares, each at its own path.
