@@ -23,6 +23,9 @@ SCHEMA_VERSION = 1
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_FINDINGS = 2
+# The daemon's own: its config (redisguard.yaml or its web config) is invalid at start. sysexits.h's
+# EX_CONFIG, so a service manager can tell "fix the file" (do not restart) from a crash (restart).
+EXIT_CONFIG = 78
 EXIT_IN_SYNC = EXIT_OK
 EXIT_DRIFT = EXIT_FINDINGS
 # The per-target statuses that are findings: drift (drift checks), a memory threshold crossed.

@@ -15,6 +15,7 @@ from importlib.metadata import version
 from typing import Any
 
 from redisguard.core.errors import ConfigError
+from redisguard.core.reports import EXIT_CONFIG
 from redisguard.core.signals import catch_signals, exit_on
 from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.checks.registry import budget_seconds, build_checks
@@ -179,9 +180,20 @@ def _exit_now() -> None:
     os._exit(0)
 
 
+class DaemonConfigError(ConfigError):
+    """The daemon's own config cannot be loaded at start: exit 78 (EX_CONFIG), which the systemd unit
+    does not restart. A stack file or a stack's state that cannot be read is not one: the daemon
+    starts and reports that stack's failure."""
+
+    exit_code = EXIT_CONFIG
+
+
 def run_daemon(args: argparse.Namespace) -> int:
     name_process()
-    loaded = load(args.config)
+    try:
+        loaded = load(args.config)
+    except ConfigError as exc:
+        raise DaemonConfigError(str(exc)) from None
     logs.configure(loaded.config.log_format, getattr(args, "log_level", "INFO"), lambda: loaded.config.secrets())
     daemon = Daemon(args, loaded)
     if args.once:

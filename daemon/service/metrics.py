@@ -83,8 +83,9 @@ FAMILIES: dict[str, Family] = {
                "memory is flat or shrinking or too few points exist."),
         Family("instance_ready", "gauge", _INSTANCE,
                "1 when the Memorystore API shows the instance READY, 0 in any other state (REPAIRING, MAINTENANCE, ...)."),
-        Family("instance_info", "gauge", (*_INSTANCE, "tier", "redis_version", "stack"),
-               "Always 1: the instance's tier, Redis version and the stack that declares it (empty when unmanaged)."),
+        Family("instance_info", "gauge", (*_INSTANCE, "tier", "redis_version", "stack", "ownership"),
+               "Always 1: the instance's tier, Redis version, the stack that holds it (empty when none or not known) "
+               "and ownership: declared, unmanaged, or unknown (a stack that may hold it cannot be read)."),
         Family("build_info", "gauge", ("version",), "Always 1; the version label is the running redisguard's version."),
     )
 }  # fmt: skip
@@ -129,7 +130,7 @@ def state_samples(check: str, target: str, state: TargetState) -> Iterator[Sampl
                 if value is not None:  # no point: no sample, never a zero
                     yield family, where, float(value)
             yield "instance_ready", where, 1.0 if instance.state == READY else 0.0
-            yield "instance_info", (*where, instance.tier, instance.redis_version, instance.stack), 1.0
+            yield "instance_info", (*where, instance.tier, instance.redis_version, instance.stack, instance.ownership), 1.0
 
 
 def global_samples(states: Mapping[Key, TargetState], intervals: Mapping[str, float]) -> Iterator[Sample]:

@@ -283,7 +283,8 @@ def test_tls_and_basic_auth_on_the_real_daemon(
     assert hashed not in daemon.log() and "s3cret-scrape" not in daemon.log()
 
 
-def test_start_errors_are_one_message_and_exit_1(tmp_path: Path, emulator: EmulatorHandle) -> None:
+def test_start_errors_are_one_message_a_port_in_use_exits_1_a_bad_config_78(tmp_path: Path, emulator: EmulatorHandle) -> None:
+    """78 (EX_CONFIG) is what the systemd unit does not restart (RestartPreventExitStatus); a port in use may free up."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -296,7 +297,7 @@ def test_start_errors_are_one_message_and_exit_1(tmp_path: Path, emulator: Emula
 
     bad = daemon_config(emulator, free_port(), schedules={"memory": "5x"}, log_format="xml")
     process = launch_daemon(tmp_path, bad, name="bad-config")
-    assert process.wait(timeout=60) == 1
+    assert process.wait(timeout=60) == 78
     log = (tmp_path / "bad-config.log").read_text()
     assert "2 problems in config" in log
     assert "schedules.memory: not a duration" in log and "log_format: 'xml' is not allowed; allowed values: text, json" in log
@@ -429,3 +430,30 @@ def test_once_exits_2_when_a_memory_threshold_is_crossed(tmp_path: Path, redis_e
     assert "check finished check=memory target=redisguard-staging status=threshold" in log
     # Which instances: every one is above a warning ratio this low, the first three named.
     assert re.search(r"status=threshold duration=\S+ crossed=3 instances=\"redis-\S+ \(warning\), redis-\S+ \(warning\), redis-\S+ \(warning\)\"", log), log[-2000:]
+
+
+
+def test_a_broken_stack_file_does_not_stop_the_daemon_and_memory_keeps_every_series(
+    tmp_path: Path, redis_emulator: EmulatorHandle, daemon_factory: Callable[..., DaemonHandle]
+) -> None:
+    """A typo in one stack file: the daemon starts, that stack's live check fails and says why, and
+    every instance keeps its memory series (owner unknown, never "unmanaged"), so a filling instance still pages."""
+    work = tmp_path / "program"
+    work.mkdir()
+    (work / "Pulumi.staging.yaml").write_text(STAGING.read_text().replace("memory_gb: 2\n", "memory_gb: two\n", 1))
+    config = partial(daemon_config, redis_emulator, schedules={"memory": "1s"}, pulumi={"work_dir": str(work)})
+    daemon = daemon_factory(config)
+
+    for instance in STAGING_INSTANCES:
+        wait_for(partial(has_ratio, daemon, instance), timeout=30, what=f"{instance}'s usage ratio")
+    info = daemon.series("redisguard_instance_info")
+    assert {i["instance_id"]: (i["stack"], i["ownership"]) for i in info} == dict.fromkeys(STAGING_INSTANCES, ("", "unknown"))
+    daemon.wait_value("redisguard_check_up", 0, check="drift_live", target="staging")
+    assert daemon.value("redisguard_unmanaged_instances", project_id=PROJECT) is None  # not decided, never a false 3
+    status, health = daemon.healthz()
+    assert status == 503
+    assert "memory_gb" in json.dumps(health)
+    report = json.loads(daemon.get("/report")[1])
+    (project,) = report["memory"]["projects"]
+    assert {i["ownership"] for i in project["instances"]} == {"unknown"}
+    assert all(i["unreadable_stacks"] == ["staging"] for i in project["instances"])
