@@ -60,13 +60,17 @@ FAMILIES: dict[str, Family] = {
                "Seconds between two scheduled runs of the check (for a cron schedule, between its next two fire "
                "times), from the config in use; absent when the check is off. RedisguardChecksStale counts in these."),
         Family("drift_status", "gauge", ("stack", "engine"),
-               "1 when the stack drifted from its declared config (engine live) or its Pulumi state (engine pulumi) "
+               "1 when the stack drifted from what it declares (engine live: its config or deployed state, by its "
+               "source) or from its Pulumi state (engine pulumi) "
                "at the latest successful check, 0 when in sync."),
         Family("drifted_resources", "gauge", ("stack", "engine"),
                "Number of drifted resources (changed, deleted, missing or unmanaged) found by the latest check."),
         Family("drifted_resource", "gauge", ("stack", "engine", "resource", "type", "kind"),
                "1 for each drifted resource: resource is the Pulumi resource name or instance id (the full instance "
                "name for an unmanaged one), type the Pulumi type token, kind changed, deleted, missing or unmanaged."),
+        Family("pending_changes", "gauge", ("stack",),
+               "Instances whose stack config is ahead of the deployed state (to create, update or delete at the "
+               "next `pulumi up`), from the latest live check of a stack whose source is `both`. Not drift."),
         Family("unmanaged_instances", "gauge", ("project_id",),
                "Instances in the project that no watched stack declares, from the latest live check."),
         Family("memory_usage_ratio", "gauge", _INSTANCE,
@@ -122,6 +126,8 @@ def state_samples(check: str, target: str, state: TargetState) -> Iterator[Sampl
         yield "drifted_resources", stack, float(len(report.items))
         for item in report.items:
             yield "drifted_resource", (*stack, item.resource, item.type, item.kind), 1.0
+        if report.source == "both":
+            yield "pending_changes", (report.stack,), float(len(report.pending))
     elif kind == "memory":
         for instance in state.result.instances:
             where = (instance.project_id, instance.region, instance.instance_id)
