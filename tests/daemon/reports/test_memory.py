@@ -150,6 +150,6 @@ def test_unreachable_apis_fail_each_project(tmp_path: Path, capsys: pytest.Captu
     assert data["exit_code"] == 1 and data["tool_version"] == version("redisguard")
     assert data["summary"]["projects"] == 2 and data["summary"]["errors"] == 2
     assert [p["status"] for p in data["projects"]] == ["error", "error"]
-    assert all(p["instances"] == [] and p["error_kind"] == "transient" for p in data["projects"])
+    assert all(p["instances"] == [] and p["error_kind"] == "permanent" for p in data["projects"])
     err = capsys.readouterr().err
     assert "redisguard memory-report: error: project redisguard-staging:" in err
