@@ -26,7 +26,7 @@ from redisguard.daemon.fleet.declared import (
 )
 from redisguard.daemon.fleet.inventory import Inventory, LiveKey, split_instance_name
 from redisguard.daemon.fleet.inverse import cluster_entry
-from redisguard.daemon.remediation.import_file import ImportFile, build_import_file
+from redisguard.daemon.remediation.import_file import ImportFile, build_import_file, import_file_for_state
 from redisguard.daemon.remediation.plan import Note, Plan
 from redisguard.daemon.remediation.policy import live_policy_inputs, mandatory_violations
 from redisguard.program.config import StackConfig, StackConfigError, parse_clusters
@@ -87,6 +87,10 @@ def plan_import(
         adopted.append(instance.name)
         inputs = live_policy_inputs(instance, cluster_entry(instance).entry)
         notes += _policy_warnings(instance, key, inputs, stack_name, "The generated code declares what runs, so `pulumi up` passes")
+    state = stacks[stack_name].state if stack_name in stacks else None
+    if state is not None:
+        # The names the stack already holds kept apart, its explicit provider passed on.
+        return import_file_for_state(state, adopted), notes
     return build_import_file(stack_name, adopted), notes
 
 

@@ -59,12 +59,6 @@ def settings(engine: Engine, emulator: EmulatorHandle, program: Path, **pulumi: 
     }
 
 
-def user_env(engine: Engine) -> dict[str, str]:
-    """A user's shell on the daemon host: the CLI on PATH and a Pulumi home, no backend URL in the
-    environment (redisguard.yaml names it) and no passphrase (reading state needs none)."""
-    return {k: v for k, v in engine.subprocess_env().items() if k not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL")}
-
-
 @pytest.fixture
 def redisguard(engine: Engine, emulator: EmulatorHandle, program: Path, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """`redisguard ARGS` with the team's redisguard.yaml (plus `pulumi` overrides), as a user runs it."""
@@ -74,7 +68,7 @@ def redisguard(engine: Engine, emulator: EmulatorHandle, program: Path, tmp_path
         config.write_text(yaml.safe_dump(settings(engine, emulator, program, **pulumi)))
         return subprocess.run(
             [sys.executable, "-m", "redisguard.daemon.cli", *args, "--config", str(config)],
-            capture_output=True, text=True, timeout=180, cwd=tmp_path, env=user_env(engine),
+            capture_output=True, text=True, timeout=180, cwd=tmp_path, env=engine.reader_env(),
         )  # fmt: skip
 
     return run
@@ -209,7 +203,7 @@ def test_the_daemon_watches_the_stack_from_its_state(
                 "schedules": {"drift_pulumi": "off", "drift_live": "1s", "memory": "1s"}}  # fmt: skip
 
     fleet_state.clear_cache()
-    daemon = daemon_factory(config, env=user_env(engine))
+    daemon = daemon_factory(config, env=engine.reader_env())
     daemon.wait_value("redisguard_drift_status", 0, stack="staging", engine="live")
     labels = {"project_id": TEAM_PROJECT, "region": TEAM_REGION, "instance_id": "redis-sidekiq"}
     wait_for(lambda: daemon.value("redisguard_memory_usage_ratio", **labels) is not None, timeout=30, what="a usage ratio")

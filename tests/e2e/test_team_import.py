@@ -2,8 +2,8 @@
 
 The team's program (tests/fixtures/team_program/) is deployed once for the module by the real CLI
 through the Node.js host against one emulator; an instance is then created out of band with
-`google-cloud-redis`. redisguard writes the import file for the stack (the state-sourced seam:
-daemon/fleet/state.py's export, then remediation/import_file.py), the real `pulumi import --file`
+`google-cloud-redis`. `redisguard codify --import-file` writes the import file for the stack (read
+from its state: the team has no stack file in redisguard's format), the real `pulumi import --file`
 adopts the instance and generates its TypeScript from the stand-in gcp provider's schema, and that
 code added to the program previews as no change. Each fixture is one step, so no test depends on
 another's order.
@@ -11,20 +11,17 @@ another's order.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from google.cloud import redis_v1
 from google.type import dayofweek_pb2, timeofday_pb2
 
-from redisguard.daemon.config import PulumiSettings
-from redisguard.daemon.fleet.state import read_stack_state
-from redisguard.daemon.remediation.import_file import emit_import_file, import_file_for_state
 from tests.fixtures.emulator import EmulatorHandle
 from tests.fixtures.pulumi_engine import Engine, team_program_copy
 from tests.fixtures.wire import INSTANCE_TYPE
@@ -64,24 +61,21 @@ class Imported:
 def imported(
     engine: Engine, team_emulator: EmulatorHandle, program: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Imported:
-    """redisguard's import file for the stack, then `pulumi import --file F --stack staging --yes` in the program's folder.
-
-    Today's `redisguard codify --import-file` reads the stacks from their stack files, which the
-    team's program does not have in our format; this is the seam below it for a stack read from
-    its state: the export says what the stack holds, the rest of the project is unmanaged.
-    """
-    settings = PulumiSettings(work_dir=program, stacks=("staging",), backend_url=f"file://{engine.backend}")
-    with pytest.MonkeyPatch.context() as env:
-        engine.as_reader(env)
-        state = read_stack_state(settings, "staging")
-    held = {r.id for r in state.of_type(INSTANCE_TYPE)}
-    unmanaged = [i.name for i in team_emulator.redis_client().list_instances(parent=team_emulator.parent()) if i.name not in held]
-    path = tmp_path_factory.mktemp("import-file") / "redis-import.json"
-    said = io.StringIO()
-    with contextlib.redirect_stderr(said):
-        code = emit_import_file("codify", [], import_file_for_state(state, unmanaged), path, False, program)
-    assert code == 2, said.getvalue()
-    return Imported(path, said.getvalue(), engine.pulumi_ok(program, "import", "--file", str(path), "--stack", "staging", "--yes"))
+    """`redisguard codify --stack staging --import-file F` with the team's redisguard.yaml (its stack read from
+    its state: no stack file in redisguard's format), then `pulumi import --file F --stack staging --yes`."""
+    folder = tmp_path_factory.mktemp("import-file")
+    config = folder / "redisguard.yaml"
+    config.write_text(yaml.safe_dump({
+        "pulumi": {"work_dir": str(program), "stacks": ["staging"], "backend_url": f"file://{engine.backend}"},
+        "gcp": {"redis_endpoint": team_emulator.redis_endpoint, "request_timeout_seconds": 5},
+    }))  # fmt: skip
+    path = folder / "redis-import.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "redisguard.daemon.cli", "codify", "--config", str(config), "--stack", "staging", "--import-file", str(path)],
+        capture_output=True, text=True, timeout=120, cwd=folder, env=engine.reader_env(),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    return Imported(path, done.stderr, engine.pulumi_ok(program, "import", "--file", str(path), "--stack", "staging", "--yes"))
 
 
 def _generated_code(stdout: str) -> str:
