@@ -7,8 +7,9 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
@@ -49,6 +50,7 @@ class _LiveContext:
         self.files = {file.name: file for file in read_stack_files(config)}
         self._lock = threading.Lock()
         self._declared: dict[str, Future[Declared]] = {}
+        self._scan_view: Future[_ScanView] | None = None
 
     def declared(self, name: str) -> Declared:
         """The stack's declared side, read once per scan whichever check asks first."""
@@ -67,14 +69,13 @@ class _LiveContext:
         stack = self.declared(name)
         if isinstance(stack, SourceFailure):
             raise stack.error
-        every = {n: self.declared(n) for n in self.config.pulumi.stacks}
-        readable = [s for s in every.values() if isinstance(s, DeclaredStack)]
-        projects = self._unmanaged_projects(name, readable)
-        reported = [p for p in projects if not self._blockers(p, every)]
+        view = self._view()
+        projects = view.owners.get(name, [])
+        reported = [p for p in projects if not view.blockers(p)]
         findings = drift_live.compare_stack(
-            stack, self.inventory, rules, holders=[s for s in readable if s.name != name], unmanaged_projects=reported
+            stack, self.inventory, rules, holders=[s for s in view.readable if s.name != name], unmanaged_projects=reported
         )
-        blocked = {p: self._blockers(p, every) for p in projects if p not in reported}
+        blocked = {p: view.blockers(p) for p in projects if p not in reported}
         findings = drift_live.StackFindings(findings.items, findings.not_ready, unmanaged_projects=tuple(reported))
         if not blocked:
             return stack, findings, None
@@ -82,30 +83,53 @@ class _LiveContext:
         # unmanaged part of these projects fails instead, and says which stack to fix.
         lines: list[str] = []
         for project, blockers in blocked.items():
-            lines.append(f"unmanaged instances of project {project} not checked: a stack that may hold them cannot be read")
+            lines.append(f"unmanaged instances of project {project} not checked: a stack that may declare them cannot be read")
             lines += [f"  {line}" for blocker in blockers for line in blocker.splitlines()]
         return stack, findings, "\n".join(lines)
 
-    def _unmanaged_projects(self, name: str, readable: Sequence[DeclaredStack]) -> list[str]:
-        """The projects whose unmanaged instances this stack reports: each watched project once, by the
-        first selected stack that watches it; the explicitly listed projects no stack watches, by the
-        first selected stack that could be read."""
-        selected = [s for s in readable if s.name in self.selected]
-        if not selected:
-            return []
-        owners: dict[str, str] = {}
-        for stack in selected:
-            for project in sorted(stack.projects):
-                owners.setdefault(project, stack.name)
-        for project in self.config.gcp.projects:
-            owners.setdefault(project, selected[0].name)
-        return [project for project, owner in owners.items() if owner == name]
+    def _view(self) -> _ScanView:
+        """Every stack's declared side and who reports which project's unmanaged instances: worked out
+        once per scan, by the first check that needs it (each stack's side read by whoever asks first)."""
+        with self._lock:
+            future = self._scan_view
+            owner = future is None
+            if owner:
+                future = self._scan_view = Future()
+        assert future is not None
+        if owner:
+            future.set_result(_ScanView.of({n: self.declared(n) for n in self.config.pulumi.stacks}, self.selected, self.config.gcp.projects))
+        return future.result()
 
-    @staticmethod
-    def _blockers(project: str, every: dict[str, Declared]) -> list[str]:
+
+@dataclass(frozen=True)
+class _ScanView:
+    """One scan's declared sides, the readable ones, and stack -> the projects whose unmanaged instances it reports."""
+
+    every: Mapping[str, Declared]
+    readable: Sequence[DeclaredStack]
+    owners: Mapping[str, list[str]]
+
+    @classmethod
+    def of(cls, every: Mapping[str, Declared], selected: Sequence[str], listed: Sequence[str]) -> _ScanView:
+        """Each watched project is reported once, by the first selected stack that watches it; the
+        explicitly listed projects no stack watches, by the first selected stack that could be read."""
+        readable = [s for s in every.values() if isinstance(s, DeclaredStack)]
+        chosen = [s for name in selected if isinstance(s := every.get(name), DeclaredStack)]
+        by_project: dict[str, str] = {}
+        for stack in chosen:
+            for project in sorted(stack.projects):
+                by_project.setdefault(project, stack.name)
+        for project in listed if chosen else ():
+            by_project.setdefault(project, chosen[0].name)
+        owners: dict[str, list[str]] = {}
+        for project, name in by_project.items():
+            owners.setdefault(name, []).append(project)
+        return cls(every, readable, owners)
+
+    def blockers(self, project: str) -> list[str]:
         """Why the unmanaged instances of `project` cannot be decided: one entry per unreadable stack that may hold them."""
         blockers = []
-        for failure in every.values():
+        for failure in self.every.values():
             if isinstance(failure, SourceFailure) and failure.project in (None, project):
                 scope = "" if failure.project == project else " (which project it watches is unknown)"
                 blockers.append(f"stack {failure.name}{scope}: {failure.message}")

@@ -15,7 +15,7 @@ from redisguard.core.memorystore import READY
 from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.fleet.declared import DeclaredInstance, DeclaredStack
-from redisguard.daemon.fleet.inventory import Inventory, LiveKey, split_instance_name
+from redisguard.daemon.fleet.inventory import Inventory, split_instance_name
 from redisguard.daemon.fleet.properties import enum_name, instance_properties
 from redisguard.daemon.reports.drift import DriftItem, InstanceState, PropertyDrift
 
@@ -65,9 +65,8 @@ def compare_stack(
     that neither it nor any of `holders` holds; and its instances that are not READY."""
     items: list[DriftItem] = []
     not_ready: list[InstanceState] = []
-    live = _LiveIndex(inventory)
     for declared in stack.instances:
-        instance = live.find(declared)
+        instance = _find(inventory, declared)
         if instance is None:
             items.append(DriftItem(resource=declared.resource, kind="missing"))
             continue
@@ -86,18 +85,6 @@ def compare_stack(
     return StackFindings(items=items, not_ready=not_ready, unmanaged_projects=tuple(unmanaged_projects))
 
 
-class _LiveIndex:
-    """The listed instances of each project by id, built once per stack check."""
-
-    def __init__(self, inventory: Inventory) -> None:
-        self._inventory = inventory
-        self._by_id: dict[str, dict[str, list[tuple[LiveKey, redis_v1.Instance]]]] = {}
-
-    def find(self, declared: DeclaredInstance) -> redis_v1.Instance | None:
-        by_id = self._by_id.get(declared.project)
-        if by_id is None:
-            by_id = self._by_id[declared.project] = {}
-            for instance in self._inventory.instances(declared.project):
-                key = split_instance_name(instance.name)
-                by_id.setdefault(key.instance_id, []).append((key, instance))
-        return next((instance for key, instance in by_id.get(declared.instance_id, ()) if declared.holds(key)), None)
+def _find(inventory: Inventory, declared: DeclaredInstance) -> redis_v1.Instance | None:
+    found = inventory.by_id(declared.project).get(declared.instance_id, ())
+    return next((instance for key, instance in found if declared.holds(key)), None)

@@ -223,22 +223,28 @@ class MemoryCheck:
         self.thresholds = config.thresholds
         self.selected = tuple(selected_stacks) if selected_stacks else config.pulumi.stacks
         self._secrets = config.secrets()
+        # stack -> the projects it watched when last read: a stack that cannot be read now (a typo
+        # that is not even YAML) keeps its projects' figures, so a filling instance still pages.
+        self._last_projects: dict[str, tuple[str, ...]] = {}
 
     @property
     def targets(self) -> tuple[str, ...]:
         """The watched projects: the explicitly listed ones, then the selected stacks' (their stack
-        file's gcp:project, or where their deployed instances run), each once. Read at every run."""
+        file's gcp:project, or where their deployed instances run; for a stack that cannot be read
+        now, the ones it had when last read), each once. Read at every run."""
         projects: list[str] = list(self.config.gcp.projects) if self.selected == self.config.pulumi.stacks else []
         for file in read_stack_files(self.config):
             if file.name not in self.selected:
                 continue
             project = file.stack.project if file.stack is not None else file.error.project if file.error else None
-            if project:
-                projects.append(project)
-            elif self.config.pulumi.source_of(file.name) != "config":
+            found: tuple[str, ...] = (project,) if project else ()
+            if not found and self.config.pulumi.source_of(file.name) != "config":
                 stack = declare_stack(self.config, file)
                 if isinstance(stack, DeclaredStack):
-                    projects.extend(sorted(stack.projects))
+                    found = tuple(sorted(stack.projects))
+            if found:
+                self._last_projects[file.name] = found
+            projects.extend(found or self._last_projects.get(file.name, ()))
         return tuple(dict.fromkeys(projects))
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[ProjectMemoryReport]]:

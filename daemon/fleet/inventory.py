@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -76,6 +77,22 @@ class Inventory:
         self._gcp = gcp
         self._lock = threading.Lock()
         self._listings: dict[str, Future[list[redis_v1.Instance]]] = {}
+        self._by_id: dict[str, dict[str, list[tuple[LiveKey, redis_v1.Instance]]]] = {}
+
+    def by_id(self, project: str) -> Mapping[str, list[tuple[LiveKey, redis_v1.Instance]]]:
+        """The project's listed instances by instance id, with the parts of their names (one per
+        region holding that id): built once per scan, so a thousand stacks do not each read every name."""
+        instances = self.instances(project)
+        with self._lock:
+            index = self._by_id.get(project)
+        if index is None:
+            index = {}
+            for instance in instances:
+                key = split_instance_name(instance.name)
+                index.setdefault(key.instance_id, []).append((key, instance))
+            with self._lock:
+                index = self._by_id.setdefault(project, index)
+        return index
 
     def instances(self, project: str) -> list[redis_v1.Instance]:
         with self._lock:

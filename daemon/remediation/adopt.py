@@ -84,7 +84,7 @@ def _check_resource(resource: str, stacks: Mapping[str, DeclaredStack]) -> None:
     names = sorted({d.resource for stack in stacks.values() for d in stack.instances})
     if resource not in names:
         where = f"stack {', '.join(stacks)}" if len(stacks) == 1 else f"stacks {', '.join(stacks)}"
-        raise ConfigError(unknown_argument("--resource", [resource], f"no instance of {where} has this name", names))
+        raise ConfigError(unknown_argument("--resource", [resource], f"no cluster of {where} has this name", names))
 
 
 def _nothing_to_adopt(
@@ -106,7 +106,7 @@ def _nothing_to_adopt(
         if path in NOT_COMPARED:
             raise ConfigError(f"--path {path}: not compared by the live drift engine ({NOT_COMPARED[path]}); nothing to adopt")
         if path not in known:
-            whose = f"instance {resource}" if resource else "the selected stacks' instances"
+            whose = f"cluster {resource}" if resource else "the selected stacks' clusters"
             raise ConfigError(unknown_argument("--path", [path], f"no property of {whose} has this path", sorted(known)))
     if resource is not None and all(instance is None for _, instance in candidates):
         return Note(resource, "in sync", "not running (the live drift report says missing): nothing to adopt; `pulumi up` creates it")
