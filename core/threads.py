@@ -11,7 +11,8 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -71,3 +72,30 @@ def run_on_daemon_threads(
         assert outcome is not None  # every thread has ended, so each wrote its outcome
         results.append(outcome[0])
     return results
+
+
+K = TypeVar("K")
+
+
+class ComputedOnce(Generic[K, T]):
+    """Values computed at most once per key, by whichever thread asks first; the others wait for
+    it (and get its exception, too). What the checks of one run share: a project's listing, a
+    stack's declared side, read once however many stacks need them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[K, Future[T]] = {}
+
+    def get(self, key: K, compute: Callable[[], T]) -> T:
+        with self._lock:
+            future = self._futures.get(key)
+            owner = future is None
+            if owner:
+                future = self._futures[key] = Future()
+        assert future is not None
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as exc:  # noqa: BLE001 - every waiter gets it from result()
+                future.set_exception(exc)
+        return future.result()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
+from redisguard.core.threads import ComputedOnce
 from redisguard.daemon.checks import drift_live, drift_pulumi
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.checks.names import DRIFT_LIVE, DRIFT_PULUMI
@@ -48,21 +47,12 @@ class _LiveContext:
         self.selected = tuple(selected)
         self.inventory = Inventory(config.gcp)
         self.files = {file.name: file for file in read_stack_files(config)}
-        self._lock = threading.Lock()
-        self._declared: dict[str, Future[Declared]] = {}
-        self._scan_view: Future[_ScanView] | None = None
+        self._declared: ComputedOnce[str, Declared] = ComputedOnce()
+        self._scan_view: ComputedOnce[None, _ScanView] = ComputedOnce()
 
     def declared(self, name: str) -> Declared:
         """The stack's declared side, read once per scan whichever check asks first."""
-        with self._lock:
-            future = self._declared.get(name)
-            owner = future is None
-            if owner:
-                future = self._declared[name] = Future()
-        assert future is not None
-        if owner:
-            future.set_result(declare_stack(self.config, self.files[name]))
-        return future.result()
+        return self._declared.get(name, lambda: declare_stack(self.config, self.files[name]))
 
     def check(self, name: str, rules: IgnoreRules) -> tuple[DeclaredStack, drift_live.StackFindings, str | None]:
         """The stack's declared side and findings, and what could not be checked (None when everything was)."""
@@ -90,15 +80,11 @@ class _LiveContext:
     def _view(self) -> _ScanView:
         """Every stack's declared side and who reports which project's unmanaged instances: worked out
         once per scan, by the first check that needs it (each stack's side read by whoever asks first)."""
-        with self._lock:
-            future = self._scan_view
-            owner = future is None
-            if owner:
-                future = self._scan_view = Future()
-        assert future is not None
-        if owner:
-            future.set_result(_ScanView.of({n: self.declared(n) for n in self.config.pulumi.stacks}, self.selected, self.config.gcp.projects))
-        return future.result()
+        return self._scan_view.get(None, self._work_out_view)
+
+    def _work_out_view(self) -> _ScanView:
+        every = {n: self.declared(n) for n in self.config.pulumi.stacks}
+        return _ScanView.of(every, self.selected, self.config.gcp.projects)
 
 
 @dataclass(frozen=True)

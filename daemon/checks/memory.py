@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -15,7 +14,7 @@ from redisguard.core.errors import RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.memorystore import GIB, NOT_SERVING
 from redisguard.core.secrets import scrub
-from redisguard.core.threads import run_on_daemon_threads
+from redisguard.core.threads import ComputedOnce, run_on_daemon_threads
 from redisguard.daemon.checks.names import MEMORY
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSettings
@@ -369,14 +368,10 @@ class _Owners:
 
     def __init__(self, config: RedisguardConfig) -> None:
         self._config = config
-        self._lock = threading.Lock()
-        self._stacks: dict[str, Declared] | None = None
+        self._stacks: ComputedOnce[None, dict[str, Declared]] = ComputedOnce()
 
     def read(self) -> dict[str, Declared]:
-        with self._lock:
-            if self._stacks is None:
-                self._stacks = read_declared(self._config)
-            return self._stacks
+        return self._stacks.get(None, lambda: read_declared(self._config))
 
     @staticmethod
     def enrich(instance: InstanceMemory, stacks: Mapping[str, Declared]) -> InstanceMemory:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from redisguard.core.errors import PermanentError, TransientError
 from redisguard.core.gcp import api_errors, redis_client, retry_policy
+from redisguard.core.threads import ComputedOnce
 from redisguard.daemon.config import GcpSettings
 
 if TYPE_CHECKING:
@@ -75,36 +74,22 @@ class Inventory:
 
     def __init__(self, gcp: GcpSettings) -> None:
         self._gcp = gcp
-        self._lock = threading.Lock()
-        self._listings: dict[str, Future[list[redis_v1.Instance]]] = {}
-        self._by_id: dict[str, dict[str, list[tuple[LiveKey, redis_v1.Instance]]]] = {}
+        self._listings: ComputedOnce[str, list[redis_v1.Instance]] = ComputedOnce()
+        self._indexes: ComputedOnce[str, dict[str, list[tuple[LiveKey, redis_v1.Instance]]]] = ComputedOnce()
 
     def by_id(self, project: str) -> Mapping[str, list[tuple[LiveKey, redis_v1.Instance]]]:
         """The project's listed instances by instance id, with the parts of their names (one per
         region holding that id): built once per scan, so a thousand stacks do not each read every name."""
-        instances = self.instances(project)
-        with self._lock:
-            index = self._by_id.get(project)
-        if index is None:
-            index = {}
-            for instance in instances:
+
+        def index() -> dict[str, list[tuple[LiveKey, redis_v1.Instance]]]:
+            by_id: dict[str, list[tuple[LiveKey, redis_v1.Instance]]] = {}
+            for instance in self.instances(project):
                 key = split_instance_name(instance.name)
-                index.setdefault(key.instance_id, []).append((key, instance))
-            with self._lock:
-                index = self._by_id.setdefault(project, index)
-        return index
+                by_id.setdefault(key.instance_id, []).append((key, instance))
+            return by_id
+
+        return self._indexes.get(project, index)
 
     def instances(self, project: str) -> list[redis_v1.Instance]:
-        with self._lock:
-            future = self._listings.get(project)
-            owner = future is None
-            if owner:
-                future = self._listings[project] = Future()
-        assert future is not None
-        if owner:
-            try:
-                # The client is built once per process (core/gcp.py); a failure to build it is this listing's.
-                future.set_result(list_project_instances(make_client(self._gcp), project, self._gcp))
-            except BaseException as exc:
-                future.set_exception(exc)
-        return future.result()
+        # The client is built once per process (core/gcp.py); a failure to build it is this listing's.
+        return self._listings.get(project, lambda: list_project_instances(make_client(self._gcp), project, self._gcp))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -38,3 +39,25 @@ def test_the_first_failure_in_call_order_is_raised_after_every_call_has_ended() 
         run_on_daemon_threads([slow, lambda: fails("first"), lambda: fails("second")], names="t")
     # The failure waited for its sibling: nothing of this round runs on after it was reported.
     assert ended == ["slow"]
+
+
+def test_computed_once_runs_each_key_once_for_every_thread_that_asks_and_shares_its_failure() -> None:
+    from redisguard.core.threads import ComputedOnce
+
+    calls: list[str] = []
+
+    def slow(key: str) -> str:
+        calls.append(key)
+        time.sleep(0.2)  # the other askers arrive while it runs
+        return key.upper()
+
+    shared: ComputedOnce[str, str] = ComputedOnce()
+    results = run_on_daemon_threads([lambda: shared.get("a", lambda: slow("a")) for _ in range(4)], names="asker")
+    assert results == ["A"] * 4 and calls == ["a"]
+
+    def broken() -> str:
+        raise ValueError("listing failed")
+
+    for _ in range(2):  # the failure is kept: a second asker gets it too, nothing runs again
+        with pytest.raises(ValueError, match="listing failed"):
+            shared.get("b", broken)
