@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -35,6 +36,11 @@ def run_command(args: argparse.Namespace) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return exit_status(signal.SIGINT)
+    except BrokenPipeError:
+        # The reader went away (`redisguard check-config | head -1`): no traceback, and nothing more
+        # written to the closed pipe when the interpreter flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exit_status(signal.SIGPIPE)
 
 
 def emit_report(report: Report, fmt: str, output: str | None, config_dir: Path | None = None) -> None:

@@ -193,6 +193,7 @@ def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
     tables = [("Drift report", _summary_table(report))]
     tables += [(f"{s.stack} ({s.engine}): instances not READY", _not_ready_table(s)) for s in report.stacks if s.not_ready]
     tables += [(f"{s.stack} ({s.engine})", _drift_table(s)) for s in report.stacks if s.items]
+    tables += [(f"{s.stack}: pending (config ahead of the deployed state; not drift)", _pending_table(s)) for s in report.stacks if s.pending]
     return tables
 
 
@@ -249,6 +250,27 @@ def _drift_table(s: StackReport) -> Table:
     return detail
 
 
+def _pending_rows(s: StackReport) -> list[tuple[str, str, str, str, str]]:
+    """(resource, change, property, in the config, deployed): one row per property of an update, one per create or delete."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for change in s.pending:
+        if not change.properties:
+            rows.append((change.resource, change.change, "", "", ""))
+        for n, prop in enumerate(change.properties):
+            rows.append((change.resource if n == 0 else "", change.change if n == 0 else "", prop.path,
+                         format_value(prop.config), format_value(prop.deployed)))  # fmt: skip
+    return rows
+
+
+def _pending_table(s: StackReport) -> Table:
+    pending = Table()
+    for column in ("resource", "change", "property", "in the config", "deployed"):
+        pending.add_column(column, overflow="fold")
+    for row in _pending_rows(s):
+        pending.add_row(*row)
+    return pending
+
+
 def error_lines(report: DriftReport) -> list[str]:
     """Each failed check's error as it reads in a log (error_block)."""
     return [
@@ -286,6 +308,9 @@ def render_markdown(report: DriftReport) -> str:
     not_ready = report.summary()["not_ready_instances"]
     if not_ready:
         verdict += f"; {not_ready} instance{'s' if not_ready != 1 else ''} not READY"
+    pending = report.summary()["pending_changes"]
+    if pending:
+        verdict += f"; {pending} pending change{'s' if pending != 1 else ''} (not drift)"
     lines = [
         "## redisguard drift report",
         "",
@@ -304,6 +329,13 @@ def render_markdown(report: DriftReport) -> str:
             lines += [f"| `{md_cell(i.resource)}` | {md_cell(i.state)} |" for i in s.not_ready]
         if s.status == "error":
             lines += md_error_block(f"{md_cell(s.stack)} ({s.engine}): {status_text(s)}", s.error)
+        if s.pending:
+            lines += ["", f"### {md_cell(s.stack)}: pending (the config ahead of the deployed state; not drift)", "",
+                      "| resource | change | property | in the config | deployed |", "|---|---|---|---|---|"]  # fmt: skip
+            lines += [
+                f"| {f'`{md_cell(r)}`' if r else ''} | {c} | {f'`{md_cell(p)}`' if p else ''} | {md_cell(want)} | {md_cell(have)} |"
+                for r, c, p, want, have in _pending_rows(s)
+            ]
         if not s.items:
             continue
         lines += [

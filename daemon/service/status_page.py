@@ -27,6 +27,7 @@ from redisguard.core.secrets import REDACTED
 from redisguard.daemon.checks.names import CHECK_NAMES, MEMORY
 from redisguard.daemon.checks.registry import DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig, ThresholdSettings
+from redisguard.daemon.fleet.pending import PendingChange
 from redisguard.daemon.reports.drift import DriftItem, DriftReport
 from redisguard.daemon.reports.memory import CROSSED, InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.reports.render import (
@@ -156,6 +157,10 @@ class EngineView:
     duration: str = ""
     finished: str = ""
     items: tuple[DriftItem, ...] = ()
+    source: str | None = None
+    """The live engine's source of the declared side (config, state, both)."""
+    changes: tuple[PendingChange, ...] = ()
+    """With source `both`: the config ahead of the deployed state (not drift)."""
 
 
 @dataclass(frozen=True)
@@ -332,6 +337,8 @@ def _stack_views(view: StatusView, enabled: set[str]) -> tuple[StackView, ...]:
                         duration=format_duration(report.duration_seconds),
                         finished=format_time(state.finished_at) if state is not None else "",
                         items=tuple(report.items),
+                        source=report.source,
+                        changes=tuple(report.pending),
                     )
                 )
             else:

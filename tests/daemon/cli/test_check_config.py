@@ -97,3 +97,14 @@ def test_check_config_warns_that_drift_pulumi_will_fail_without_pulumi_on_path(
     assert main(["check-config", "--config", str(config)]) == 0
     out, err = capsys.readouterr()
     assert out.startswith(f"{config}: valid\n") and err == ""
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`redisguard check-config | head -1`: the pipe closes under the command; it ends quietly with
+    SIGPIPE's status (141). `true` closes it before the command writes a byte, every time."""
+    result = subprocess.run(
+        f"{sys.executable} -m redisguard.daemon.cli check-config --config {REPO / 'redisguard.yaml'} | true; exit ${{PIPESTATUS[0]}}",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+    assert result.returncode == 141

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from importlib.metadata import version
 
 import pytest
@@ -231,3 +232,26 @@ def test_a_markdown_cell_escapes_pipes_and_newlines_and_a_policy_message_keeps_i
     # shown), a policy message is Markdown already and keeps its `code`.
     assert md_cell("a|b\nc `d` e\\f") == "a\\|b c 'd' e\\\\f"
     assert md_cell("Set `tier: STANDARD_HA`|x\ny", markdown=True) == "Set `tier: STANDARD_HA`\\|x y"
+
+
+def test_pending_changes_are_shown_apart_from_drift_and_never_change_the_exit_code() -> None:
+    from redisguard.daemon.fleet.pending import PendingChange, PendingProperty
+
+    pending = (
+        PendingChange(resource="redis-sidekiq", change="update", properties=(PendingProperty(path="memorySizeGb", config=4, deployed=2),)),
+        PendingChange(resource="redis-queue", change="create"),
+    )
+    stack = StackReport.from_items("staging", "live", [], 0.2).model_copy(update={"source": "both", "pending": pending})
+    report = DriftReport(generated_at="2026-12-06T21:00:00Z", stacks=(stack,))
+    assert report.exit_code == 0 and report.summary()["pending_changes"] == 2
+
+    table = render(report, "table")
+    assert "staging: pending (config ahead of the deployed state; not drift)" in table
+    assert re.search(r"redis-sidekiq\s+│\s+update\s+│\s+memorySizeGb\s+│\s+4\s+│\s+2", table), table
+    assert re.search(r"redis-queue\s+│\s+create", table), table
+
+    markdown = render(report, "markdown")
+    assert "**all stacks in sync; 2 pending changes (not drift)** (exit code 0)" in markdown
+    assert "| `redis-sidekiq` | update | `memorySizeGb` | 4 | 2 |" in markdown
+    assert "| `redis-queue` | create |  |  |  |" in markdown
+    assert json.loads(render(report, "json"))["stacks"][0]["pending"][0]["properties"] == [{"path": "memorySizeGb", "config": 4, "deployed": 2}]

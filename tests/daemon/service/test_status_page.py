@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from redisguard.daemon.config import config_from_mapping
+from redisguard.daemon.fleet.pending import PendingChange, PendingProperty
 from redisguard.daemon.reports.drift import DriftItem, PropertyDrift, StackReport
 from redisguard.daemon.reports.memory import InstanceMemory, ProjectMemoryReport
 from redisguard.daemon.service.health import Expectation
@@ -111,11 +112,16 @@ def test_drifted_property_and_failing_check_are_shown(served: Served, browser: B
             DriftItem(resource="projects/redisguard-staging/locations/europe-west1/instances/stray", kind="unmanaged"),
         ],
         0.04,
-    )
+    ).model_copy(update={"source": "both", "pending": (PendingChange(
+        resource="redis-sessions", change="update", properties=(PendingProperty(path="memorySizeGb", config=2, deployed=1),)),)})  # fmt: skip
     served.results.publish("drift_live", "staging", drifted)
     served.results.publish("drift_live", "production", StackReport.failed("production", "live", "the Memorystore API answered 503", 0.2))
     page = open_page(browser, served.url)
     screenshot(page, tmp_path, "drift")
+    # The config ahead of the deployment, apart from the drift and said not to be drift.
+    pending = page.locator('table.pending[data-stack="staging"] tr').all_inner_texts()
+    assert [r.split("\t") for r in pending[1:]] == [["redis-sessions", "update", "memorySizeGb", "2", "1"]]
+    assert "not drift" in page.locator("#drift").inner_text()
 
     staging = page.locator("#stack-staging")
     assert "drift" in staging.inner_text()
