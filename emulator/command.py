@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from redisguard.core.errors import ConfigError
+from redisguard.core.links import doc_url
 from redisguard.emulator.settings import (
     DEFAULT_MEMORY_SCALE,
     DEFAULT_MONITORING_PORT,
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(gRPC ListTimeSeries). Every instance is a real redis-server on a loopback port. Prints one "
         "ready line on stdout, then serves until SIGTERM, SIGINT (Ctrl-C) or SIGHUP, which save every "
         "instance's data and stop every redis-server: instances and data survive a restart with the same "
-        "--state-dir. Fault injection: POST /_emulator/faults on the REST port (see docs/emulator.md).",
+        f"--state-dir. Fault injection: POST /_emulator/faults on the REST port (see {doc_url('emulator.md', 'Fault injection')}).",
     )
     _add_listen_options(p)
     _add_fleet_options(p)

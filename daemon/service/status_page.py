@@ -23,6 +23,7 @@ import markupsafe
 import yaml
 
 from redisguard.core import secrets as core_secrets
+from redisguard.core.links import doc_url
 from redisguard.core.secrets import REDACTED
 from redisguard.daemon.checks.names import CHECK_NAMES, MEMORY
 from redisguard.daemon.checks.registry import DRIFT_CHECKS
@@ -418,7 +419,7 @@ def _instance_view(inst: InstanceMemory, warning: float, critical: float, histor
 def render(view: StatusView) -> str:
     """The page's HTML. Every credential value the daemon knows is replaced once more in the
     output, so one that reached an error message is still not shown."""
-    html = _ENV.get_template("status.html").render(page=build_page(view), value=format_value)
+    html = _ENV.get_template("status.html").render(page=build_page(view), value=format_value, docs_url=doc_url("status-page.md"))
     secrets = view.config.secrets() if view.config is not None else core_secrets.secret_values()
     for secret in secrets:
         html = html.replace(str(markupsafe.escape(secret)), REDACTED).replace(secret, REDACTED)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
+from redisguard.core.links import doc_url
 from redisguard.daemon.config import config_from_mapping
 from redisguard.daemon.fleet.pending import PendingChange, PendingProperty
 from redisguard.daemon.reports.drift import DriftItem, PropertyDrift, StackReport
@@ -248,3 +249,43 @@ def test_sparkline_draws_on_a_fixed_scale() -> None:
     assert ys[2] == pytest.approx(1.5) and ys[0] == pytest.approx(18.5)
     assert line.critical_y < line.warning_y
     assert sparkline([(0.0, 0.4)], 0.8, 0.9) is None
+
+
+@pytest.mark.parametrize("width", [1280, 390], ids=["laptop-1280px", "phone-390px"])
+def test_page_fits_the_screen_without_scrolling_sideways(served: Served, browser: Browser, tmp_path: Path, width: int) -> None:
+    """A busy fleet (long instance names, failing checks with long reasons, long drifted paths) on a
+    1280 px laptop shows every column, the trend last, with no sideways scroll; on a 390 px phone the
+    page does not scroll sideways either and each instance's name and memory bar are on screen."""
+    now = time.time()
+    instances = tuple(
+        memory(f"redis-{name}-europe-west1-primary", ratio, level, ttf=ttf)
+        for name, ratio, level, ttf in [("sessions", 0.85, "warning", 7300.0), ("sidekiq-jobs", 0.95, "critical", 400.0), ("cache", 0.12, "ok", None)]
+    )
+    for minute in range(10, 0, -1):
+        publish_memory(served, ProjectMemoryReport(project_id=PROJECT, status="threshold", duration_seconds=0.1, instances=instances), at=now - minute * 60)
+    long_path = "redisConfigs.notify-keyspace-events"
+    served.results.publish(
+        "drift_live",
+        "staging",
+        StackReport.from_items("staging", "live", [DriftItem(resource="redis-sessions-europe-west1-primary", kind="changed", properties=(PropertyDrift(path=long_path, expected="", actual="KEA" * 20),))], 0.04),
+    )
+    reason = "the Memorystore API answered 503 Service Unavailable: " + "the service is currently unavailable; retry later " * 3
+    served.results.publish("drift_live", "production", StackReport.failed("production", "live", reason, 0.2))
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    response = page.goto(served.url)
+    assert response is not None and response.status == 200
+    screenshot(page, tmp_path, f"width-{width}")
+
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, "the page scrolls sideways"
+    row = page.locator(f'tr[data-instance="{instances[1].instance_id}"]')
+    for part in ("strong", ".meter"):
+        box = row.locator(part).bounding_box()
+        assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= width, f"{part} is off-screen at {width} px"
+    if width >= 1280:
+        for table in page.locator("table").all():
+            box = table.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width, f"a table is wider than {width} px"
+        trend = row.locator("svg.spark").bounding_box()
+        assert trend is not None and trend["x"] + trend["width"] <= width, "the trend column is off-screen"
+    assert page.locator(f'a[href="{doc_url("status-page.md")}"]').count() == 1
+    page.close()
