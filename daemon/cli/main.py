@@ -50,8 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="redisguard",
-        description="Keep Memorystore Redis fleets managed with Pulumi in line with their "
-        "declared config: drift reports, the policy pack without a cloud, and a local emulator.",
+        # README.md's first paragraph, word for word (tests/test_readme.py).
+        description=(
+            "redisguard keeps a fleet of Redis instances on Google Cloud Memorystore, managed with Pulumi, "
+            "the way the team declared it, and tells you before one fills up. A CrossGuard policy pack blocks "
+            "an unsafe instance before pulumi up (no AUTH, no TLS, no persistence or HA in production); a "
+            "daemon then compares every stack's declared instances with what runs, every few minutes, finds "
+            "instances nobody declared, reads their memory from Cloud Monitoring and estimates when each will "
+            "be full, and serves it all as Prometheus metrics, alerts routed through Alertmanager and a "
+            "status page. It works with any Pulumi program in any language (it reads the stack's state), and "
+            "everything can be tried without a Google Cloud account, on a local emulator where each instance "
+            "is a real redis-server."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('redisguard')}")
     parser.add_argument(
