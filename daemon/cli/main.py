@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from typing import Any, NoReturn
 
+from redisguard.core.links import DOCS_URL
 from redisguard.daemon.cli import check_config, daemon, demo, policy, remediation, reports
 from redisguard.daemon.cli.output import run_command
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
             "everything can be tried without a Google Cloud account, on a local emulator where each instance "
             "is a real redis-server."
         ),
+        epilog=f"Documentation: {DOCS_URL} (every command's options: redisguard COMMAND --help).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('redisguard')}")
     parser.add_argument(
