@@ -549,6 +549,49 @@ class ServerSettings(_Section):
         return int(match["port"])
 
 
+# RedisguardShardsMissing sums 2^ordinal in floating point: exact up to 2^53, so at most 50 shards.
+MAX_SHARDS = 50
+
+
+class ShardingSettings(_Section):
+    """Which part of the fleet this daemon checks when several run side by side, as kube-state-metrics
+    shards (daemon/sharding.py; docs/daemon.md, "Sharding"). Only `redisguard daemon` reads it: the
+    report commands always cover every stack; `--shard`, `--total-shards` and `--pod` override it."""
+
+    shard: int | Literal["auto"] = Field(
+        default=0,
+        description="This daemon's shard, 0 to total_shards - 1, or auto: the trailing -N of `pod` "
+        "(a StatefulSet pod's ordinal; default the hostname, which is the pod's name in a StatefulSet).",
+    )
+    total_shards: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_SHARDS,
+        description="How many daemons share the fleet (a StatefulSet's replicas). Every daemon must be "
+        "given the same number: RedisguardShardingMismatch fires when they disagree.",
+    )
+    pod: str | None = Field(
+        default=None,
+        description="The pod name whose trailing -N is the shard when shard is auto (the Downward API's "
+        "metadata.name); unset: the hostname.",
+    )
+
+    @field_validator("shard")
+    @classmethod
+    def _check_shard(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("shard must be auto or a number from 0 to total_shards - 1")
+        return value
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> ShardingSettings:
+        if isinstance(self.shard, int) and self.shard >= self.total_shards:
+            raise ValueError(
+                f"shard {self.shard} is not below total_shards {self.total_shards}: allowed shards are 0 to {self.total_shards - 1}"
+            )
+        return self
+
+
 LogFormat = Literal["text", "json"]
 
 
@@ -578,6 +621,7 @@ class RedisguardConfig(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
+    sharding: ShardingSettings = Field(default_factory=ShardingSettings)
     log_format: LogFormat = Field(
         default="text",
         description="Daemon log lines on stderr: text (key=value fields) or json (one object per line).",
@@ -604,6 +648,16 @@ class RedisguardConfig(BaseSettings):
             data["pulumi"]["backend_url"] = redact_url(self.pulumi.backend_url)
         data["pulumi"]["access_token"] = "[set]" if os.environ.get("PULUMI_ACCESS_TOKEN") else "[unset]"
         return data
+
+    def with_sharding(self, overrides: Mapping[str, Any]) -> RedisguardConfig:
+        """This config with the command line's sharding keys (--shard, --total-shards, --pod) over its own."""
+        try:
+            sharding = ShardingSettings.model_validate({**self.sharding.model_dump(), **overrides})
+        except ValidationError as exc:
+            flags = ", ".join(f"--{key.replace('_', '-')} {value}" for key, value in overrides.items())
+            problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+            raise ConfigError(f"{flags}: {problems}") from None
+        return self.model_copy(update={"sharding": sharding})
 
     def secrets(self) -> tuple[str, ...]:
         """Every credential this config knows of, to scrub from text: the secret environment

@@ -22,6 +22,7 @@ from redisguard.daemon.fleet.declared import Declared, DeclaredStack, SourceFail
 from redisguard.daemon.fleet.inventory import Inventory
 from redisguard.daemon.fleet.stacks import read_stack_files
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, Engine, InstanceState, StackReport
+from redisguard.daemon.sharding import WHOLE, Shard
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,15 @@ def engines_for(choice: str) -> tuple[Engine, ...]:
 class _LiveContext:
     """What the live checks of one scan share: each stack's declared side (read once, by the first
     check that needs it), one listing per project, and which stack reports which project's
-    unmanaged instances."""
+    unmanaged instances.
 
-    def __init__(self, config: RedisguardConfig, selected: Sequence[str]) -> None:
+    `selected` is the stacks the user chose; a sharded daemon chooses them all and checks the ones
+    its `shard` owns."""
+
+    def __init__(self, config: RedisguardConfig, selected: Sequence[str], shard: Shard = WHOLE) -> None:
         self.config = config
         self.selected = tuple(selected)
+        self.shard = shard
         self.inventory = Inventory(config.gcp)
         self.files = {file.name: file for file in read_stack_files(config)}
         self._declared: ComputedOnce[str, Declared] = ComputedOnce()
@@ -84,7 +89,7 @@ class _LiveContext:
 
     def _work_out_view(self) -> _ScanView:
         every = {n: self.declared(n) for n in self.config.pulumi.stacks}
-        return _ScanView.of(every, self.selected, self.config.gcp.projects)
+        return _ScanView.of(every, self.selected, self.config.gcp.projects, self.shard)
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,12 @@ class _ScanView:
     owners: Mapping[str, list[str]]
 
     @classmethod
-    def of(cls, every: Mapping[str, Declared], selected: Sequence[str], listed: Sequence[str]) -> _ScanView:
+    def of(cls, every: Mapping[str, Declared], selected: Sequence[str], listed: Sequence[str], shard: Shard = WHOLE) -> _ScanView:
         """Each watched project is reported once, by the first selected stack that watches it; the
-        explicitly listed projects no stack watches, by the first selected stack that could be read."""
+        explicitly listed projects no stack watches, by the first selected stack that could be read.
+        Sharded, `selected` is the whole fleet, so every shard works out the same reporters as one
+        daemon would, and keeps those its `shard` owns: each project is reported by exactly one shard,
+        in the same stack's report as without sharding."""
         readable = [s for s in every.values() if isinstance(s, DeclaredStack)]
         chosen = [s for name in selected if isinstance(s := every.get(name), DeclaredStack)]
         by_project: dict[str, str] = {}
@@ -109,7 +117,8 @@ class _ScanView:
             by_project.setdefault(project, chosen[0].name)
         owners: dict[str, list[str]] = {}
         for project, name in by_project.items():
-            owners.setdefault(name, []).append(project)
+            if shard.owns(name):
+                owners.setdefault(name, []).append(project)
         return cls(every, readable, owners)
 
     def blockers(self, project: str) -> list[str]:
@@ -129,15 +138,17 @@ class _DriftCheck(ABC):
     name: str
     engine: Engine
 
-    def __init__(self, config: RedisguardConfig) -> None:
+    def __init__(self, config: RedisguardConfig, *, shard: Shard = WHOLE) -> None:
         self.config = config
+        self.shard = shard
         self.rules = IgnoreRules(config.ignore)
         # The pulumi CLI and its plugins may echo a credential in an error; the report never shows it.
         self.secrets = config.secrets()
 
     @property
     def targets(self) -> tuple[str, ...]:
-        return self.config.pulumi.stacks
+        """The configured stacks this daemon's shard owns (every stack unsharded)."""
+        return tuple(stack for stack in self.config.pulumi.stacks if self.shard.owns(stack))
 
     @abstractmethod
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
@@ -189,7 +200,9 @@ class LiveDriftCheck(_DriftCheck):
     engine = DRIFT_CHECKS[DRIFT_LIVE]
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
-        live = _LiveContext(self.config, targets)
+        # Sharded, the daemon watches every stack and checks its own: who reports a project's
+        # unmanaged instances is decided over the whole fleet, the same in every shard.
+        live = _LiveContext(self.config, targets if self.shard.whole else self.config.pulumi.stacks, self.shard)
 
         def run(stack: str) -> StackReport:
             # Reading a stack file is part of checking that stack, so its load time counts.

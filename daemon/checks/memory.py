@@ -30,6 +30,7 @@ from redisguard.daemon.fleet.inventory import LiveKey, list_project_instances, m
 from redisguard.daemon.fleet.properties import enum_name
 from redisguard.daemon.fleet.stacks import read_stack_files
 from redisguard.daemon.reports.memory import CROSSED, InstanceMemory, Level, MemoryReport, ProjectMemoryReport
+from redisguard.daemon.sharding import WHOLE, Shard
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +217,10 @@ class MemoryCheck:
         config: RedisguardConfig,
         *,
         selected_stacks: Sequence[str] | None = None,
+        shard: Shard = WHOLE,
     ) -> None:
         self.config = config
+        self.shard = shard
         self.gcp = config.gcp
         self.thresholds = config.thresholds
         self.selected = tuple(selected_stacks) if selected_stacks else config.pulumi.stacks
@@ -230,7 +233,7 @@ class MemoryCheck:
     def targets(self) -> tuple[str, ...]:
         """The watched projects: the explicitly listed ones, then the selected stacks' (their stack
         file's gcp:project, or where their deployed instances run; for a stack that cannot be read
-        now, the ones it had when last read), each once. Read at every run."""
+        now, the ones it had when last read), each once, those this daemon's shard owns. Read at every run."""
         projects: list[str] = list(self.config.gcp.projects) if self.selected == self.config.pulumi.stacks else []
         for file in read_stack_files(self.config):
             if file.name not in self.selected:
@@ -244,7 +247,7 @@ class MemoryCheck:
             if found:
                 self._last_projects[file.name] = found
             projects.extend(found or self._last_projects.get(file.name, ()))
-        return tuple(dict.fromkeys(projects))
+        return tuple(project for project in dict.fromkeys(projects) if self.shard.owns(project))
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[ProjectMemoryReport]]:
         """One job per project (daemon/checks/protocol.py's protocol); the clients and this run's owners are shared.

@@ -17,6 +17,7 @@ from redisguard.daemon.checks.names import DRIFT_LIVE, DRIFT_PULUMI, MEMORY
 from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.config import RedisguardConfig
 from redisguard.daemon.reports.drift import Engine
+from redisguard.daemon.sharding import WHOLE, Shard
 
 Kind = Literal["drift", "memory"]
 """What a check's per-target result is: a drift StackReport (per stack) or a ProjectMemoryReport (per project)."""
@@ -28,7 +29,8 @@ class CheckSpec:
     kind: Kind
     engine: Engine | None
     """The engine a drift check's reports carry (StackReport.engine); None for the memory check."""
-    build: Callable[[RedisguardConfig], Check[Any]]
+    build: Callable[[RedisguardConfig, Shard], Check[Any]]
+    """The check over the stacks or projects `shard` owns."""
     budget: Callable[[RedisguardConfig, int], float]
     """Seconds one run over that many targets may take: /healthz adds it to a check's staleness limit."""
     cli: str | None = None
@@ -46,22 +48,22 @@ def _refresh_budget(config: RedisguardConfig, targets: int) -> float:
     return config.pulumi.refresh_timeout_seconds * max(1, math.ceil(targets / config.parallelism))
 
 
-def _pulumi_drift(config: RedisguardConfig) -> Check[Any]:
+def _pulumi_drift(config: RedisguardConfig, shard: Shard) -> Check[Any]:
     from redisguard.daemon.checks.drift import PulumiDriftCheck
 
-    return PulumiDriftCheck(config)
+    return PulumiDriftCheck(config, shard=shard)
 
 
-def _live_drift(config: RedisguardConfig) -> Check[Any]:
+def _live_drift(config: RedisguardConfig, shard: Shard) -> Check[Any]:
     from redisguard.daemon.checks.drift import LiveDriftCheck
 
-    return LiveDriftCheck(config)
+    return LiveDriftCheck(config, shard=shard)
 
 
-def _memory(config: RedisguardConfig) -> Check[Any]:
+def _memory(config: RedisguardConfig, shard: Shard) -> Check[Any]:
     from redisguard.daemon.checks.memory import MemoryCheck
 
-    return MemoryCheck(config)
+    return MemoryCheck(config, shard=shard)
 
 
 CHECKS: Mapping[str, CheckSpec] = {
@@ -86,9 +88,9 @@ def kind_of(check: str) -> Kind | None:
     return spec.kind if spec is not None else None
 
 
-def build_checks(config: RedisguardConfig) -> dict[str, Check[Any]]:
-    """The checks the config enables, by name (its schedule key)."""
-    return {name: CHECKS[name].build(config) for name in config.schedules.enabled() if name in CHECKS}
+def build_checks(config: RedisguardConfig, shard: Shard = WHOLE) -> dict[str, Check[Any]]:
+    """The checks the config enables, by name (its schedule key), each over what `shard` owns."""
+    return {name: CHECKS[name].build(config, shard) for name in config.schedules.enabled() if name in CHECKS}
 
 
 def budget_seconds(check: str, config: RedisguardConfig, targets: int) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from redisguard.daemon.cli.options import Handler, Subcommands, add_config
 
 
@@ -22,4 +24,35 @@ def register(sub: Subcommands) -> None:
         action="store_true",
         help="run every enabled check once through the daemon's own code, print nothing but the log, and exit (no HTTP server)",
     )
+    sharding = daemon.add_argument_group(
+        "sharding",
+        "Several daemons share a large fleet as kube-state-metrics' shards do: each checks the stacks and "
+        "projects whose stable hash falls in its shard. Over the config's `sharding` keys.",
+    )
+    sharding.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="N|auto",
+        help="this daemon's shard, 0 to total shards - 1; auto: the trailing -N of --pod or the hostname (a StatefulSet pod's ordinal)",
+    )
+    sharding.add_argument(
+        "--total-shards",
+        type=int,
+        metavar="M",
+        help="how many daemons share the fleet (a StatefulSet's replicas); the same in every shard",
+    )
+    sharding.add_argument(
+        "--pod",
+        metavar="NAME",
+        help="the pod name whose trailing -N is the shard with --shard auto (default: the hostname)",
+    )
     daemon.set_defaults(func=Handler("daemon.service.app:run_daemon"))
+
+
+def _shard(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed values: auto or a number from 0 to total shards - 1") from None

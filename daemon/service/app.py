@@ -28,6 +28,7 @@ from redisguard.daemon.service.metrics import Exposition
 from redisguard.daemon.service.results import Results
 from redisguard.daemon.service.site import Site
 from redisguard.daemon.service.webconfig import WebConfig, load_web_config
+from redisguard.daemon.sharding import Shard
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class Loaded:
     loaded_at: float
     intervals: Mapping[str, float]
     """enabled check -> seconds between two of its runs: what /healthz and RedisguardChecksStale count in."""
+    shard: Shard
+    """The part of the fleet this daemon checks (sharding in the config, or --shard/--total-shards/--pod)."""
 
     def expectations(self) -> list[Expectation]:
         out = []
@@ -65,16 +68,27 @@ class Loaded:
         return out
 
 
-def load(path: str | None) -> Loaded:
-    """Read the config, its web config and build the checks; ConfigError (every problem) before anything starts."""
+def load(path: str | None, sharding: Mapping[str, Any] | None = None) -> Loaded:
+    """Read the config, its web config and build the checks; ConfigError (every problem) before anything starts.
+
+    `sharding`: the command line's sharding keys, over the config's."""
     config = load_config(path)
+    if sharding:
+        config = config.with_sharding(sharding)
+    shard = Shard.of(config.sharding)
     web = load_web_config(config.server.web_config_file)
-    checks = build_checks(config)
+    checks = build_checks(config, shard)
     # A cron expression that never fires again has no period: judged as if it ran every minute.
     intervals = {name: schedule.period_seconds() or 60.0 for name, schedule in config.schedules.enabled().items()}
     return Loaded(
-        config=config, web=web, checks=checks, loaded_at=time.time(), intervals=intervals
+        config=config, web=web, checks=checks, loaded_at=time.time(), intervals=intervals, shard=shard
     )
+
+
+def sharding_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The sharding keys given on the command line (--shard, --total-shards, --pod)."""
+    given = {"shard": getattr(args, "shard", None), "total_shards": getattr(args, "total_shards", None), "pod": getattr(args, "pod", None)}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _one_line(exc: ConfigError) -> str:
@@ -91,7 +105,7 @@ class Daemon:
         self.runner = scheduler.Runner(
             self.results, lambda: self.loaded.config.secrets(), lambda: self.loaded.config.parallelism
         )
-        exposition = Exposition(self.results, lambda: self.loaded.intervals)
+        exposition = Exposition(self.results, lambda: self.loaded.intervals, lambda: self.loaded.shard)
         self.site = Site(
             self.results,
             exposition,
@@ -108,6 +122,7 @@ class Daemon:
             log, logging.INFO, what,
             version=version("redisguard"),
             checks=",".join(loaded.checks) or "none",
+            shard=f"{loaded.shard.ordinal}/{loaded.shard.total}",
             config=loaded.config.redacted(),
             web_config=loaded.web.summary(),
         )  # fmt: skip
@@ -142,7 +157,7 @@ class Daemon:
     def reload(self) -> None:
         event(log, logging.INFO, "SIGHUP: reloading the config", file=self.args.config or DEFAULT_CONFIG_FILE)
         try:
-            loaded = load(self.args.config)
+            loaded = load(self.args.config, sharding_flags(self.args))
         except ConfigError as exc:
             event(log, logging.ERROR, "config reload refused, keeping the running config", problems=_one_line(exc))
             return
@@ -191,7 +206,7 @@ class DaemonConfigError(ConfigError):
 def run_daemon(args: argparse.Namespace) -> int:
     name_process()
     try:
-        loaded = load(args.config)
+        loaded = load(args.config, sharding_flags(args))
     except ConfigError as exc:
         raise DaemonConfigError(str(exc)) from None
     logs.configure(loaded.config.log_format, getattr(args, "log_level", "INFO"), lambda: loaded.config.secrets())

@@ -18,6 +18,7 @@ from redisguard.core.memorystore import READY
 from redisguard.daemon.checks.names import CHECK_NAMES, DRIFT_LIVE
 from redisguard.daemon.checks.registry import kind_of
 from redisguard.daemon.service.results import Key, Results, TargetState
+from redisguard.daemon.sharding import WHOLE, Shard
 
 PREFIX = "redisguard_"
 _INSTANCE = ("project_id", "region", "instance_id")
@@ -90,6 +91,12 @@ FAMILIES: dict[str, Family] = {
         Family("instance_info", "gauge", (*_INSTANCE, "tier", "redis_version", "stack", "ownership"),
                "Always 1: the instance's tier, Redis version, the stack that holds it (empty when none or not known) "
                "and ownership: declared, unmanaged, or unknown (a stack that may hold it cannot be read)."),
+        Family("shard_ordinal", "gauge", ("shard_ordinal",),
+               "This daemon's shard, 0 to total_shards - 1 (as the label and the value): it checks the stacks and "
+               "projects whose stable hash falls in it. RedisguardShardsMissing sums these over the daemons."),
+        Family("total_shards", "gauge", (),
+               "How many shards this daemon was told share the fleet; every daemon must say the same "
+               "(RedisguardShardingMismatch)."),
         Family("build_info", "gauge", ("version",), "Always 1; the version label is the running redisguard's version."),
     )
 }  # fmt: skip
@@ -139,9 +146,9 @@ def state_samples(check: str, target: str, state: TargetState) -> Iterator[Sampl
             yield "instance_info", (*where, instance.tier, instance.redis_version, instance.stack, instance.ownership), 1.0
 
 
-def global_samples(states: Mapping[Key, TargetState], intervals: Mapping[str, float]) -> Iterator[Sample]:
+def global_samples(states: Mapping[Key, TargetState], intervals: Mapping[str, float], shard: Shard = WHOLE) -> Iterator[Sample]:
     """Samples that span targets: each enabled check's schedule, unmanaged instances per project (from
-    the live check of the stack that reported that project's unmanaged instances) and the build."""
+    the live check of the stack that reported that project's unmanaged instances), the shard and the build."""
     for check, seconds in intervals.items():
         yield "check_interval_seconds", (check,), float(seconds)
     unmanaged: dict[str, int] = {}
@@ -152,30 +159,35 @@ def global_samples(states: Mapping[Key, TargetState], intervals: Mapping[str, fl
                 unmanaged[project] = sum(1 for i in state.result.items if i.kind == "unmanaged" and i.resource.startswith(prefix))
     for project, count in sorted(unmanaged.items()):
         yield "unmanaged_instances", (project,), float(count)
+    yield "shard_ordinal", (str(shard.ordinal),), float(shard.ordinal)
+    yield "total_shards", (), float(shard.total)
     yield "build_info", (version("redisguard"),), 1.0
 
 
-def all_samples(states: Mapping[Key, TargetState], intervals: Mapping[str, float]) -> Iterator[Sample]:
+def all_samples(states: Mapping[Key, TargetState], intervals: Mapping[str, float], shard: Shard = WHOLE) -> Iterator[Sample]:
     for (check, target), state in sorted(states.items()):
         yield from state_samples(check, target, state)
-    yield from global_samples(states, intervals)
+    yield from global_samples(states, intervals, shard)
 
 
 class SnapshotCollector(Collector):
     """The custom collector: on each collect, the metric families of the latest published results,
     so a target, instance or stack that disappeared is gone at the next scrape."""
 
-    def __init__(self, results: Results, intervals: Callable[[], Mapping[str, float]] = dict) -> None:
+    def __init__(
+        self, results: Results, intervals: Callable[[], Mapping[str, float]] = dict, shard: Callable[[], Shard] = lambda: WHOLE
+    ) -> None:
         self.results = results
         # enabled check -> seconds between its scheduled runs (the config in use)
         self.intervals = intervals
+        self.shard = shard
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         for name, family in FAMILIES.items():
             cls = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
             families[name] = cls(family.full_name, family.help, labels=list(family.labels))
-        for name, labels, value in all_samples(self.results.snapshot(), self.intervals()):
+        for name, labels, value in all_samples(self.results.snapshot(), self.intervals(), self.shard()):
             families[name].add_metric(list(labels), value)
         yield from families.values()
 
@@ -200,9 +212,11 @@ class Exposition:
     process_* metrics are collected fresh each time.
     """
 
-    def __init__(self, results: Results, intervals: Callable[[], Mapping[str, float]] = dict) -> None:
+    def __init__(
+        self, results: Results, intervals: Callable[[], Mapping[str, float]] = dict, shard: Callable[[], Shard] = lambda: WHOLE
+    ) -> None:
         # The collector holds the sources; the text below is built from the same samples.
-        self.collector = SnapshotCollector(results, intervals)
+        self.collector = SnapshotCollector(results, intervals, shard)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         self.process = CollectorRegistry(auto_describe=False)
@@ -234,7 +248,7 @@ class Exposition:
             for key in [k for k in self._lines if k not in states]:
                 del self._lines[key]
         spanning: dict[str, list[str]] = {}
-        for name, labels, value in global_samples(states, self.collector.intervals()):
+        for name, labels, value in global_samples(states, self.collector.intervals(), self.collector.shard()):
             spanning.setdefault(name, []).append(_line(FAMILIES[name], labels, value))
         out: list[str] = []
         for name, family in FAMILIES.items():
