@@ -36,6 +36,9 @@ REQUIRED_ALERTS = {
     "RedisguardCheckFailing",
     "RedisguardChecksStale",
     "RedisguardDaemonDown",
+    # Issue 24: kube-state-metrics' two sharding alerts.
+    "RedisguardShardingMismatch",
+    "RedisguardShardsMissing",
 }
 
 
