@@ -151,3 +151,38 @@ def test_variable_queries_read_labels_the_daemon_gives_instance_info(name: str) 
     match = re.fullmatch(r"label_values\((redisguard_instance_info(?:\{.*\})?), (\w+)\)", variables[name]["definition"])
     assert match, variables[name]["definition"]
     assert match.group(2) in {"project_id", "stack", "instance_id"}
+
+
+# What the checks found (not how the daemon that found it is doing): one value per finding on the
+# dashboard, whichever shard exports it and however many replicas of that shard (HA) do.
+_FINDINGS = {
+    "redisguard_memory_usage_ratio": "project_id, region, instance_id",
+    "redisguard_system_memory_usage_ratio": "project_id, region, instance_id",
+    "redisguard_memory_used_bytes": "project_id, region, instance_id",
+    "redisguard_memory_max_bytes": "project_id, region, instance_id",
+    "redisguard_memory_capacity_bytes": "project_id, region, instance_id",
+    "redisguard_memory_time_to_full_seconds": "project_id, region, instance_id",
+    "redisguard_instance_ready": "project_id, region, instance_id",
+    "redisguard_instance_info": "project_id, region, instance_id, stack",
+    "redisguard_drift_status": "stack, engine",
+    "redisguard_drifted_resource": "stack, engine, resource, type, kind",
+    "redisguard_unmanaged_instances": "project_id",
+}
+
+
+def test_findings_are_shown_once_however_many_daemons_export_them() -> None:
+    shown = set()
+    # The panels' queries (a variable's label_values lists each value once anyway).
+    for query in [t["expr"] for p in panels(dashboard()) for t in p.get("targets", [])]:
+        for family, labels in _FINDINGS.items():
+            for match in re.finditer(rf"\b{family}\{{", query):
+                shown.add(family)
+                before = query[: match.start()]
+                assert before.endswith(f"max by ({labels}) ("), f"{family} not aggregated over the daemons in: {query}"
+    assert shown == set(_FINDINGS)
+
+
+def test_a_shards_panel_counts_each_shard_once_against_the_total() -> None:
+    queries = dashboard_queries(dashboard())
+    assert 'count(max by (shard_ordinal) (redisguard_shard_ordinal{job="redisguard"}))' in queries
+    assert 'max(redisguard_total_shards{job="redisguard"})' in queries
