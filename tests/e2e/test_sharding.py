@@ -1,11 +1,14 @@
 """Sharding on loopback: three `redisguard daemon` processes (shards 0-2 of 3) and one unsharded daemon
 watch one API-only emulator with several projects and stacks; together the shards export exactly
-the unsharded daemon's findings, each series once; a real Prometheus scrapes the three with the
-shipped rules, and a killed shard fires RedisguardShardsMissing while its stacks' series go stale.
+the unsharded daemon's findings, each series once; a real Prometheus scrapes the three and a second
+replica of shard 0 (HA) with the shipped rules, the dashboard's queries show each finding once,
+and a killed shard fires RedisguardShardsMissing while its stacks' series go stale.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import signal
 import urllib.parse
@@ -18,7 +21,14 @@ import pytest
 import yaml
 
 from redisguard.daemon.sharding import shard_of
-from tests.fixtures.alerting import Server, derive_prometheus_config, derive_rules, load_yaml, start_prometheus
+from tests.fixtures.alerting import (
+    DASHBOARD,
+    Server,
+    derive_prometheus_config,
+    derive_rules,
+    load_yaml,
+    start_prometheus,
+)
 from tests.fixtures.daemon import DaemonHandle, Samples, daemon_config, launch_daemon
 from tests.fixtures.emulator import EmulatorHandle, start_emulator
 from tests.fixtures.processes import free_port, wait_for
@@ -91,6 +101,8 @@ class Fleet:
     stacks: list[str]
     whole: DaemonHandle
     shards: list[DaemonHandle]
+    replica: DaemonHandle
+    """A second daemon of shard 0 (HA)."""
     prometheus: Server
 
     def query(self, expr: str) -> list[dict[str, Any]]:
@@ -130,8 +142,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         started.append(whole)
         shards = [_launch(workdir, emulator, program, stacks, f"shard{n}", ("--shard", str(n), "--total-shards", str(TOTAL))) for n in range(TOTAL)]
         started.extend(shards)
+        replica = _launch(workdir, emulator, program, stacks, "shard0-replica", ("--shard", "0", "--total-shards", str(TOTAL)))
+        started.append(replica)
         wait_for(lambda: _published(whole, stacks, list(PROJECTS)), timeout=60, what="the unsharded daemon's results")
-        for n, shard in enumerate(shards):
+        for n, shard in [*enumerate(shards), (0, replica)]:
             mine = [s for s in stacks if shard_of(s, TOTAL) == n]
             projects = [p for p in PROJECTS if shard_of(p, TOTAL) == n]
             wait_for(lambda shard=shard, mine=mine, projects=projects: _published(shard, mine, projects), timeout=60, what=f"shard {n}'s results")  # type: ignore[misc]
@@ -140,11 +154,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                                           alertmanager_target=f"127.0.0.1:{free_port()}", rule_files=[rules])  # fmt: skip
         doc = load_yaml(config)
         job = next(j for j in doc["scrape_configs"] if j["job_name"] == "redisguard")
-        job["static_configs"] = [{"targets": [s.url.removeprefix("http://") for s in shards]}]
+        job["static_configs"] = [{"targets": [s.url.removeprefix("http://") for s in [*shards, replica]]}]
         config.write_text(yaml.safe_dump(doc, sort_keys=False))
         prometheus = start_prometheus(config, workdir)
         started.append(prometheus)
-        yield Fleet(emulator, stacks, whole, shards, prometheus)
+        yield Fleet(emulator, stacks, whole, shards, replica, prometheus)
     finally:
         for item in reversed(started):
             item.stop()
@@ -174,12 +188,26 @@ def test_the_shards_together_export_exactly_one_daemons_findings_each_once(fleet
         assert samples[("redisguard_total_shards", ())] == TOTAL
 
 
-def test_prometheus_sees_each_series_once_and_no_sharding_alert(fleet: Fleet) -> None:
-    wait_for(lambda: len(fleet.query('up{job="redisguard"} == 1')) == TOTAL, timeout=30, what="three scraped shards")
+def test_prometheus_shows_each_finding_once_with_a_replica_and_no_sharding_alert(fleet: Fleet) -> None:
+    wait_for(lambda: len(fleet.query('up{job="redisguard"} == 1')) == TOTAL + 1, timeout=30, what="four scraped daemons")
     drift = fleet.query("count by (stack, engine) (redisguard_drift_status)")
-    assert sorted(r["metric"]["stack"] for r in drift) == sorted(fleet.stacks)
-    assert all(r["value"][1] == "1" for r in drift)
-    assert fleet.query('ALERTS{alertname=~"RedisguardSharding.+|RedisguardShardsMissing"}') == []
+    # Shard 0's stacks are exported by both of its replicas, every other stack once, none by two shards.
+    assert {r["metric"]["stack"]: r["value"][1] for r in drift} == {s: "2" if shard_of(s, TOTAL) == 0 else "1" for s in fleet.stacks}
+    # The dashboard's panels show one value per finding, as one daemon exports them.
+    whole = _findings(fleet.whole.samples())
+    dash = json.loads(DASHBOARD.read_text())
+    checked = 0
+    for query in [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]:
+        family = next((f for f in FINDINGS if re.search(rf"\b{f}\{{", query)), None)
+        if family is None:
+            continue
+        expr = re.sub(r"\$(project|stack|instance)\b", ".*", query)
+        expected = sum(1 for (name, _) in whole if name == family)
+        assert len(fleet.query(expr)) == expected, expr
+        checked += expected > 0
+    assert checked >= 3, "the fleet has drift, drifted resources and unmanaged instances to show"
+    sharding = 'ALERTS{alertname=~"RedisguardShardingMismatch|RedisguardShardsMissing"}'
+    assert fleet.query(sharding) == []
 
 
 def test_a_killed_shard_fires_shards_missing_and_its_stacks_go_stale(fleet: Fleet) -> None:
