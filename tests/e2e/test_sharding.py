@@ -110,9 +110,11 @@ class Fleet:
         return result
 
 
-def _launch(workdir: Path, emulator: EmulatorHandle, program: Path, stacks: list[str], name: str, argv: tuple[str, ...] = ()) -> DaemonHandle:
+def _launch(
+    workdir: Path, emulator: EmulatorHandle, program: Path, stacks: list[str], name: str, argv: tuple[str, ...] = (), **extra: Any
+) -> DaemonHandle:
     port = free_port()
-    config = daemon_config(emulator, port, stacks=tuple(stacks), schedules={"drift_live": "1s", "memory": "2s"})
+    config = daemon_config(emulator, port, stacks=tuple(stacks), schedules={"drift_live": "1s", "memory": "2s"}, **extra)
     config["pulumi"].update({"work_dir": str(program), "source": "config"})
     config["gcp"]["projects"] = [PROJECTS[3]]  # listed: its unmanaged instances reported too
     process = launch_daemon(workdir, config, name=name, extra_args=argv)
@@ -227,3 +229,33 @@ def test_a_killed_shard_fires_shards_missing_and_its_stacks_go_stale(fleet: Flee
         assert fleet.query(f'redisguard_drift_status{{stack="{stack}"}}') == []
         for shard in fleet.shards[:2]:
             assert not any(dict(labels).get("target") == stack for (_, labels) in shard.samples())
+
+
+def _drift_targets(daemon: DaemonHandle) -> set[str]:
+    return {dict(labels)["target"] for (name, labels) in daemon.samples() if name == "redisguard_check_up" and dict(labels)["check"] == "drift_live"}
+
+
+def test_shard_auto_from_the_pod_name_and_a_sighup_that_changes_the_total(fleet: Fleet, tmp_path: Path) -> None:
+    program = Path(yaml.safe_load(fleet.whole.config_path.read_text())["pulumi"]["work_dir"])
+    # The StatefulSet's way: the ordinal from the pod's name, the total from the config.
+    daemon = _launch(tmp_path, fleet.emulator, program, fleet.stacks, "auto", ("--shard", "auto", "--pod", "redisguard-1"), sharding={"total_shards": TOTAL})
+    try:
+        wait_for(lambda: _drift_targets(daemon) == {s for s in fleet.stacks if shard_of(s, TOTAL) == 1}, timeout=60, what="shard 1 of 3's stacks")
+        assert daemon.value("redisguard_shard_ordinal", shard_ordinal="1") == 1
+        # Two shards from now on: the daemon checks shard 1 of 2's stacks, and the others' series go.
+        config = yaml.safe_load(daemon.config_path.read_text())
+        config["sharding"] = {"total_shards": 2}
+        daemon.write_config(config)
+        daemon.send(signal.SIGHUP)
+        wait_for(lambda: _drift_targets(daemon) == {s for s in fleet.stacks if shard_of(s, 2) == 1}, timeout=30, what="shard 1 of 2's stacks")
+        assert daemon.value("redisguard_total_shards") == 2
+    finally:
+        daemon.stop()
+
+
+def test_shard_auto_without_an_ordinal_stops_the_start_with_one_line(fleet: Fleet, tmp_path: Path) -> None:
+    program = Path(yaml.safe_load(fleet.whole.config_path.read_text())["pulumi"]["work_dir"])
+    daemon = _launch(tmp_path, fleet.emulator, program, fleet.stacks, "no-ordinal", ("--shard", "auto", "--pod", "redisguard", "--total-shards", "3"))
+    assert daemon.process.wait(30) == 78
+    assert "sharding.shard (--shard) is auto but sharding.pod (--pod) 'redisguard' does not end in -N" in daemon.log()
+    assert "Traceback" not in daemon.log()
