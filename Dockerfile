@@ -1,10 +1,25 @@
 # syntax=docker/dockerfile:1
-# redisguard: the daemon, the report commands and the local emulator in one image.
+# redisguard: the daemon, the report commands, the pulumi CLI and the local emulator in one image.
 #   docker build -t redisguard .
 #   docker run --rm -v "$PWD/redisguard.yaml:/etc/redisguard/redisguard.yaml:ro" -p 127.0.0.1:9464:9464 redisguard
 # Deployment guide: docs/deployment.md.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The Go that builds the pulumi CLI: the same release ./dev builds it with (tools/pulumi/go.mod).
+ARG GO_IMAGE=golang:1.26.8-bookworm
+
+# --- pulumi: the CLI the refresh and state checks run, from its Go modules -------------------
+# Built as ./dev builds it (tools/pulumi/build.py): the module tools/pulumi/go.mod and go.sum pin,
+# the same version stamp. The gcp provider plugin is fetched by the CLI at first use.
+FROM ${GO_IMAGE} AS pulumi
+# Equal to the pkg/v3 pin of tools/pulumi/go.mod (tests/test_deploy_files.py checks the two agree).
+ARG PULUMI_VERSION=v3.274.1
+WORKDIR /src
+COPY tools/pulumi/go.mod tools/pulumi/go.sum ./
+RUN CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" go build -trimpath \
+        -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${PULUMI_VERSION}" \
+        -o /out/pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
+    && /out/pulumi version
 
 # --- build: resolve the locked dependencies into /app/.venv -----------------------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -41,6 +56,7 @@ RUN apt-get update \
     && useradd --system --uid 10001 --home-dir /var/lib/redisguard --create-home --shell /usr/sbin/nologin redisguard \
     && mkdir -p /etc/redisguard
 COPY --from=build /app /app
+COPY --from=pulumi /out/pulumi /usr/local/bin/pulumi
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -28,7 +28,7 @@ import yaml
 
 from redisguard.daemon.cli.main import build_parser
 from redisguard.daemon.config import load_config
-from tests.fixtures.repo import REPO
+from tests.fixtures.repo import REPO, tool_module
 
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -134,6 +134,33 @@ def test_dockerfile_uv_matches_dev_and_python_satisfies_requires_python() -> Non
     assert bound, f"requires-python {requires!r} is a >=MAJOR.MINOR bound"
     minimum = tuple(int(part) for part in bound.groups())
     assert (int(python.group(1)), int(python.group(2))) >= minimum
+
+
+def test_the_image_builds_the_pulumi_cli_from_the_pinned_go_modules_as_dev_does() -> None:
+    """The refresh and state checks run `pulumi`: the image builds it in its own stage from
+    tools/pulumi/go.mod + go.sum (the pins ./dev builds from), stamped with the same version, and
+    puts it on the runtime stage's PATH."""
+    build = tool_module("pulumi/build.py")
+    text = DOCKERFILE.read_text()
+    instructions = dockerfile_instructions(text)
+    starts = [i for i, (k, _) in enumerate(instructions) if k == "FROM"]
+    stages = {instructions[i][1].split()[-1]: instructions[i : (starts + [len(instructions)])[n + 1]] for n, i in enumerate(starts)}
+    assert "pulumi" in stages, "a build stage named pulumi"
+    stage = stages["pulumi"]
+    go_image = re.search(r"^ARG GO_IMAGE=golang:(\d+\.\d+\.\d+)-\w+$", text, re.M)
+    go_mod = re.search(r"^go (\d+\.\d+(?:\.\d+)?)$", (REPO / "tools" / "pulumi" / "go.mod").read_text(), re.M)
+    assert go_image and go_mod, "a pinned golang image and tools/pulumi/go.mod's go line"
+    version = lambda v: tuple(int(p) for p in v.split("."))  # noqa: E731
+    assert version(go_image.group(1)) >= version(go_mod.group(1)), f"Go {go_image.group(1)} is older than go.mod's {go_mod.group(1)}"
+    args = dict(rest.split("=", 1) for k, rest in stage if k == "ARG" and "=" in rest)
+    assert args.get("PULUMI_VERSION") == build.pinned_version(), "the stamped version is tools/pulumi/go.mod's pin"
+    copies = [shlex.split(rest) for k, rest in stage if k == "COPY"]
+    assert ["tools/pulumi/go.mod", "tools/pulumi/go.sum", "./"] in copies
+    runs = " ".join(rest for k, rest in stage if k == "RUN")
+    assert "-mod=readonly" in runs and build.CLI_PACKAGE in runs, "go build of the CLI package with go.sum as pinned"
+    assert f"-X {build.VERSION_VARIABLE}=${{PULUMI_VERSION}}" in runs
+    runtime = list(stages.values())[-1]
+    assert any(k == "COPY" and rest.startswith("--from=pulumi ") and rest.endswith(" /usr/local/bin/pulumi") for k, rest in runtime)
 
 
 def test_the_image_commands_parse_with_the_real_cli() -> None:

@@ -136,7 +136,8 @@ def plugin_dirs() -> Iterator[tuple[Plugin, Path | None]]:
         yield plugin, folder if (folder / plugin.binary).is_file() else None
 
 
-def _go_build(out: Path, package: str, cwd: Path, ldflags: str = "-s -w") -> int:
+def go_build(out: Path, package: str, cwd: Path, ldflags: str = "-s -w") -> int:
+    """`go build` of `package` in the module at `cwd` into `out` (niced, -trimpath, go.sum as pinned); its exit code."""
     env = {**os.environ, "GOFLAGS": "-buildvcs=false -mod=readonly"}
     argv = [
         "nice", "-n", "10", "go", "build", "-p", os.environ.get("REDISGUARD_GO_BUILD_JOBS", "2"), "-trimpath",
@@ -156,7 +157,7 @@ def build_plugin(plugin: Plugin, go: str, sources: Path) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
     ldflags = f"-s -w -X {plugin.version_variable}={plugin.version}"
-    code = _go_build(staging / plugin.binary, plugin.package, sources / plugin.folder, ldflags=ldflags)
+    code = go_build(staging / plugin.binary, plugin.package, sources / plugin.folder, ldflags=ldflags)
     if code != 0:
         shutil.rmtree(staging, ignore_errors=True)
         print(f"dev: building {plugin.binary} failed (go build exit {code})", file=sys.stderr)
@@ -206,7 +207,7 @@ def build_cli(go: str) -> int:
     print(f"dev: building pulumi {version} from Go modules with {go} into {target} (once per pin; slow)", file=sys.stderr)
     began = time.monotonic()
     staging = Path(tempfile.mkdtemp(prefix="build-", dir=cache_root()))
-    code = _go_build(staging / "pulumi", CLI_PACKAGE, HERE, ldflags=f"-s -w -X {VERSION_VARIABLE}={version}")
+    code = go_build(staging / "pulumi", CLI_PACKAGE, HERE, ldflags=f"-s -w -X {VERSION_VARIABLE}={version}")
     if code != 0:
         shutil.rmtree(staging, ignore_errors=True)
         print(f"dev: building pulumi {version} failed (go build exit {code})", file=sys.stderr)
