@@ -218,26 +218,43 @@ def test_the_daemon_accepts_the_rendered_config_and_web_config(tools: Tools, tmp
 # --- values.schema.json --------------------------------------------------------------------------
 
 
+SCHEMA_REFUSES = "values don't meet the specifications of the schema(s)"
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--set", "sharding.shards=0"], "/sharding/shards"),
-        (["--set", "sharding.shards=51"], "/sharding/shards"),
-        (["--set", "sharding.replicasPerShard=3"], "/sharding/replicasPerShard"),
-        (["--set", "shards=4"], "shards"),
-        (["--set-string", "web.basicAuth.users.prometheus=hunter2"], "/web/basicAuth/users/prometheus"),
-        (["--set", "workloadIdentity.gcpServiceAccount=key.json"], "/workloadIdentity/gcpServiceAccount"),
-        (["--set", "extraEnv[0].name=GOOGLE_APPLICATION_CREDENTIALS", "--set", "extraEnv[0].value=/k.json"], "/extraEnv/0/name"),
-        (["--set", "config.server.listen=127.0.0.1:9464"], "/config"),
-        (["--set", "port=80"], "/port"),
+        (["--set", "sharding.shards=0"], "at '/sharding/shards': minimum: got 0, want 1"),
+        (["--set", "sharding.shards=51"], "at '/sharding/shards': maximum: got 51, want 50"),
+        (["--set", "sharding.replicasPerShard=3"], "at '/sharding/replicasPerShard'"),
+        (["--set", "shards=4"], "additional properties 'shards' not allowed"),
+        (["--set", "image.pullPolicy=Sometimes"], "at '/image/pullPolicy'"),
+        (["--set-string", "web.basicAuth.users.prometheus=hunter2"], "at '/web/basicAuth/users/prometheus': minLength: got 7, want 60"),
+        (["--set", "workloadIdentity.gcpServiceAccount=key.json"], "at '/workloadIdentity/gcpServiceAccount'"),
+        (["--set", "port=80"], "at '/port': minimum: got 80, want 1,024"),
     ],
 )
 def test_values_schema_refuses_bad_values_naming_the_key(tools: Tools, args: list[str], says: str) -> None:
     result = tools.template(*args)
     assert result.returncode == 1
-    assert "values don't meet the specifications of the schema" in result.stderr
+    assert SCHEMA_REFUSES in result.stderr and says in result.stderr, result.stderr
+    assert "hunter2" not in result.stderr, "a password never appears in an error"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--set-string", "web.basicAuth.users.prometheus=" + "p" * 60], "web.basicAuth.users.prometheus: not a bcrypt hash"),
+        (["--set", "extraEnv[0].name=GOOGLE_APPLICATION_CREDENTIALS", "--set", "extraEnv[0].value=/k.json"],
+         "extraEnv[0].name: GOOGLE_APPLICATION_CREDENTIALS (a key file) is refused: set workloadIdentity.gcpServiceAccount"),
+        (["--set", "config.server.listen=127.0.0.1:9464"], "config.server: the chart sets it"),
+    ],
+)
+def test_the_chart_refuses_what_the_schema_cannot_word_naming_the_key(tools: Tools, args: list[str], says: str) -> None:
+    result = tools.template(*args)
+    assert result.returncode == 1
     assert says in result.stderr, result.stderr
-    assert "panic" not in result.stderr and "goroutine" not in result.stderr
+    assert "p" * 60 not in result.stderr, "a password never appears in an error"
 
 
 # --- the PrometheusRule is the shipped alerts ----------------------------------------------------

@@ -45,3 +45,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- $config := mustMergeOverwrite (deepCopy .Values.config) (dict "server" $server) -}}
 {{- toYaml $config -}}
 {{- end -}}
+
+{{/* What values.schema.json cannot say clearly (or without echoing a secret): each a message naming the key. */}}
+{{- define "redisguard.checks" -}}
+{{- if hasKey .Values.config "server" -}}
+{{- fail "config.server: the chart sets it (port, web.*): remove config.server from the values" -}}
+{{- end -}}
+{{- range $name, $hash := .Values.web.basicAuth.users -}}
+{{- if not (regexMatch "^\\$2[aby]?\\$[0-9]{2}\\$[./A-Za-z0-9]{53}$" $hash) -}}
+{{- fail (printf "web.basicAuth.users.%s: not a bcrypt hash ($2y$10$ and 53 characters; htpasswd -nBC 10 \"\" | tr -d ':\\n'): never put a password here" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $env := .Values.extraEnv -}}
+{{- if eq $env.name "GOOGLE_APPLICATION_CREDENTIALS" -}}
+{{- fail (printf "extraEnv[%d].name: GOOGLE_APPLICATION_CREDENTIALS (a key file) is refused: set workloadIdentity.gcpServiceAccount, and GKE Workload Identity gives the pod its credentials" $i) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
