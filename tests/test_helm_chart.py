@@ -174,6 +174,32 @@ def test_each_statefulset_runs_one_pod_per_shard_and_tells_the_daemon_the_total(
         assert selector.items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
 
 
+def test_every_pod_of_four_shards_twice_is_the_shard_of_its_ordinal_to_the_real_daemon(tools: Tools, tmp_path: Path) -> None:
+    """The StatefulSets' command line, with the pod names Kubernetes gives, through `redisguard`'s own
+    parser and sharding: pod N of each replica set is shard N of 4, so both sets cover every shard once."""
+    from redisguard.daemon.cli.main import build_parser
+    from redisguard.daemon.config import load_config
+    from redisguard.daemon.service.app import sharding_flags
+    from redisguard.daemon.sharding import Shard
+
+    by_kind = kinds(tools.rendered(*VARIANTS["four-shards-ha"], "--set", "config.pulumi.stacks={staging}"))
+    config = yaml.safe_load(by_kind["ConfigMap"][0]["data"]["redisguard.yaml"])
+    config["pulumi"]["work_dir"] = str(REPO / "program")  # the image's /app/program
+    config_file = tmp_path / "redisguard.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    loaded = load_config(config_file)
+    for statefulset in by_kind["StatefulSet"]:
+        container = statefulset["spec"]["template"]["spec"]["containers"][0]
+        shards = []
+        for ordinal in range(statefulset["spec"]["replicas"]):
+            pod = f"{statefulset['metadata']['name']}-{ordinal}"
+            argv = [arg.replace("$(POD_NAME)", pod) for arg in container["args"]]
+            args = build_parser().parse_args(argv)
+            assert args.command == "daemon" and args.config == "/etc/redisguard/redisguard.yaml"
+            shards.append(Shard.of(loaded.with_sharding(sharding_flags(args)).sharding))
+        assert shards == [Shard(n, 4) for n in range(4)]
+
+
 def test_tls_basic_auth_and_workload_identity_come_from_secrets_and_no_key_file(tools: Tools) -> None:
     by_kind = kinds(tools.rendered(*VARIANTS["tls-basic-auth-workload-identity"]))
     (account,) = by_kind["ServiceAccount"]
