@@ -23,8 +23,8 @@ import yaml
 from _args import positive_int  # bench/ is first on sys.path: the script's own folder
 
 from redisguard.daemon.checks.drift import run_scan
-from redisguard.daemon.cli.demo import start_emulator
 from redisguard.daemon.config import config_from_mapping
+from redisguard.daemon.demo.scenario import start_emulator
 
 PROJECT = "redisguard-bench"
 REGION = "europe-west1"

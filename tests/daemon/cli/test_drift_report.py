@@ -131,7 +131,7 @@ def test_a_signal_during_a_hung_api_call_exits_at_once_with_one_line(tmp_path: P
         (["drift-report", "--engin", "live"], "--engin live"),
         (["drift-report", "--form", "json"], "--form json"),
         (["check-config", "--conf", "redisguard.yaml"], "--conf redisguard.yaml"),
-        (["demo", "--no-proc"], "--no-proc"),
+        (["demo", "--onc"], "--onc"),
         (["emulator", "--redis-api-p", "0"], "--redis-api-p 0"),
     ],
 )
