@@ -170,26 +170,28 @@ def start_server(
 
 
 def start_alertmanager(executable: str, config: Path, workdir: Path, port: int, *, log_level: str = "info") -> Server:
-    argv = [
-        executable,
-        f"--config.file={config}",
-        f"--storage.path={workdir / 'alertmanager-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",  # no gossip port: a single instance
-        f"--log.level={log_level}",
-    ]
-    return start_server("alertmanager", argv, f"http://127.0.0.1:{port}", workdir / "alertmanager.log")
+    # --cluster.listen-address empty: no gossip port for a single instance.
+    flags = {"storage.path": workdir / "alertmanager-data", "cluster.listen-address": ""}
+    return _start_tool("alertmanager", executable, config, workdir, port, flags, log_level)
 
 
 def start_prometheus(executable: str, config: Path, workdir: Path, port: int, *, log_level: str = "info") -> Server:
+    flags = {"storage.tsdb.path": workdir / "prometheus-data"}
+    return _start_tool("prometheus", executable, config, workdir, port, flags, log_level)
+
+
+def _start_tool(
+    name: str, executable: str, config: Path, workdir: Path, port: int, flags: dict[str, Any], log_level: str
+) -> Server:
+    """Prometheus or Alertmanager (the same flag conventions) on 127.0.0.1:`port`, logging to workdir/NAME.log."""
     argv = [
         executable,
         f"--config.file={config}",
-        f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+        *(f"--{flag}={value}" for flag, value in flags.items()),
         f"--web.listen-address=127.0.0.1:{port}",
         f"--log.level={log_level}",
     ]
-    return start_server("prometheus", argv, f"http://127.0.0.1:{port}", workdir / "prometheus.log")
+    return start_server(name, argv, f"http://127.0.0.1:{port}", workdir / f"{name}.log")
 
 
 @dataclass(frozen=True)
