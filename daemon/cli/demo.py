@@ -21,10 +21,11 @@ def register(sub: Subcommands) -> None:
     demo = sub.add_parser(
         "demo",
         help="run the whole monitor on the local emulator: pack, drift, memory, metrics, alerts",
-        description="Run redisguard's monitor on this machine, all on 127.0.0.1 on free ports: the "
-        "emulator with the staging fleet (real redis-server processes), `redisguard daemon`, "
+        description="Run redisguard's monitor on this machine: (1) start, all on 127.0.0.1 on free "
+        "ports with each address printed, the emulator with the staging fleet (real redis-server processes), `redisguard daemon`, "
         "Prometheus and Alertmanager (Debian's prometheus and prometheus-alertmanager on PATH). "
-        "Then: (2) the policy pack judges a production stack that breaks its rules and prints the "
+        "Then: (2) the policy pack judges a production stack that breaks its rules (`redisguard "
+        "policy-check`: the pack as `pulumi preview --policy-pack policies` runs it) and prints the "
         "mandatory violations; (3) one instance is changed out of band through the Memorystore API "
         "and another filled with real writes; (4) the drift and memory reports are printed, then the "
         "alerts Alertmanager holds, as on-call sees them. Prometheus uses the shipped alerts/ rules "

@@ -119,8 +119,9 @@ class Demo:
         self.out.print(f"\n[bold]{step.number}. {step.title}[/]")
         started = time.monotonic()
         progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.out, transient=True
-        )
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=self.out, transient=True,
+            disable=not self.out.is_terminal,  # a log gets each step's heading and its time, not a blank line
+        )  # fmt: skip
         self._progress, self._task = progress, progress.add_task(label)
         try:
             with progress:
