@@ -44,7 +44,7 @@ def _runtime_imports(tree: ast.Module) -> Iterator[tuple[ast.Import | ast.Import
 
 
 def test_the_import_contracts_hold() -> None:
-    # Layers (daemon: cli → demo → service → remediation → checks → reports → fleet → config; parts:
+    # Layers (daemon: cli → demo → service → remediation → checks → reports → fleet → sharding → config; parts:
     # daemon → policies, emulator → program; core imports no part; the emulator's monitoring side
     # over its memorystore side). A broken contract prints the import chain that breaks it.
     result = subprocess.run(
