@@ -1,7 +1,7 @@
 """Google Cloud API clients, built once per process, and the one mapping of their errors to TransientError/PermanentError.
 
-The admin API (google-cloud-redis over REST) and Cloud Monitoring (google-cloud-monitoring over
-gRPC) both go through `api_errors`: transient (503, 429, 504, 500, a timeout, a refused connection
+The admin API (google-cloud-redis over REST), Cloud Monitoring (google-cloud-monitoring over gRPC)
+and Cloud Logging (google-cloud-logging over gRPC, the audit log) all go through `api_errors`: transient (503, 429, 504, 500, a timeout, a refused connection
 to an endpoint that answered before) or permanent (anything else, and an endpoint that has refused
 every connection since the process started: a configuration problem), bounded retries of what
 Google documents as retryable (never of a refused connection: nobody is there to answer), and
@@ -30,6 +30,7 @@ from redisguard.core.errors import PermanentError, RedisguardError, TransientErr
 
 if TYPE_CHECKING:
     from google.cloud import monitoring_v3
+    from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 
 # Over REST the client raises the HTTP-status classes (BadRequest, Forbidden, GatewayTimeout),
 # the parents of the gRPC-status ones (InvalidArgument, PermissionDenied, DeadlineExceeded), so
@@ -170,6 +171,26 @@ def monitoring_client(endpoint: str | None) -> monitoring_v3.MetricServiceClient
             raise _credentials_error(exc) from exc
 
     return _cached("monitoring", endpoint, build)
+
+
+def logging_client(endpoint: str | None) -> LoggingServiceV2Client:
+    """The Cloud Logging client (google-cloud-logging's generated LoggingServiceV2) over gRPC: an
+    insecure channel to `endpoint` (HOST:PORT, the emulator), or the real API with Application
+    Default Credentials. One per endpoint per process."""
+    from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
+    from google.cloud.logging_v2.services.logging_service_v2.transports import LoggingServiceV2GrpcTransport
+
+    def build() -> LoggingServiceV2Client:
+        if endpoint:
+            import grpc
+
+            return LoggingServiceV2Client(transport=LoggingServiceV2GrpcTransport(channel=grpc.insecure_channel(endpoint)))
+        try:
+            return LoggingServiceV2Client()
+        except auth_exceptions.DefaultCredentialsError as exc:
+            raise _credentials_error(exc) from exc
+
+    return _cached("logging", endpoint, build)
 
 
 # --- errors --------------------------------------------------------------------------------------

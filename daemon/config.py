@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -192,6 +193,13 @@ class GcpSettings(_Section):
         "(insecure channel). Unset: the real API with Application Default Credentials. Read by the "
         "memory check (memory-report, the daemon).",
     )
+    logging_endpoint: str | None = Field(
+        default=None,
+        description="Cloud Logging gRPC endpoint as host:port (insecure channel). Unset: "
+        "monitoring_endpoint when that is set (the emulator serves both APIs on its gRPC port), else "
+        "the real API with Application Default Credentials. Read for the Admin Activity audit log "
+        "entries that explain a drift finding (needs roles/logging.viewer).",
+    )
     projects: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="Projects to watch besides the stacks' own (a stack's project is its gcp:project, "
@@ -206,6 +214,11 @@ class GcpSettings(_Section):
         "within it); a listing of a whole project is a few paged calls, so 30 s leaves room for a "
         "slow API without hiding a hung one.",
     )
+
+    @property
+    def logging_target(self) -> str | None:
+        """Where the audit log is read: logging_endpoint, else monitoring_endpoint (the emulator's one gRPC port), else Google."""
+        return self.logging_endpoint or self.monitoring_endpoint
 
     @field_validator("projects", mode="before")
     @classmethod
@@ -230,11 +243,11 @@ class GcpSettings(_Section):
             raise ValueError("redis_endpoint must look like http://HOST:PORT or https://HOST")
         return value.rstrip("/") if value else value
 
-    @field_validator("monitoring_endpoint")
+    @field_validator("monitoring_endpoint", "logging_endpoint")
     @classmethod
-    def _check_monitoring_endpoint(cls, value: str | None) -> str | None:
+    def _check_grpc_endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not re.match(r"^[^/\s:]+(:\d+)?$", value):
-            raise ValueError("monitoring_endpoint must look like HOST:PORT (no scheme)")
+            raise ValueError(f"{info.field_name} must look like HOST:PORT (no scheme)")
         return value
 
 
@@ -507,6 +520,45 @@ class ThresholdSettings(_Section):
         return self
 
 
+class AuditSettings(_Section):
+    """Who changed a drifted instance: the Admin Activity audit log (Cloud Audit Logs) of its project."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Read each drifted project's Admin Activity audit log once per run (one paged "
+        "ListLogEntries call) and show who changed each drifted instance, when, how and which fields. "
+        "Needs roles/logging.viewer; a project whose log cannot be read keeps its findings, with the "
+        "cause unknown.",
+    )
+    pulumi_principals: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="The identities (service account or user emails) that run `pulumi up`: their "
+        "changes are labelled as Pulumi's in the reports.",
+    )
+    lookback: Duration = Field(
+        default=timedelta(days=7),
+        description="How far back the audit log is read for an instance not seen in sync since "
+        "redisguard started (a one-off drift-report, the daemon's first run): from 1h to 400d "
+        "(Admin Activity logs are kept 400 days). Later runs of the daemon read from when the "
+        "instance was last seen in sync.",
+    )
+    max_changes: int = Field(
+        default=5, ge=1, le=100, description="The newest entries shown per finding; older ones are counted, not listed."
+    )
+
+    @field_validator("pulumi_principals", mode="before")
+    @classmethod
+    def _split_principals(cls, value: Any) -> Any:
+        return split_list(value, "principals")
+
+    @field_validator("lookback")
+    @classmethod
+    def _check_lookback(cls, value: timedelta) -> timedelta:
+        if not timedelta(hours=1) <= value <= timedelta(days=400):
+            raise ValueError("lookback must be from 1h to 400d")
+        return value
+
+
 DEFAULT_LISTEN = "127.0.0.1:9464"
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.%\w]+)\]|(?P<host>[^:\[\]\s]*)):(?P<port>\d{1,5})$")
 
@@ -622,6 +674,7 @@ class RedisguardConfig(BaseSettings):
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
     sharding: ShardingSettings = Field(default_factory=ShardingSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     log_format: LogFormat = Field(
         default="text",
         description="Daemon log lines on stderr: text (key=value fields) or json (one object per line).",

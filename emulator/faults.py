@@ -9,7 +9,7 @@ from typing import Any
 
 from redisguard.emulator.errors import ApiError, invalid
 
-APIS = ("redis", "monitoring")
+APIS = ("redis", "monitoring", "logging")
 MODES = ("503", "429", "504", "hang", "partial", "403")
 # Calls that return a listing: only they can answer with part of it ("partial").
 LISTINGS = ("ListInstances", "ListTimeSeries")
@@ -26,6 +26,7 @@ PERMISSIONS: dict[str, str] = {
     "FailoverInstance": "redis.instances.failover",
     "GetOperation": "redis.operations.get",
     "ListTimeSeries": "monitoring.timeSeries.list",
+    "ListLogEntries": "logging.logEntries.list",
 }
 DEFAULT_HANG_SECONDS = 30.0
 

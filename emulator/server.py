@@ -1,4 +1,4 @@
-"""Wires the emulator: state, redis-server supervisor, REST and gRPC servers, sampler, signals, ready line."""
+"""Wires the emulator: state, redis-server supervisor, REST and gRPC servers (Monitoring and Logging), sampler, signals, ready line."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from redisguard.core.errors import ConfigError
 from redisguard.core.signals import catch_signals
 from redisguard.emulator.faults import Faults
 from redisguard.emulator.launcher import format_ready_line
+from redisguard.emulator.logging.audit import AuditLog
+from redisguard.emulator.logging.server import LoggingService
 from redisguard.emulator.memorystore.api import RedisApi, RedisApiServer
 from redisguard.emulator.memorystore.service import MemorystoreService
 from redisguard.emulator.monitoring.sampler import Sampler
@@ -48,6 +50,7 @@ class Emulator:
         self.service = MemorystoreService(settings)
         self.sampler = Sampler(self.service, settings.sample_interval, settings.history)
         self.service.on_change = self.sampler.poke
+        self.audit = AuditLog()
         self.redis_api: RedisApiServer | None = None
         self.monitoring: MonitoringServer | None = None
 
@@ -57,9 +60,13 @@ class Emulator:
         # Bind the ports first: a port in use is reported before any redis-server starts.
         host = self.settings.host
         with _port_error("--redis-api-port", host, self.settings.redis_api_port):
-            self.redis_api = RedisApiServer(RedisApi(self.service, self.faults), host, self.settings.redis_api_port)
+            api = RedisApi(self.service, self.faults, audit=self.audit.record)
+            self.redis_api = RedisApiServer(api, host, self.settings.redis_api_port)
         with _port_error("--monitoring-port", host, self.settings.monitoring_port):
             self.monitoring = MonitoringServer(self.sampler, self.faults, host, self.settings.monitoring_port)
+        # Cloud Logging's ListLogEntries shares the gRPC port: one more port for one call would be
+        # one more thing to configure.
+        self.monitoring.server.add_generic_rpc_handlers((LoggingService(self.audit, self.faults).handler(),))
         self.service.start()
         for path in self.fleets:
             apply_fleet(self.service, path, self.fleet_project, self.fleet_region)

@@ -13,6 +13,7 @@ from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
 from redisguard.core.threads import ComputedOnce
 from redisguard.daemon.checks import drift_live, drift_pulumi
+from redisguard.daemon.checks.audit import AuditReader
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.checks.names import DRIFT_LIVE, DRIFT_PULUMI
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
@@ -54,6 +55,7 @@ class _LiveContext:
         self.files = {file.name: file for file in read_stack_files(config)}
         self._declared: ComputedOnce[str, Declared] = ComputedOnce()
         self._scan_view: ComputedOnce[None, _ScanView] = ComputedOnce()
+        self.audit = AuditReader(config)
 
     def declared(self, name: str) -> Declared:
         """The stack's declared side, read once per scan whichever check asks first."""
@@ -71,7 +73,10 @@ class _LiveContext:
             stack, self.inventory, rules, holders=[s for s in view.readable if s.name != name], unmanaged_projects=reported
         )
         blocked = {p: view.blockers(p) for p in projects if p not in reported}
-        findings = drift_live.StackFindings(findings.items, findings.not_ready, unmanaged_projects=tuple(reported))
+        # In sync now: an instance's later drift is explained by the changes from here on.
+        self.audit.memory.seen(findings.in_sync, self.audit.started)
+        items = self.audit.explain(findings.items)
+        findings = drift_live.StackFindings(items, findings.not_ready, tuple(reported), findings.in_sync)
         if not blocked:
             return stack, findings, None
         # A false "unmanaged" becomes a false alert (and an `adopt` of someone's cluster): the

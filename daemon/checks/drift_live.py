@@ -51,6 +51,8 @@ class StackFindings:
     items: list[DriftItem]
     not_ready: list[InstanceState]
     unmanaged_projects: tuple[str, ...] = ()
+    in_sync: tuple[str, ...] = ()
+    """The API names of its declared instances found live without drift (when the audit log's window opens)."""
 
 
 def compare_stack(
@@ -65,24 +67,30 @@ def compare_stack(
     that neither it nor any of `holders` holds; and its instances that are not READY."""
     items: list[DriftItem] = []
     not_ready: list[InstanceState] = []
+    in_sync: list[str] = []
     for declared in stack.instances:
         instance = _find(inventory, declared)
         if instance is None:
-            items.append(DriftItem(resource=declared.resource, kind="missing"))
+            name = f"projects/{declared.project}/locations/{declared.region or '-'}/instances/{declared.instance_id}"
+            items.append(DriftItem(resource=declared.resource, kind="missing", instance=name))
             continue
         state = enum_name(instance.state)
         if state != READY:
             not_ready.append(InstanceState(resource=declared.resource, state=state))
         drifts = compare(declared, instance, rules)
         if drifts:
-            items.append(DriftItem(resource=declared.resource, kind="changed", properties=tuple(drifts)))
+            items.append(
+                DriftItem(resource=declared.resource, kind="changed", properties=tuple(drifts), instance=instance.name)
+            )
+        else:
+            in_sync.append(instance.name)
     holding = [stack, *holders]
     for project in unmanaged_projects:
         for instance in inventory.instances(project):
             key = split_instance_name(instance.name)
             if not any(s.holding(key) is not None for s in holding):
-                items.append(DriftItem(resource=instance.name, kind="unmanaged"))
-    return StackFindings(items=items, not_ready=not_ready, unmanaged_projects=tuple(unmanaged_projects))
+                items.append(DriftItem(resource=instance.name, kind="unmanaged", instance=instance.name))
+    return StackFindings(items, not_ready, tuple(unmanaged_projects), tuple(in_sync))
 
 
 def _find(inventory: Inventory, declared: DeclaredInstance) -> redis_v1.Instance | None:

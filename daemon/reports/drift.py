@@ -17,6 +17,7 @@ from redisguard.core.reports import EXIT_DRIFT, EXIT_ERROR, EXIT_IN_SYNC, JsonRe
 from redisguard.core.text import md_cell
 from redisguard.daemon.config import DriftKind, SourceName
 from redisguard.daemon.fleet.pending import PendingChange
+from redisguard.daemon.reports.cause import Cause
 from redisguard.daemon.reports.render import (
     error_block,
     first_few,
@@ -51,6 +52,11 @@ class DriftItem(Frozen):
     type: str = INSTANCE_TYPE
     kind: DriftKind
     properties: tuple[PropertyDrift, ...] = ()
+    instance: str | None = None
+    """The instance's API name (projects/P/locations/R/instances/I, R `-` when the stack does not say)
+    when the live engine knows it; what the audit log is searched for."""
+    cause: Cause | None = None
+    """Who changed it, from the project's Admin Activity audit log (live engine; None when not read)."""
 
 
 class InstanceState(Frozen):
@@ -194,6 +200,11 @@ def build_tables(report: DriftReport) -> list[tuple[str, Table]]:
     tables += [(f"{s.stack} ({s.engine}): instances not READY", _not_ready_table(s)) for s in report.stacks if s.not_ready]
     tables += [(f"{s.stack} ({s.engine})", _drift_table(s)) for s in report.stacks if s.items]
     tables += [(f"{s.stack}: pending (config ahead of the deployed state; not drift)", _pending_table(s)) for s in report.stacks if s.pending]
+    tables += [
+        (f"{s.stack} ({s.engine}): who changed it (Admin Activity audit log)", _cause_table(s))
+        for s in report.stacks
+        if any(i.cause for i in s.items)
+    ]
     return tables
 
 
@@ -269,6 +280,17 @@ def _pending_table(s: StackReport) -> Table:
     for row in _pending_rows(s):
         pending.add_row(*row)
     return pending
+
+
+def _cause_table(s: StackReport) -> Table:
+    """One row per drifted resource whose cause was read: its changes, newest first, or why unknown."""
+    causes = Table()
+    causes.add_column("resource", overflow="fold")
+    causes.add_column("cause", overflow="fold")
+    for item in s.items:
+        if item.cause is not None:
+            causes.add_row(item.resource, "\n".join(item.cause.lines()))
+    return causes
 
 
 def error_lines(report: DriftReport) -> list[str]:
@@ -353,6 +375,14 @@ def render_markdown(report: DriftReport) -> str:
                 lines.append(
                     f"| {name} | {item.kind} | `{md_cell(prop.path)}` | {_md_code(prop.expected)} | {_md_code(prop.actual)} |"
                 )
+        explained = [item for item in s.items if item.cause is not None]
+        if explained:
+            lines += ["", "**Who changed it** (Admin Activity audit log, newest first)", "", "| resource | cause |", "|---|---|"]
+            lines += [
+                f"| `{md_cell(item.resource)}` | {'<br>'.join(md_cell(line) for line in item.cause.lines())} |"
+                for item in explained
+                if item.cause is not None
+            ]
     return "\n".join(lines) + "\n"
 
 

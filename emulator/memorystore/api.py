@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -67,14 +67,19 @@ class Request:
 
 Response = tuple[int, dict[str, Any]]
 Handler = Callable[[Request], Response]
+Audit = Callable[[str, str, dict[str, Any], dict[str, str], Mapping[str, str], str | None], None]
+"""Told of every mutating call served: (rpc, instance name, request body, query parameters, headers, operation name)."""
+# The calls that change an instance: each one served is written to the audit log.
+MUTATING = ("CreateInstance", "UpdateInstance", "DeleteInstance", "UpgradeInstance", "FailoverInstance")
 
 
 class RedisApi:
     """Routes HTTP requests to the service; Google's JSON error format for every failure."""
 
-    def __init__(self, service: MemorystoreService, faults: Faults) -> None:
+    def __init__(self, service: MemorystoreService, faults: Faults, audit: Audit | None = None) -> None:
         self.service = service
         self.faults = faults
+        self.audit = audit
         # (HTTP method, path regex, RPC name counted in /_emulator/requests, handler)
         self.routes: list[tuple[str, re.Pattern[str], str, Handler]] = [
             ("POST", re.compile(rf"^{_PARENT}/instances$"), "CreateInstance", self.create_instance),
@@ -104,21 +109,23 @@ class RedisApi:
 
     # ----- dispatch --------------------------------------------------------------------
 
-    def dispatch(self, method: str, raw_path: str, body: bytes) -> Response:
+    def dispatch(self, method: str, raw_path: str, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
         url = urlsplit(raw_path)
         path = url.path
         params = parse_qs(url.query, keep_blank_values=True)
         try:
             if path.startswith("/_emulator/"):
                 return self._dispatch_control(method, path, params, body)
-            return self._dispatch_api(method, path, params, body)
+            return self._dispatch_api(method, path, params, body, headers or {})
         except ApiError as exc:
             return exc.http_status, exc.to_json()
         except Exception:
             log.exception("unhandled error method=%s path=%s", method, path)
             return 500, ApiError("INTERNAL", "Internal error in the emulator.").to_json()
 
-    def _dispatch_api(self, method: str, path: str, params: dict[str, list[str]], body: bytes) -> Response:
+    def _dispatch_api(
+        self, method: str, path: str, params: dict[str, list[str]], body: bytes, headers: Mapping[str, str]
+    ) -> Response:
         for route_method, pattern, rpc, handler in self.routes:
             match = pattern.match(path)
             if match and route_method == method:
@@ -130,8 +137,11 @@ class RedisApi:
                     # The resource IAM checks: the instance (or parent) the path names, as Google names it.
                     resource = re.sub(r"(/authString|:[a-z]+)$", "", path.removeprefix("/v1/"))
                     raise fault.error(rpc, f"//redis.googleapis.com/{resource}")
-                groups = tuple(unquote(g) for g in match.groups())
-                return handler(Request(method, path, params, body, groups, partial=partial))
+                request = Request(method, path, params, body, tuple(unquote(g) for g in match.groups()), partial=partial)
+                status, payload = handler(request)
+                if self.audit is not None and rpc in MUTATING:
+                    self._write_audit(rpc, request, payload, headers)
+                return status, payload
         self.faults.record_call("redis", "Unknown")
         # Only the calls redisguard and the gcp provider make are served (docs/emulator.md); any
         # other gets what Google's front end answers for a URL it does not map: 404 NOT_FOUND.
@@ -211,6 +221,14 @@ class RedisApi:
         op = self.service.get_operation(f"projects/{project}/locations/{region}/operations/{op_id}")
         return self._operation_json(op, req, done=True)
 
+    def _write_audit(self, rpc: str, req: Request, operation: dict[str, Any], headers: Mapping[str, str]) -> None:
+        assert self.audit is not None
+        # A create names the parent in its path and the new instance in `instanceId`.
+        groups = (*req.groups, req.param("instanceId")) if rpc == "CreateInstance" else req.groups
+        name = instance_name(*groups[:3])
+        params = {key: values[0] for key, values in req.params.items() if values and not key.startswith("$")}
+        self.audit(rpc, name, req.json(), params, headers, operation.get("name"))
+
     # ----- control endpoints -----------------------------------------------------------
 
     def add_fault(self, req: Request) -> Response:
@@ -270,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = 400, invalid("Invalid Content-Length header.").to_json()
         else:
             body = self.rfile.read(length) if length else b""
-            status, payload = self.api.dispatch(self.command, self.path, body)
+            status, payload = self.api.dispatch(self.command, self.path, body, dict(self.headers.items()))
         data = json.dumps(payload).encode()
         try:
             self.send_response(status)

@@ -70,7 +70,7 @@ engine: live
         "parallelism: 0 is out of range; allowed: 1 to 64",
         "gcp.redis_endpoint: redis_endpoint must look like http://HOST:PORT or https://HOST (got '127.0.0.1:8470')",
         "ignore[0]: a rule needs path (ignore one property) or kind (ignore whole resources: changed, deleted, missing, unmanaged, *)",
-        "engine: unknown key; allowed keys: gcp, ignore, log_format, parallelism, pulumi, schedules, server, sharding, thresholds",
+        "engine: unknown key; allowed keys: audit, gcp, ignore, log_format, parallelism, pulumi, schedules, server, sharding, thresholds",
     ]
     for line in expected_lines:
         assert line in message

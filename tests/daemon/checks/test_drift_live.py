@@ -84,6 +84,16 @@ def test_out_of_band_changes_are_reported_property_by_property(
     assert code == 2
     [stack] = report["stacks"]
     assert (stack["stack"], stack["engine"], stack["status"], stack["error"]) == ("staging", "live", "drift", None)
+    # Each finding's cause: the newest audit log entry of its instance (the emulator's default caller).
+    causes = {item["resource"]: item.pop("cause") for item in stack["items"]}
+    stray = f"projects/{emulator.project}/locations/{emulator.region}/instances/redis-stray"
+    assert {resource: [c["method"].rsplit(".", 1)[1] for c in cause["changes"]] for resource, cause in causes.items()} == {
+        "redis-sessions": ["UpdateInstance"],
+        "redis-sidekiq": ["UpdateInstance"],
+        "redis-cache": ["DeleteInstance"],
+        stray: ["CreateInstance"],
+    }
+    assert causes["redis-sidekiq"]["changes"][0]["fields"] == ["memorySizeGb", "redisConfigs"]
     assert stack["items"] == [
         {
             "resource": "redis-sessions",
@@ -93,6 +103,7 @@ def test_out_of_band_changes_are_reported_property_by_property(
                 {"path": "persistenceConfig.persistenceMode", "expected": "RDB", "actual": "DISABLED"},
                 {"path": "persistenceConfig.rdbSnapshotPeriod", "expected": "SIX_HOURS", "actual": None},
             ],
+            "instance": emulator.instance_name("redis-sessions"),
         },
         {
             "resource": "redis-sidekiq",
@@ -102,14 +113,16 @@ def test_out_of_band_changes_are_reported_property_by_property(
                 {"path": "memorySizeGb", "expected": 2, "actual": 3},
                 {"path": "redisConfigs.maxmemory-policy", "expected": "noeviction", "actual": "allkeys-lru"},
             ],
+            "instance": emulator.instance_name("redis-sidekiq"),
         },
-        {"resource": "redis-cache", "type": INSTANCE_TYPE, "kind": "missing", "properties": []},
         {
-            "resource": f"projects/{emulator.project}/locations/{emulator.region}/instances/redis-stray",
+            "resource": "redis-cache",
             "type": INSTANCE_TYPE,
-            "kind": "unmanaged",
+            "kind": "missing",
             "properties": [],
+            "instance": emulator.instance_name("redis-cache"),
         },
+        {"resource": stray, "type": INSTANCE_TYPE, "kind": "unmanaged", "properties": [], "instance": stray},
     ]
 
 
