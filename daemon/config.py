@@ -197,7 +197,7 @@ class GcpSettings(_Section):
         default=None,
         description="Cloud Logging gRPC endpoint as host:port (insecure channel). Unset: "
         "monitoring_endpoint when that is set (the emulator serves both APIs on its gRPC port), else "
-        "the real API with Application Default Credentials. Read for the Admin Activity audit log "
+        "the real API with Application Default Credentials (unless redis_endpoint is set: then no log is read). Read for the Admin Activity audit log "
         "entries that explain a drift finding (needs roles/logging.viewer).",
     )
     projects: Annotated[tuple[str, ...], NoDecode] = Field(

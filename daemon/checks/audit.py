@@ -116,6 +116,9 @@ class AuditReader:
         endpoint = gcp.logging_target
         timeout = gcp.request_timeout_seconds
         what = f"list_log_entries projects/{project}"
+        if gcp.redis_endpoint and not endpoint:
+            # The instances come from elsewhere than Google (the emulator): so must their log.
+            return _ProjectLog(unknown="gcp.logging_endpoint is not set while gcp.redis_endpoint is: the audit log of that API is not Google's")
         request = {
             "resource_names": [f"projects/{project}"],
             "filter": activity_filter(project, self.started - self.config.audit.lookback),
