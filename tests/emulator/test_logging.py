@@ -27,10 +27,12 @@ UPDATE = "google.cloud.redis.v1.CloudRedis.UpdateInstance"
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
     handle = start_emulator(tmp_path_factory.mktemp("emulator-logging"), processes=False)
     client = handle.redis_client()
-    for instance_id in ("audit-a", "audit-b"):
-        client.create_instance(
-            parent=handle.parent(), instance_id=instance_id, instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1)
-        ).result(timeout=30)
+    for instance_id, instance in (
+        ("audit-a", redis_v1.Instance(tier="BASIC", memory_size_gb=1)),
+        # audit-b is upgraded and failed over later.
+        ("audit-b", redis_v1.Instance(tier="STANDARD_HA", memory_size_gb=1, redis_version="REDIS_7_0")),
+    ):
+        client.create_instance(parent=handle.parent(), instance_id=instance_id, instance=instance).result(timeout=30)
     client.update_instance(
         update_mask=field_mask_pb2.FieldMask(paths=["memory_size_gb", "labels"]),
         instance=redis_v1.Instance(name=handle.instance_name("audit-a"), memory_size_gb=3, labels={"team": "x"}),
@@ -89,13 +91,34 @@ def test_filters_or_order_and_paging(emulator: EmulatorHandle, logging_client: L
     assert len(every) == 6 and _payload(every[0]).method_name == UPDATE
     stamps = [LogEntry.pb(e).timestamp.ToDatetime() for e in every]
     assert stamps == sorted(stamps, reverse=True)
-    pager = logging_client.list_log_entries(request={"resource_names": [f"projects/{emulator.project}"], "page_size": 4})
+    pager = logging_client.list_log_entries(
+        request={
+            "resource_names": [f"projects/{emulator.project}"],
+            "filter": f'{creates} OR protoPayload.methodName="{UPDATE}"',
+            "page_size": 4,
+        }
+    )
     pages = list(pager.pages)
     assert [len(p.entries) for p in pages] == [4, 2]
     future = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert _list(logging_client, emulator, f'timestamp>="{future}"') == []
     assert _list(logging_client, emulator, 'protoPayload.authenticationInfo.principalEmail="bob@example.com"') == []
     assert _list(logging_client, emulator, "", resource_names=["projects/other-project"]) == []
+
+
+def test_upgrade_failover_and_delete_are_logged_with_their_request(
+    emulator: EmulatorHandle, logging_client: LoggingServiceV2Client
+) -> None:
+    client = emulator.redis_client()
+    name = emulator.instance_name("audit-b")
+    client.upgrade_instance(name=name, redis_version="REDIS_7_2").result(timeout=30)
+    client.failover_instance(name=name).result(timeout=30)
+    client.delete_instance(name=name).result(timeout=30)
+    entries = _list(logging_client, emulator, f'protoPayload.resourceName="{name}" AND NOT protoPayload.methodName:"CreateInstance"')
+    firsts = [_payload(e) for e in entries if e.operation.first]
+    assert [p.method_name.rsplit(".", 1)[1] for p in firsts] == ["UpgradeInstance", "FailoverInstance", "DeleteInstance"]
+    assert json_format.MessageToDict(firsts[0].request)["redisVersion"] == "REDIS_7_2"
+    assert all(p.authentication_info.principal_email.endswith(".iam.gserviceaccount.com") for p in firsts)  # the default caller
 
 
 def test_a_refused_read_names_the_permission(emulator: EmulatorHandle, logging_client: LoggingServiceV2Client) -> None:
