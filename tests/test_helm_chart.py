@@ -11,6 +11,7 @@ kubevalidate come from ./dev's build (tools/helm/build.py); without Go every tes
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,11 @@ def test_kubevalidate_refuses_what_the_api_server_would(tools: Tools) -> None:
                "spec": {"selector": {}, "endpoints": [{"port": "metrics", "intervall": "30s"}]}}
     result = tools.validate(yaml.safe_dump(monitor))
     assert result.returncode == 1 and 'unknown field "intervall"' in result.stdout
+
+
+def test_the_chart_runs_this_version_of_redisguard() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
 # --- what each variant must say ------------------------------------------------------------------
