@@ -292,6 +292,17 @@ def test_the_chart_refuses_what_the_schema_cannot_word_naming_the_key(tools: Too
 # --- the PrometheusRule is the shipped alerts ----------------------------------------------------
 
 
+def test_a_packaged_chart_still_holds_the_shipped_alerts(tools: Tools, tmp_path: Path) -> None:
+    """files/rules.yml links to alerts/rules.yml: `helm package` must carry its contents, not the link."""
+    result = tools.run(tools.helm, ["package", str(CHART), "--destination", str(tmp_path)])
+    assert result.returncode == 0, result.stderr
+    (package,) = tmp_path.glob("redisguard-*.tgz")
+    rendered = tools.run(tools.helm, ["template", "rg", str(package), "--set", "prometheusRule.enabled=true"])
+    assert rendered.returncode == 0, rendered.stderr
+    (rule,) = [d for d in yaml.safe_load_all(rendered.stdout) if d and d["kind"] == "PrometheusRule"]
+    assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+
+
 def test_prometheus_rule_holds_exactly_the_shipped_alerts_and_promtool_accepts_it(tools: Tools, tmp_path: Path) -> None:
     (rule,) = kinds(tools.rendered("--set", "prometheusRule.enabled=true"))["PrometheusRule"]
     assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
