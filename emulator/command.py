@@ -15,6 +15,7 @@ from pathlib import Path
 from redisguard.core.errors import ConfigError
 from redisguard.core.links import doc_url
 from redisguard.emulator.settings import (
+    DEFAULT_AUDIT_PRINCIPAL,
     DEFAULT_MEMORY_SCALE,
     DEFAULT_MONITORING_PORT,
     DEFAULT_PROJECT,
@@ -63,7 +64,15 @@ def _add_listen_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_MONITORING_PORT,
         metavar="PORT",
-        help="port of the gRPC Cloud Monitoring API; 0 picks a free port (default: %(default)s)",
+        help="port of the gRPC Cloud Monitoring API and Cloud Logging's ListLogEntries; 0 picks a free port "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--audit-principal",
+        default=DEFAULT_AUDIT_PRINCIPAL,
+        metavar="EMAIL",
+        help="who the Admin Activity audit log names for a call without the x-emulator-principal header "
+        "(default: %(default)s)",
     )
 
 
@@ -239,6 +248,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         redis_server=args.redis_server,
         sample_interval=args.sample_interval,
         history=args.history,
+        audit_principal=args.audit_principal,
     )
 
 

@@ -50,7 +50,7 @@ class Emulator:
         self.service = MemorystoreService(settings)
         self.sampler = Sampler(self.service, settings.sample_interval, settings.history)
         self.service.on_change = self.sampler.poke
-        self.audit = AuditLog()
+        self.audit = AuditLog(settings.audit_principal)
         self.redis_api: RedisApiServer | None = None
         self.monitoring: MonitoringServer | None = None
 

@@ -11,6 +11,7 @@ DEFAULT_PROJECT = "redisguard-local"
 DEFAULT_REGION = "europe-west1"
 DEFAULT_STATE_DIR = ".state/emulator"
 DEFAULT_MEMORY_SCALE = 16 * 1024 * 1024
+DEFAULT_AUDIT_PRINCIPAL = "redisguard-emulator@emulator-project.iam.gserviceaccount.com"
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,5 @@ class EmulatorSettings:
     """Seconds between two INFO samples of each instance (Google samples every 60 s)."""
     history: int = 3600
     """Samples kept per instance (one hour at the default interval)."""
+    audit_principal: str = DEFAULT_AUDIT_PRINCIPAL
+    """The audit log's principalEmail of a call without the x-emulator-principal header."""

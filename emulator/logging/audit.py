@@ -20,13 +20,14 @@ from google.cloud.audit import audit_log_pb2
 from google.cloud.logging_v2.types import LogEntry
 from google.protobuf import any_pb2, timestamp_pb2
 
+from redisguard.emulator.settings import DEFAULT_AUDIT_PRINCIPAL
+
 SERVICE = "redis.googleapis.com"
 ACTIVITY_LOG = "cloudaudit.googleapis.com%2Factivity"
 METHOD_PREFIX = "google.cloud.redis.v1.CloudRedis."
 # The headers a caller names itself with: a test (or a demo) acts as "alice@example.com" through
 # the console by setting them; Google takes the principal from the credentials.
 PRINCIPAL_HEADER = "x-emulator-principal"
-DEFAULT_PRINCIPAL = "redisguard-emulator@emulator-project.iam.gserviceaccount.com"
 MAX_ENTRIES = 100_000
 """Oldest entries are dropped past this: the emulator keeps no log across restarts."""
 _REQUEST_TYPES = {
@@ -46,7 +47,8 @@ def log_name(project: str) -> str:
 class AuditLog:
     """The entries, oldest first, bounded; written by the REST side, read by ListLogEntries."""
 
-    def __init__(self, limit: int = MAX_ENTRIES) -> None:
+    def __init__(self, default_principal: str = DEFAULT_AUDIT_PRINCIPAL, limit: int = MAX_ENTRIES) -> None:
+        self.default_principal = default_principal
         self._entries: deque[Any] = deque(maxlen=limit)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -67,7 +69,7 @@ class AuditLog:
         request = request_struct(rpc, resource, body, params)
         lowered = {k.lower(): v for k, v in headers.items()}
         payload = audit_log_pb2.AuditLog(service_name=SERVICE, method_name=METHOD_PREFIX + rpc, resource_name=resource)
-        payload.authentication_info.principal_email = lowered.get(PRINCIPAL_HEADER) or DEFAULT_PRINCIPAL
+        payload.authentication_info.principal_email = lowered.get(PRINCIPAL_HEADER) or self.default_principal
         payload.request_metadata.caller_ip = "127.0.0.1"
         payload.request_metadata.caller_supplied_user_agent = lowered.get("user-agent", "")
         payload.request.update({"@type": f"type.googleapis.com/google.cloud.redis.v1.{_REQUEST_TYPES[rpc]}", **request})

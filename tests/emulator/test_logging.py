@@ -21,11 +21,12 @@ GCLOUD = "google-cloud-sdk gcloud/470.0.0 command/gcloud.redis.instances.update"
 ALICE = "alice@example.com"
 ACTIVITY = "cloudaudit.googleapis.com%2Factivity"
 UPDATE = "google.cloud.redis.v1.CloudRedis.UpdateInstance"
+CI = "ci-deployer@redisguard-test.iam.gserviceaccount.com"
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
-    handle = start_emulator(tmp_path_factory.mktemp("emulator-logging"), processes=False)
+    handle = start_emulator(tmp_path_factory.mktemp("emulator-logging"), processes=False, extra_args=["--audit-principal", CI])
     client = handle.redis_client()
     for instance_id, instance in (
         ("audit-a", redis_v1.Instance(tier="BASIC", memory_size_gb=1)),
@@ -118,7 +119,7 @@ def test_upgrade_failover_and_delete_are_logged_with_their_request(
     firsts = [_payload(e) for e in entries if e.operation.first]
     assert [p.method_name.rsplit(".", 1)[1] for p in firsts] == ["UpgradeInstance", "FailoverInstance", "DeleteInstance"]
     assert json_format.MessageToDict(firsts[0].request)["redisVersion"] == "REDIS_7_2"
-    assert all(p.authentication_info.principal_email.endswith(".iam.gserviceaccount.com") for p in firsts)  # the default caller
+    assert {p.authentication_info.principal_email for p in firsts} == {CI}  # no header: --audit-principal
 
 
 def test_a_refused_read_names_the_permission(emulator: EmulatorHandle, logging_client: LoggingServiceV2Client) -> None:
