@@ -28,8 +28,9 @@ EXIT_FINDINGS = 2
 EXIT_CONFIG = 78
 EXIT_IN_SYNC = EXIT_OK
 EXIT_DRIFT = EXIT_FINDINGS
-# The per-target statuses that are findings: drift (drift checks), a memory threshold crossed.
-FINDING_STATUSES = frozenset({"drift", "threshold"})
+# The per-target statuses that are findings: drift (drift checks), a memory threshold crossed, a
+# mandatory policy violated by what runs (compliance).
+FINDING_STATUSES = frozenset({"drift", "threshold", "violation"})
 
 def exit_code_of(statuses: Iterable[str]) -> int:
     """1 if any target's check failed (a partial answer is not an answer), else 2 if any found

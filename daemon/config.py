@@ -473,6 +473,12 @@ class ScheduleSettings(_Section):
         f"Cloud Monitoring memory metrics per project ({SCHEDULE_HELP}). Every minute: Memorystore "
         "samples memory every 60 s, so more often reads the same points.",
     )
+    compliance: Annotated[Schedule, NoDecode] = _schedule(
+        "15m",
+        f"The policy pack judges every live instance with its stack's policy config, one listing per "
+        f"project ({SCHEDULE_HELP}). Every 15 minutes: one pack process per run (seconds to start), "
+        "then about a millisecond per instance.",
+    )
 
     def enabled(self) -> dict[str, Schedule]:
         """The enabled checks by name, in a fixed order."""

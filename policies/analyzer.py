@@ -383,6 +383,11 @@ class PolicyPackProcess:
                 f"policy pack printed {line!r} instead of its port; stderr:\n{self.stderr_text()}"
             ) from exc
 
+    @property
+    def pid(self) -> int | None:
+        """The pack process's id while it runs (None before start())."""
+        return self._proc.pid if self._proc is not None else None
+
     def stderr_text(self) -> str:
         """What the pack wrote on stderr (kept after stop())."""
         if self._stderr is None:
@@ -469,11 +474,14 @@ class PolicyPackProcess:
         props: Mapping[str, Any],
         *,
         protect: bool = False,
+        stack: str | None = None,
     ) -> AnalyzeResult:
+        """The pack's verdict on one resource; `stack`: the stack its URN names (default this
+        process's), which the pack's rules read as the resource's stack."""
         request = analyzer_pb2.AnalyzeRequest(
             type=resource_type,
             name=name,
-            urn=urn_for(self.stack, self.project, resource_type, name),
+            urn=urn_for(stack or self.stack, self.project, resource_type, name),
             properties=to_struct(props),
             options=analyzer_pb2.AnalyzerResourceOptions(protect=protect),
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -154,15 +155,8 @@ def _judge_resources(
             return failed(f"{where}: " + "; ".join(exc.errors))
         except (OSError, RuntimeError, TimeoutError) as exc:
             return failed(f"policy pack {pack.pack_dir} failed to start: {str(exc).splitlines()[0]}")
-        violations: list[Violation] = []
         try:
-            for resource in resources:
-                result = pack.analyze(resource.type, resource.name, resource.inputs, protect=resource.protect)
-                violations.extend(
-                    Violation(policy=d.policy, level=d.level, resource=resource.name, type=resource.type,
-                              message=d.message)
-                    for d in result.diagnostics
-                )
+            violations = analyze_resources(pack, resources)
             stack_result = pack.analyze_stack(
                 [StackResource(r.type, r.name, r.outputs, protect=r.protect) for r in resources]
             )
@@ -181,6 +175,63 @@ def _judge_resources(
         violations=tuple(violations),
         duration_seconds=time.monotonic() - began,
     )
+
+
+def analyze_resources(pack: PolicyPackProcess, resources: Sequence[JudgedResource], stack: str | None = None) -> list[Violation]:
+    """The started, configured pack's violations for each resource, asked as the engine asks
+    (`Analyze` with its inputs); `stack`: the stack the resources' URNs name (default the pack's).
+    AnalyzerFailed when the pack fails."""
+    violations: list[Violation] = []
+    for resource in resources:
+        result = pack.analyze(resource.type, resource.name, resource.inputs, protect=resource.protect, stack=stack)
+        violations.extend(
+            Violation(policy=d.policy, level=d.level, resource=resource.name, type=resource.type, message=d.message)
+            for d in result.diagnostics
+        )
+    return violations
+
+
+class PackSession:
+    """One pack process that judges many stacks' resources, one after the other (the daemon's
+    compliance check: start-up paid once per run, not per stack or instance).
+
+    Started by the first `judge`; each call configures the pack with its policy config (the
+    engine's `Configure`, skipped when the config is the one in force) and names the stack in
+    each resource's URN, where the pack's rules read it. Thread-safe: calls take turns, as the
+    pack serves one judgement at a time. `stop` ends the process.
+    """
+
+    def __init__(self, pack_dir: Path, *, project: str = "redisguard", stack: str = "redisguard-compliance") -> None:
+        self.pack_dir = pack_dir
+        self._process = PolicyPackProcess(stack=stack, project=project, pack_dir=pack_dir, dry_run=False)
+        self._lock = threading.Lock()
+        self._started = False
+        self._configured: tuple[bool, Path | None] = (False, None)
+        self.starts = 0
+        """How many pack processes this session started (1 after the first judgement)."""
+        self.startup_seconds = 0.0
+        self.pid: int | None = None
+
+    def judge(self, stack: str, policy_config: Path | None, resources: Sequence[JudgedResource]) -> list[Violation]:
+        """The pack's violations for `resources` of `stack` with `policy_config` (None: the pack's
+        defaults). PolicyConfigInvalid for a config the engine would refuse, AnalyzerFailed when
+        the pack fails, OSError/RuntimeError/TimeoutError when it cannot start."""
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self.starts += 1
+                self._process.start()
+                self.startup_seconds = self._process.startup_seconds
+                self.pid = self._process.pid
+            if self._configured != (True, policy_config):
+                self._configured = (False, None)
+                self._process.configure(policy_config)
+                self._configured = (True, policy_config)
+            return analyze_resources(self._process, resources, stack=stack)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._process.stop()
 
 
 def judge_stacks(

@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -51,6 +51,9 @@ from redisguard.policies.config import (
     is_production,
     parse_config,
 )
+
+if TYPE_CHECKING:
+    from redisguard.policies.pack_config import StackPolicyConfig
 
 PACK_NAME = "redisguard-memorystore"
 PACK_DISPLAY_NAME = "redisguard: Memorystore for Redis"
@@ -152,6 +155,18 @@ def current_stack() -> str:
     # The engine sets PULUMI_STACK for every policy pack it starts; reading it directly avoids the
     # SDK's placeholder name ("stack") when the pack runs outside Pulumi.
     return os.environ.get("PULUMI_STACK", "")
+
+
+def stack_of(urn: str) -> str:
+    """The stack a resource belongs to: its URN's (`urn:pulumi:<stack>::<project>::<type>::<name>`),
+    which is the engine's PULUMI_STACK for every resource it asks about; else current_stack(). One
+    pack process can so judge resources of many stacks (the daemon's compliance check)."""
+    head, sep, _ = urn.partition("::")
+    if sep and head.startswith("urn:pulumi:"):
+        stack = head.removeprefix("urn:pulumi:")
+        if stack:
+            return stack
+    return current_stack()
 
 
 class Instance:
@@ -472,6 +487,18 @@ class Rule(Generic[C]):
     url: str
 
 
+def production_in(stack: str, labels: Mapping[str, Any], policy_config: StackPolicyConfig) -> bool:
+    """Whether the pack holds an instance of `stack` with `labels` to be production under that stack's
+    policy config: the one decision (policies/config.py's is_production) with the settings of each
+    production-scoped policy (production when any of them says so). For who is told of a finding
+    (the daemon's alert on a mandatory violation in production), not for a verdict."""
+    return any(
+        is_production(stack, labels, policy_config.options(rule.name, rule.config)).production
+        for rule in RULES
+        if issubclass(rule.config, ProductionScopedConfig)
+    )
+
+
 def _validator(rule: Rule[Any]) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
         if args.resource_type != INSTANCE_TYPE:
@@ -480,7 +507,7 @@ def _validator(rule: Rule[Any]) -> Callable[[ResourceValidationArgs, ReportViola
         if config.exempts(args.name):
             args.not_applicable(f"'{args.name}' is listed in exemptResources")
         protect = bool(getattr(args.opts, "protect", False))
-        inst = Instance(args.name, args.props, current_stack(), protect=protect)
+        inst = Instance(args.name, args.props, stack_of(args.urn), protect=protect)
         messages = rule.check(inst, config)
         for message in messages:
             report(message, None)

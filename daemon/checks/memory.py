@@ -14,21 +14,13 @@ from redisguard.core.errors import RedisguardError, TransientError, error_kind
 from redisguard.core.gcp import api_errors, monitoring_client, one_line, retry_policy
 from redisguard.core.memorystore import GIB, NOT_SERVING
 from redisguard.core.secrets import scrub
-from redisguard.core.threads import ComputedOnce, run_on_daemon_threads
+from redisguard.core.threads import run_on_daemon_threads
 from redisguard.daemon.checks.names import MEMORY
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
 from redisguard.daemon.config import GcpSettings, RedisguardConfig, ThresholdSettings
-from redisguard.daemon.fleet.declared import (
-    Declared,
-    DeclaredStack,
-    SourceFailure,
-    declare_stack,
-    owner_of,
-    read_declared,
-)
+from redisguard.daemon.fleet.declared import Declared, RunOwners, WatchedProjects, owner_and_ownership
 from redisguard.daemon.fleet.inventory import LiveKey, list_project_instances, make_client, split_instance_name
 from redisguard.daemon.fleet.properties import enum_name
-from redisguard.daemon.fleet.stacks import read_stack_files
 from redisguard.daemon.reports.memory import CROSSED, InstanceMemory, Level, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.sharding import WHOLE, Shard
 
@@ -225,29 +217,15 @@ class MemoryCheck:
         self.thresholds = config.thresholds
         self.selected = tuple(selected_stacks) if selected_stacks else config.pulumi.stacks
         self._secrets = config.secrets()
-        # stack -> the projects it watched when last read: a stack that cannot be read now (a typo
-        # that is not even YAML) keeps its projects' figures, so a filling instance still pages.
-        self._last_projects: dict[str, tuple[str, ...]] = {}
+        # A stack that cannot be read now (a typo that is not even YAML) keeps its projects' figures,
+        # so a filling instance still pages.
+        self._projects = WatchedProjects(config, self.selected)
 
     @property
     def targets(self) -> tuple[str, ...]:
-        """The watched projects: the explicitly listed ones, then the selected stacks' (their stack
-        file's gcp:project, or where their deployed instances run; for a stack that cannot be read
-        now, the ones it had when last read), each once, those this daemon's shard owns. Read at every run."""
-        projects: list[str] = list(self.config.gcp.projects) if self.selected == self.config.pulumi.stacks else []
-        for file in read_stack_files(self.config):
-            if file.name not in self.selected:
-                continue
-            project = file.stack.project if file.stack is not None else file.error.project if file.error else None
-            found: tuple[str, ...] = (project,) if project else ()
-            if not found and self.config.pulumi.source_of(file.name) != "config":
-                stack = declare_stack(self.config, file)
-                if isinstance(stack, DeclaredStack):
-                    found = tuple(sorted(stack.projects))
-            if found:
-                self._last_projects[file.name] = found
-            projects.extend(found or self._last_projects.get(file.name, ()))
-        return tuple(project for project in dict.fromkeys(projects) if self.shard.owns(project))
+        """The watched projects (fleet/declared.py's WatchedProjects), read at every run, those this
+        daemon's shard owns."""
+        return tuple(project for project in self._projects.read() if self.shard.owns(project))
 
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[ProjectMemoryReport]]:
         """One job per project (daemon/checks/protocol.py's protocol); the clients and this run's owners are shared.
@@ -365,30 +343,17 @@ class MemoryCheck:
         )
 
 
-class _Owners:
-    """Which stack holds each instance, for one run: every stack's declared side read once, by the
-    first project that needs it."""
-
-    def __init__(self, config: RedisguardConfig) -> None:
-        self._config = config
-        self._stacks: ComputedOnce[None, dict[str, Declared]] = ComputedOnce()
-
-    def read(self) -> dict[str, Declared]:
-        return self._stacks.get(None, lambda: read_declared(self._config))
+class _Owners(RunOwners):
+    """Which stack holds each instance, for one run (fleet/declared.py's RunOwners), on the memory figures."""
 
     @staticmethod
     def enrich(instance: InstanceMemory, stacks: Mapping[str, Declared]) -> InstanceMemory:
         """The instance with its stack; owner unknown (not unmanaged) when a stack that may hold it cannot be read."""
         key = LiveKey(project=instance.project_id, region=instance.region, instance_id=instance.instance_id)
-        stack = owner_of(stacks, key)
-        if stack:
-            return instance.model_copy(update={"stack": stack, "ownership": "declared"})
-        unreadable = [
-            s.name for s in stacks.values() if isinstance(s, SourceFailure) and s.project in (None, instance.project_id)
-        ]
-        if unreadable:
-            return instance.model_copy(update={"ownership": "unknown", "unreadable_stacks": tuple(unreadable)})
-        return instance.model_copy(update={"ownership": "unmanaged"})
+        owner = owner_and_ownership(stacks, key)
+        return instance.model_copy(
+            update={"stack": owner.stack, "ownership": owner.ownership, "unreadable_stacks": owner.unreadable}
+        )
 
 
 def run_memory_check(

@@ -14,6 +14,8 @@ DRIFT_LIVE: Final = "drift_live"
 """The declared clusters against the live instances, per stack."""
 MEMORY: Final = "memory"
 """Cloud Monitoring's memory metrics, per project."""
+COMPLIANCE: Final = "compliance"
+"""The policy pack's verdict on the live instances, per project."""
 
-CHECK_NAMES: Final[tuple[str, ...]] = (DRIFT_PULUMI, DRIFT_LIVE, MEMORY)
+CHECK_NAMES: Final[tuple[str, ...]] = (DRIFT_PULUMI, DRIFT_LIVE, MEMORY, COMPLIANCE)
 """Every check, in the order the config, the status page and `daemon --help` list them."""

@@ -13,14 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from redisguard.daemon.checks.names import DRIFT_LIVE, DRIFT_PULUMI, MEMORY
+from redisguard.daemon.checks.names import COMPLIANCE, DRIFT_LIVE, DRIFT_PULUMI, MEMORY
 from redisguard.daemon.checks.protocol import Check
 from redisguard.daemon.config import RedisguardConfig
 from redisguard.daemon.reports.drift import Engine
 from redisguard.daemon.sharding import WHOLE, Shard
 
-Kind = Literal["drift", "memory"]
-"""What a check's per-target result is: a drift StackReport (per stack) or a ProjectMemoryReport (per project)."""
+Kind = Literal["drift", "memory", "compliance"]
+"""What a check's per-target result is: a drift StackReport (per stack), a ProjectMemoryReport or a
+ProjectComplianceReport (per project)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class CheckSpec:
     name: str
     kind: Kind
     engine: Engine | None
-    """The engine a drift check's reports carry (StackReport.engine); None for the memory check."""
+    """The engine a drift check's reports carry (StackReport.engine); None for the other checks."""
     build: Callable[[RedisguardConfig, Shard], Check[Any]]
     """The check over the stacks or projects `shard` owns."""
     budget: Callable[[RedisguardConfig, int], float]
@@ -66,12 +67,24 @@ def _memory(config: RedisguardConfig, shard: Shard) -> Check[Any]:
     return MemoryCheck(config, shard=shard)
 
 
+def _pack_budget(config: RedisguardConfig, targets: int) -> float:
+    # The listings, the pack's start (up to a minute on a loaded machine) and its judgements.
+    return _api_budget(config, targets) + 60.0
+
+
+def _compliance(config: RedisguardConfig, shard: Shard) -> Check[Any]:
+    from redisguard.daemon.checks.compliance import ComplianceCheck
+
+    return ComplianceCheck(config, shard=shard)
+
+
 CHECKS: Mapping[str, CheckSpec] = {
     spec.name: spec
     for spec in (
         CheckSpec(DRIFT_PULUMI, "drift", "pulumi", _pulumi_drift, _refresh_budget, cli="pulumi"),
         CheckSpec(DRIFT_LIVE, "drift", "live", _live_drift, _api_budget),
         CheckSpec(MEMORY, "memory", None, _memory, _api_budget),
+        CheckSpec(COMPLIANCE, "compliance", None, _compliance, _pack_budget),
     )
 }
 """Every check by name, in names.CHECK_NAMES order."""

@@ -15,9 +15,9 @@ from rich.console import Console
 
 from redisguard.core.errors import PermanentError, RedisguardError
 from redisguard.core.signals import Signalled, exit_on, exit_status
-from redisguard.daemon.reports import drift, memory
+from redisguard.daemon.reports import compliance, drift, memory
 
-Report = drift.DriftReport | memory.MemoryReport
+Report = drift.DriftReport | memory.MemoryReport | compliance.ComplianceReport
 Command = Callable[[argparse.Namespace], int | None]
 
 NOT_WRITTEN = "running checks were stopped, no report written"
@@ -53,6 +53,8 @@ def emit_report(report: Report, fmt: str, output: str | None, config_dir: Path |
         if config_dir is not None and fmt in ("json", "markdown"):
             report = report.with_paths_relative_to(config_dir)
         text, table = functools.partial(drift.render, report, fmt), functools.partial(drift.print_table, report)
+    elif isinstance(report, compliance.ComplianceReport):
+        text, table = functools.partial(compliance.render, report, fmt), functools.partial(compliance.print_table, report)
     else:
         text, table = functools.partial(memory.render, report, fmt), functools.partial(memory.print_table, report)
     if output and output != "-":
@@ -69,7 +71,7 @@ def emit_report(report: Report, fmt: str, output: str | None, config_dir: Path |
 
 
 def print_errors(command: str, report: Report) -> None:
-    """One line on stderr per failed check (a stack's engine, a project's memory read)."""
+    """One line on stderr per failed check (a stack's engine, a project's memory read or compliance check)."""
     if isinstance(report, drift.DriftReport):
         for s in report.stacks:
             if s.status == "error":

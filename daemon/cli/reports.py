@@ -1,4 +1,4 @@
-"""`redisguard drift-report` and `memory-report` (with --recommend): their options and handlers.
+"""`redisguard drift-report`, `memory-report` (with --recommend) and `compliance-report`: their options and handlers.
 
 The engines (the Google clients, Pulumi's Automation API) are imported when a handler runs, not
 with this module: the parser imports it for every command, `--help` included.
@@ -37,6 +37,10 @@ MEMORY_EXIT_CODES_HELP = (
     "exit status: 0 every instance below its thresholds, 2 a memory threshold crossed, 1 a project's check "
     "failed or the command could not run (a bad argument or config too; an error wins over a threshold)"
 )
+COMPLIANCE_EXIT_CODES_HELP = (
+    "exit status: 0 no mandatory policy violated (advisory findings are listed), 2 a mandatory policy violated "
+    "by a live instance, 1 a project's check failed or the command could not run (an error wins over a violation)"
+)
 DEFAULT_TARGET_RATIO = 0.7
 DEFAULT_HORIZON = "30d"
 
@@ -44,6 +48,7 @@ DEFAULT_HORIZON = "30d"
 def register(sub: Subcommands) -> None:
     _add_drift_report(sub)
     _add_memory_report(sub)
+    _add_compliance_report(sub)
 
 
 # --- drift-report ------------------------------------------------------------------------------
@@ -198,3 +203,38 @@ def _recommend_horizon(args: argparse.Namespace) -> float:
     if horizon <= 0:
         raise ConfigError(f"--horizon {args.horizon!r}: allowed: a positive duration such as 30d")
     return horizon
+
+
+# --- compliance-report -------------------------------------------------------------------------
+
+
+def _add_compliance_report(sub: Subcommands) -> None:
+    compliance = sub.add_parser(
+        "compliance-report",
+        help="judge every live instance with the policy pack, as a preview judges a change",
+        description="For every project of the configured stacks: one Memorystore listing; each live instance "
+        "turned into the gcp:redis/instance inputs that declare it (what codify writes) and judged by the policy "
+        "pack over the Analyzer protocol, one pack process for the whole run, with the policy config of the "
+        "stack that holds it (policies/config/<stack>.json) or, for an unmanaged instance, the pack's defaults. "
+        "An instance whose owner is unknown (a stack that may hold it cannot be read) is listed as not judged. "
+        + COMPLIANCE_EXIT_CODES_HELP
+        + ".",
+    )
+    add_config(compliance)
+    add_stacks(compliance, "only this stack's projects, its instances and the projects' unmanaged ones")
+    add_report_output(compliance)
+    compliance.set_defaults(func=run_compliance_report)
+
+
+@interruptible()
+def run_compliance_report(args: argparse.Namespace) -> int:
+    # Imported here: the admin API client and the Analyzer's gRPC cost every other command's start-up otherwise.
+    from redisguard.daemon.checks.compliance import run_compliance_check
+
+    config = load_config(args.config)
+    stacks = default_stack_names(config, args.stack)
+    log.debug("effective config %s", config.redacted())
+    report = run_compliance_check(config, stacks)
+    emit_report(report, args.format, args.output)
+    print_errors("compliance-report", report)
+    return report.exit_code

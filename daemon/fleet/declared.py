@@ -19,6 +19,7 @@ from typing import Any
 
 from redisguard.core.errors import ConfigError, RedisguardError
 from redisguard.core.pulumi import INSTANCE_TYPE
+from redisguard.core.threads import ComputedOnce
 from redisguard.daemon.config import RedisguardConfig, SourceName
 from redisguard.daemon.fleet.inventory import LiveKey, split_instance_name
 from redisguard.daemon.fleet.inverse import keys_for_path
@@ -250,6 +251,69 @@ def owner_of(stacks: Mapping[str, Declared], key: LiveKey) -> str:
         if isinstance(stack, DeclaredStack) and stack.holding(key) is not None:
             return name
     return ""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a live instance, as the memory and compliance checks show it."""
+
+    ownership: str
+    """reports/memory.py's Ownership (the reports' model, heavier to import than this module): declared,
+    unmanaged, or unknown (a stack that may hold it could not be read)."""
+    stack: str = ""
+    unreadable: tuple[str, ...] = ()
+    """The stacks that may hold it but could not be read (ownership unknown)."""
+
+
+def owner_and_ownership(stacks: Mapping[str, Declared], key: LiveKey) -> Owner:
+    """The instance's stack; owner unknown (never unmanaged) when a stack that may hold it cannot be read."""
+    stack = owner_of(stacks, key)
+    if stack:
+        return Owner("declared", stack)
+    unreadable = tuple(s.name for s in stacks.values() if isinstance(s, SourceFailure) and s.project in (None, key.project))
+    return Owner("unknown", unreadable=unreadable) if unreadable else Owner("unmanaged")
+
+
+class RunOwners:
+    """Which stack holds each instance, for one run: every stack's declared side read once, by the
+    first target that needs it (projects checked in parallel share it)."""
+
+    def __init__(self, config: RedisguardConfig) -> None:
+        self._config = config
+        self._stacks: ComputedOnce[None, dict[str, Declared]] = ComputedOnce()
+
+    def read(self) -> dict[str, Declared]:
+        return self._stacks.get(None, lambda: read_declared(self._config))
+
+
+class WatchedProjects:
+    """The projects a per-project check (memory, compliance) watches, read at every run: the explicitly
+    listed ones (`gcp.projects`, when no `--stack` narrows the run), then the selected stacks' (their
+    stack file's gcp:project, or where their deployed instances run; for a stack that cannot be read
+    now, the ones it had when last read, so a typo never drops a project's findings), each once."""
+
+    def __init__(self, config: RedisguardConfig, selected: Sequence[str]) -> None:
+        self._config = config
+        self._selected = tuple(selected)
+        # stack -> the projects it watched when last read
+        self._last: dict[str, tuple[str, ...]] = {}
+
+    def read(self) -> tuple[str, ...]:
+        config = self._config
+        projects: list[str] = list(config.gcp.projects) if self._selected == config.pulumi.stacks else []
+        for file in read_stack_files(config):
+            if file.name not in self._selected:
+                continue
+            project = file.stack.project if file.stack is not None else file.error.project if file.error else None
+            found: tuple[str, ...] = (project,) if project else ()
+            if not found and config.pulumi.source_of(file.name) != "config":
+                stack = declare_stack(config, file)
+                if isinstance(stack, DeclaredStack):
+                    found = tuple(sorted(stack.projects))
+            if found:
+                self._last[file.name] = found
+            projects.extend(found or self._last.get(file.name, ()))
+        return tuple(dict.fromkeys(projects))
 
 
 def config_stacks(config: RedisguardConfig, purpose: str, names: Iterable[str] | None = None) -> dict[str, StackConfig]:

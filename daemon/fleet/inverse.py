@@ -161,3 +161,60 @@ def _maintenance_keys(live: Mapping[str, Any]) -> dict[str, Any]:
 def _label_keys(live: Mapping[str, Any]) -> dict[str, Any]:
     labels = {k[len("labels."):]: v for k, v in live.items() if k.startswith("labels.")}
     return {"labels": labels} if labels else {}
+
+
+# --- the pack's inputs (the provider's input shape) --------------------------------------------
+
+
+def nest_properties(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Property paths (the property reader's: dotted, `[n]` for a list item) as the nested camelCase
+    inputs the pack reads; a `redisConfigs.` or `labels.` path's rest is one key, whatever it holds."""
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        head, _, rest = path.partition(".")
+        if head in ("redisConfigs", "labels"):
+            nested.setdefault(head, {})[rest] = value
+            continue
+        node: Any = nested
+        steps: list[str | int] = []
+        for part in path.split("."):
+            name, _, index = part.partition("[")
+            steps.append(name)
+            if index:
+                steps.append(int(index.rstrip("]")))
+        for step, following in zip(steps, steps[1:], strict=False):
+            empty: Any = [] if isinstance(following, int) else {}
+            if isinstance(step, int):
+                while len(node) <= step:
+                    node.append(None)
+                if node[step] is None:
+                    node[step] = empty
+                node = node[step]
+            else:
+                node = node.setdefault(step, empty)
+        last = steps[-1]
+        if isinstance(last, int):
+            while len(node) <= last:
+                node.append(None)
+        node[last] = value
+    return nested
+
+
+def live_policy_inputs(instance: redis_v1.Instance, *, deletion_protection: Any = True) -> dict[str, Any]:
+    """The `gcp:redis/instance:Instance` inputs that declare what `instance` runs: what codify's
+    entry registers (codify and adopt judge them in process) and what the daemon's compliance
+    check has the pack judge. `deletion_protection`: a Pulumi-side input the API does not hold
+    (codify's entries set it; the compliance check passes the engine's unknown, so the policy
+    reading it is not applicable rather than falsely violated)."""
+    inputs = nest_properties(instance_properties(instance))
+    inputs["labels"] = dict(instance.labels)
+    for key, value in (
+        ("authorizedNetwork", instance.authorized_network),
+        ("customerManagedKey", instance.customer_managed_key),
+        ("locationId", instance.location_id),
+        ("connectMode", enum_name_or(instance.connect_mode, "DIRECT_PEERING")),
+    ):
+        if value:
+            inputs[key] = value
+    inputs["deletionProtection"] = deletion_protection
+    return inputs

@@ -25,10 +25,10 @@ from redisguard.daemon.fleet.declared import (
     read_declared,
 )
 from redisguard.daemon.fleet.inventory import Inventory, LiveKey, split_instance_name
-from redisguard.daemon.fleet.inverse import cluster_entry
+from redisguard.daemon.fleet.inverse import cluster_entry, live_policy_inputs
 from redisguard.daemon.remediation.import_file import ImportFile, build_import_file, import_file_for_state
 from redisguard.daemon.remediation.plan import Note, Plan
-from redisguard.daemon.remediation.policy import live_policy_inputs, mandatory_violations
+from redisguard.daemon.remediation.policy import mandatory_violations
 from redisguard.program.config import StackConfig, StackConfigError, parse_clusters
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def plan_import(
     adopted = []
     for instance, key, _ in _unmanaged(config, stacks, stack_name, only, inventory, notes):
         adopted.append(instance.name)
-        inputs = live_policy_inputs(instance, cluster_entry(instance).entry)
+        inputs = live_policy_inputs(instance)
         notes += _policy_warnings(instance, key, inputs, stack_name, "The generated code declares what runs, so `pulumi up` passes")
     state = stacks[stack_name].state if stack_name in stacks else None
     if state is not None:
@@ -156,7 +156,7 @@ def _codify_one(
         plan.notes += [Note(instance.name, "refused", message) for message in refusals]
         return
     plan.notes += _policy_warnings(
-        instance, key, live_policy_inputs(instance, entry), stack_name, "The entry declares what runs, so the import adopts it unchanged"
+        instance, key, live_policy_inputs(instance), stack_name, "The entry declares what runs, so the import adopts it unchanged"
     )
     plan.file(config, stack_name).append_entry(entry, comment=_IMPORT_COMMENT.format(name=instance.name))
 

@@ -21,6 +21,9 @@ from redisguard.daemon.service.results import Key, Results, TargetState
 from redisguard.daemon.sharding import WHOLE, Shard
 
 PREFIX = "redisguard_"
+# The levels redisguard_policy_violations always has a sample for (0 when none), so an alert or a
+# dashboard reads a zero rather than nothing.
+VIOLATION_LEVELS = ("mandatory", "advisory")
 _INSTANCE = ("project_id", "region", "instance_id")
 _TARGET = ("check", "target")
 
@@ -97,6 +100,13 @@ FAMILIES: dict[str, Family] = {
         Family("total_shards", "gauge", (),
                "How many shards this daemon was told share the fleet; every daemon must say the same "
                "(RedisguardShardingMismatch)."),
+        Family("policy_violations", "gauge", ("project_id", "level"),
+               "Findings of the policy pack on the project's live instances at the latest compliance check, per "
+               "enforcement level (mandatory, advisory), each instance judged with its stack's policy config."),
+        Family("policy_violation", "gauge", (*_INSTANCE, "stack", "policy", "level", "production"),
+               "1 for each policy a live instance breaks: stack the stack that holds it (empty when unmanaged), "
+               "level the policy's enforcement level for it, production true when the pack holds it to be "
+               "production. The pack's message is in /report."),
         Family("build_info", "gauge", ("version",), "Always 1; the version label is the running redisguard's version."),
     )
 }  # fmt: skip
@@ -144,6 +154,16 @@ def state_samples(check: str, target: str, state: TargetState) -> Iterator[Sampl
                     yield family, where, float(value)
             yield "instance_ready", where, 1.0 if instance.state == READY else 0.0
             yield "instance_info", (*where, instance.tier, instance.redis_version, instance.stack, instance.ownership), 1.0
+    elif kind == "compliance":
+        counts = dict.fromkeys(VIOLATION_LEVELS, 0)
+        for instance in state.result.instances:
+            where = (instance.project_id, instance.region, instance.instance_id)
+            for finding in instance.findings:
+                counts[finding.level] = counts.get(finding.level, 0) + 1
+                production = "true" if instance.production else "false"
+                yield "policy_violation", (*where, instance.stack, finding.policy, finding.level, production), 1.0
+        for level, count in counts.items():
+            yield "policy_violations", (target, level), float(count)
 
 
 def global_samples(states: Mapping[Key, TargetState], intervals: Mapping[str, float], shard: Shard = WHOLE) -> Iterator[Sample]:

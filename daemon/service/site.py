@@ -1,7 +1,7 @@
-"""What the daemon's HTTP server serves, read from the latest results on every request (never running a check): /healthz's verdict, the drift and memory reports of /report and the status page.
+"""What the daemon's HTTP server serves, read from the latest results on every request (never running a check): /healthz's verdict, the drift, memory and compliance reports of /report and the status page.
 
 The one place a results snapshot becomes reports: the same models `drift-report` and
-`memory-report` render, so /report's JSON is what those commands write, head included.
+`memory-report` and `compliance-report` render, so /report's JSON is what those commands write, head included.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from importlib.metadata import version
 
 from redisguard.daemon.checks.registry import DRIFT_CHECKS, kind_of
 from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.reports import compliance as compliance_rendering
 from redisguard.daemon.reports import drift as drift_rendering
 from redisguard.daemon.reports import memory as memory_rendering
+from redisguard.daemon.reports.compliance import ComplianceReport, ProjectComplianceReport
 from redisguard.daemon.reports.drift import DriftReport, StackReport
 from redisguard.daemon.reports.memory import MemoryReport, ProjectMemoryReport
 from redisguard.daemon.service import status_page
@@ -50,6 +52,20 @@ def memory_report(states: Mapping[Key, TargetState]) -> MemoryReport | None:
     return MemoryReport(projects=tuple(projects)) if projects else None
 
 
+def compliance_report(states: Mapping[Key, TargetState]) -> ComplianceReport | None:
+    """The latest result of every compliance target as one ComplianceReport (the model compliance-report
+    renders); None while there is none (the check is off or has not finished a project yet)."""
+    projects = []
+    for (check, target), state in sorted(states.items()):
+        if kind_of(check) != "compliance":
+            continue
+        result = state.result
+        if isinstance(result, CheckFailure):
+            result = ProjectComplianceReport.failed(target, result.error, result.duration_seconds, kind=result.error_kind)
+        projects.append(result)
+    return ComplianceReport(projects=tuple(projects)) if projects else None
+
+
 class Site:
     """The pages of the daemon's HTTP server, each built from one snapshot of the results."""
 
@@ -80,14 +96,19 @@ class Site:
     def memory(self, states: Mapping[Key, TargetState] | None = None) -> MemoryReport | None:
         return memory_report(self.results.snapshot() if states is None else states)
 
+    def compliance(self, states: Mapping[Key, TargetState] | None = None) -> ComplianceReport | None:
+        return compliance_report(self.results.snapshot() if states is None else states)
+
     def report_json(self) -> bytes:
         states = self.results.snapshot()
         memory = self.memory(states)
+        compliance = self.compliance(states)
         # The reports' own JSON (JsonReport.to_dict): what `drift-report --format json` and
         # `memory-report --format json` write, head (schema_version, exit_code, summary) included.
         body = {
             "drift": self.drift(states).to_dict(),
             "memory": memory.to_dict() if memory is not None else None,
+            "compliance": compliance.to_dict() if compliance is not None else None,
         }
         return (json.dumps(body, indent=2) + "\n").encode()
 
@@ -97,6 +118,9 @@ class Site:
         memory = self.memory(states)
         if memory is not None:
             text += "\n" + memory_rendering.render_markdown(memory)
+        compliance = self.compliance(states)
+        if compliance is not None:
+            text += "\n" + compliance_rendering.render_markdown(compliance)
         return text.encode()
 
     def index_html(self) -> bytes:
@@ -107,6 +131,7 @@ class Site:
             health=self.health(),
             drift=self.drift(states),
             memory=self.memory(states),
+            compliance=self.compliance(states),
             states=states,
             config=config,
             config_file=config_file,

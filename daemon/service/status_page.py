@@ -29,6 +29,7 @@ from redisguard.daemon.checks.names import CHECK_NAMES, MEMORY
 from redisguard.daemon.checks.registry import DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig, ThresholdSettings
 from redisguard.daemon.fleet.pending import PendingChange
+from redisguard.daemon.reports.compliance import ComplianceReport
 from redisguard.daemon.reports.drift import DriftItem, DriftReport
 from redisguard.daemon.reports.memory import CROSSED, InstanceMemory, MemoryReport, ProjectMemoryReport
 from redisguard.daemon.reports.render import (
@@ -141,6 +142,8 @@ class StatusView:
     """The latest memory report, or None while the memory check is off or has no result."""
     states: Mapping[Key, TargetState] = field(default_factory=dict)
     """The Results snapshot: last run, last success, failures."""
+    compliance: ComplianceReport | None = None
+    """The latest compliance report, or None while the compliance check is off or has no result."""
     config: RedisguardConfig | None = None
     """The config in use (stacks, schedules, thresholds; shown redacted)."""
     config_file: str = ""
@@ -236,6 +239,13 @@ class PageView:
     projects: tuple[ProjectView, ...]
     checks: tuple[CheckView, ...]
     disabled_checks: tuple[str, ...]
+    compliance: ComplianceReport | None = None
+
+    @property
+    def mandatory_violations(self) -> int:
+        if self.compliance is None:
+            return 0
+        return sum(f.level == "mandatory" for p in self.compliance.projects for _, f in p.findings())
 
     @property
     def failing_checks(self) -> int:
@@ -308,6 +318,7 @@ def build_page(view: StatusView, refresh_seconds: int = REFRESH_SECONDS) -> Page
         projects=_project_views(view, warning, critical),
         checks=_check_views(view),
         disabled_checks=tuple(name for name in CHECK_NAMES if name not in enabled),
+        compliance=view.compliance,
     )
 
 

@@ -184,14 +184,14 @@ def test_a_rejected_backend_url_is_named_without_its_password(tmp_path: Path) ->
 def test_daemon_sections_default_to_the_documented_values(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""))
     assert (config.server.host, config.server.port, config.server.web_config_file) == ("127.0.0.1", 9464, None)
-    assert {name: s.text for name, s in config.schedules} == {"drift_pulumi": "1h", "drift_live": "5m", "memory": "1m"}
+    assert {name: s.text for name, s in config.schedules} == {"drift_pulumi": "1h", "drift_live": "5m", "memory": "1m", "compliance": "15m"}
     assert config.thresholds.memory_warning_ratio == 0.8
     assert config.thresholds.memory_critical_ratio == 0.9
     assert config.thresholds.trend_window.total_seconds() == 6 * 3600
     assert config.log_format == "text"
     # The effective-config log shows schedules and durations as they are written.
     dumped = config.redacted()
-    assert dumped["schedules"] == {"drift_pulumi": "1h", "drift_live": "5m", "memory": "1m"}
+    assert dumped["schedules"] == {"drift_pulumi": "1h", "drift_live": "5m", "memory": "1m", "compliance": "15m"}
     assert dumped["thresholds"]["trend_window"] == "6h"
 
 

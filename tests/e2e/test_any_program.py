@@ -200,7 +200,7 @@ def test_the_daemon_watches_the_stack_from_its_state(
     def config(port: int) -> dict[str, Any]:
         body = settings(engine, emulator, program)
         return {**body, "server": {"listen": f"127.0.0.1:{port}"},
-                "schedules": {"drift_pulumi": "off", "drift_live": "1s", "memory": "1s"}}  # fmt: skip
+                "schedules": {"drift_pulumi": "off", "drift_live": "1s", "memory": "1s", "compliance": "off"}}  # fmt: skip
 
     fleet_state.clear_cache()
     daemon = daemon_factory(config, env=engine.reader_env())

@@ -152,7 +152,7 @@ def test_sigterm_while_a_refresh_runs_exits_0_within_10s_leaving_no_child(
         lambda port: {
             "pulumi": {"work_dir": env["PULUMI_WORK_DIR"], "stacks": ["staging"]},
             "server": {"listen": f"127.0.0.1:{port}"},
-            "schedules": {"drift_pulumi": "1h", "drift_live": "off", "memory": "off"},
+            "schedules": {"drift_pulumi": "1h", "drift_live": "off", "memory": "off", "compliance": "off"},
         },
         env=env,
     )

@@ -71,7 +71,7 @@ def daemon(emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -
                 "pulumi": {"work_dir": str(STAGING.parent), "stacks": ["staging"]},
                 "gcp": {"redis_endpoint": emulator.redis_endpoint, "monitoring_endpoint": emulator.monitoring_endpoint},
                 "server": {"listen": f"127.0.0.1:{port}", "web_config_file": str(web)},
-                "schedules": {"drift_pulumi": "off", "drift_live": "1s", "memory": "1s"},
+                "schedules": {"drift_pulumi": "off", "drift_live": "1s", "memory": "1s", "compliance": "off"},
             }
         )
     )
