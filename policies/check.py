@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,7 +32,7 @@ from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, JsonRepo
 from redisguard.core.text import md_cell
 from redisguard.policies.analyzer import AnalyzerFailed, PolicyPackProcess, StackResource, secret, unknown
 from redisguard.policies.deployed import DeployedStack, JudgedResource
-from redisguard.policies.launch import StackPack, launch_stack_packs, launch_state_packs
+from redisguard.policies.launch import LaunchedPack, StackPack, launch_pack, launch_stack_packs, launch_state_packs
 from redisguard.policies.pack_config import INSTALLED_PACK, PackChoice, PolicyConfigInvalid
 
 # The exit codes of every report command (core.reports), by what they mean here.
@@ -205,6 +206,7 @@ class PackSession:
         self.pack_dir = pack_dir
         self._process = PolicyPackProcess(stack=stack, project=project, pack_dir=pack_dir, dry_run=False)
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self._started = False
         self._configured: tuple[bool, Path | None] = (False, None)
         self.starts = 0
@@ -220,7 +222,7 @@ class PackSession:
             if not self._started:
                 self._started = True
                 self.starts += 1
-                self._process.start()
+                self._process.start(launched=self._launch_on_keeper())
                 self.startup_seconds = self._process.startup_seconds
                 self.pid = self._process.pid
             if self._configured != (True, policy_config):
@@ -229,9 +231,31 @@ class PackSession:
                 self._configured = (True, policy_config)
             return analyze_resources(self._process, resources, stack=stack)
 
+    def _launch_on_keeper(self) -> LaunchedPack:
+        """Launch the pack from a thread of its own that lives until stop(): the pack dies with the
+        thread that started it (its parent-death signal follows the thread, not the process), and
+        the check's worker threads end as soon as the queue is empty, while others still judge."""
+        launched: queue.SimpleQueue[LaunchedPack | BaseException] = queue.SimpleQueue()
+
+        def keep() -> None:
+            try:
+                p = self._process
+                launched.put(launch_pack(self.pack_dir, stack=p.stack, project=p.project, dry_run=p.dry_run))
+            except BaseException as exc:  # noqa: BLE001 - handed to the judging thread, which raises it
+                launched.put(exc)
+                return
+            self._stopped.wait()
+
+        threading.Thread(target=keep, name="policy-pack-keeper", daemon=True).start()
+        result = launched.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
     def stop(self) -> None:
         with self._lock:
             self._process.stop()
+            self._stopped.set()
 
 
 def judge_stacks(
