@@ -183,8 +183,8 @@ def analyze_resources(pack: PolicyPackProcess, resources: Sequence[JudgedResourc
     (`Analyze` with its inputs); `stack`: the stack the resources' URNs name (default the pack's).
     AnalyzerFailed when the pack fails."""
     violations: list[Violation] = []
-    for resource in resources:
-        result = pack.analyze(resource.type, resource.name, resource.inputs, protect=resource.protect, stack=stack)
+    results = pack.analyze_many([(r.type, r.name, r.inputs, r.protect) for r in resources], stack=stack)
+    for resource, result in zip(resources, results, strict=True):
         violations.extend(
             Violation(policy=d.policy, level=d.level, resource=resource.name, type=resource.type, message=d.message)
             for d in result.diagnostics

@@ -33,6 +33,7 @@ REQUIRED_ALERTS = {
     "RedisguardSystemMemoryHigh",
     "RedisguardMemoryFillingUp",
     "RedisguardInstanceNotReady",
+    "RedisguardPolicyViolationInProduction",
     "RedisguardCheckFailing",
     "RedisguardChecksStale",
     "RedisguardDaemonDown",
@@ -134,6 +135,7 @@ def test_alerts_on_check_results_outlast_a_failed_run() -> None:
         "RedisguardSystemMemoryHigh",
         "RedisguardMemoryFillingUp",
         "RedisguardInstanceNotReady",
+        "RedisguardPolicyViolationInProduction",
     }
 
 

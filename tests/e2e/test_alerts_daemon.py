@@ -4,7 +4,7 @@ Alertmanager with the shipped routes, and the notifications arriving at the test
 
 The configs are generated from the shipped files (tests/fixtures/alerting.py): every `for`
 shortened, one-second intervals, loopback addresses, secrets in temporary files. The tests
-run in order on one set of processes: memory, drift, then the daemon is stopped. How the three
+run in order on one set of processes: memory, drift, compliance, then the daemon is stopped. How the three
 receivers format a page is asserted in tests/e2e/test_alerts.py.
 """
 
@@ -51,6 +51,7 @@ ARRIVAL_TIMEOUT = 120.0
 Monitoring alignment it reads, a scrape, two rule evaluations and Alertmanager's group_wait."""
 FILLED = "redis-cache"
 DRIFTED = "redis-sessions"
+HAND_MADE = "console-made"
 
 
 @dataclass
@@ -72,7 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertingStack]:
         started.append(emulator)
         port = free_port()
         # drift_pulumi stays off (it needs the pulumi CLI and a backend): the live engine drifts here.
-        config = daemon_config(emulator, port, schedules={"drift_live": "2s", "memory": "2s"})
+        config = daemon_config(emulator, port, schedules={"drift_live": "2s", "memory": "2s", "compliance": "5s"})
         daemon = DaemonHandle(launch_daemon(workdir, config), port, workdir / "daemon.yaml", workdir / "daemon.log")
         started.append(daemon)
         wait_for(lambda: daemon.get("/metrics", timeout=2)[0] == 200, timeout=30, what="the daemon's /metrics")
@@ -191,6 +192,37 @@ def test_an_out_of_band_change_makes_drift_detected_arrive_naming_the_resource(s
     # Prometheus filled the list from redisguard_drifted_resource when it fired.
     assert f"{DRIFTED} (changed)" in description, description
     assert f"http://{stack.daemon_target}/report?format=markdown" in description
+
+
+def test_a_production_instance_breaking_a_mandatory_policy_makes_the_compliance_alert_arrive(stack: AlertingStack) -> None:
+    """An instance made by hand in the console, labelled production, without AUTH: the pack judges it
+    with its defaults (no stack holds it), production by its label, and the page names it."""
+    emulator = stack.emulator
+    emulator.redis_client().create_instance(
+        parent=emulator.parent(),
+        instance_id=HAND_MADE,
+        instance=redis_v1.Instance(tier="BASIC", memory_size_gb=1, labels={"env": "production"}),
+    ).result(timeout=60)
+
+    labels = {"instance_id": HAND_MADE, "policy": "memorystore-auth-required"}
+    _, alert = webhook_alert(stack, "RedisguardPolicyViolationInProduction", f"the compliance alert for {HAND_MADE}", **labels)
+    assert alert["labels"] == {
+        "alertname": "RedisguardPolicyViolationInProduction",
+        "severity": "critical",
+        "project_id": emulator.project,
+        "region": emulator.region,
+        # No `stack`: no stack holds it, and Prometheus drops an empty label.
+        "level": "mandatory",
+        "production": "true",
+        "job": "redisguard",
+        "instance": stack.daemon_target,
+        **labels,
+    }
+    assert alert["annotations"]["summary"] == (
+        f"Instance {HAND_MADE} (unmanaged) breaks mandatory policy memorystore-auth-required in production."
+    )
+    assert f"http://{stack.daemon_target}/report?format=markdown" in alert["annotations"]["description"]
+    assert alert["annotations"]["runbook_url"].endswith("/docs/runbooks.md#redisguardpolicyviolationinproduction")
 
 
 def test_the_dashboard_reads_only_metrics_the_daemon_serves(stack: AlertingStack) -> None:
