@@ -479,13 +479,7 @@ class PolicyPackProcess:
     ) -> AnalyzeResult:
         """The pack's verdict on one resource; `stack`: the stack its URN names (default this
         process's), which the pack's rules read as the resource's stack."""
-        request = analyzer_pb2.AnalyzeRequest(
-            type=resource_type,
-            name=name,
-            urn=urn_for(stack or self.stack, self.project, resource_type, name),
-            properties=to_struct(props),
-            options=analyzer_pb2.AnalyzerResourceOptions(protect=protect),
-        )
+        request = self._analyze_request(resource_type, name, props, protect, stack)
         try:
             return self._result(self.stub.Analyze(request, timeout=30))
         except grpc.RpcError as exc:
@@ -502,13 +496,7 @@ class PolicyPackProcess:
         results: list[AnalyzeResult] = []
         try:
             for resource_type, name, props, protect in resources:
-                request = analyzer_pb2.AnalyzeRequest(
-                    type=resource_type,
-                    name=name,
-                    urn=urn_for(stack or self.stack, self.project, resource_type, name),
-                    properties=to_struct(props),
-                    options=analyzer_pb2.AnalyzerResourceOptions(protect=protect),
-                )
+                request = self._analyze_request(resource_type, name, props, protect, stack)
                 pending.append(self.stub.Analyze.future(request, timeout=30))
                 if len(pending) >= window:
                     results.append(self._result(pending.popleft().result()))
@@ -519,6 +507,17 @@ class PolicyPackProcess:
                 future.cancel()
             raise AnalyzerFailed(exc) from exc
         return results
+
+    def _analyze_request(
+        self, resource_type: str, name: str, props: Mapping[str, Any], protect: bool, stack: str | None
+    ) -> analyzer_pb2.AnalyzeRequest:
+        return analyzer_pb2.AnalyzeRequest(
+            type=resource_type,
+            name=name,
+            urn=urn_for(stack or self.stack, self.project, resource_type, name),
+            properties=to_struct(props),
+            options=analyzer_pb2.AnalyzerResourceOptions(protect=protect),
+        )
 
     def analyze_stack(self, resources: Sequence[StackResource]) -> AnalyzeResult:
         request = analyzer_pb2.AnalyzeStackRequest(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import version
+from typing import Any
 
 from redisguard.daemon.checks.registry import DRIFT_CHECKS, kind_of
 from redisguard.daemon.config import RedisguardConfig
@@ -38,31 +39,30 @@ def drift_report(states: Mapping[Key, TargetState]) -> DriftReport:
     return DriftReport(stacks=tuple(stacks))
 
 
+def _project_results(states: Mapping[Key, TargetState], kind: str, failed: Callable[[str, CheckFailure], Any]) -> list[Any]:
+    """The latest result of every target of the per-project checks of `kind`, a failure as `failed` words it."""
+    projects: list[Any] = []
+    for (check, target), state in sorted(states.items()):
+        if kind_of(check) != kind:
+            continue
+        result = state.result
+        projects.append(failed(target, result) if isinstance(result, CheckFailure) else result)
+    return projects
+
+
 def memory_report(states: Mapping[Key, TargetState]) -> MemoryReport | None:
     """The latest result of every memory target as one MemoryReport (the model memory-report renders);
     None while there is none (the check is off or has not finished a project yet)."""
-    projects = []
-    for (check, target), state in sorted(states.items()):
-        if kind_of(check) != "memory":
-            continue
-        result = state.result
-        if isinstance(result, CheckFailure):
-            result = ProjectMemoryReport.failed(target, result.error, result.duration_seconds, kind=result.error_kind)
-        projects.append(result)
+    projects = _project_results(states, "memory", lambda target, f: ProjectMemoryReport.failed(
+        target, f.error, f.duration_seconds, kind=f.error_kind))  # fmt: skip
     return MemoryReport(projects=tuple(projects)) if projects else None
 
 
 def compliance_report(states: Mapping[Key, TargetState]) -> ComplianceReport | None:
     """The latest result of every compliance target as one ComplianceReport (the model compliance-report
     renders); None while there is none (the check is off or has not finished a project yet)."""
-    projects = []
-    for (check, target), state in sorted(states.items()):
-        if kind_of(check) != "compliance":
-            continue
-        result = state.result
-        if isinstance(result, CheckFailure):
-            result = ProjectComplianceReport.failed(target, result.error, result.duration_seconds, kind=result.error_kind)
-        projects.append(result)
+    projects = _project_results(states, "compliance", lambda target, f: ProjectComplianceReport.failed(
+        target, f.error, f.duration_seconds, kind=f.error_kind))  # fmt: skip
     return ComplianceReport(projects=tuple(projects)) if projects else None
 
 
