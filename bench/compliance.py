@@ -27,8 +27,8 @@ from google.cloud import redis_v1
 
 from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.daemon.checks.compliance import run_compliance_check
-from redisguard.daemon.cli.demo import start_emulator
 from redisguard.daemon.config import config_from_mapping
+from redisguard.daemon.demo.scenario import start_emulator
 from redisguard.daemon.fleet.inverse import live_policy_inputs
 from redisguard.policies.analyzer import unknown
 from redisguard.policies.check import PackSession

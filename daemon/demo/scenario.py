@@ -206,7 +206,9 @@ class Demo:
             "pulumi": {"work_dir": str(self.fleet.resolve().parent), "stacks": [self.stack.stack]},
             "gcp": {"redis_endpoint": emulator.redis_endpoint, "monitoring_endpoint": emulator.monitoring_endpoint},
             "server": {"listen": f"{HOST}:{port}"},
-            "schedules": {"drift_pulumi": "off", "drift_live": SCHEDULE, "memory": SCHEDULE},
+            # compliance off: the demo's steps and alerts are drift and memory (`compliance-report`
+            # judges the same fleet on demand).
+            "schedules": {"drift_pulumi": "off", "drift_live": SCHEDULE, "memory": SCHEDULE, "compliance": "off"},
         }
 
     def config(self) -> RedisguardConfig:
