@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from redisguard.core.errors import PermanentError, RedisguardError, error_kind
 from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.core.secrets import scrub
+from redisguard.daemon.checks.audit import AuditReader
 from redisguard.daemon.checks.names import COMPLIANCE
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
 from redisguard.daemon.config import RedisguardConfig
@@ -119,11 +120,13 @@ class ComplianceCheck:
         owners = RunOwners(self.config)
         pack = _RunPack(self.pack, len(targets), cancel)
         self.last_pack = pack.session
+        # Who changed a violating instance: one audit-log read per project per run, as for drift.
+        audit = AuditReader(self.config)
         return [
             Job(
                 check=self.name,
                 target=project,
-                run=functools.partial(self._report, project, owners, pack, cancel),
+                run=functools.partial(self._report, project, owners, pack, audit, cancel),
                 failed=functools.partial(self._failed, project),
             )
             for project in targets
@@ -132,7 +135,9 @@ class ComplianceCheck:
     def _failed(self, project: str, error: RedisguardError, duration: float) -> ProjectComplianceReport:
         return ProjectComplianceReport.failed(project, scrub(str(error), self._secrets), duration, kind=error_kind(error))
 
-    def _report(self, project: str, owners: RunOwners, pack: _RunPack, cancel: CancelToken) -> ProjectComplianceReport:
+    def _report(
+        self, project: str, owners: RunOwners, pack: _RunPack, audit: AuditReader, cancel: CancelToken
+    ) -> ProjectComplianceReport:
         started = time.monotonic()
         try:
             listed = list_project_instances(make_client(self.config.gcp), project, self.config.gcp)
@@ -140,6 +145,13 @@ class ComplianceCheck:
             instances = self._judge(listed, owners.read(), pack.session)
         finally:
             pack.done()
+        if self.config.audit.enabled:
+            # A log that cannot be read says why in the cause; the finding itself stands.
+            instances = tuple(
+                i.model_copy(update={"cause": audit.cause(f"projects/{i.project_id}/locations/{i.region}/instances/{i.instance_id}")})
+                if i.findings else i
+                for i in instances
+            )
         report = ProjectComplianceReport(
             project_id=project,
             status=status_of(instances),

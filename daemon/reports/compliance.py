@@ -13,6 +13,7 @@ from redisguard.core.errors import ErrorKind, RedisguardError, error_kind
 from redisguard.core.models import Frozen
 from redisguard.core.reports import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, JsonReport, exit_code_of, tool_version
 from redisguard.core.text import md_cell
+from redisguard.daemon.reports.cause import Cause
 from redisguard.daemon.reports.memory import Ownership
 from redisguard.daemon.reports.render import (
     error_block,
@@ -63,6 +64,9 @@ class InstanceCompliance(Frozen):
         "applies is not known, so it is not judged rather than judged with the wrong one.",
     )
     findings: tuple[ComplianceFinding, ...] = ()
+    cause: Cause | None = None
+    """Who changed the instance since it was last seen in sync (the Admin Activity audit log), for an
+    instance with findings; None when it has none or audit.enabled is off."""
 
     @property
     def name(self) -> str:
@@ -188,6 +192,15 @@ def build_tables(report: ComplianceReport) -> list[tuple[str, Table]]:
             detail.add_row(i.project_id, i.region, i.instance_id, owner_text(i), Text(f.level, style=_LEVEL_STYLE[f.level]),
                            f.policy, f.message)  # fmt: skip
         tables.append(("Findings", detail))
+        causes = [i for p in report.projects for i in p.instances if i.findings and i.cause is not None]
+        if causes:
+            table = Table()
+            table.add_column("instance", overflow="fold")
+            table.add_column("cause", overflow="fold")
+            for i in causes:
+                assert i.cause is not None
+                table.add_row(i.instance_id, "\n".join(i.cause.lines()))
+            tables.append(("Who changed it (Admin Activity audit log)", table))
     unjudged = [i for p in report.projects for i in p.instances if not i.judged]
     if unjudged:
         table = Table()
@@ -236,6 +249,11 @@ def render_markdown(report: ComplianceReport) -> str:
             cells = [md_cell(i.project_id), md_cell(i.region), f"`{md_cell(i.instance_id)}`", md_cell(owner_text(i)),
                      f.level, f"`{md_cell(f.policy)}`", md_cell(f.message, markdown=True)]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
+        causes = [i for p in report.projects for i in p.instances if i.findings and i.cause is not None]
+        if causes:
+            lines += ["", "### Who changed it (Admin Activity audit log)", "", "| instance | cause |", "|---|---|"]
+            lines += [f"| `{md_cell(i.instance_id)}` | {'<br>'.join(md_cell(line) for line in i.cause.lines())} |"
+                      for i in causes if i.cause is not None]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -97,14 +97,16 @@ def print_tables(console: Console, tables: Sequence[tuple[str, Table]], errors: 
     """
     for title, table in tables:
         console.print(Text(title, style="italic"))
+        # Cells hold what the fleet says (names, values, messages, an update mask's `[fields]`): shown
+        # as written, never read as rich markup, which would drop anything in square brackets.
         if console.is_terminal:
-            console.print(table)
+            console.print(table, markup=False)
             continue
-        natural = console.measure(table, options=console.options.update_width(_UNBOUNDED)).maximum
+        natural = console.measure(table, options=console.options.update(markup=False).update_width(_UNBOUNDED)).maximum
         saved = console.width
         console.width = max(saved, natural)
         try:
-            console.print(table)
+            console.print(table, markup=False)
         finally:
             console.width = saved
     if errors:

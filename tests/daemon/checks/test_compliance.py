@@ -90,11 +90,18 @@ def test_persistence_turned_off_out_of_band_in_production_is_a_mandatory_violati
     assert sessions["policy_config"].endswith("policies/config/production.json")
     assert report["summary"]["mandatory_violations"] == 1
     assert report["pack"]["starts"] == 1
+    # Who turned it off: the newest change in the project's Admin Activity audit log (the emulator
+    # writes one per call it serves), with the fields the request changed.
+    (change, *_) = sessions["cause"]["changes"]
+    assert change["method"].endswith("CloudRedis.UpdateInstance") and change["fields"] == ["persistenceConfig"]
+    assert change["principal"]
+    assert all(i["cause"] is None for i in project["instances"] if not i["findings"])
 
     # The table and Markdown say the same, with the pack's message.
     code, _, table = _compliance_report(tmp_path, _config(emulator))
     assert code == 2
     assert "violation" in table and PERSISTENCE in table and "found 'DISABLED'" in table
+    assert "Who changed it (Admin Activity audit log)" in table and "UpdateInstance [persistenceConfig]" in table
 
 
 def test_the_production_fleet_in_sync_complies(emulator: EmulatorHandle, tmp_path: Path) -> None:

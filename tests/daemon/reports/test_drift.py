@@ -266,3 +266,12 @@ def test_pending_changes_are_shown_apart_from_drift_and_never_change_the_exit_co
     assert "| `redis-sidekiq` | update | `memorySizeGb` | 4 | 2 |" in markdown
     assert "| `redis-queue` | create |  |  |  |" in markdown
     assert json.loads(render(report, "json"))["stacks"][0]["pending"][0]["properties"] == [{"path": "memorySizeGb", "config": 4, "deployed": 2}]
+
+
+def test_values_with_square_brackets_are_printed_as_written_not_read_as_markup() -> None:
+    """A label value, a Redis config or an audit log's `[fields]` in brackets: rich would take `[bold]` for
+    a style and drop it, so the table would show another value than the JSON."""
+    item = DriftItem(resource="redis-[prod]", kind="changed",
+                     properties=(PropertyDrift(path="labels.note", expected="[bold]keep[/bold]", actual="[red]"),))  # fmt: skip
+    table = render(DriftReport(stacks=(StackReport.from_items("staging", "live", [item], 0.1),)), "table")
+    assert "redis-[prod]" in table and "[bold]keep[/bold]" in table and "[red]" in table
