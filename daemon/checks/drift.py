@@ -235,7 +235,12 @@ class LiveDriftCheck(_DriftCheck):
 
 def _live_fields(declared: DeclaredStack, findings: drift_live.StackFindings) -> dict[str, object]:
     """What only the live engine's report says: the stack's source, its pending changes, the projects whose unmanaged instances it covers."""
-    return {"source": declared.source, "pending": declared.pending, "unmanaged_projects": findings.unmanaged_projects}
+    return {
+        "source": declared.source,
+        "pending": declared.pending,
+        "notes": declared.notes,
+        "unmanaged_projects": findings.unmanaged_projects,
+    }
 
 
 _BY_ENGINE: dict[Engine, type[_DriftCheck]] = {check.engine: check for check in (PulumiDriftCheck, LiveDriftCheck)}

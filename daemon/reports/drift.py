@@ -85,6 +85,8 @@ class StackReport(Frozen):
     """Where the live engine read the stack's declared side (config, state or both); None for the pulumi engine."""
     pending: tuple[PendingChange, ...] = ()
     """With source `both`: the config ahead of the deployed state (not drift; the status ignores it)."""
+    notes: tuple[str, ...] = ()
+    """What the live engine did not compare and why (a secret input the state holds encrypted, a resource with no id)."""
     unmanaged_projects: tuple[str, ...] = ()
     """The projects whose unmanaged instances this (live) result reports: each project is reported by one stack."""
 
@@ -294,10 +296,11 @@ def _cause_table(s: StackReport) -> Table:
 
 
 def error_lines(report: DriftReport) -> list[str]:
-    """Each failed check's error as it reads in a log (error_block)."""
-    return [
+    """Each failed check's error as it reads in a log (error_block), then each stack's notes."""
+    errors = [
         line for s in report.stacks if s.status == "error" for line in error_block(f"{s.stack} ({s.engine}): {status_text(s)}", s.error)
     ]
+    return errors + [f"note: {s.stack} ({s.engine}): {note}" for s in report.stacks for note in s.notes]
 
 
 def print_table(report: DriftReport, console: Console) -> None:
@@ -351,6 +354,8 @@ def render_markdown(report: DriftReport) -> str:
             lines += [f"| `{md_cell(i.resource)}` | {md_cell(i.state)} |" for i in s.not_ready]
         if s.status == "error":
             lines += md_error_block(f"{md_cell(s.stack)} ({s.engine}): {status_text(s)}", s.error)
+        if s.notes:
+            lines += ["", *(f"- note: {md_cell(note)}" for note in s.notes)]
         if s.pending:
             lines += ["", f"### {md_cell(s.stack)}: pending (the config ahead of the deployed state; not drift)", "",
                       "| resource | change | property | in the config | deployed |", "|---|---|---|---|---|"]  # fmt: skip

@@ -107,6 +107,7 @@ def test_json_has_the_documented_shape() -> None:
                 "not_ready": [],
                 "source": None,
                 "pending": [],
+                "notes": [],
                 "unmanaged_projects": [],
             }
         ],
@@ -275,3 +276,13 @@ def test_values_with_square_brackets_are_printed_as_written_not_read_as_markup()
                      properties=(PropertyDrift(path="labels.note", expected="[bold]keep[/bold]", actual="[red]"),))  # fmt: skip
     table = render(DriftReport(stacks=(StackReport.from_items("staging", "live", [item], 0.1),)), "table")
     assert "redis-[prod]" in table and "[bold]keep[/bold]" in table and "[red]" in table
+
+
+def test_what_the_live_engine_did_not_compare_is_a_note_in_every_format() -> None:
+    note = "redis-sidekiq: displayName encrypted in the state; not compared"
+    stack = StackReport.from_items("staging", "live", [], 0.1).model_copy(update={"source": "state", "notes": (note,)})
+    report = DriftReport(stacks=(stack,))
+    assert f"note: staging (live): {note}" in render(report, "table")
+    assert f"- note: {note}" in render(report, "markdown")
+    assert json.loads(render(report, "json"))["stacks"][0]["notes"] == [note]
+    assert report.exit_code == 0
