@@ -25,7 +25,8 @@ from tests.fixtures.processes import free_port, wait_for
 from tests.fixtures.repo import STAGING, STAGING_INSTANCES
 
 # The API calls of one project's memory check: one listing, four current metrics, one trend.
-CALLS_PER_PROJECT = {"redis": {"ListInstances": 1}, "monitoring": {"ListTimeSeries": 5}}
+# The memory check reads no audit log: the Logging API is never called.
+CALLS_PER_PROJECT = {"redis": {"ListInstances": 1}, "monitoring": {"ListTimeSeries": 5}, "logging": {}}
 
 
 def _config(emulator: EmulatorHandle, **gcp: Any) -> RedisguardConfig:
