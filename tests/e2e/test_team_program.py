@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from google.cloud import redis_v1
 from google.protobuf import field_mask_pb2
 from google.type import dayofweek_pb2
 
-from tests.fixtures.emulator import EmulatorHandle, start_emulator
+from tests.fixtures.emulator import EmulatorHandle
 from tests.fixtures.pulumi_engine import TEAM_PROGRAM, TEAM_PROJECT, TEAM_REGION, Engine, team_program_copy
 from tests.fixtures.repo import REPO
 
@@ -36,10 +35,8 @@ TRANSIT = "memorystore-transit-encryption-required"
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[EmulatorHandle]:
-    handle = start_emulator(tmp_path_factory.mktemp("team-emulator"), project=PROJECT, region=REGION)
-    yield handle
-    handle.stop()
+def emulator(team_emulator: EmulatorHandle) -> EmulatorHandle:
+    return team_emulator
 
 
 @pytest.fixture(scope="module")
