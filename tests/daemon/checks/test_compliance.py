@@ -170,5 +170,10 @@ def test_the_daemon_exports_the_violation_and_report_shows_it(
     assert status == 200
     compliance = json.loads(body)["compliance"]
     assert compliance["exit_code"] == 2 and compliance["summary"]["mandatory_violations"] == 1
+    (violating,) = [i for p in compliance["projects"] for i in p["instances"] if i["findings"]]
+    assert [c["fields"] for c in violating["cause"]["changes"]][:1] == [["persistenceConfig"]]
     status, page = daemon.get("/")
     assert status == 200 and f'data-instance="{persistence_off}" data-level="mandatory" data-policy="{PERSISTENCE}"' in page
+    # Who changed it, beside the finding; never in a metric.
+    assert f'<p class="cause" data-instance="{persistence_off}">' in page and "UpdateInstance [persistenceConfig]" in page
+    assert "@" not in daemon.get("/metrics")[1]
