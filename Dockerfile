@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# redisguard: the daemon, the report commands, the pulumi CLI and the local emulator in one image.
-#   docker build -t redisguard .
+# redisguard: the daemon, the report commands, the pulumi CLI with its Python and Node.js language
+# hosts, and the local emulator in one image.
+#   docker build -t redisguard .    (fetches the language hosts' sources from GitHub; see below)
 #   docker run --rm -v "$PWD/redisguard.yaml:/etc/redisguard/redisguard.yaml:ro" -p 127.0.0.1:9464:9464 redisguard
 # Deployment guide: docs/deployment.md.
 
@@ -20,6 +21,40 @@ RUN CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" go build -trimpath \
         -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${PULUMI_VERSION}" \
         -o /out/pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
     && /out/pulumi version
+
+# --- language hosts: what `pulumi refresh` (drift_pulumi) starts beside the CLI -----------------
+# pulumi-language-python (with its exec shim) and pulumi-language-nodejs, which no Go module
+# serves: built from source as tools/pulumi/build.py builds them for the tests. The sources are
+# the build context `third_party`, laid out as ../shared/third_party is (one folder per host, each
+# a Go module whose go.sum is complete). By default the stage below makes that layout from
+# pulumi/pulumi at the CLI's tag (fetched from GitHub; its in-tree replaces point at the tree's own
+# sdk/ and pkg/); the project's CI, which has ../shared beside the checkout, builds from there:
+#   docker build --build-context third_party=../shared/third_party -t redisguard .
+FROM ${GO_IMAGE} AS third_party
+ARG PULUMI_VERSION=v3.274.1
+ADD https://github.com/pulumi/pulumi.git#${PULUMI_VERSION} /pulumi
+WORKDIR /third_party
+RUN cp -r /pulumi/sdk pulumi-sdk \
+    && cp -r /pulumi/pkg pulumi-pkg \
+    && cp -r /pulumi/sdk/python/cmd/pulumi-language-python /pulumi/sdk/nodejs/cmd/pulumi-language-nodejs . \
+    && cp /pulumi/sdk/python/cmd/pulumi-language-python-exec pulumi-language-python/ \
+    && for host in pulumi-language-python pulumi-language-nodejs; do \
+        go mod edit -replace=github.com/pulumi/pulumi/sdk/v3=../pulumi-sdk \
+            -replace=github.com/pulumi/pulumi/pkg/v3=../pulumi-pkg "${host}/go.mod" || exit 1; \
+    done
+
+FROM ${GO_IMAGE} AS language-hosts
+WORKDIR /src
+COPY --from=third_party / ./
+# Stamped, as upstream's release builds are, with the version of the SDK each host builds against.
+RUN for host in pulumi-language-python pulumi-language-nodejs; do \
+        version="$(GOFLAGS=-mod=readonly go -C "/src/${host}" list -m -f '{{.Version}}' github.com/pulumi/pulumi/sdk/v3)" \
+        && CGO_ENABLED=0 GOFLAGS="-buildvcs=false -mod=readonly" go -C "/src/${host}" build -trimpath \
+            -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=${version}" \
+            -o "/out/${host}" . \
+        || exit 1; \
+    done \
+    && install -m 0755 /src/pulumi-language-python/pulumi-language-python-exec /out/
 
 # --- build: resolve the locked dependencies into /app/.venv -----------------------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -57,6 +92,9 @@ RUN apt-get update \
     && mkdir -p /etc/redisguard
 COPY --from=build /app /app
 COPY --from=pulumi /out/pulumi /usr/local/bin/pulumi
+# On PATH beside the CLI, where the engine looks for a language host (a gcp provider plugin it
+# fetches at first use into PULUMI_HOME).
+COPY --from=language-hosts /out/ /usr/local/bin/
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

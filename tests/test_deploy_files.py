@@ -76,8 +76,17 @@ def copy_sources(instructions: list[tuple[str, str]]) -> list[str]:
         if any(f.startswith("--from=") for f in flags):
             continue
         paths = [w for w in words if not w.startswith("--")]
-        sources += paths[:-1]
+        # A remote source (ADD of a Git or HTTP URL) is not in the build context.
+        sources += [path for path in paths[:-1] if "://" not in path]
     return sources
+
+
+def dockerfile_stages(text: str) -> dict[str, list[tuple[str, str]]]:
+    """Each build stage's name with its instructions, FROM first, in order."""
+    instructions = dockerfile_instructions(text)
+    starts = [i for i, (k, _) in enumerate(instructions) if k == "FROM"]
+    ends = starts[1:] + [len(instructions)]
+    return {instructions[i][1].split()[-1]: instructions[i:end] for i, end in zip(starts, ends, strict=True)}
 
 
 def dockerignore_patterns() -> list[str]:
@@ -142,9 +151,7 @@ def test_the_image_builds_the_pulumi_cli_from_the_pinned_go_modules_as_dev_does(
     puts it on the runtime stage's PATH."""
     build = tool_module("pulumi/build.py")
     text = DOCKERFILE.read_text()
-    instructions = dockerfile_instructions(text)
-    starts = [i for i, (k, _) in enumerate(instructions) if k == "FROM"]
-    stages = {instructions[i][1].split()[-1]: instructions[i : (starts + [len(instructions)])[n + 1]] for n, i in enumerate(starts)}
+    stages = dockerfile_stages(text)
     assert "pulumi" in stages, "a build stage named pulumi"
     stage = stages["pulumi"]
     go_image = re.search(r"^ARG GO_IMAGE=golang:(\d+\.\d+\.\d+)-\w+$", text, re.M)
@@ -161,6 +168,53 @@ def test_the_image_builds_the_pulumi_cli_from_the_pinned_go_modules_as_dev_does(
     assert f"-X {build.VERSION_VARIABLE}=${{PULUMI_VERSION}}" in runs
     runtime = list(stages.values())[-1]
     assert any(k == "COPY" and rest.startswith("--from=pulumi ") and rest.endswith(" /usr/local/bin/pulumi") for k, rest in runtime)
+
+
+LANGUAGE_HOSTS = ("pulumi-language-python", "pulumi-language-nodejs")
+
+
+def test_the_image_has_the_language_hosts_a_refresh_starts_beside_the_cli() -> None:
+    """`pulumi refresh` (drift_pulumi) starts the program's language host, which no Go module
+    serves: the image builds both hosts from the build context `third_party` (../shared/third_party's
+    layout, which CI passes with --build-context), whose default stage makes that layout from
+    pulumi/pulumi at the CLI's own tag, and puts them on PATH beside the CLI."""
+    build = tool_module("pulumi/build.py")
+    stages = dockerfile_stages(DOCKERFILE.read_text())
+    assert {"third_party", "language-hosts"} <= stages.keys()
+    assert set(LANGUAGE_HOSTS) <= {plugin.binary for plugin in build.PLUGINS}, "the hosts ./dev builds for the tests"
+    default = stages["third_party"]
+    args = dict(rest.split("=", 1) for k, rest in default if k == "ARG" and "=" in rest)
+    assert args.get("PULUMI_VERSION") == build.pinned_version(), "the hosts' sources are the CLI's own release"
+    assert ("ADD", "https://github.com/pulumi/pulumi.git#${PULUMI_VERSION} /pulumi") in default
+    layout = " ".join(rest for k, rest in default if k == "RUN")
+    for host in LANGUAGE_HOSTS:
+        assert f"/pulumi/sdk/{host.rsplit('-', 1)[1]}/cmd/{host}" in layout, f"{host}'s folder, as third_party has it"
+    assert "pulumi-language-python-exec pulumi-language-python/" in layout, "the exec shim inside the host's folder"
+    hosts = stages["language-hosts"]
+    assert ("COPY", "--from=third_party / ./") in hosts
+    runtime = list(stages.values())[-1]
+    assert ("COPY", "--from=language-hosts /out/ /usr/local/bin/") in runtime
+
+
+def test_the_image_language_host_stage_builds_working_hosts_from_third_party(tmp_path: Path) -> None:
+    """The language-hosts stage's own RUN, run here over a copy of ../shared/third_party: two static
+    hosts and the Python host's exec shim beside them (the layout the engine looks up on PATH). Shares the Go build cache with ./dev's builds of the same sources."""
+    build = tool_module("pulumi/build.py")
+    sources = build.third_party()
+    if shutil.which("go") is None or sources is None:
+        pytest.skip("needs Go and ../shared/third_party (the language hosts' sources)")
+    (run,) = [rest for k, rest in dockerfile_stages(DOCKERFILE.read_text())["language-hosts"] if k == "RUN"]
+    shutil.copytree(sources, tmp_path / "src")
+    (tmp_path / "out").mkdir()
+    script = run.replace("/src/", f"{tmp_path}/src/").replace("/out/", f"{tmp_path}/out/")
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([*LANGUAGE_HOSTS, "pulumi-language-python-exec"])
+    for host in LANGUAGE_HOSTS:
+        info = subprocess.run(["go", "version", "-m", str(tmp_path / "out" / host)], capture_output=True, text=True, check=True).stdout
+        assert f"mod\tgithub.com/pulumi/pulumi/sdk/{host.rsplit('-', 1)[1]}/cmd/{host}/v3" in info
+        assert "CGO_ENABLED=0" in info, "static: the runtime stage has no Go or C toolchain"
+    assert os.access(tmp_path / "out" / "pulumi-language-python-exec", os.X_OK)
 
 
 def test_the_image_commands_parse_with_the_real_cli() -> None:

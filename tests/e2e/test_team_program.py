@@ -10,6 +10,8 @@ stack for the module, deployed once (the `deployed` fixture); no test depends on
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -138,14 +140,43 @@ def test_up_deploys_the_teams_program_to_the_emulator(
     assert sidekiq.transit_encryption_mode.name != "SERVER_AUTHENTICATION"
 
 
-def _drift_report(engine: Engine, tmp_path: Path, work_dir: Path) -> subprocess.CompletedProcess[str]:
+def _drift_report(engine: Engine, tmp_path: Path, work_dir: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`redisguard drift-report --engine pulumi` as the team would run it: the installed command,
     a redisguard.yaml naming their program's folder, their stack and the engine's file:// backend."""
     config = tmp_path / "redisguard.yaml"
     pulumi_settings = {"work_dir": str(work_dir), "stacks": ["staging"], "backend_url": f"file://{engine.backend}"}
     config.write_text(yaml.safe_dump({"pulumi": pulumi_settings}))
     command = [str(Path(sys.executable).parent / "redisguard"), "drift-report", "--config", str(config), "--engine", "pulumi", "--format", "json"]
-    return subprocess.run(command, env=engine.subprocess_env(), capture_output=True, text=True, timeout=300, check=False)
+    env = env or engine.subprocess_env()
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _path_without_node(engine: Engine, folder: Path) -> str:
+    """The engine's PATH with Node.js (node, npm, npx) taken out, as the image has it: the system
+    folders are replaced by `folder`, which links everything else they hold."""
+    system = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+    folder.mkdir()
+    for directory in system:
+        for tool in Path(directory).iterdir() if Path(directory).is_dir() else ():
+            if tool.name not in ("node", "nodejs", "npm", "npx") and not (folder / tool.name).exists():
+                (folder / tool.name).symlink_to(tool)
+    kept = [p for p in engine.subprocess_env()["PATH"].split(os.pathsep) if p not in system and not (Path(p) / "node").exists()]
+    path = os.pathsep.join([*kept, str(folder)])
+    assert shutil.which("node", path=path) is None
+    return path
+
+
+def test_a_refresh_of_the_teams_program_needs_no_node_on_path(
+    engine: Engine, program: Path, deployed: subprocess.CompletedProcess[str], tmp_path: Path
+) -> None:
+    """The image ships the Node.js language host but no Node.js (Dockerfile, docs/deployment.md):
+    `pulumi refresh` of a TypeScript program starts the host, which reads the program's packages
+    without running node, so drift_pulumi works there on the team's stack."""
+    env = {**engine.subprocess_env(), "PATH": _path_without_node(engine, tmp_path / "bin")}
+    done = _drift_report(engine, tmp_path, program, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (stack,) = json.loads(done.stdout)["stacks"]
+    assert (stack["engine"], stack["status"]) == ("pulumi", "in_sync")
 
 
 def test_drift_report_on_the_teams_stack_finds_an_out_of_band_change(
