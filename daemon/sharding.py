@@ -40,6 +40,9 @@ class Shard:
         """True when this daemon checks everything (one shard)."""
         return self.total == 1
 
+    def __str__(self) -> str:
+        return "the whole fleet" if self.whole else f"shard {self.ordinal} of {self.total}"
+
     def owns(self, key: str) -> bool:
         """Whether this shard checks the stack or project named `key`."""
         return self.whole or shard_of(key, self.total) == self.ordinal

@@ -17,6 +17,7 @@ from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load
 
 if TYPE_CHECKING:
     from redisguard.daemon.fleet.stacks import StackFileRead
+    from redisguard.daemon.sharding import Shard
     from redisguard.daemon.service.webconfig import WebConfig
 
 
@@ -41,6 +42,7 @@ def run_check_config(args: argparse.Namespace) -> int:
     from redisguard.daemon.service.webconfig import load_web_config
 
     config = load_config(args.config)
+    shard, shard_text, shard_warning = resolve_shard(config)
     problems: list[str] = []
     summaries: list[tuple[str, str]] = []
     # A state that cannot be read here is a warning, as a missing command is: the backend login
@@ -60,7 +62,7 @@ def run_check_config(args: argparse.Namespace) -> int:
             elif problem is not None:
                 unread.append(f"{problem}; every live drift run of this stack will fail until it can be read")
             parts.append(summary if summary is not None else "state not read")
-        summaries.append((file.name, f"{chosen} ({why}): {'; '.join(p for p in parts if p)}"))
+        summaries.append((file.name, f"{chosen} ({why}): {'; '.join(p for p in parts if p)}{_shard_note(config, shard, file.name)}"))
     what = "the stacks it names"
     try:
         web = load_web_config(config.server.web_config_file)
@@ -70,12 +72,42 @@ def run_check_config(args: argparse.Namespace) -> int:
     source = args.config or DEFAULT_CONFIG_FILE
     if problems:
         raise ConfigError(problem_list(source, what, problems))
-    warnings = missing_commands(config) + unread
+    warnings = missing_commands(config) + unread + ([shard_warning] if shard_warning else [])
     for warning in warnings:
         print(f"redisguard check-config: warning: {warning}", file=sys.stderr)
     verdict = f"valid ({len(warnings)} warning{'s' if len(warnings) != 1 else ''} on stderr)" if warnings else "valid"
-    print("\n".join([f"{source}: {verdict}", *config_summary_lines(config, summaries, web)]))
+    print("\n".join([f"{source}: {verdict}", *config_summary_lines(config, summaries, web, shard_text)]))
     return 0
+
+
+def resolve_shard(config: RedisguardConfig) -> tuple[Shard | None, str, str | None]:
+    """(this host's shard or None, how check-config shows it, a warning): the shard the daemon would
+    take here. `shard: auto` that this host's name cannot resolve is a warning, not an error: the
+    config is checked where it is written (a laptop, a CI job), the pod's name is the daemon's."""
+    from redisguard.daemon.sharding import Shard
+
+    settings = config.sharding
+    try:
+        shard = Shard.of(settings)
+    except ConfigError as exc:
+        return None, f"auto of {settings.total_shards}: not resolved here", str(exc)
+    if shard.whole:
+        return shard, "none: this daemon checks every stack and project", None
+    how = f" (auto: {settings.pod or 'this hostname'})" if settings.shard == "auto" else ""
+    return shard, f"{shard}{how}: checks the stacks and projects that hash to it", None
+
+
+def _shard_note(config: RedisguardConfig, shard: Shard | None, stack: str) -> str:
+    """Which shard checks `stack`'s drift, when several daemons share the fleet."""
+    from redisguard.daemon.sharding import shard_of
+
+    total = config.sharding.total_shards
+    if total == 1:
+        return ""
+    owner = shard_of(stack, total)
+    if shard is None:
+        return f" (drift checked by shard {owner})"
+    return f" (drift checked by this shard, {owner})" if owner == shard.ordinal else f" (drift checked by shard {owner})"
 
 
 def missing_commands(config: RedisguardConfig) -> list[str]:
@@ -139,7 +171,9 @@ _UNSET_MEANS = {
 }
 
 
-def config_summary_lines(config: RedisguardConfig, stacks: Sequence[tuple[str, str]], web: WebConfig) -> list[str]:
+def config_summary_lines(
+    config: RedisguardConfig, stacks: Sequence[tuple[str, str]], web: WebConfig, shard: str = ""
+) -> list[str]:
     """Every effective key (defaults, file and environment applied) with its value, secrets redacted.
 
     Generated from the model, so a key added to it is shown without anyone remembering to.
@@ -171,6 +205,8 @@ def config_summary_lines(config: RedisguardConfig, stacks: Sequence[tuple[str, s
         else:
             text = str(value)
         rows.append((key, text))
+        if key == "sharding.pod" and shard:
+            rows.append(("  resolved", shard))
     width = max(len(key) for key, _ in rows)
     return [f"  {key.ljust(width)}  {text}" for key, text in rows]
 

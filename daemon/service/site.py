@@ -136,5 +136,6 @@ class Site:
             config=config,
             config_file=config_file,
             history=self.history,
+            shard=self.exposition.collector.shard(),
         )
         return status_page.render(view).encode()

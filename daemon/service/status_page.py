@@ -41,6 +41,7 @@ from redisguard.daemon.reports.render import (
 )
 from redisguard.daemon.service.health import Health
 from redisguard.daemon.service.results import Key, TargetState
+from redisguard.daemon.sharding import WHOLE, Shard
 
 REFRESH_SECONDS = 30
 """How often the page reloads itself: the fastest default schedule (memory) is 1 minute."""
@@ -149,6 +150,8 @@ class StatusView:
     config_file: str = ""
     history: UsageHistory | None = None
     now: float | None = None
+    shard: Shard = WHOLE
+    """This daemon's part of the fleet: a sharded daemon's page shows only its own stacks and projects."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,8 @@ class PageView:
     checks: tuple[CheckView, ...]
     disabled_checks: tuple[str, ...]
     compliance: ComplianceReport | None = None
+    shard: str = ""
+    """"shard N of M" for one of several daemons; empty for the whole fleet."""
 
     @property
     def mandatory_violations(self) -> int:
@@ -319,6 +324,7 @@ def build_page(view: StatusView, refresh_seconds: int = REFRESH_SECONDS) -> Page
         checks=_check_views(view),
         disabled_checks=tuple(name for name in CHECK_NAMES if name not in enabled),
         compliance=view.compliance,
+        shard="" if view.shard.whole else str(view.shard),
     )
 
 
@@ -329,9 +335,10 @@ def _thresholds(config: RedisguardConfig | None) -> tuple[float, float]:
 
 
 def _stack_views(view: StatusView, enabled: set[str]) -> tuple[StackView, ...]:
-    """The drift section: every stack of the config (then any other with a result), each engine's latest result."""
+    """The drift section: every stack of the config this daemon's shard checks (then any other with a
+    result), each engine's latest result. Another shard's stacks are left out, not shown as never run."""
     reports = {(r.stack, r.engine): r for r in view.drift.stacks}
-    stack_names = list(view.config.pulumi.stacks) if view.config is not None else []
+    stack_names = [s for s in view.config.pulumi.stacks if view.shard.owns(s)] if view.config is not None else []
     stack_names += sorted({r.stack for r in view.drift.stacks} - set(stack_names))
     stacks = []
     for stack in stack_names:

@@ -190,6 +190,19 @@ def test_the_shards_together_export_exactly_one_daemons_findings_each_once(fleet
         assert samples[("redisguard_total_shards", ())] == TOTAL
 
 
+def test_each_shards_status_page_says_which_shard_and_shows_only_its_stacks(fleet: Fleet) -> None:
+    """A sharded daemon's page names its shard and lists its own stacks, not the others' as never run."""
+    for n, shard in enumerate(fleet.shards):
+        status, page = shard.get("/")
+        assert status == 200
+        assert f'<span class="meta" id="shard">shard {n} of {TOTAL}:' in page
+        shown = set(re.findall(r'<h3 id="stack-([^"]+)">', page))
+        assert shown == {s for s in fleet.stacks if shard_of(s, TOTAL) == n}
+    status, page = fleet.whole.get("/")
+    assert status == 200 and 'id="shard"' not in page
+    assert set(re.findall(r'<h3 id="stack-([^"]+)">', page)) == set(fleet.stacks)
+
+
 def test_prometheus_shows_each_finding_once_with_a_replica_and_no_sharding_alert(fleet: Fleet) -> None:
     wait_for(lambda: len(fleet.query('up{job="redisguard"} == 1')) == TOTAL + 1, timeout=30, what="four scraped daemons")
     drift = fleet.query("count by (stack, engine) (redisguard_drift_status)")

@@ -108,3 +108,41 @@ def test_a_reader_that_stops_early_gets_no_traceback() -> None:
     )  # fmt: skip
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
     assert result.returncode == 141
+
+
+def test_check_config_shows_this_hosts_shard_and_which_shard_checks_each_stack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With several daemons, the shard the daemon would take here and each stack's shard; `auto`
+    that this host cannot resolve (a laptop, not a pod) is a warning, not an error."""
+    from redisguard.daemon.sharding import shard_of
+
+    config = tmp_path / "redisguard.yaml"
+    body = f"pulumi:\n  work_dir: {REPO / 'program'}\n  stacks: [staging, production]\nschedules:\n  drift_pulumi: 'off'\n"
+    config.write_text(body + "sharding:\n  shard: 1\n  total_shards: 2\n")
+    assert main(["check-config", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "    resolved                        shard 1 of 2: checks the stacks and projects that hash to it" in out.splitlines()
+    for stack in ("staging", "production"):
+        (row,) = [line for line in out.splitlines() if line.startswith(f"    stack {stack} ")]
+        owner = shard_of(stack, 2)
+        assert row.endswith(f"(drift checked by this shard, 1)" if owner == 1 else f"(drift checked by shard {owner})")
+
+    config.write_text(body + "sharding:\n  shard: auto\n  total_shards: 2\n")
+    monkeypatch.setattr("socket.gethostname", lambda: "laptop")
+    assert main(["check-config", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{config}: valid (1 warning on stderr)\n")
+    assert err == (
+        "redisguard check-config: warning: sharding.shard (--shard) is auto but the hostname 'laptop' does not end "
+        "in -N (a StatefulSet pod's ordinal): set sharding.pod, or a number from 0 to total_shards - 1\n"
+    )
+    assert "    resolved                        auto of 2: not resolved here" in out.splitlines()
+    assert f"(drift checked by shard {shard_of('staging', 2)})" in out
+
+    config.write_text(body)
+    assert main(["check-config", "--config", str(config)]) == 0
+    out, _ = capsys.readouterr()
+    assert "    resolved                        none: this daemon checks every stack and project" in out.splitlines()
+    assert "drift checked by" not in out
