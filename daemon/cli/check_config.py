@@ -17,8 +17,8 @@ from redisguard.daemon.config import DEFAULT_CONFIG_FILE, RedisguardConfig, load
 
 if TYPE_CHECKING:
     from redisguard.daemon.fleet.stacks import StackFileRead
-    from redisguard.daemon.sharding import Shard
     from redisguard.daemon.service.webconfig import WebConfig
+    from redisguard.daemon.sharding import Shard
 
 
 def register(sub: Subcommands) -> None:

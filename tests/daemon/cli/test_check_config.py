@@ -127,7 +127,7 @@ def test_check_config_shows_this_hosts_shard_and_which_shard_checks_each_stack(
     for stack in ("staging", "production"):
         (row,) = [line for line in out.splitlines() if line.startswith(f"    stack {stack} ")]
         owner = shard_of(stack, 2)
-        assert row.endswith(f"(drift checked by this shard, 1)" if owner == 1 else f"(drift checked by shard {owner})")
+        assert row.endswith("(drift checked by this shard, 1)" if owner == 1 else f"(drift checked by shard {owner})")
 
     config.write_text(body + "sharding:\n  shard: auto\n  total_shards: 2\n")
     monkeypatch.setattr("socket.gethostname", lambda: "laptop")
