@@ -1,7 +1,8 @@
 """`redisguard policy-check`: the policy pack judges each stack's resources without a cloud or a Pulumi CLI.
 
-Each stack's resources come from the redis-fleet program run under the Pulumi SDK's mocks
-(redisguard.program.mocks), or, for any program, from what the stack has deployed (`judge_deployed`:
+Each stack's resources are the ones the redis-fleet program registers, from their plain
+description (redisguard.program.resources: no Pulumi program runs, so the command imports neither
+the gcp SDK nor the mocks' runtime), or, for any program, from what the stack has deployed (`judge_deployed`:
 the resources of its state, which the caller read); the pack is started as Pulumi's Python host
 starts it and asked over the Analyzer protocol, config reconciled as the engine does
 (redisguard.policies.analyzer). The verdicts are the ones `pulumi preview --policy-pack policies`
@@ -11,17 +12,15 @@ and tests/e2e/test_team_state.py run both on the same stacks).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-import pulumi
 from pydantic import computed_field
 from rich.console import Console
 from rich.text import Text
@@ -57,7 +56,7 @@ class StackVerdict(Frozen):
     """The --policy-pack-config file used, None for the pack's defaults."""
     resources: int
     state: str | None = None
-    """None: the program's resources under mocks were judged; else the deployed state's, from
+    """None: the program's resources were judged; else the deployed state's, from
     "backend" (the stack's) or an export file."""
     violations: tuple[Violation, ...] = ()
     error: str | None = None
@@ -99,29 +98,22 @@ class PolicyCheckReport(JsonReport):
 
 
 def _judge(
-    stack: str, stack_file: Path, policy_config: Path | None, pack: PolicyPackProcess, started: Future[Any]
+    stack: str, config: Mapping[str, str], policy_config: Path | None, pack: PolicyPackProcess, started: Future[Any]
 ) -> StackVerdict:
-    """Run the program for one stack under mocks (in this thread) and have the started pack judge it."""
-    from redisguard.program.config import StackConfigError
-    from redisguard.program.mocks import run_program, stack_config_values
+    """Have the started pack judge the resources the program registers for one stack (its config
+    `values`, as the engine hands them to the program): their plain description
+    (program/resources.py), so the program need not run under the SDK's mocks here."""
+    from redisguard.program.config import CONFIG_KEY, StackConfigError, stack_from_config_values
+    from redisguard.program.resources import stack_resources
 
     began = time.monotonic()
-    config_name = str(policy_config) if policy_config else None
-
-    def failed(message: str) -> StackVerdict:
-        _stop(pack, started)
-        return StackVerdict(stack=stack, policy_config=config_name, resources=0, error=message,
-                            duration_seconds=time.monotonic() - began)
-
     try:
-        run = run_program(stack_config_values(stack_file), stack=stack, preview=True)
-    except StackConfigError as exc:
-        return failed(f"invalid stack config in {exc}")
-    except pulumi.RunError as exc:  # the program's own one-line refusal (invalid stack config)
-        return failed(str(exc))
-    except Exception as exc:  # noqa: BLE001 - any other program failure is this stack's error
-        return failed(f"{stack_file}: the program failed under mocks: {exc}")
-    resources = [JudgedResource(r.type, r.name, r.inputs, r.inputs) for r in run.resources]
+        declared = stack_resources(stack_from_config_values(stack, config))
+    except StackConfigError as exc:  # the program's own one-line refusal
+        _stop(pack, started)
+        return StackVerdict(stack=stack, policy_config=str(policy_config) if policy_config else None, resources=0,
+                            error=f"invalid {CONFIG_KEY} config in {exc}", duration_seconds=time.monotonic() - began)  # fmt: skip
+    resources = [JudgedResource(r.type, r.name, r.inputs, r.inputs) for r in declared]
     return _judge_resources(stack, policy_config, pack, started, resources, began)
 
 
@@ -267,8 +259,8 @@ def judge_stacks(
     """Every (stack, stack file) judged by `pack` (default: the installed one); `policy_config`
     None: each stack's config file in the pack choice's policies folder, where it has one.
 
-    The packs start at once, one per stack (seconds of imports each), while the programs run
-    one after the other in this thread: the SDK's mocks and settings are process-wide.
+    The packs start at once, one per stack (seconds of imports each), and each stack's resources
+    are described while they start.
     `launched`: the packs launch.launch_stack_packs started already (the command starts them
     before it imports Pulumi and the program, so their start-up overlaps its own).
     """
@@ -276,20 +268,20 @@ def judge_stacks(
         launched = launch_stack_packs(stacks, pack.pack_dir)
     verdicts: list[StackVerdict] = []
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(stacks)))) as pool:
-        runs: list[tuple[str, Path, PolicyPackProcess | None, Future[Any] | None, str | None]] = []
-        for stack, stack_file in stacks:
+        runs: list[tuple[str, PolicyPackProcess | None, Future[Any] | None, str | None]] = []
+        for stack, _ in stacks:
             stack_pack = launched[stack]
             if stack_pack.stack_file_error is not None:
-                runs.append((stack, stack_file, None, None, stack_pack.stack_file_error))
+                runs.append((stack, None, None, stack_pack.stack_file_error))
                 continue
             process = PolicyPackProcess(stack=stack, pack_dir=pack.pack_dir, stack_config=stack_pack.stack_config)
-            runs.append((stack, stack_file, process, pool.submit(_connect, process, stack_pack), None))
-        for stack, stack_file, process_or_none, started, error in runs:
+            runs.append((stack, process, pool.submit(_connect, process, stack_pack), None))
+        for stack, process_or_none, started, error in runs:
             chosen = policy_config or pack.config_file(stack)
             if process_or_none is None or started is None:
                 verdicts.append(StackVerdict(stack=stack, policy_config=str(chosen) if chosen else None, resources=0, error=error))
                 continue
-            verdicts.append(_judge(stack, stack_file, chosen, process_or_none, started))
+            verdicts.append(_judge(stack, launched[stack].stack_config, chosen, process_or_none, started))
     return PolicyCheckReport(pack=str(pack.pack_dir), from_checkout=pack.from_checkout, stacks=tuple(verdicts))
 
 
@@ -348,25 +340,6 @@ def judge_deployed(
             verdict = _judge_resources(deployed.stack, chosen, process, future, resources, time.monotonic())
             verdicts.append(verdict.model_copy(update={"state": deployed.source}))
     return PolicyCheckReport(pack=str(pack.pack_dir), from_checkout=pack.from_checkout, stacks=tuple(verdicts))
-
-
-@contextlib.contextmanager
-def closed_event_loop() -> Iterator[None]:
-    """The programs run under the SDK's mocks on this event loop, closed with its executor on exit,
-    for a process that judges once and ends (the command): left to the SDK, the loop is made on
-    first use and closed by its __del__ at interpreter exit, after its self-pipe is gone
-    ("Exception ignored in BaseEventLoop.__del__ ... Invalid file descriptor: -1"). The thread
-    has no loop afterwards, so a later run in the same thread must set its own."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        yield
-    finally:
-        try:
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
 
 
 # --- output --------------------------------------------------------------------------------------

@@ -590,6 +590,25 @@ def parse_stack_file(text: str, path: Path, *, key: str = CONFIG_KEY, required: 
     )
 
 
+def stack_from_config_values(stack: str, values: Mapping[str, str]) -> StackConfig:
+    """The stack's clusters as the program reads them from the engine's config (`values`: every
+    value a string, as `pulumi config`, PULUMI_CONFIG and `stack_config_values` hold them), with the
+    program's error wording (`Pulumi.<stack>.yaml`); StackConfigError with every problem.
+
+    `redis-fleet:redis` is parsed as JSON (Pulumi's `Config.get_object`); a value that is not JSON
+    (`redis-fleet:redis: cache`) is left as it is, for validation to say what is expected."""
+    source = f"Pulumi.{stack}.yaml"
+    raw: Any = values.get(CONFIG_KEY)
+    if raw is not None:
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            pass
+    region = values.get("gcp:region")
+    clusters = parse_clusters(raw, source, region=region)
+    return StackConfig(stack=stack, source=source, project=values.get("gcp:project"), region=region, clusters=clusters)
+
+
 def stack_config_values(stack_file: Path) -> dict[str, str]:
     """The stack file's config as the engine hands it to a program (and to a policy pack, as
     PULUMI_CONFIG): every value a string."""

@@ -2,80 +2,68 @@
 
 from __future__ import annotations
 
-import json
-import shlex
-from collections.abc import Mapping
-
 import pulumi
 import pulumi_command as command
 import pulumi_gcp as gcp
-from google.cloud import redis_v1
-from google.type import dayofweek_pb2
-from pulumi.config import ConfigTypeError
 
 from redisguard.program.config import (
     CONFIG_KEY,
     PROJECT_NAME,
-    BetaFlags,
     ClusterConfig,
-    FlagValue,
     StackConfig,
     StackConfigError,
-    parse_clusters,
+    stack_from_config_values,
 )
-from redisguard.program.instance import declared_instance
+from redisguard.program.instance import declared_inputs
+from redisguard.program.resources import COMPONENT_TYPE, beta_flags_inputs, beta_flags_name, command_provider_name
 
-COMPONENT_TYPE = "redisguard:fleet:RedisCluster"
+__all__ = ["COMPONENT_TYPE", "RedisCluster", "build_fleet", "instance_args", "main"]
 
 
 def instance_args(cluster: ClusterConfig, *, project: str | None, region: str | None) -> gcp.redis.InstanceArgs:
-    """The `gcp.redis.Instance` inputs for one cluster: its declared instance (program/instance.py) in the provider's terms."""
-    declared = declared_instance(cluster)
+    """The `gcp.redis.Instance` inputs for one cluster: its declared inputs (program/instance.py) as the SDK's args."""
+    inputs = declared_inputs(cluster, project=project, region=region)
     maintenance_policy = None
-    windows = list(declared.maintenance_policy.weekly_maintenance_window)
-    if windows:
+    if "maintenancePolicy" in inputs:
         maintenance_policy = gcp.redis.InstanceMaintenancePolicyArgs(
             weekly_maintenance_windows=[
                 gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowArgs(
-                    day=dayofweek_pb2.DayOfWeek.Name(window.day),
+                    day=window["day"],
                     start_time=gcp.redis.InstanceMaintenancePolicyWeeklyMaintenanceWindowStartTimeArgs(
-                        hours=window.start_time.hours,
-                        minutes=window.start_time.minutes,
-                        seconds=0,
-                        nanos=0,
+                        hours=window["startTime"]["hours"],
+                        minutes=window["startTime"]["minutes"],
+                        seconds=window["startTime"]["seconds"],
+                        nanos=window["startTime"]["nanos"],
                     ),
                 )
-                for window in windows
+                for window in inputs["maintenancePolicy"]["weeklyMaintenanceWindows"]
             ]
         )
-    persistence = declared.persistence_config
-    ha = declared.tier == redis_v1.Instance.Tier.STANDARD_HA
+    persistence = inputs["persistenceConfig"]
     return gcp.redis.InstanceArgs(
-        name=cluster.name,
-        display_name=declared.display_name,
-        memory_size_gb=declared.memory_size_gb,
-        tier=declared.tier.name,
-        redis_version=declared.redis_version,
-        auth_enabled=declared.auth_enabled,
-        transit_encryption_mode=declared.transit_encryption_mode.name,
-        connect_mode=declared.connect_mode.name,
-        authorized_network=declared.authorized_network or None,
-        customer_managed_key=declared.customer_managed_key or None,
-        location_id=declared.location_id or None,
+        name=inputs["name"],
+        display_name=inputs["displayName"],
+        memory_size_gb=inputs["memorySizeGb"],
+        tier=inputs["tier"],
+        redis_version=inputs["redisVersion"],
+        auth_enabled=inputs["authEnabled"],
+        transit_encryption_mode=inputs["transitEncryptionMode"],
+        connect_mode=inputs["connectMode"],
+        authorized_network=inputs.get("authorizedNetwork"),
+        customer_managed_key=inputs.get("customerManagedKey"),
+        location_id=inputs.get("locationId"),
         maintenance_policy=maintenance_policy,
         persistence_config=gcp.redis.InstancePersistenceConfigArgs(
-            persistence_mode=persistence.persistence_mode.name,
-            rdb_snapshot_period=_set_or_none(persistence.rdb_snapshot_period.name),
+            persistence_mode=persistence["persistenceMode"],
+            rdb_snapshot_period=persistence.get("rdbSnapshotPeriod"),
         ),
-        redis_configs=dict(declared.redis_configs) or None,
-        # Unset on BASIC: the provider would otherwise send replica settings a BASIC instance refuses.
-        replica_count=declared.replica_count if ha else None,
-        read_replicas_mode=declared.read_replicas_mode.name if ha else None,
-        labels=dict(declared.labels) or None,
-        # Not an API field: the provider's own guard against `pulumi destroy`.
-        deletion_protection=cluster.deletion_protection,
-        project=project,
-        region=region,
+        redis_configs=inputs.get("redisConfigs"),
+        replica_count=inputs.get("replicaCount"),
+        read_replicas_mode=inputs.get("readReplicasMode"),
+        labels=inputs.get("labels"),
+        deletion_protection=inputs["deletionProtection"],
+        project=inputs.get("project"),
+        region=inputs.get("region"),
     )
 
 
@@ -92,46 +80,6 @@ def import_id(cluster: ClusterConfig, *, project: str | None, region: str | None
     if region:
         return f"{region}/{cluster.name}"
     return cluster.name
-
-
-def _set_or_none(enum_name: str) -> str | None:
-    return None if enum_name.endswith("_UNSPECIFIED") else enum_name
-
-
-def _flag_arguments(flags: Mapping[str, FlagValue]) -> list[str]:
-    arguments: list[str] = []
-    for name, value in flags.items():
-        if value is True:
-            arguments.append(f"--{name}")
-        elif value is False:
-            arguments.append(f"--no-{name}")
-        else:
-            arguments.append(f"--{name}={value}")
-    return arguments
-
-
-def gcloud_update_command(
-    instance: str, flags: Mapping[str, FlagValue], *, project: str | None, region: str | None
-) -> str:
-    """A `gcloud beta redis instances update` line; every argument is shell-quoted."""
-    argv = ["gcloud", "beta", "redis", "instances", "update", instance, "--quiet"]
-    if project:
-        argv.append(f"--project={project}")
-    if region:
-        argv.append(f"--region={region}")
-    argv.extend(_flag_arguments(flags))
-    return shlex.join(argv)
-
-
-def beta_flags_commands(
-    cluster_name: str, flags: BetaFlags, *, project: str | None, region: str | None
-) -> tuple[str, str | None]:
-    """The (create, delete) commands that apply and revert a cluster's beta flags."""
-    create = gcloud_update_command(cluster_name, flags.apply, project=project, region=region)
-    delete = (
-        gcloud_update_command(cluster_name, flags.revert, project=project, region=region) if flags.revert else None
-    )
-    return create, delete
 
 
 class RedisCluster(pulumi.ComponentResource):
@@ -158,7 +106,7 @@ class RedisCluster(pulumi.ComponentResource):
             # gcp provider asks for it, the name being the user's), the engine deletes the command
             # (its revert) as soon as the instance is registered, and a default provider would not be
             # registered yet at that point ("unknown provider").
-            command_provider = command.Provider(f"{cluster.name}-command", opts=pulumi.ResourceOptions(parent=self))
+            command_provider = command.Provider(command_provider_name(cluster), opts=pulumi.ResourceOptions(parent=self))
         self.instance = gcp.redis.Instance(
             cluster.name,
             args=instance_args(cluster, project=project, region=region),
@@ -170,14 +118,14 @@ class RedisCluster(pulumi.ComponentResource):
             ),
         )
         if cluster.beta_flags is not None:
-            create, delete = beta_flags_commands(cluster.name, cluster.beta_flags, project=project, region=region)
+            # Its inputs (create applies the flags, delete reverts them, triggers re-run it when they
+            # change): resources.beta_flags_inputs.
+            inputs = beta_flags_inputs(cluster, cluster.beta_flags, project=project, region=region)
             command.local.Command(
-                f"{cluster.name}-beta-flags",
-                create=create,
-                delete=delete,
-                # Re-run only when the flags change: a change replaces the command, which
-                # reverts the old flags first (delete before replace) and then applies the new.
-                triggers=[json.dumps(cluster.beta_flags.model_dump(), sort_keys=True)],
+                beta_flags_name(cluster),
+                create=inputs["create"],
+                delete=inputs.get("delete"),
+                triggers=inputs["triggers"],
                 opts=pulumi.ResourceOptions(
                     parent=self.instance,
                     provider=command_provider,
@@ -223,24 +171,9 @@ def build_fleet(stack: StackConfig) -> dict[str, RedisCluster]:
 
 def stack_from_pulumi_config() -> StackConfig:
     """Read and validate the running stack's config (raises StackConfigError)."""
-    stack = pulumi.get_stack()
-    source = f"Pulumi.{stack}.yaml"
-    config = pulumi.Config(PROJECT_NAME)
-    try:
-        raw = config.get_object("redis")
-    except ConfigTypeError:
-        # A plain string such as `redis-fleet:redis: cache`: let validation say what is expected.
-        raw = config.get("redis")
-    gcp_config = pulumi.Config("gcp")
-    region = gcp_config.get("region")
-    clusters = parse_clusters(raw, source, region=region)
-    return StackConfig(
-        stack=stack,
-        source=source,
-        project=gcp_config.get("project"),
-        region=region,
-        clusters=clusters,
-    )
+    names = {CONFIG_KEY: (PROJECT_NAME, "redis"), "gcp:project": ("gcp", "project"), "gcp:region": ("gcp", "region")}
+    values = {key: value for key, (namespace, name) in names.items() if (value := pulumi.Config(namespace).get(name)) is not None}
+    return stack_from_config_values(pulumi.get_stack(), values)
 
 
 NOT_UNDER_PULUMI = (

@@ -37,11 +37,11 @@ POLICY_EXIT_CODES_HELP = (
 
 
 def register(sub: Subcommands) -> None:
-    """`policy-check`: the pack (policies/check.py) over the program's resources under the SDK's mocks."""
+    """`policy-check`: the pack (policies/check.py) over the resources the program registers."""
     parser = sub.add_parser(
         "policy-check",
         help="run the policy pack on each stack's resources, without a cloud or a Pulumi CLI",
-        description="Build each stack's resources from the program under the Pulumi SDK's mocks and have "
+        description="Build the resources the program registers for each stack from its stack file and have "
         "the policy pack judge them as `pulumi preview --policy-pack` does (the pack started as "
         "Pulumi's Python host starts it, over the Analyzer protocol). For pre-commit and CI before "
         "any preview. With --state or --state-file, judge what a stack has deployed instead, whatever "
@@ -100,8 +100,7 @@ def run_policy_check(args: argparse.Namespace) -> int:
 
         from redisguard.policies import check as policy_check
 
-        with policy_check.closed_event_loop():
-            report = policy_check.judge_stacks(stacks, args.policy_config, pack, launched)
+        report = policy_check.judge_stacks(stacks, args.policy_config, pack, launched)
 
     from rich.console import Console
 

@@ -22,6 +22,8 @@ HEAVY = (
     "google.api_core",
     "grpc",
     "pulumi",
+    "pulumi_gcp",
+    "pulumi_command",
     "prometheus_client",
     "apscheduler",
     "jinja2",
@@ -55,14 +57,15 @@ def test_help_imports_no_cloud_client_engine_or_server_library() -> None:
 
 
 def test_policy_check_does_not_import_the_drift_engines_or_the_daemon() -> None:
-    # It needs Pulumi (the program under mocks) and gRPC (the pack), not the Google clients or the server.
+    # It needs Pulumi's Analyzer protocol and gRPC (the pack), not the Google clients or the server.
     imported = _imported_by("import redisguard.daemon.cli.policy")
     assert [m for m in imported if m not in ("pulumi", "grpc")] == []
 
 
 def test_policy_check_handler_imports_no_cloud_client_or_server() -> None:
-    # What the policy-check handler imports when it runs: the pack and the program, never the drift engines.
-    imported = _imported_by("import redisguard.daemon.cli.policy, redisguard.policies.check, redisguard.program.mocks")
+    # What the policy-check handler imports when it runs: the pack and the program's plain description
+    # of its resources, never the drift engines (nor the program's SDKs: it does not run the program).
+    imported = _imported_by("import redisguard.daemon.cli.policy, redisguard.policies.check, redisguard.program.resources")
     assert [m for m in imported if m not in ("pulumi", "grpc")] == []
 
 
