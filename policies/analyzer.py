@@ -45,10 +45,6 @@ from typing import Any
 import grpc
 import jsonschema
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from pulumi.runtime.proto import (
-    analyzer_pb2,
-    analyzer_pb2_grpc,
-)
 
 from redisguard.core.pulumi import SECRET_SIG, SECRET_SIG_KEY, UNKNOWN
 from redisguard.policies.launch import PROJECT, EngineService, LaunchedPack, launch_pack, load_pack_file
@@ -59,6 +55,7 @@ from redisguard.policies.pack_config import (
     parse_policy_pack_config,
     read_config_file,
 )
+from redisguard.policies.protocol import analyzer_pb2, analyzer_pb2_grpc
 
 # The sentinels the engine writes for values unknown during preview (MarshalOptions{KeepUnknowns});
 # a secret value is signed with core.pulumi's SECRET_SIG (KeepSecrets): pulumi/sdk/go/common/resource/plugin/rpc.go.
@@ -315,10 +312,11 @@ class PolicyPackProcess:
             began = launched.began
             self.port = self._read_port(began + timeout)
             self._channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-            grpc.channel_ready_future(self._channel).result(timeout=max(0.1, began + timeout - time.monotonic()))
             self._stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+            # The first call waits for the connection (not grpc.channel_ready_future: its
+            # connectivity poller made every channel.close() wait 0.2 s for its next poll).
+            self._handshake(timeout=max(0.1, began + timeout - time.monotonic()))
             self.startup_seconds = time.monotonic() - began
-            self._handshake()
             self._configure_stack()
         except BaseException:
             # Leave neither the pack nor the engine service running behind a failed start.
@@ -329,7 +327,7 @@ class PolicyPackProcess:
     def _pack_file(self) -> dict[str, Any]:
         return load_pack_file(self.pack_dir)
 
-    def _handshake(self) -> None:
+    def _handshake(self, timeout: float) -> None:
         # The engine's first call; the Python policy SDK does not implement it yet.
         request = analyzer_pb2.AnalyzerHandshakeRequest(
             engine_address=self._engine_address,
@@ -337,7 +335,7 @@ class PolicyPackProcess:
             program_directory=str(self.pack_dir),
         )
         try:
-            self.stub.Handshake(request, timeout=30)
+            self.stub.Handshake(request, timeout=timeout, wait_for_ready=True)
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise

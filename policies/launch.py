@@ -58,26 +58,27 @@ def pack_python(pack_dir: Path, env: dict[str, str]) -> tuple[str, dict[str, str
 class EngineService:
     """The engine's own gRPC service (pulumirpc.Engine), which plugins log to; records every message.
 
-    Served through a generic handler whose messages are Pulumi's protos imported on the first
-    call, so serving it imports no Pulumi."""
+    Served through a generic handler whose messages (protocol.py) are loaded on the first call,
+    so serving it loads no protobuf module."""
 
     def __init__(self) -> None:
         self.logs: list[tuple[str, str]] = []
 
     def Log(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC method name
         from google.protobuf import empty_pb2
-        from pulumi.runtime.proto import engine_pb2
+
+        from redisguard.policies.protocol import engine_pb2
 
         self.logs.append((engine_pb2.LogSeverity.Name(request.severity), request.message))
         return empty_pb2.Empty()
 
     def GetRootResource(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        from pulumi.runtime.proto import engine_pb2
+        from redisguard.policies.protocol import engine_pb2
 
         return engine_pb2.GetRootResourceResponse(urn="")
 
     def SetRootResource(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
-        from pulumi.runtime.proto import engine_pb2
+        from redisguard.policies.protocol import engine_pb2
 
         return engine_pb2.SetRootResourceResponse()
 
@@ -86,7 +87,7 @@ class EngineService:
 
         def method(name: str, request_type: str) -> grpc.RpcMethodHandler:
             def deserialize(data: bytes) -> Any:
-                from pulumi.runtime.proto import engine_pb2
+                from redisguard.policies.protocol import engine_pb2
 
                 return getattr(engine_pb2, request_type).FromString(data)
 
