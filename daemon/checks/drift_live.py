@@ -16,7 +16,7 @@ from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.fleet.declared import DeclaredInstance, DeclaredStack
 from redisguard.daemon.fleet.inventory import Inventory, split_instance_name
-from redisguard.daemon.fleet.properties import enum_name, instance_properties
+from redisguard.daemon.fleet.properties import instance_properties, instance_state
 from redisguard.daemon.reports.drift import DriftItem, InstanceState, PropertyDrift
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def compare_stack(
             name = f"projects/{declared.project}/locations/{declared.region or '-'}/instances/{declared.instance_id}"
             items.append(DriftItem(resource=declared.resource, kind="missing", instance=name))
             continue
-        state = enum_name(instance.state)
+        state = instance_state(instance)
         if state != READY:
             not_ready.append(InstanceState(resource=declared.resource, state=state))
         drifts = compare(declared, instance, rules)
@@ -84,12 +84,18 @@ def compare_stack(
             )
         else:
             in_sync.append(instance.name)
-    holding = [stack, *holders]
-    for project in unmanaged_projects:
-        for instance in inventory.instances(project):
-            key = split_instance_name(instance.name)
-            if not any(s.holding(key) is not None for s in holding):
-                items.append(DriftItem(resource=instance.name, kind="unmanaged", instance=instance.name))
+    if unmanaged_projects:
+        # Every declared instance by id, once: the stack reporting a project's unmanaged instances
+        # asks for each listed one, and a thousand stacks each asked in turn would be a million.
+        held: dict[str, list[DeclaredInstance]] = {}
+        for holder in (stack, *holders):
+            for declared in holder.instances:
+                held.setdefault(declared.instance_id, []).append(declared)
+        for project in unmanaged_projects:
+            for instance in inventory.instances(project):
+                key = split_instance_name(instance.name)
+                if not any(d.holds(key) for d in held.get(key.instance_id, ())):
+                    items.append(DriftItem(resource=instance.name, kind="unmanaged", instance=instance.name))
     return StackFindings(items, not_ready, tuple(unmanaged_projects), tuple(in_sync))
 
 

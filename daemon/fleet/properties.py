@@ -54,34 +54,59 @@ def instance_properties(instance: redis_v1.Instance) -> dict[str, Any]:
 
     The one reader of both sides: the live instance from the API and the declared one
     (program/instance.py), so a property compared is a property read the same way twice.
+
+    It reads the protobuf message under the proto-plus wrapper: the same fields, without a
+    wrapper and an enum member built for each one read (a tenth of the time, for every instance
+    of every scan).
     """
-    persistence = instance.persistence_config
+    pb = type(instance).pb(instance)
+    persistence = pb.persistence_config
+    tier = _enum_name_or(pb, "tier", None)
     props: dict[str, Any] = {
-        "displayName": instance.display_name or None,
-        "memorySizeGb": instance.memory_size_gb,
-        "tier": enum_name_or(instance.tier, None),
-        "redisVersion": instance.redis_version or None,
-        "authEnabled": bool(instance.auth_enabled),
+        "displayName": pb.display_name or None,
+        "memorySizeGb": pb.memory_size_gb,
+        "tier": tier,
+        "redisVersion": pb.redis_version or None,
+        "authEnabled": pb.auth_enabled,
         # Memorystore leaves these unset when they are off; unset and off are the same state.
-        "transitEncryptionMode": enum_name_or(instance.transit_encryption_mode, "DISABLED"),
-        "persistenceConfig.persistenceMode": enum_name_or(persistence.persistence_mode, "DISABLED"),
-        "persistenceConfig.rdbSnapshotPeriod": enum_name_or(persistence.rdb_snapshot_period, None),
+        "transitEncryptionMode": _enum_name_or(pb, "transit_encryption_mode", "DISABLED"),
+        "persistenceConfig.persistenceMode": _enum_name_or(persistence, "persistence_mode", "DISABLED"),
+        "persistenceConfig.rdbSnapshotPeriod": _enum_name_or(persistence, "rdb_snapshot_period", None),
     }
-    if props["tier"] == "STANDARD_HA":
+    if tier == "STANDARD_HA":
         # A BASIC instance has no replicas to count; the program sets neither for it.
-        props["replicaCount"] = instance.replica_count
-        props["readReplicasMode"] = enum_name_or(instance.read_replicas_mode, "READ_REPLICAS_DISABLED")
-    windows = list(instance.maintenance_policy.weekly_maintenance_window)
+        props["replicaCount"] = pb.replica_count
+        props["readReplicasMode"] = _enum_name_or(pb, "read_replicas_mode", "READ_REPLICAS_DISABLED")
+    windows = pb.maintenance_policy.weekly_maintenance_window
     if windows:
         window = windows[0]
         props[WINDOW_DAY] = dayofweek_pb2.DayOfWeek.Name(window.day) if window.day else None
         props[WINDOW_HOURS] = window.start_time.hours
         props[WINDOW_MINUTES] = window.start_time.minutes
-    for key, value in instance.redis_configs.items():
+    for key, value in pb.redis_configs.items():
         props[f"redisConfigs.{key}"] = value
-    for key, value in instance.labels.items():
+    for key, value in pb.labels.items():
         props[f"labels.{key}"] = value
     return props
+
+
+def instance_state(instance: redis_v1.Instance) -> str:
+    """The instance's state as the API spells it (`READY`, `CREATING`, ...): enum_name(instance.state), read as instance_properties reads."""
+    return _enum_name(type(instance).pb(instance), "state")
+
+
+def _enum_name(message: Any, field: str) -> str:
+    """enum_name for a field of a protobuf message (its number, as the wire holds it; a number the
+    enum does not know, from a newer API, is its decimal text, as proto-plus gives it)."""
+    number = getattr(message, field)
+    value = message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number.get(number)
+    return value.name if value is not None else str(number)
+
+
+def _enum_name_or(message: Any, field: str, unspecified_as: str | None) -> str | None:
+    """enum_name_or for a field of a protobuf message."""
+    name = _enum_name(message, field)
+    return unspecified_as if name.endswith("_UNSPECIFIED") else name
 
 
 # The scalar inputs of gcp:redis/instance:Instance the reader compares, each at its own path.
