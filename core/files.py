@@ -1,10 +1,25 @@
-"""Files a command writes for a user to review: replaced atomically, never left half-written."""
+"""Files: the ones a command writes for a user to review (replaced atomically, never left half-written), and
+what a file's stat says about its content (so a file read on every run is read again only when it changed)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
+
+# How long after a change a file's stat cannot yet tell it from a later change: timestamps are as
+# coarse as the kernel's clock tick, or a second or two on some filesystems (ext3, FAT, NFS).
+RACY_SECONDS = 2.0
+
+
+def stat_signature(found: os.stat_result) -> tuple[int, int, int, int] | None:
+    """What a file's stat says about its content (inode, mtime, ctime, size), or None when it changed
+    too recently for the stat to tell: a rewrite of the same size within the same timestamp tick
+    would leave all four as they were (git's "racily clean" files), so only its content can."""
+    if time.time() - max(found.st_mtime, found.st_ctime) < RACY_SECONDS:
+        return None
+    return (found.st_ino, found.st_mtime_ns, found.st_ctime_ns, found.st_size)
 
 
 def write_atomically(path: Path, text: str) -> None:

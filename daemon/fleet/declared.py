@@ -222,16 +222,44 @@ def _declare(config: RedisguardConfig, file: StackFileRead, source: SourceName, 
         if not stack.project:
             raise ConfigError(f"{stack.source}: gcp:project is not set; the live engine needs it to list instances")
     project = _project_hint(file)
+    state = None if source == "config" else read_stack_state(config.pulumi, file.name)
+    # An unchanged stack file is the same StackConfig object (fleet/stacks.py's cache), an unchanged
+    # export the same StackState (fleet/state.py's): the declared side derived from them is then the
+    # same too, and is not derived again on every run (the daemon's, and every stack of a scan).
+    memo = (file.name, source, why, project)
+    last = _derived.get(memo)
+    if last is not None and last.stack is stack and last.state is state:
+        return last.declared
+    declared = _derive(file.name, source, why, project, stack, state)
+    _derived[memo] = _Derived(stack, state, declared)
+    return declared
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """A declared side, and the stack file and export it was derived from."""
+
+    stack: StackConfig | None
+    state: StackState | None
+    declared: DeclaredStack
+
+
+# (stack, source, why, project hint) -> the declared side last derived for it.
+_derived: dict[tuple[str, SourceName, str, str | None], _Derived] = {}
+
+
+def _derive(
+    name: str, source: SourceName, why: str, project: str | None, stack: StackConfig | None, state: StackState | None
+) -> DeclaredStack:
     configured: tuple[DeclaredInstance, ...] = ()
     if stack is not None and stack.has_key and project:
         configured = tuple(from_cluster(c, stack, project) for c in stack.clusters)
-    if source == "config":
+    if state is None:  # the config source
         assert stack is not None and project
         return DeclaredStack(
-            name=file.name, source=source, why=why, instances=configured,
+            name=name, source=source, why=why, instances=configured,
             projects=frozenset({project}), region=stack.region, config=stack,
         )  # fmt: skip
-    state = read_stack_state(config.pulumi, file.name)
     deployed = [from_resource(r, project) for r in state.of_type(INSTANCE_TYPE)]
     instances = tuple(d for d in deployed if d is not None)
     notes = [f"{r.urn}: no instance id in the state (a create that never finished); not compared"
@@ -240,7 +268,7 @@ def _declare(config: RedisguardConfig, file: StackFileRead, source: SourceName, 
     projects = {d.project for d in instances} | ({project} if project else set())
     pending = tuple(pending_changes(configured, instances)) if source == "both" else ()
     return DeclaredStack(
-        name=file.name, source=source, why=why, instances=instances, projects=frozenset(projects),
+        name=name, source=source, why=why, instances=instances, projects=frozenset(projects),
         pending=pending, state=state, config=stack if source == "both" else None, notes=tuple(notes),
     )  # fmt: skip
 

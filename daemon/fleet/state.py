@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from redisguard.core.errors import ConfigError, PermanentError, TransientError
+from redisguard.core.files import stat_signature
 from redisguard.core.processes import die_with_parent_argv, kill_group
 from redisguard.core.pulumi import resource_name
 from redisguard.core.secrets import redact_url, scrub, secret_values
@@ -207,19 +208,39 @@ def workspace_env(settings: PulumiSettings) -> dict[str, str]:
     return env
 
 
+# work_dir -> the Pulumi.yaml last parsed: its name, stat signature and text, and what parsing gave.
+_projects: dict[Path, tuple[str, tuple[int, int, int, int] | None, str, Mapping[str, Any]]] = {}
+
+
 def _project_file(work_dir: Path) -> Mapping[str, Any] | None:
     """`work_dir`'s Pulumi.yaml (the project the CLI runs in), None without one; {} when it cannot be
-    parsed (the CLI then says why)."""
+    parsed (the CLI then says why). Parsed again only when it changed (core/files.stat_signature, else
+    its text): every stack of a scan asks, and a YAML parse costs more than the rest of a cached read."""
     for name in ("Pulumi.yaml", "Pulumi.yml"):
+        path = os.path.join(work_dir, name)
         try:
-            text = (work_dir / name).read_text(encoding="utf-8")
+            signature = stat_signature(os.stat(path))
         except OSError:
             continue
+        last = _projects.get(work_dir)
+        if last is not None and signature is not None and last[:2] == (name, signature):
+            return last[3]
         try:
-            project = load_yaml(text)
-        except ConfigError:
-            return {}
-        return project if isinstance(project, Mapping) else {}
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+        except OSError:
+            continue
+        if last is not None and last[0] == name and last[2] == text:
+            project = last[3]
+        else:
+            try:
+                loaded = load_yaml(text)
+                project = loaded if isinstance(loaded, Mapping) else {}
+            except ConfigError:
+                project = {}
+        _projects[work_dir] = (name, signature, text, project)
+        return project
+    _projects.pop(work_dir, None)
     return None
 
 
@@ -345,21 +366,47 @@ def checkpoint_candidates(root: Path, stack: str, project: str | None) -> list[P
     return [base.with_name(base.name + suffix) for base in bases for suffix in _CHECKPOINT_SUFFIXES]
 
 
-def _probe(root: Path, stack: str, project: str | None) -> str | None:
-    """The stack's version from the checkpoint files' stat; None when none exists (let the CLI say why)."""
+# (backend URL, work_dir, stack, project) -> the paths the probe stats: checkpoint_candidates, then
+# meta.yaml; None for a backend that is not file://.
+_probe_paths: dict[tuple[str | None, Path, str, str | None], tuple[str, ...] | None] = {}
+
+
+def _paths_to_probe(url: str | None, work_dir: Path, stack: str, project: str | None) -> tuple[str, ...] | None:
+    key = (url, work_dir, stack, project)
+    paths = _probe_paths.get(key)
+    if paths is None and key not in _probe_paths:
+        root = _file_root(url, work_dir)
+        if root is not None:
+            paths = (*map(str, checkpoint_candidates(root, stack, project)), str(root / ".pulumi" / "meta.yaml"))
+        if url is None or "~" not in url:  # a home folder is resolved on every read
+            _probe_paths[key] = paths
+    return paths
+
+
+def _probe(paths: tuple[str, ...]) -> str | None:
+    """The stack's version from the checkpoint files' stat (`paths`: the candidates, then meta.yaml);
+    None when none exists (let the CLI say why).
+
+    Every candidate is looked at, not only the one found last time: the CLI reads the most recently
+    written variant, and when its compression setting changes it writes the new variant beside the
+    old one, which stays unchanged (diy/state.go saveCheckpoint). The inode and ctime are part of the
+    version, so a checkpoint replaced by a copy that kept the old mtime and size is read again."""
     found = []
-    for path in checkpoint_candidates(root, stack, project):
+    for path in paths[:-1]:
+        # os.access answers "not there" without raising (most candidates never exist).
+        if not os.access(path, os.F_OK):
+            continue
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except OSError:
             continue
-        found.append(f"{path}:{stat.st_mtime_ns}:{stat.st_size}")
+        found.append(f"{path}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_size}")
     if not found:
         return None
     # meta.yaml decides which layout the CLI reads (diy/meta.go): a change there changes the answer.
     try:
-        meta = (root / ".pulumi" / "meta.yaml").stat()
-        found.append(f"meta:{meta.st_mtime_ns}:{meta.st_size}")
+        meta = os.stat(paths[-1])
+        found.append(f"meta:{meta.st_ino}:{meta.st_mtime_ns}:{meta.st_ctime_ns}:{meta.st_size}")
     except OSError:
         pass
     return "|".join(found)
@@ -373,6 +420,8 @@ def clear_cache() -> None:
     """Forget every cached export (tests; a daemon never needs to: versions do)."""
     with _cache_lock:
         _cache.clear()
+        _projects.clear()
+        _probe_paths.clear()
 
 
 def read_stack_state(settings: PulumiSettings, stack: str, *, timeout: float | None = None) -> StackState:
@@ -392,13 +441,15 @@ def read_stack_state(settings: PulumiSettings, stack: str, *, timeout: float | N
     has_project = project_file is not None
     name = (project_file or {}).get("name")
     key = (settings.backend_url, str(work_dir.absolute()), stack)
-    root = _file_root(_backend_url(settings, project_file), work_dir)
-    version = _probe(root, stack, name if isinstance(name, str) else None) if root is not None else None
+    paths = _paths_to_probe(_backend_url(settings, project_file), work_dir, stack, name if isinstance(name, str) else None)
+    version = _probe(paths) if paths is not None else None
     if version is not None:
         with _cache_lock:
             cached = _cache.get(key)
         if cached is not None and cached.version == version:
-            return dataclasses.replace(cached, cached=True)
+            # The same object every time while the stack is unchanged: what is derived from it
+            # (fleet/declared.py's declared side) is kept with it.
+            return cached
 
     pulumi = shutil.which("pulumi")
     if pulumi is None:
@@ -413,7 +464,7 @@ def read_stack_state(settings: PulumiSettings, stack: str, *, timeout: float | N
     if version is not None:
         state = dataclasses.replace(state, version=version)
         with _cache_lock:
-            _cache[key] = state
+            _cache[key] = dataclasses.replace(state, cached=True)
     log.debug(
         "stack export stack=%s resources=%d bytes=%d seconds=%.3f probed=%s",
         stack, len(state.resources), len(data), time.monotonic() - began, version is not None,

@@ -3,6 +3,7 @@ what the live engine's compare makes of each: no false drift for what a program 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +226,18 @@ def test_a_stack_file_is_required_to_have_the_key_only_when_its_source_is_the_co
     named = config_from_mapping({"pulumi": {"work_dir": str(tmp_path), "stacks": ["staging"], "source": "config"}})
     (file,) = read_stack_files(named)
     assert file.stack is None and file.problem is not None and "redis-fleet:redis: required key is missing" in file.problem
+
+
+def test_a_stack_file_rewritten_with_the_same_size_and_mtime_is_parsed_again(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.staging.yaml"
+    path.write_text(TEAM_STACK)
+    config = config_from_mapping({"pulumi": {"work_dir": str(tmp_path), "stacks": ["staging"], "config_key": "ampledash-infra:redis"}})
+    (first,) = read_stack_files(config)
+    before = path.stat()
+    path.write_text(TEAM_STACK.replace("memory_gb: 2", "memory_gb: 3"))  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    (again,) = read_stack_files(config)
+
+    assert first.stack is not None and again.stack is not None
+    assert [c.memory_gb for c in first.stack.clusters] == [2] and [c.memory_gb for c in again.stack.clusters] == [3]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,10 @@ import pytest
 
 from redisguard.core.errors import ConfigError
 from redisguard.core.pulumi import INSTANCE_TYPE, SECRET_SIG, SECRET_SIG_KEY, is_secret
-from redisguard.daemon.config import PulumiSettings
+from redisguard.daemon.config import PulumiSettings, config_from_mapping
 from redisguard.daemon.fleet import state as fleet_state
+from redisguard.daemon.fleet.declared import DeclaredStack, declare_stack
+from redisguard.daemon.fleet.stacks import read_stack_files
 from redisguard.daemon.fleet.state import checkpoint_candidates, parse_export, read_export_file, read_stack_state
 from tests.fixtures.processes import command_on_path
 
@@ -143,3 +147,53 @@ def test_a_backend_without_a_probe_is_exported_on_every_read(fake_backend: tuple
 
     assert [r.cached for r in reads] == [False, False] and reads[0].version == reads[1].version
     assert len(runs.read_text().splitlines()) == 2
+
+
+def test_a_checkpoint_replaced_by_one_with_the_same_mtime_and_size_is_exported_again(
+    fake_backend: tuple[PulumiSettings, Path, Path],
+) -> None:
+    settings, checkpoint, runs = fake_backend
+    first = read_stack_state(settings, "staging")
+    before = checkpoint.stat()
+    # As the CLI writes a checkpoint (a new file renamed over the old), restored to the old mtime
+    # and padded to the old size (a restore from a backup that kept both): only the inode says so.
+    written = checkpoint.with_name("staging.json.tmp")
+    written.write_text(json.dumps(_export(_resources()[:2])).ljust(before.st_size))
+    os.utime(written, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(written, checkpoint)
+    assert (checkpoint.stat().st_mtime_ns, checkpoint.stat().st_size) == (before.st_mtime_ns, before.st_size)
+
+    changed = read_stack_state(settings, "staging")
+
+    assert (first.cached, changed.cached) == (False, False) and changed.of_type(INSTANCE_TYPE) == []
+    assert len(runs.read_text().splitlines()) == 2
+
+
+def test_a_new_checkpoint_variant_beside_an_unchanged_one_is_exported_again(
+    fake_backend: tuple[PulumiSettings, Path, Path],
+) -> None:
+    settings, checkpoint, runs = fake_backend
+    read_stack_state(settings, "staging")
+    # The CLI's compression setting changed: it writes staging.json.gz and leaves staging.json as it was.
+    checkpoint.with_name("staging.json.gz").write_bytes(gzip.compress(checkpoint.read_bytes()))
+
+    again = read_stack_state(settings, "staging")
+
+    assert again.cached is False and len(runs.read_text().splitlines()) == 2
+
+
+def test_the_declared_side_of_an_unchanged_stack_is_the_one_read_last_and_read_again_once_it_changed(
+    fake_backend: tuple[PulumiSettings, Path, Path],
+) -> None:
+    settings, checkpoint, _ = fake_backend
+    config = config_from_mapping({"pulumi": settings.model_dump(mode="json")})
+    (file,) = read_stack_files(config)
+
+    declare_stack(config, file)  # exported (and cached)
+    first, again = declare_stack(config, file), declare_stack(config, file)
+    checkpoint.write_text(json.dumps(_export(_resources()[:2])))
+    changed = declare_stack(config, file)
+
+    assert isinstance(first, DeclaredStack) and isinstance(changed, DeclaredStack)
+    assert again is first and [i.resource for i in first.instances] == ["redis-sidekiq"]
+    assert changed is not first and changed.instances == ()
