@@ -85,8 +85,19 @@ class ComputedOnce(Generic[K, T]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._futures: dict[K, Future[T]] = {}
+        # The values computed so far: what most asks find, read without the lock and the future.
+        self._values: dict[K, T] = {}
+
+    def started(self, key: K) -> bool:
+        """Whether some thread has asked for `key` (its value may still be being computed)."""
+        with self._lock:
+            return key in self._futures
 
     def get(self, key: K, compute: Callable[[], T]) -> T:
+        try:
+            return self._values[key]
+        except KeyError:
+            pass
         with self._lock:
             future = self._futures.get(key)
             owner = future is None
@@ -95,7 +106,10 @@ class ComputedOnce(Generic[K, T]):
         assert future is not None
         if owner:
             try:
-                future.set_result(compute())
+                value = compute()
             except BaseException as exc:  # noqa: BLE001 - every waiter gets it from result()
                 future.set_exception(exc)
+            else:
+                self._values[key] = value
+                future.set_result(value)
         return future.result()

@@ -8,6 +8,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
@@ -66,12 +67,15 @@ class _LiveContext:
         stack = self.declared(name)
         if isinstance(stack, SourceFailure):
             raise stack.error
+        # Its instances' projects are listed in any case (compare_stack finds each instance there):
+        # the API answers while the other stacks' declared sides are read.
+        self.inventory.prefetch({instance.project for instance in stack.instances})
         view = self._view()
         projects = view.owners.get(name, [])
         reported = [p for p in projects if not view.blockers(p)]
-        findings = drift_live.compare_stack(
-            stack, self.inventory, rules, holders=[s for s in view.readable if s.name != name], unmanaged_projects=reported
-        )
+        # The others' instances matter only to the stack that reports a project's unmanaged ones.
+        holders = [s for s in view.readable if s.name != name] if reported else []
+        findings = drift_live.compare_stack(stack, self.inventory, rules, holders=holders, unmanaged_projects=reported)
         blocked = {p: view.blockers(p) for p in projects if p not in reported}
         # In sync now: an instance's later drift is explained by the changes from here on.
         self.audit.memory.seen(findings.in_sync, self.audit.started)
@@ -172,10 +176,15 @@ class _DriftCheck(ABC):
         return [item for item in items if not self.rules.resource_ignored(item)]
 
     def _report(
-        self, stack: str, items: Sequence[DriftItem], started: float, not_ready: Sequence[InstanceState] = ()
+        self,
+        stack: str,
+        items: Sequence[DriftItem],
+        started: float,
+        not_ready: Sequence[InstanceState] = (),
+        **fields: Any,
     ) -> StackReport:
         result = StackReport.from_items(
-            stack, self.engine, self._kept(items), time.monotonic() - started, not_ready=not_ready
+            stack, self.engine, self._kept(items), time.monotonic() - started, not_ready=not_ready, **fields
         )
         log.debug(
             "drift check stack=%s engine=%s status=%s drifted=%d duration=%.2fs",
@@ -216,8 +225,7 @@ class LiveDriftCheck(_DriftCheck):
             cancel.raise_if_cancelled()
             declared, findings, problem = live.check(stack, self.rules)
             if problem is None:
-                report = self._report(stack, findings.items, started, findings.not_ready)
-                return report.model_copy(update=_live_fields(declared, findings))
+                return self._report(stack, findings.items, started, findings.not_ready, **_live_fields(declared, findings))
             # What could be checked is kept; what could not fails the stack. A stack file to fix:
             # no retry makes the unmanaged part decidable.
             return StackReport.failed(
@@ -228,7 +236,8 @@ class LiveDriftCheck(_DriftCheck):
                 items=self._kept(findings.items),
                 kind="permanent",
                 not_ready=findings.not_ready,
-            ).model_copy(update=_live_fields(declared, findings))
+                **_live_fields(declared, findings),
+            )
 
         return [self._job(stack, functools.partial(run, stack), live.files[stack].load_seconds) for stack in targets]
 

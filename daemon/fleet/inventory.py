@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from redisguard.core.errors import PermanentError, TransientError
 from redisguard.core.gcp import api_errors, redis_client, retry_policy
-from redisguard.core.threads import ComputedOnce
+from redisguard.core.threads import ComputedOnce, start_daemon_thread
 from redisguard.daemon.config import GcpSettings
 
 if TYPE_CHECKING:
@@ -89,6 +90,21 @@ class Inventory:
             return by_id
 
         return self._indexes.get(project, index)
+
+    def prefetch(self, projects: Iterable[str]) -> None:
+        """Start listing each of `projects` on its own thread, unless its listing has started: for a
+        caller that will need it, so the API's answer is awaited while the caller reads its own side
+        (a failure is kept for whoever asks, as from `instances`)."""
+        for project in projects:
+            if self._listings.started(project):
+                continue
+            start_daemon_thread(functools.partial(self._prefetch, project), f"list-{project}")
+
+    def _prefetch(self, project: str) -> None:
+        try:
+            self.instances(project)
+        except Exception:  # noqa: BLE001, S110 - kept in the listing for whoever asks, raised there
+            pass
 
     def instances(self, project: str) -> list[redis_v1.Instance]:
         # The client is built once per process (core/gcp.py); a failure to build it is this listing's.

@@ -98,7 +98,9 @@ class StackReport(Frozen):
         items: Iterable[DriftItem],
         duration: float,
         not_ready: Iterable[InstanceState] = (),
+        **fields: Any,
     ) -> StackReport:
+        """A check that ran; `fields` are the other fields the engine fills (the live engine's source, pending, ...)."""
         ordered = tuple(sorted(items, key=lambda i: (i.kind, i.resource)))
         return cls(
             stack=stack,
@@ -107,6 +109,7 @@ class StackReport(Frozen):
             duration_seconds=round(duration, 3),
             items=ordered,
             not_ready=tuple(sorted(not_ready, key=lambda i: i.resource)),
+            **fields,
         )
 
     def log_fields(self) -> dict[str, Any]:
@@ -126,6 +129,7 @@ class StackReport(Frozen):
         *,
         kind: ErrorKind = "permanent",
         not_ready: Iterable[InstanceState] = (),
+        **fields: Any,
     ) -> StackReport:
         """A check that failed; `items` is what it did find before the part that failed (the live
         engine's changed and missing clusters when only the unmanaged part could not be decided)."""
@@ -138,6 +142,7 @@ class StackReport(Frozen):
             error_kind=kind,
             items=tuple(sorted(items, key=lambda i: (i.kind, i.resource))),
             not_ready=tuple(sorted(not_ready, key=lambda i: i.resource)),
+            **fields,
         )
 
 
