@@ -28,6 +28,8 @@ EXIT_FINDINGS = 2
 EXIT_CONFIG = 78
 EXIT_IN_SYNC = EXIT_OK
 EXIT_DRIFT = EXIT_FINDINGS
+# Every report's output formats (`--format`): a table on the terminal, JSON and Markdown that travel.
+FORMATS: tuple[str, ...] = ("table", "json", "markdown")
 # The per-target statuses that are findings: drift (drift checks), a memory threshold crossed, a
 # mandatory policy violated by what runs (compliance).
 FINDING_STATUSES = frozenset({"drift", "threshold", "violation"})

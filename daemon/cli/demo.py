@@ -6,8 +6,6 @@ import argparse
 import re
 from pathlib import Path
 
-from rich.console import Console
-
 from redisguard.core.errors import ConfigError
 from redisguard.core.reports import EXIT_ERROR
 from redisguard.daemon.cli.options import Subcommands
@@ -75,6 +73,8 @@ def _demo_stack(fleet: Path) -> StackConfig:
 
 @interruptible("every process the demo started was stopped")
 def run_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from redisguard.daemon.demo.scenario import StepFailed, run
 
     fleet = Path(args.fleet)

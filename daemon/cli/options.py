@@ -8,8 +8,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from redisguard.core.reports import FORMATS
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE
-from redisguard.daemon.reports.drift import FORMATS
 
 # The one exit-code rule of every command that proposes stack-file edits (codify, adopt,
 # memory-report --recommend; remediation.plan.emit), said the same way in each --help.

@@ -10,14 +10,17 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from redisguard.core.errors import PermanentError, RedisguardError
 from redisguard.core.signals import Signalled, exit_on, exit_status
-from redisguard.daemon.reports import compliance, drift, memory
 
-Report = drift.DriftReport | memory.MemoryReport | compliance.ComplianceReport
+if TYPE_CHECKING:
+    from redisguard.daemon.reports.compliance import ComplianceReport
+    from redisguard.daemon.reports.drift import DriftReport
+    from redisguard.daemon.reports.memory import MemoryReport
+
+    Report = DriftReport | MemoryReport | ComplianceReport
 Command = Callable[[argparse.Namespace], int | None]
 
 NOT_WRITTEN = "running checks were stopped, no report written"
@@ -49,6 +52,11 @@ def emit_report(report: Report, fmt: str, output: str | None, config_dir: Path |
     JSON and Markdown travel (CI artifacts, PR comments): a drift report's paths are relative to
     `config_dir`, the config file's folder. The table is read where it ran and keeps them whole.
     """
+    # Imported here: every command imports this module, and only the report commands render.
+    from rich.console import Console
+
+    from redisguard.daemon.reports import compliance, drift, memory
+
     if isinstance(report, drift.DriftReport):
         if config_dir is not None and fmt in ("json", "markdown"):
             report = report.with_paths_relative_to(config_dir)
@@ -72,6 +80,8 @@ def emit_report(report: Report, fmt: str, output: str | None, config_dir: Path |
 
 def print_errors(command: str, report: Report) -> None:
     """One line on stderr per failed check (a stack's engine, a project's memory read or compliance check)."""
+    from redisguard.daemon.reports import drift
+
     if isinstance(report, drift.DriftReport):
         for s in report.stacks:
             if s.status == "error":

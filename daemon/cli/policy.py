@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from redisguard.core.errors import ConfigError
+from redisguard.core.reports import FORMATS
 from redisguard.core.secrets import secret_values
 from redisguard.daemon.cli.options import Subcommands, add_stacks
 from redisguard.daemon.config import (
@@ -23,7 +24,6 @@ from redisguard.daemon.config import (
     default_stack_names,
     load_config,
 )
-from redisguard.daemon.reports.drift import FORMATS
 from redisguard.policies.pack_config import choose_pack
 
 if TYPE_CHECKING:

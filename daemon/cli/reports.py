@@ -11,8 +11,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from redisguard.core.errors import ConfigError
 from redisguard.core.reports import EXIT_ERROR
@@ -25,7 +24,9 @@ from redisguard.daemon.cli.options import (
 )
 from redisguard.daemon.cli.output import emit_report, interruptible, print_errors
 from redisguard.daemon.config import DEFAULT_CONFIG_FILE, default_stack_names, load_config, parse_duration
-from redisguard.daemon.reports.drift import StackReport
+
+if TYPE_CHECKING:
+    from redisguard.daemon.reports.drift import StackReport
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ def run_drift_report(args: argparse.Namespace) -> int:
 def _progress(total: int) -> Iterator[Callable[[StackReport], None] | None]:
     """A progress bar on stderr when it is a terminal and more than one check runs: yields the
     callback that advances it (None when there is no bar)."""
+    from rich.console import Console
+
     err = Console(stderr=True)
     if total < 2 or not err.is_terminal:
         yield None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -396,7 +396,6 @@ def render_markdown(report: DriftReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-FORMATS: Sequence[str] = ("table", "json", "markdown")
 
 
 def render(report: DriftReport, fmt: str) -> str:
