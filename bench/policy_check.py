@@ -61,7 +61,7 @@ def main() -> int:
     for label, values in (
         ('floor: two `python -c "import pulumi"`', floor),
         (f"the command: policy-check --stack {args.stack}", command),
-        ("  in process: the stack verdict (resources, pack, analysis)", judged),
+        ("  in process: the verdict (resources, pack, analysis)", judged),
     ):
         print(f"{label:58s} median {statistics.median(values):6.3f}s  min {min(values):6.3f}s  max {max(values):6.3f}s")
     ratio = statistics.median(ratios)
