@@ -30,6 +30,7 @@ def run_on_daemon_threads(
     names: str | Sequence[str],
     on_interrupt: Callable[[], object] | None = None,
     interrupt_grace_seconds: float = 0.0,
+    on_this_thread: Callable[[], object] | None = None,
 ) -> list[T]:
     """Each call on its own daemon thread (`names`: one name for all, or one per call); once every
     call has ended, their results in call order, or the first failure in call order raised.
@@ -41,6 +42,9 @@ def run_on_daemon_threads(
     of core/signals.py) when this runs on the main thread. Then `on_interrupt` runs (a cancel, so
     the calls stop early), the calls get up to `interrupt_grace_seconds` to end (to kill their
     child processes), and the exception goes on; calls still running are left behind.
+
+    `on_this_thread` runs on the calling thread once the calls have started, before the wait
+    (whatever it raises is handled as an interruption of the wait).
     """
     outcomes: list[tuple[T] | BaseException | None] = [None] * len(calls)
 
@@ -56,6 +60,8 @@ def run_on_daemon_threads(
         for index, (call, name) in enumerate(zip(calls, per_call, strict=True))
     ]
     try:
+        if on_this_thread is not None:
+            on_this_thread()
         for thread in threads:
             thread.join()  # interruptible: a signal handler runs and may raise here
     except BaseException:
@@ -87,6 +93,10 @@ class ComputedOnce(Generic[K, T]):
         self._futures: dict[K, Future[T]] = {}
         # The values computed so far: what most asks find, read without the lock and the future.
         self._values: dict[K, T] = {}
+
+    def known(self, key: K, value: T) -> T:
+        """`value` as the key's, unless a thread has asked for the key already (then the value it computes)."""
+        return self.get(key, lambda: value)
 
     def started(self, key: K) -> bool:
         """Whether some thread has asked for `key` (its value may still be being computed)."""

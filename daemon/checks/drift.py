@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +21,7 @@ from redisguard.daemon.checks.names import DRIFT_LIVE, DRIFT_PULUMI
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
 from redisguard.daemon.checks.registry import DRIFT_CHECK_OF, DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig
-from redisguard.daemon.fleet.declared import Declared, DeclaredStack, SourceFailure, declare_stack
+from redisguard.daemon.fleet.declared import Declared, DeclaredStack, SourceFailure, declare_stack, declared_at_hand
 from redisguard.daemon.fleet.inventory import Inventory
 from redisguard.daemon.fleet.stacks import read_stack_files
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, Engine, InstanceState, StackReport
@@ -46,9 +47,11 @@ class _LiveContext:
     unmanaged instances.
 
     `selected` is the stacks the user chose; a sharded daemon chooses them all and checks the ones
-    its `shard` owns."""
+    its `shard` owns, `targets`."""
 
-    def __init__(self, config: RedisguardConfig, selected: Sequence[str], shard: Shard = WHOLE) -> None:
+    def __init__(
+        self, config: RedisguardConfig, selected: Sequence[str], targets: Sequence[str], shard: Shard = WHOLE
+    ) -> None:
         self.config = config
         self.selected = tuple(selected)
         self.shard = shard
@@ -57,12 +60,32 @@ class _LiveContext:
         self._declared: ComputedOnce[str, Declared] = ComputedOnce()
         self._scan_view: ComputedOnce[None, _ScanView] = ComputedOnce()
         self.audit = AuditReader(config)
+        # The stacks whose declared side no check has asked for yet (see _view).
+        self._unread: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for name in config.pulumi.stacks:
+            self._unread.put(name)
+        self.at_hand = self._read_at_hand(set(targets))
+
+    def _read_at_hand(self, targets: set[str]) -> bool:
+        """Every stack's declared side that is at hand without the pulumi CLI (a config, an unchanged
+        export), read now, each target's projects listed from the moment they are known; whether
+        every stack's was: then the checks wait for no CLI and need no thread of their own."""
+        for name in self.config.pulumi.stacks:
+            found = declared_at_hand(self.config, self.files[name])
+            if found is None:
+                return False
+            self._declared.known(name, found)
+            if name in targets and isinstance(found, DeclaredStack):
+                self.inventory.prefetch({instance.project for instance in found.instances})
+        return True
 
     def declared(self, name: str) -> Declared:
         """The stack's declared side, read once per scan whichever check asks first."""
         return self._declared.get(name, lambda: declare_stack(self.config, self.files[name]))
 
-    def check(self, name: str, rules: IgnoreRules) -> tuple[DeclaredStack, drift_live.StackFindings, str | None]:
+    def check(
+        self, name: str, rules: IgnoreRules, cancel: CancelToken
+    ) -> tuple[DeclaredStack, drift_live.StackFindings, str | None]:
         """The stack's declared side and findings, and what could not be checked (None when everything was)."""
         stack = self.declared(name)
         if isinstance(stack, SourceFailure):
@@ -70,7 +93,7 @@ class _LiveContext:
         # Its instances' projects are listed in any case (compare_stack finds each instance there):
         # the API answers while the other stacks' declared sides are read.
         self.inventory.prefetch({instance.project for instance in stack.instances})
-        view = self._view()
+        view = self._view(cancel)
         projects = view.owners.get(name, [])
         reported = [p for p in projects if not view.blockers(p)]
         # The others' instances matter only to the stack that reports a project's unmanaged ones.
@@ -91,9 +114,20 @@ class _LiveContext:
             lines += [f"  {line}" for blocker in blockers for line in blocker.splitlines()]
         return stack, findings, "\n".join(lines)
 
-    def _view(self) -> _ScanView:
+    def _view(self, cancel: CancelToken) -> _ScanView:
         """Every stack's declared side and who reports which project's unmanaged instances: worked out
-        once per scan, by the first check that needs it (each stack's side read by whoever asks first)."""
+        once per scan, by the first check that needs it (each stack's side read by whoever asks first).
+
+        Each check that needs it first helps read the declared sides no check has asked for, one at a
+        time: a first run (every stack exported) keeps `parallelism` CLIs at work, not one."""
+        while True:
+            try:
+                name = self._unread.get_nowait()
+            except queue.Empty:
+                break
+            if not self._declared.started(name):  # else another check reads it
+                cancel.raise_if_cancelled()
+                self.declared(name)
         return self._scan_view.get(None, self._work_out_view)
 
     def _work_out_view(self) -> _ScanView:
@@ -163,13 +197,15 @@ class _DriftCheck(ABC):
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
         """One job per stack, in the order given."""
 
-    def _job(self, stack: str, run: Callable[[], StackReport], extra_seconds: float = 0.0) -> Job[StackReport]:
+    def _job(
+        self, stack: str, run: Callable[[], StackReport], extra_seconds: float = 0.0, *, inline: bool = False
+    ) -> Job[StackReport]:
         def failed(error: RedisguardError, seconds: float) -> StackReport:
             return StackReport.failed(
                 stack, self.engine, scrub(str(error), self.secrets), seconds + extra_seconds, kind=error_kind(error)
             )
 
-        return Job(check=self.name, target=stack, run=run, failed=failed)
+        return Job(check=self.name, target=stack, run=run, failed=failed, inline=inline)
 
     def _kept(self, items: Sequence[DriftItem]) -> list[DriftItem]:
         # Whole-resource rules (`kind:` without `path:`) apply to both engines' findings alike.
@@ -216,14 +252,14 @@ class LiveDriftCheck(_DriftCheck):
     def jobs(self, targets: Sequence[str], cancel: CancelToken) -> list[Job[StackReport]]:
         # Sharded, the daemon watches every stack and checks its own: who reports a project's
         # unmanaged instances is decided over the whole fleet, the same in every shard.
-        live = _LiveContext(self.config, targets if self.shard.whole else self.config.pulumi.stacks, self.shard)
+        live = _LiveContext(self.config, targets if self.shard.whole else self.config.pulumi.stacks, targets, self.shard)
 
         def run(stack: str) -> StackReport:
             # Reading a stack file is part of checking that stack, so its load time counts.
             # Reading the stack file (before the scan's checks started) is part of checking the stack.
             started = time.monotonic() - live.files[stack].load_seconds
             cancel.raise_if_cancelled()
-            declared, findings, problem = live.check(stack, self.rules)
+            declared, findings, problem = live.check(stack, self.rules, cancel)
             if problem is None:
                 return self._report(stack, findings.items, started, findings.not_ready, **_live_fields(declared, findings))
             # What could be checked is kept; what could not fails the stack. A stack file to fix:
@@ -239,7 +275,12 @@ class LiveDriftCheck(_DriftCheck):
                 **_live_fields(declared, findings),
             )
 
-        return [self._job(stack, functools.partial(run, stack), live.files[stack].load_seconds) for stack in targets]
+        # Every declared side at hand (configs, unchanged exports): the checks only compare and wait
+        # for the listing, on the calling thread.
+        return [
+            self._job(stack, functools.partial(run, stack), live.files[stack].load_seconds, inline=live.at_hand)
+            for stack in targets
+        ]
 
 
 def _live_fields(declared: DeclaredStack, findings: drift_live.StackFindings) -> dict[str, object]:

@@ -98,6 +98,10 @@ class Job(Generic[R_co]):
     target: str
     run: Callable[[], R_co]
     failed: Callable[[RedisguardError, float], R_co]
+    inline: bool = False
+    """The job does no I/O of its own (what it reads is at hand; it may wait for what the run
+    shares, such as a listing on another thread): it runs on the calling thread, without a worker
+    thread's start and hand-overs. `parallelism` bounds the worker threads, which run the others."""
 
 
 class Check(Protocol[R_co]):
@@ -133,8 +137,8 @@ def run_jobs(
     parallelism: int = 1,
     publish: Callable[[R], None] | None = None,
 ) -> list[R]:
-    """Run the jobs on at most `parallelism` threads; results in job order, each passed to `publish`
-    (on the job's thread) as soon as it is known.
+    """Run the jobs on at most `parallelism` threads (the inline ones on the calling thread); results
+    in job order, each passed to `publish` (on the job's thread) as soon as it is known.
 
     After a cancel the jobs that did not finish have no result. The workers are daemon threads
     (core/threads.py says why): a signal that interrupts the wait here cancels the run, gives
@@ -143,9 +147,22 @@ def run_jobs(
     if not jobs:
         return []
     pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for index in range(len(jobs)):
-        pending.put(index)
+    inline = [index for index, job in enumerate(jobs) if job.inline]
+    for index, job in enumerate(jobs):
+        if not job.inline:
+            pending.put(index)
     results: list[tuple[R] | None] = [None] * len(jobs)
+
+    def finish(index: int) -> None:
+        result = _run_one(jobs[index], cancel)
+        if result is None:
+            return
+        results[index] = result
+        if publish is not None:
+            try:
+                publish(result[0])
+            except Exception:  # noqa: BLE001 - a failing subscriber must not lose the other results
+                log.error("publishing a result failed check=%s target=%s", jobs[index].check, jobs[index].target, exc_info=True)
 
     def worker() -> None:
         while not cancel.cancelled:
@@ -153,22 +170,22 @@ def run_jobs(
                 index = pending.get_nowait()
             except queue.Empty:
                 return
-            result = _run_one(jobs[index], cancel)
-            if result is None:
-                continue
-            results[index] = result
-            if publish is not None:
-                try:
-                    publish(result[0])
-                except Exception:  # noqa: BLE001 - a failing subscriber must not lose the other results
-                    log.error("publishing a result failed check=%s target=%s", jobs[index].check, jobs[index].target, exc_info=True)
+            finish(index)
 
-    workers = max(1, min(parallelism, len(jobs)))
+    def here() -> None:
+        for index in inline:
+            if cancel.cancelled:
+                return
+            finish(index)
+
+    pooled = len(jobs) - len(inline)
+    workers = max(1, min(parallelism, pooled)) if pooled else 0
     run_on_daemon_threads(
         [worker] * workers,
         names=[f"check-{jobs[0].check}-{n}" for n in range(workers)],
         on_interrupt=cancel.cancel,
         interrupt_grace_seconds=CANCEL_JOIN_SECONDS,
+        on_this_thread=here if inline else None,
     )
     return [r[0] for r in results if r is not None]
 

@@ -13,20 +13,20 @@ A stack's source (redisguard.yaml `pulumi.source`, per stack `pulumi.stack_sourc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from redisguard.core.errors import ConfigError, RedisguardError
 from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.core.threads import ComputedOnce
-from redisguard.daemon.config import RedisguardConfig, SourceName
+from redisguard.daemon.config import PulumiSettings, RedisguardConfig, SourceName
 from redisguard.daemon.fleet.inventory import LiveKey, split_instance_name
 from redisguard.daemon.fleet.inverse import keys_for_path
 from redisguard.daemon.fleet.pending import PendingChange, PendingProperty
 from redisguard.daemon.fleet.properties import expected_properties, input_properties
 from redisguard.daemon.fleet.stacks import StackFileRead, choose_source, read_stack_files, with_fallback_context
-from redisguard.daemon.fleet.state import StackState, StateResource, read_stack_state
+from redisguard.daemon.fleet.state import StackState, StateResource, cached_stack_state, read_stack_state
 from redisguard.program.config import CONFIG_KEY, ClusterConfig, StackConfig
 
 # Where a live key or label not declared counts as drift (the program would remove it).
@@ -195,11 +195,32 @@ Declared = DeclaredStack | SourceFailure
 
 def declare_stack(config: RedisguardConfig, file: StackFileRead) -> Declared:
     """One stack's declared side from its chosen source, or why it cannot be read (never raising)."""
+    return _declare_by(config, file, read_stack_state)
+
+
+def declared_at_hand(config: RedisguardConfig, file: StackFileRead) -> Declared | None:
+    """What declare_stack gives, when it can tell without running the pulumi CLI (a config source, an
+    unchanged export in fleet/state.py's cache, a problem found before any read); None when not."""
+    try:
+        return _declare_by(config, file, cached_stack_state)
+    except _NotAtHand:
+        return None
+
+
+class _NotAtHand(Exception):
+    """The stack's export is not cached: reading it needs the CLI."""
+
+
+def _declare_by(config: RedisguardConfig, file: StackFileRead, read: _StateReader) -> Declared:
     source, why = choose_source(config, file)
     try:
-        return _declare(config, file, source, why)
+        return _declare(config, file, source, why, read)
     except RedisguardError as exc:
         return SourceFailure(file.name, source, with_fallback_context(config, file, exc), _project_hint(file))
+
+
+# fleet/state.py's read_stack_state, or its cached_stack_state (None: not cached).
+_StateReader = Callable[[PulumiSettings, str], StackState | None]
 
 
 def read_declared(config: RedisguardConfig, names: Iterable[str] | None = None) -> dict[str, Declared]:
@@ -214,7 +235,7 @@ def _project_hint(file: StackFileRead) -> str | None:
     return file.error.project if file.error is not None else None
 
 
-def _declare(config: RedisguardConfig, file: StackFileRead, source: SourceName, why: str) -> DeclaredStack:
+def _declare(config: RedisguardConfig, file: StackFileRead, source: SourceName, why: str, read: _StateReader) -> DeclaredStack:
     stack = file.stack
     if source in ("config", "both"):
         if stack is None or not stack.has_key:
@@ -222,7 +243,9 @@ def _declare(config: RedisguardConfig, file: StackFileRead, source: SourceName, 
         if not stack.project:
             raise ConfigError(f"{stack.source}: gcp:project is not set; the live engine needs it to list instances")
     project = _project_hint(file)
-    state = None if source == "config" else read_stack_state(config.pulumi, file.name)
+    state = None if source == "config" else read(config.pulumi, file.name)
+    if state is None and source != "config":
+        raise _NotAtHand(file.name)
     # An unchanged stack file is the same StackConfig object (fleet/stacks.py's cache), an unchanged
     # export the same StackState (fleet/state.py's): the declared side derived from them is then the
     # same too, and is not derived again on every run (the daemon's, and every stack of a scan).

@@ -424,6 +424,32 @@ def clear_cache() -> None:
         _probe_paths.clear()
 
 
+def _version(settings: PulumiSettings, stack: str) -> tuple[tuple[str | None, str, str], str | None, Mapping[str, Any] | None]:
+    """The stack's cache key, its version (None: no probe, or no checkpoint found) and the project file."""
+    project_file = _project_file(settings.work_dir)
+    name = (project_file or {}).get("name")
+    key = (settings.backend_url, str(settings.work_dir.absolute()), stack)
+    url = _backend_url(settings, project_file)
+    paths = _paths_to_probe(url, settings.work_dir, stack, name if isinstance(name, str) else None)
+    return key, _probe(paths) if paths is not None else None, project_file
+
+
+def _cached(key: tuple[str | None, str, str], version: str | None) -> StackState | None:
+    if version is None:
+        return None
+    with _cache_lock:
+        cached = _cache.get(key)
+    # The same object every time while the stack is unchanged: what is derived from it
+    # (fleet/declared.py's declared side) is kept with it.
+    return cached if cached is not None and cached.version == version else None
+
+
+def cached_stack_state(settings: PulumiSettings, stack: str) -> StackState | None:
+    """What read_stack_state gives without running the CLI: the stack's cached export while its
+    version is unchanged; None when reading it needs the CLI (never raising)."""
+    return _cached(*_version(settings, stack)[:2])
+
+
 def read_stack_state(settings: PulumiSettings, stack: str, *, timeout: float | None = None) -> StackState:
     """The stack's deployment as `pulumi stack export --stack STACK` gives it (never with
     --show-secrets), from this process's cache while its version is unchanged.
@@ -437,19 +463,11 @@ def read_stack_state(settings: PulumiSettings, stack: str, *, timeout: float | N
     """
     began = time.monotonic()
     work_dir = settings.work_dir
-    project_file = _project_file(work_dir)
+    key, version, project_file = _version(settings, stack)
+    cached = _cached(key, version)
+    if cached is not None:
+        return cached
     has_project = project_file is not None
-    name = (project_file or {}).get("name")
-    key = (settings.backend_url, str(work_dir.absolute()), stack)
-    paths = _paths_to_probe(_backend_url(settings, project_file), work_dir, stack, name if isinstance(name, str) else None)
-    version = _probe(paths) if paths is not None else None
-    if version is not None:
-        with _cache_lock:
-            cached = _cache.get(key)
-        if cached is not None and cached.version == version:
-            # The same object every time while the stack is unchanged: what is derived from it
-            # (fleet/declared.py's declared side) is kept with it.
-            return cached
 
     pulumi = shutil.which("pulumi")
     if pulumi is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -225,9 +226,12 @@ def test_admin_api_calls_do_not_grow_with_instances(
         {"pulumi": {"work_dir": str(work_dir), "stacks": ["blue", "green"]}, "gcp": {"redis_endpoint": emulator.redis_endpoint}}
     )
     emulator.reset_counts()
-    report = run_scan(config, ["blue", "green"], ["live"])
+    threads: list[str] = []
+    report = run_scan(config, ["blue", "green"], ["live"], on_done=lambda _: threads.append(threading.current_thread().name))
     assert [s.status for s in report.stacks] == ["in_sync", "in_sync"]
     assert emulator.request_counts()["redis"] == {"ListInstances": 1}
+    # Stack files are read without the pulumi CLI: the checks run on the calling thread, no worker's.
+    assert threads == [threading.current_thread().name] * 2
 
 
 def test_unmanaged_instances_are_reported_once_per_project(
@@ -390,3 +394,4 @@ def test_an_instance_that_is_not_ready_is_shown_in_every_format(
     markdown = capsys.readouterr().out
     assert "**all stacks in sync; 1 instance not READY**" in markdown
     assert "| `redis-cache` | REPAIRING |" in markdown
+

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from redisguard.core.errors import RedisguardError, TransientError
-from redisguard.daemon.checks.protocol import CancelToken, Job, run_check
+from redisguard.daemon.checks.protocol import CancelToken, Job, run_check, run_jobs
 
 
 @dataclass(frozen=True)
@@ -119,3 +119,42 @@ def test_a_cancel_callback_runs_once_and_at_once_when_registered_late() -> None:
     assert calls == ["early", "late"]
     with pytest.raises(RedisguardError, match="cancelled"):
         cancel.raise_if_cancelled()
+
+
+def test_inline_jobs_run_on_the_calling_thread_the_others_on_workers_results_in_job_order() -> None:
+    ran: dict[str, str] = {}
+
+    def run(target: str) -> Outcome:
+        ran[target] = threading.current_thread().name
+        if target == "bad":
+            raise TransientError("503")
+        return Outcome(target, True)
+
+    def failed(target: str, error: RedisguardError, seconds: float) -> Outcome:
+        return Outcome(target, False, str(error))
+
+    jobs = [
+        Job("toy", t, functools.partial(run, t), functools.partial(failed, t), inline=inline)
+        for t, inline in (("a", True), ("slow", False), ("bad", True), ("b", False))
+    ]
+    published: list[str] = []
+
+    results = run_jobs(jobs, CancelToken(), parallelism=4, publish=lambda o: published.append(o.target))
+
+    assert results == [Outcome("a", True), Outcome("slow", True), Outcome("bad", False, "503"), Outcome("b", True)]
+    here = threading.current_thread().name
+    assert (ran["a"], ran["bad"]) == (here, here) and here not in (ran["slow"], ran["b"])
+    assert sorted(published) == ["a", "b", "bad", "slow"]
+
+
+def test_with_only_inline_jobs_no_thread_is_started() -> None:
+    before = threading.active_count()
+    counts: list[int] = []
+
+    def run() -> int:
+        counts.append(threading.active_count())
+        return 1
+
+    jobs = [Job("toy", t, run, lambda error, seconds: 0, inline=True) for t in ("a", "b")]
+
+    assert run_jobs(jobs, CancelToken(), parallelism=4) == [1, 1] and counts == [before, before]
