@@ -96,12 +96,15 @@ class ComputedOnce(Generic[K, T]):
 
     def known(self, key: K, value: T) -> T:
         """`value` as the key's, unless a thread has asked for the key already (then the value it computes)."""
+        with self._lock:
+            if key not in self._futures:
+                return self._values.setdefault(key, value)
         return self.get(key, lambda: value)
 
     def started(self, key: K) -> bool:
         """Whether some thread has asked for `key` (its value may still be being computed)."""
         with self._lock:
-            return key in self._futures
+            return key in self._futures or key in self._values
 
     def get(self, key: K, compute: Callable[[], T]) -> T:
         try:
@@ -109,6 +112,8 @@ class ComputedOnce(Generic[K, T]):
         except KeyError:
             pass
         with self._lock:
+            if key in self._values:  # made known meanwhile
+                return self._values[key]
             future = self._futures.get(key)
             owner = future is None
             if owner:

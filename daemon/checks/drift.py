@@ -120,7 +120,7 @@ class _LiveContext:
 
         Each check that needs it first helps read the declared sides no check has asked for, one at a
         time: a first run (every stack exported) keeps `parallelism` CLIs at work, not one."""
-        while True:
+        while not self._scan_view.started(None):
             try:
                 name = self._unread.get_nowait()
             except queue.Empty:

@@ -15,7 +15,7 @@ from redisguard.core.memorystore import READY
 from redisguard.core.pulumi import INSTANCE_TYPE
 from redisguard.daemon.checks.ignore import IgnoreRules
 from redisguard.daemon.fleet.declared import DeclaredInstance, DeclaredStack
-from redisguard.daemon.fleet.inventory import Inventory, split_instance_name
+from redisguard.daemon.fleet.inventory import Inventory
 from redisguard.daemon.fleet.properties import instance_properties, instance_state
 from redisguard.daemon.reports.drift import DriftItem, InstanceState, PropertyDrift
 
@@ -78,12 +78,11 @@ def compare_stack(
         if state != READY:
             not_ready.append(InstanceState(resource=declared.resource, state=state))
         drifts = compare(declared, instance, rules)
+        name = type(instance).pb(instance).name  # the message's field, without a proto-plus read
         if drifts:
-            items.append(
-                DriftItem(resource=declared.resource, kind="changed", properties=tuple(drifts), instance=instance.name)
-            )
+            items.append(DriftItem(resource=declared.resource, kind="changed", properties=tuple(drifts), instance=name))
         else:
-            in_sync.append(instance.name)
+            in_sync.append(name)
     if unmanaged_projects:
         # Every declared instance by id, once: the stack reporting a project's unmanaged instances
         # asks for each listed one, and a thousand stacks each asked in turn would be a million.
@@ -92,8 +91,7 @@ def compare_stack(
             for declared in holder.instances:
                 held.setdefault(declared.instance_id, []).append(declared)
         for project in unmanaged_projects:
-            for instance in inventory.instances(project):
-                key = split_instance_name(instance.name)
+            for key, instance in inventory.keyed(project):
                 if not any(d.holds(key) for d in held.get(key.instance_id, ())):
                     items.append(DriftItem(resource=instance.name, kind="unmanaged", instance=instance.name))
     return StackFindings(items, not_ready, tuple(unmanaged_projects), tuple(in_sync))

@@ -36,6 +36,10 @@ class LiveKey:
 
 def split_instance_name(name: str) -> LiveKey:
     """`projects/P/locations/R/instances/ID` -> its parts."""
+    parts = name.split("/")
+    if len(parts) == 6 and parts[0] == "projects" and parts[2] == "locations" and parts[4] == "instances" and all(parts):
+        # What the pattern reads from a name whose parts hold no slash (every name the API gives), faster.
+        return LiveKey(project=parts[1], region=parts[3], instance_id=parts[5])
     match = _INSTANCE_NAME.match(name)
     if match is None:
         raise PermanentError(f"the API returned an instance name of an unknown form: {name!r}")
@@ -76,6 +80,7 @@ class Inventory:
     def __init__(self, gcp: GcpSettings) -> None:
         self._gcp = gcp
         self._listings: ComputedOnce[str, list[redis_v1.Instance]] = ComputedOnce()
+        self._keyed: ComputedOnce[str, list[tuple[LiveKey, redis_v1.Instance]]] = ComputedOnce()
         self._indexes: ComputedOnce[str, dict[str, list[tuple[LiveKey, redis_v1.Instance]]]] = ComputedOnce()
 
     def by_id(self, project: str) -> Mapping[str, list[tuple[LiveKey, redis_v1.Instance]]]:
@@ -84,12 +89,20 @@ class Inventory:
 
         def index() -> dict[str, list[tuple[LiveKey, redis_v1.Instance]]]:
             by_id: dict[str, list[tuple[LiveKey, redis_v1.Instance]]] = {}
-            for instance in self.instances(project):
-                key = split_instance_name(instance.name)
+            for key, instance in self.keyed(project):
                 by_id.setdefault(key.instance_id, []).append((key, instance))
             return by_id
 
         return self._indexes.get(project, index)
+
+    def keyed(self, project: str) -> list[tuple[LiveKey, redis_v1.Instance]]:
+        """The project's listed instances in listing order, each with the parts of its name (read once per scan)."""
+
+        def split() -> list[tuple[LiveKey, redis_v1.Instance]]:
+            # The name from the protobuf message under the proto-plus wrapper: the same string, read faster.
+            return [(split_instance_name(type(i).pb(i).name), i) for i in self.instances(project)]
+
+        return self._keyed.get(project, split)
 
     def prefetch(self, projects: Iterable[str]) -> None:
         """Start listing each of `projects` on its own thread, unless its listing has started: for a

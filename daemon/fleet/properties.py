@@ -99,8 +99,16 @@ def _enum_name(message: Any, field: str) -> str:
     """enum_name for a field of a protobuf message (its number, as the wire holds it; a number the
     enum does not know, from a newer API, is its decimal text, as proto-plus gives it)."""
     number = getattr(message, field)
-    value = message.DESCRIPTOR.fields_by_name[field].enum_type.values_by_number.get(number)
-    return value.name if value is not None else str(number)
+    names = _ENUM_NAMES.get((type(message), field))
+    if names is None:
+        values = message.DESCRIPTOR.fields_by_name[field].enum_type.values
+        names = _ENUM_NAMES[(type(message), field)] = {v.number: v.name for v in values}
+    name = names.get(number)
+    return name if name is not None else str(number)
+
+
+# (message type, enum field) -> number -> the member's name, read from the descriptor once.
+_ENUM_NAMES: dict[tuple[type, str], dict[int, str]] = {}
 
 
 def _enum_name_or(message: Any, field: str, unspecified_as: str | None) -> str | None:
