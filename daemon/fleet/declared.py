@@ -205,6 +205,8 @@ def declared_at_hand(config: RedisguardConfig, file: StackFileRead) -> Declared 
         return _declare_by(config, file, cached_stack_state)
     except _NotAtHand:
         return None
+    except Exception:  # noqa: BLE001 - not at hand: declare_stack meets it again in the stack's check, which reports it
+        return None
 
 
 class _NotAtHand(Exception):

@@ -14,7 +14,7 @@ from redisguard.core.errors import ConfigError
 from redisguard.core.pulumi import INSTANCE_TYPE, SECRET_SIG, SECRET_SIG_KEY, is_secret
 from redisguard.daemon.config import PulumiSettings, config_from_mapping
 from redisguard.daemon.fleet import state as fleet_state
-from redisguard.daemon.fleet.declared import DeclaredStack, declare_stack
+from redisguard.daemon.fleet.declared import DeclaredStack, declare_stack, declared_at_hand
 from redisguard.daemon.fleet.stacks import read_stack_files
 from redisguard.daemon.fleet.state import checkpoint_candidates, parse_export, read_export_file, read_stack_state
 from tests.fixtures.processes import command_on_path
@@ -197,3 +197,15 @@ def test_the_declared_side_of_an_unchanged_stack_is_the_one_read_last_and_read_a
     assert isinstance(first, DeclaredStack) and isinstance(changed, DeclaredStack)
     assert again is first and [i.resource for i in first.instances] == ["redis-sidekiq"]
     assert changed is not first and changed.instances == ()
+
+
+def test_a_project_file_that_cannot_be_decoded_leaves_the_declared_side_to_the_check(
+    fake_backend: tuple[PulumiSettings, Path, Path],
+) -> None:
+    settings, _, _ = fake_backend
+    config = config_from_mapping({"pulumi": settings.model_dump(mode="json")})
+    (file,) = read_stack_files(config)
+    (settings.work_dir / "Pulumi.yaml").write_bytes(b"name: \xff\xfe\n")
+
+    # Not at hand (the scan's checks read it, each failure a stack's result), never an exception.
+    assert declared_at_hand(config, file) is None
