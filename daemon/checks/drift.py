@@ -21,6 +21,7 @@ from redisguard.daemon.checks.names import DRIFT_LIVE, DRIFT_PULUMI
 from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
 from redisguard.daemon.checks.registry import DRIFT_CHECK_OF, DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig
+from redisguard.daemon.fleet import state as fleet_state
 from redisguard.daemon.fleet.declared import Declared, DeclaredStack, SourceFailure, declare_stack, declared_at_hand
 from redisguard.daemon.fleet.inventory import Inventory
 from redisguard.daemon.fleet.stacks import read_stack_files
@@ -70,13 +71,14 @@ class _LiveContext:
         """Every stack's declared side that is at hand without the pulumi CLI (a config, an unchanged
         export), read now, each target's projects listed from the moment they are known; whether
         every stack's was: then the checks wait for no CLI and need no thread of their own."""
-        for name in self.config.pulumi.stacks:
-            found = declared_at_hand(self.config, self.files[name])
-            if found is None:
-                return False
-            self._declared.known(name, found)
-            if name in targets and isinstance(found, DeclaredStack):
-                self.inventory.prefetch({instance.project for instance in found.instances})
+        with fleet_state.one_look():
+            for name in self.config.pulumi.stacks:
+                found = declared_at_hand(self.config, self.files[name])
+                if found is None:
+                    return False
+                self._declared.known(name, found)
+                if name in targets and isinstance(found, DeclaredStack):
+                    self.inventory.prefetch({instance.project for instance in found.instances})
         return True
 
     def declared(self, name: str) -> Declared:

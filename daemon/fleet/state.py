@@ -25,7 +25,9 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -208,6 +210,41 @@ def workspace_env(settings: PulumiSettings) -> dict[str, str]:
     return env
 
 
+# Within one_look(): each shared path's stat (or the error it raised), looked at once.
+_looked: ContextVar[dict[str, os.stat_result | OSError] | None] = ContextVar("looked", default=None)
+
+
+@contextmanager
+def one_look() -> Iterator[None]:
+    """Within it, the files every stack of a backend shares (its stack folders, meta.yaml, the
+    project's Pulumi.yaml) are looked at once, not once per stack: a scan that reads many stacks in a
+    row sees the backend as it was when it began, and a change after that is seen by the next scan.
+    Each stack's own checkpoint is still looked at for that stack."""
+    token = _looked.set({})
+    try:
+        yield
+    finally:
+        _looked.reset(token)
+
+
+def _shared_stat(path: str) -> os.stat_result:
+    """os.stat(path), once per one_look()."""
+    looked = _looked.get()
+    if looked is None:
+        return os.stat(path)
+    found = looked.get(path)
+    if found is None:
+        try:
+            found = os.stat(path)
+        except OSError as exc:
+            found = exc
+        looked[path] = found
+    if isinstance(found, OSError):
+        # A new error each time: raising one instance again would grow its traceback.
+        raise type(found)(found.errno, found.strerror, found.filename)
+    return found
+
+
 # work_dir -> the Pulumi.yaml last parsed: its name, stat signature and text, and what parsing gave.
 _projects: dict[Path, tuple[str, tuple[int, int, int, int] | None, str, Mapping[str, Any]]] = {}
 
@@ -219,7 +256,7 @@ def _project_file(work_dir: Path) -> Mapping[str, Any] | None:
     for name in ("Pulumi.yaml", "Pulumi.yml"):
         path = os.path.join(work_dir, name)
         try:
-            signature = stat_signature(os.stat(path))
+            signature = stat_signature(_shared_stat(path))
         except OSError:
             continue
         last = _projects.get(work_dir)
@@ -383,6 +420,33 @@ def _paths_to_probe(url: str | None, work_dir: Path, stack: str, project: str | 
     return paths
 
 
+# folder -> its stat signature and the names it held then: which checkpoint candidates exist.
+_listings: dict[str, tuple[tuple[int, int, int, int], frozenset[str]]] = {}
+
+
+def _names_in(folder: str) -> frozenset[str] | None:
+    """The names in `folder`, listed again only when the folder changed (a file created, renamed
+    over or removed in it changes its mtime and ctime); None when its stat cannot tell (missing, or
+    changed too recently: core/files.stat_signature), so the caller looks at each path itself.
+    One stat for a folder of every stack of a project, instead of one per candidate per stack."""
+    try:
+        signature = stat_signature(_shared_stat(folder))
+    except OSError:
+        return None
+    if signature is None:
+        return None
+    listed = _listings.get(folder)
+    if listed is None or listed[0] != signature:
+        try:
+            # Listed after the stat: a change in between gives the folder a newer signature, so
+            # the next probe lists it again.
+            listed = (signature, frozenset(os.listdir(folder)))
+        except OSError:
+            return None
+        _listings[folder] = listed
+    return listed[1]
+
+
 def _probe(paths: tuple[str, ...]) -> str | None:
     """The stack's version from the checkpoint files' stat (`paths`: the candidates, then meta.yaml);
     None when none exists (let the CLI say why).
@@ -392,9 +456,14 @@ def _probe(paths: tuple[str, ...]) -> str | None:
     old one, which stays unchanged (diy/state.go saveCheckpoint). The inode and ctime are part of the
     version, so a checkpoint replaced by a copy that kept the old mtime and size is read again."""
     found = []
+    folders: dict[str, frozenset[str] | None] = {}
     for path in paths[:-1]:
+        folder, name = os.path.split(path)
+        if folder not in folders:
+            folders[folder] = _names_in(folder)
+        names = folders[folder]
         # os.access answers "not there" without raising (most candidates never exist).
-        if not os.access(path, os.F_OK):
+        if (name not in names) if names is not None else not os.access(path, os.F_OK):
             continue
         try:
             stat = os.stat(path)
@@ -405,7 +474,7 @@ def _probe(paths: tuple[str, ...]) -> str | None:
         return None
     # meta.yaml decides which layout the CLI reads (diy/meta.go): a change there changes the answer.
     try:
-        meta = os.stat(paths[-1])
+        meta = _shared_stat(paths[-1])
         found.append(f"meta:{meta.st_ino}:{meta.st_mtime_ns}:{meta.st_ctime_ns}:{meta.st_size}")
     except OSError:
         pass
@@ -422,6 +491,7 @@ def clear_cache() -> None:
         _cache.clear()
         _projects.clear()
         _probe_paths.clear()
+        _listings.clear()
 
 
 def _version(settings: PulumiSettings, stack: str) -> tuple[tuple[str | None, str, str], str | None, Mapping[str, Any] | None]:

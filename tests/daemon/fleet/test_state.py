@@ -182,6 +182,53 @@ def test_a_new_checkpoint_variant_beside_an_unchanged_one_is_exported_again(
     assert again.cached is False and len(runs.read_text().splitlines()) == 2
 
 
+def _age(folder: Path, seconds: float) -> None:
+    """Give `folder` an mtime `seconds` ago: past the racy window, so its listing is trusted."""
+    stat = folder.stat()
+    os.utime(folder, ns=(stat.st_atime_ns, stat.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_a_new_checkpoint_variant_is_seen_when_the_stacks_folder_listing_is_remembered(
+    fake_backend: tuple[PulumiSettings, Path, Path],
+) -> None:
+    """The probe remembers each stack folder's names while the folder's stat is unchanged: a variant
+    written beside the checkpoint changes the folder, so it is seen whether the folder changed just
+    now (its stat cannot tell yet) or long enough ago for the stat to be trusted."""
+    settings, checkpoint, runs = fake_backend
+    _age(checkpoint.parent, 60)
+    first = read_stack_state(settings, "staging")
+    assert read_stack_state(settings, "staging").cached is True  # the listing remembered
+    checkpoint.with_name("staging.json.gz").write_bytes(gzip.compress(checkpoint.read_bytes()))
+    just_now = read_stack_state(settings, "staging")
+    _age(checkpoint.parent, 30)
+    later = read_stack_state(settings, "staging")
+
+    assert (first.cached, just_now.cached, later.cached) == (False, False, True)
+    assert "staging.json.gz" in just_now.version and later.version == just_now.version
+    assert len(runs.read_text().splitlines()) == 2
+
+
+def test_within_one_look_the_shared_files_are_looked_at_once_and_each_checkpoint_each_time(
+    fake_backend: tuple[PulumiSettings, Path, Path],
+) -> None:
+    """A scan reads its stacks within one_look(): the backend's shared files (meta.yaml, the
+    folders, Pulumi.yaml) as they were when it began, each stack's own checkpoint as it is."""
+    settings, checkpoint, _ = fake_backend
+    meta = checkpoint.parent.parent / "meta.yaml"
+    meta.write_text("version: 0\n")
+    read_stack_state(settings, "staging")
+    with fleet_state.one_look():
+        before = fleet_state.cached_stack_state(settings, "staging")
+        meta.write_text("version: 1\n# changed by another tool\n")
+        during = fleet_state.cached_stack_state(settings, "staging")
+        checkpoint.write_text(json.dumps(_export(_resources()[:2])))
+        rewritten = fleet_state.cached_stack_state(settings, "staging")
+    after = fleet_state.cached_stack_state(settings, "staging")
+
+    assert before is not None and during is before
+    assert rewritten is None and after is None  # not cached any more: the CLI reads it again
+
+
 def test_the_declared_side_of_an_unchanged_stack_is_the_one_read_last_and_read_again_once_it_changed(
     fake_backend: tuple[PulumiSettings, Path, Path],
 ) -> None:
