@@ -44,6 +44,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Version(argparse.Action):
+    """argparse's `version` action, with the version looked up only when asked for (reading the
+    installed distribution's metadata costs every other command's start-up a few milliseconds)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:  # noqa: A002 - argparse's name
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        print(f"{parser.prog} {version('redisguard')}")  # on stdout, as argparse's own
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     # The emulator's own options come from its part (light to import); one part's import error
     # names that part.
@@ -65,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=f"Documentation: {DOCS_URL} (every command's options: redisguard COMMAND --help).",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('redisguard')}")
+    parser.add_argument("--version", action=_Version, help="show the program's version number and exit")
     parser.add_argument(
         "--log-level",
         default="INFO",
