@@ -2,10 +2,11 @@
 
 The first step of the engine's side (analyzer.py, step 1): the interpreter `PulumiPolicy.yaml`
 names, the pack's environment, the engine's log service the pack is given the address of, and the
-process. Light to import (gRPC, no Pulumi): `policy-check` starts its packs with it before it
-imports the SDK and the program, so the pack's start-up (an interpreter importing Pulumi and the
-policy SDK) overlaps the command's own; analyzer.PolicyPackProcess then reads the port and speaks
-the Analyzer protocol.
+process. Light to import (no gRPC, no Pulumi): `policy-check` starts its packs with it as soon as
+its config is read, so the pack's start-up (an interpreter importing Pulumi and the policy SDK)
+overlaps the command's own; the engine service's gRPC server is started once the pack runs, on the
+port reserved for it beforehand. analyzer.PolicyPackProcess then reads the port and speaks the
+Analyzer protocol.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -20,12 +22,14 @@ from collections.abc import Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import grpc
 import yaml
 
 from redisguard.core.processes import die_with_parent_argv
+
+if TYPE_CHECKING:
+    import grpc
 
 # The Pulumi project the packs are told they judge (the program's, program/Pulumi.yaml).
 PROJECT = "redis-fleet"
@@ -84,6 +88,7 @@ class EngineService:
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's methods for a grpc.Server (the other Engine methods answer UNIMPLEMENTED)."""
+        import grpc
 
         def method(name: str, request_type: str) -> grpc.RpcMethodHandler:
             def deserialize(data: bytes) -> Any:
@@ -137,10 +142,14 @@ def launch_pack(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
     interpreter, env = (python, env) if python is not None else pack_python(pack_dir, env)
     engine = engine or EngineService()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[engine.handler()])
-    engine_port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    engine_address = f"127.0.0.1:{engine_port}"
+    # The engine's address goes on the pack's command line, but its server can start after the
+    # pack does (a Python pack calls the engine only to log, once its program runs): the port is
+    # held by a socket that never listens, bound with SO_REUSEPORT as gRPC binds its own, so
+    # importing gRPC and starting its server overlap the pack's start-up instead of preceding it.
+    reserved = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserved.bind(("127.0.0.1", 0))
+    engine_address = f"127.0.0.1:{reserved.getsockname()[1]}"
     env.update(
         PULUMI_ORGANIZATION=organization,
         PULUMI_PROJECT=project,
@@ -153,21 +162,39 @@ def launch_pack(
     stderr = tempfile.TemporaryFile()
     began = time.monotonic()
     try:
-        process = subprocess.Popen(
-            # SIGTERM if this process dies: a pack never outlives whoever started it (the
-            # engine kills its plugins itself; a killed pytest or CLI would not).
-            die_with_parent_argv([interpreter, "-u", "-m", "pulumi.policy", engine_address, "."], signal.SIGTERM),
-            cwd=pack_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
+        with reserved:
+            process = subprocess.Popen(
+                # SIGTERM if this process dies: a pack never outlives whoever started it (the
+                # engine kills its plugins itself; a killed pytest or CLI would not).
+                die_with_parent_argv([interpreter, "-u", "-m", "pulumi.policy", engine_address, "."], signal.SIGTERM),
+                cwd=pack_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+            try:
+                server = _serve_engine(engine, engine_address)
+            except BaseException:
+                process.kill()
+                process.wait()
+                process.stdout.close()  # type: ignore[union-attr]  # stdout=PIPE
+                raise
     except BaseException:
-        server.stop(0)
         stderr.close()
         raise
     return LaunchedPack(pack_dir, process, interpreter, engine, server, engine_address, stderr, began)
+
+
+def _serve_engine(engine: EngineService, address: str) -> grpc.Server:
+    """The engine service's gRPC server on `address` (its port still held by the reserved socket)."""
+    import grpc
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[engine.handler()])
+    if server.add_insecure_port(address) == 0:
+        raise OSError(f"cannot serve the engine service on {address}")
+    server.start()
+    return server
 
 
 @dataclass

@@ -69,7 +69,7 @@ def register(sub: Subcommands) -> None:
 
 
 def run_policy_check(args: argparse.Namespace) -> int:
-    # The packs start first (launch is light: gRPC, no Pulumi), then this process imports Pulumi
+    # The packs start first (launch is light: no gRPC, no Pulumi), then this process imports
     # and the program while they start: each takes about as long as the other.
     from redisguard.policies.launch import launch_stack_packs, launch_state_packs
 

@@ -62,6 +62,12 @@ def test_policy_check_does_not_import_the_drift_engines_or_the_daemon() -> None:
     assert [m for m in imported if m != "grpc"] == []
 
 
+def test_policy_check_starts_its_packs_before_importing_grpc() -> None:
+    # The pack's start-up is the command's critical path: it begins once the config is read, and
+    # gRPC (the engine service, the Analyzer client) loads while the pack starts.
+    assert _imported_by("import redisguard.daemon.cli.main, redisguard.policies.launch") == []
+
+
 def test_policy_check_handler_imports_no_cloud_client_or_server() -> None:
     # What the policy-check handler imports when it runs: the pack and the program's plain description
     # of its resources, never the drift engines (nor the program's SDKs: it does not run the program).
