@@ -84,6 +84,8 @@ def resolve_shard(config: RedisguardConfig) -> tuple[Shard | None, str, str | No
     """(this host's shard or None, how check-config shows it, a warning): the shard the daemon would
     take here. `shard: auto` that this host's name cannot resolve is a warning, not an error: the
     config is checked where it is written (a laptop, a CI job), the pod's name is the daemon's."""
+    import socket
+
     from redisguard.daemon.sharding import Shard
 
     settings = config.sharding
@@ -93,7 +95,7 @@ def resolve_shard(config: RedisguardConfig) -> tuple[Shard | None, str, str | No
         return None, f"auto of {settings.total_shards}: not resolved here", str(exc)
     if shard.whole:
         return shard, "none: this daemon checks every stack and project", None
-    how = f" (auto: {settings.pod or 'this hostname'})" if settings.shard == "auto" else ""
+    how = f" (auto: from {settings.pod or socket.gethostname()})" if settings.shard == "auto" else ""
     return shard, f"{shard}{how}: checks the stacks and projects that hash to it", None
 
 
@@ -105,9 +107,9 @@ def _shard_note(config: RedisguardConfig, shard: Shard | None, stack: str) -> st
     if total == 1:
         return ""
     owner = shard_of(stack, total)
-    if shard is None:
-        return f" (drift checked by shard {owner})"
-    return f" (drift checked by this shard, {owner})" if owner == shard.ordinal else f" (drift checked by shard {owner})"
+    if shard is not None and owner == shard.ordinal:
+        return f" (drift checked by this shard, {owner})"
+    return f" (drift checked by shard {owner})"
 
 
 def missing_commands(config: RedisguardConfig) -> list[str]:

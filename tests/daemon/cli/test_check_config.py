@@ -141,6 +141,12 @@ def test_check_config_shows_this_hosts_shard_and_which_shard_checks_each_stack(
     assert "    resolved                        auto of 2: not resolved here" in out.splitlines()
     assert f"(drift checked by shard {shard_of('staging', 2)})" in out
 
+    monkeypatch.setattr("socket.gethostname", lambda: "redisguard-1")
+    assert main(["check-config", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "    resolved                        shard 1 of 2 (auto: from redisguard-1): checks the stacks and projects that hash to it" in out.splitlines()
+
     config.write_text(body)
     assert main(["check-config", "--config", str(config)]) == 0
     out, _ = capsys.readouterr()
