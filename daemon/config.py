@@ -789,8 +789,12 @@ def _env_name(loc: Sequence[str | int]) -> str:
 
 
 # REDISGUARD_* variables that are not config keys: the container image's health check URL
-# (deploy/Dockerfile), read by its HEALTHCHECK, never by redisguard.
-NOT_CONFIG_ENV_VARS = frozenset({"REDISGUARD_HEALTHCHECK_URL"})
+# (Dockerfile), read by its HEALTHCHECK, never by redisguard; and ./dev's build settings
+# (tools/pulumi/build.py, docs/testing.md), which a developer's or CI's shell may hold while it
+# runs redisguard (tests/daemon/test_config.py holds this list to what tools/ reads).
+NOT_CONFIG_ENV_VARS = frozenset(
+    {"REDISGUARD_HEALTHCHECK_URL", "REDISGUARD_CACHE_DIR", "REDISGUARD_THIRD_PARTY", "REDISGUARD_GO_BUILD_JOBS"}
+)
 
 
 def _config_env_names(model: type[BaseModel] = RedisguardConfig, loc: tuple[str, ...] = ()) -> dict[str, bool]:

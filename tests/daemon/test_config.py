@@ -301,6 +301,7 @@ def test_an_environment_variable_that_sets_no_key_is_an_error_with_did_you_mean(
     monkeypatch.setenv("REDISGUARD_PARALELISM", "2")
     monkeypatch.setenv("REDISGUARD_PULUMI__STAKS", "staging")  # a known section: validation names it
     monkeypatch.setenv("REDISGUARD_HEALTHCHECK_URL", "http://127.0.0.1:9464/healthz")  # the image's, not a key
+    monkeypatch.setenv("REDISGUARD_CACHE_DIR", str(tmp_path / "cache"))  # ./dev's, not a key
     with pytest.raises(ConfigError) as info:
         load_config(path)
     lines = str(info.value).splitlines()
@@ -310,6 +311,22 @@ def test_an_environment_variable_that_sets_no_key_is_an_error_with_did_you_mean(
     assert any(
         line.startswith("  pulumi.staks: unknown key") and line.endswith("(from REDISGUARD_PULUMI__STAKS)") for line in lines
     )
+
+
+def test_every_redisguard_variable_the_dev_tools_read_is_not_taken_for_a_config_key() -> None:
+    """A developer or CI that sets ./dev's REDISGUARD_CACHE_DIR (say) must still be able to run redisguard."""
+    import re
+
+    from redisguard.daemon.config import NOT_CONFIG_ENV_VARS
+    from tests.fixtures.repo import REPO
+
+    read = {
+        name
+        for path in (REPO / "tools").rglob("*.py")
+        if "node_modules" not in path.parts
+        for name in re.findall(r"""environ(?:\.get\(|\[)["'](REDISGUARD_\w+)""", path.read_text())
+    }
+    assert read and read <= NOT_CONFIG_ENV_VARS, read - NOT_CONFIG_ENV_VARS
 
 
 def test_a_misspelt_override_alone_fails_the_otherwise_valid_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
