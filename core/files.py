@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # How long after a change a file's stat cannot yet tell it from a later change: timestamps are as
@@ -20,6 +21,39 @@ def stat_signature(found: os.stat_result) -> tuple[int, int, int, int] | None:
     if time.time() - max(found.st_mtime, found.st_ctime) < RACY_SECONDS:
         return None
     return (found.st_ino, found.st_mtime_ns, found.st_ctime_ns, found.st_size)
+
+
+# folder -> its stat signature and the names it held then (names_in).
+_listings: dict[str, tuple[tuple[int, int, int, int], frozenset[str]]] = {}
+
+
+def names_in(folder: str, stat: Callable[[str], os.stat_result] = os.stat) -> frozenset[str] | None:
+    """The names in `folder`, listed again only when the folder changed (a file created, renamed
+    over or removed in it changes its mtime and ctime); None when its stat cannot tell (missing, or
+    changed too recently: stat_signature), so the caller looks at each path itself. One stat of
+    the folder tells which of many files in it exist, instead of one stat (or error) per file.
+    `stat`: how to stat the folder (a caller may share one stat among many asks)."""
+    try:
+        signature = stat_signature(stat(folder))
+    except OSError:
+        return None
+    if signature is None:
+        return None
+    listed = _listings.get(folder)
+    if listed is None or listed[0] != signature:
+        try:
+            # Listed after the stat: a change in between gives the folder a newer signature, so
+            # the next ask lists it again.
+            listed = (signature, frozenset(os.listdir(folder)))
+        except OSError:
+            return None
+        _listings[folder] = listed
+    return listed[1]
+
+
+def forget_listings() -> None:
+    """Forget every folder listing names_in remembers (tests)."""
+    _listings.clear()
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -103,8 +103,9 @@ class ComputedOnce(Generic[K, T]):
 
     def started(self, key: K) -> bool:
         """Whether some thread has asked for `key` (its value may still be being computed)."""
-        with self._lock:
-            return key in self._futures or key in self._values
+        # No lock: keys are never removed, so a True is final, and a False the caller acts on is
+        # settled by get(), which computes each key once whoever else asked meanwhile.
+        return key in self._values or key in self._futures
 
     def get(self, key: K, compute: Callable[[], T]) -> T:
         try:

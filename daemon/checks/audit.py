@@ -54,8 +54,7 @@ class InSyncMemory:
 
     def seen(self, names: Iterable[str], at: datetime) -> None:
         with self._lock:
-            for name in names:
-                self._seen[name] = at
+            self._seen.update(dict.fromkeys(names, at))
 
     def since(self, name: str) -> datetime | None:
         with self._lock:

@@ -83,10 +83,12 @@ def instance_properties(instance: redis_v1.Instance) -> dict[str, Any]:
         props[WINDOW_DAY] = dayofweek_pb2.DayOfWeek.Name(window.day) if window.day else None
         props[WINDOW_HOURS] = window.start_time.hours
         props[WINDOW_MINUTES] = window.start_time.minutes
-    for key, value in pb.redis_configs.items():
-        props[f"redisConfigs.{key}"] = value
-    for key, value in pb.labels.items():
-        props[f"labels.{key}"] = value
+    # The maps' own iteration and lookup: their .items() is the pure-Python Mapping one.
+    configs, labels = pb.redis_configs, pb.labels
+    for key in configs:
+        props[f"redisConfigs.{key}"] = configs[key]
+    for key in labels:
+        props[f"labels.{key}"] = labels[key]
     return props
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from redisguard.core.errors import RedisguardError
-from redisguard.core.files import stat_signature
+from redisguard.core.files import names_in, stat_signature
 from redisguard.daemon.config import RedisguardConfig, SourceName
 from redisguard.program.config import StackConfig, StackConfigError, parse_stack_file, read_stack_text
 
@@ -35,10 +35,11 @@ class StackFileRead:
 
 
 # (path, key, required) -> the file's stat and text last parsed, and what parsing gave.
-_parsed: dict[tuple[Path, str, bool], tuple[tuple[int, ...] | None, str, StackConfig | None, StackConfigError | None]] = {}
+_parsed: dict[tuple[str, str, bool], tuple[tuple[int, ...] | None, str, StackConfig | None, StackConfigError | None]] = {}
 _parsed_lock = threading.Lock()
-# (work_dir, stack) -> its stack file's path, built once (the same object, its hash computed once).
-_stack_files: dict[tuple[Path, str], Path] = {}
+# (work_dir, stack) -> its stack file's path, and the path, folder and name as text (a Path's hash
+# is worked out again each time it is asked).
+_stack_files: dict[tuple[Path, str], tuple[Path, str, str, str]] = {}
 
 
 def read_stack_files(config: RedisguardConfig) -> list[StackFileRead]:
@@ -52,22 +53,30 @@ def read_stack_files(config: RedisguardConfig) -> list[StackFileRead]:
     files: list[StackFileRead] = []
     key = config.pulumi.config_key
     work_dir = config.pulumi.work_dir
+    # The folders' names: a stack without a file (read from its state) costs no failed stat.
+    folders: dict[str, frozenset[str] | None] = {}
     for name in config.pulumi.stacks:
-        path = _stack_files.get((work_dir, name))
-        if path is None:
-            path = _stack_files[(work_dir, name)] = config.pulumi.stack_file(name)
+        known = _stack_files.get((work_dir, name))
+        if known is None:
+            path = config.pulumi.stack_file(name)
+            known = _stack_files[(work_dir, name)] = (path, str(path), str(path.parent), path.name)
+        path, text_path, folder, file_name = known
         started = time.monotonic()
         # Only a stack whose source is the config must have the key (fleet/declared.py chooses).
         required = config.pulumi.source_of(name) in ("config", "both")
-        stack, error = _parse(path, key, required)
+        names = folders[folder] if folder in folders else folders.setdefault(folder, names_in(folder))
+        if names is not None and file_name not in names:
+            stack, error = None, None
+        else:
+            stack, error = _parse(path, text_path, key, required)
         files.append(StackFileRead(name, path, stack, error, time.monotonic() - started))
     return files
 
 
-def _parse(path: Path, key: str, required: bool) -> tuple[StackConfig | None, StackConfigError | None]:
+def _parse(path: Path, text_path: str, key: str, required: bool) -> tuple[StackConfig | None, StackConfigError | None]:
     """The file's config or its problems; (None, None) when it does not exist (not a regular file)."""
     try:
-        found = os.stat(path)
+        found = os.stat(text_path)
     except (FileNotFoundError, NotADirectoryError):
         return None, None
     except OSError:
@@ -77,7 +86,7 @@ def _parse(path: Path, key: str, required: bool) -> tuple[StackConfig | None, St
             return None, None
         signature = stat_signature(found)
     with _parsed_lock:
-        cached = _parsed.get((path, key, required))
+        cached = _parsed.get((text_path, key, required))
     if cached is not None and signature is not None and cached[0] == signature:
         return cached[2], cached[3]
     try:
@@ -93,7 +102,7 @@ def _parse(path: Path, key: str, required: bool) -> tuple[StackConfig | None, St
         except StackConfigError as exc:
             error = exc
     with _parsed_lock:
-        _parsed[(path, key, required)] = (signature, text, stack, error)
+        _parsed[(text_path, key, required)] = (signature, text, stack, error)
     return stack, error
 
 

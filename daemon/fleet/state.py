@@ -25,22 +25,24 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from redisguard.core.errors import ConfigError, PermanentError, TransientError
-from redisguard.core.files import stat_signature
+from redisguard.core.files import forget_listings, names_in, stat_signature
 from redisguard.core.processes import die_with_parent_argv, kill_group
 from redisguard.core.pulumi import resource_name
 from redisguard.core.secrets import redact_url, scrub, secret_values
 from redisguard.core.validation import load_yaml
 from redisguard.daemon.config import PulumiSettings
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +214,8 @@ def workspace_env(settings: PulumiSettings) -> dict[str, str]:
 
 # Within one_look(): each shared path's stat (or the error it raised), looked at once.
 _looked: ContextVar[dict[str, os.stat_result | OSError] | None] = ContextVar("looked", default=None)
+# Within one_look(): what was worked out from those stats (a folder's names, the project file).
+_worked_out: ContextVar[dict[tuple[str, object], Any] | None] = ContextVar("worked_out", default=None)
 
 
 @contextmanager
@@ -220,11 +224,24 @@ def one_look() -> Iterator[None]:
     project's Pulumi.yaml) are looked at once, not once per stack: a scan that reads many stacks in a
     row sees the backend as it was when it began, and a change after that is seen by the next scan.
     Each stack's own checkpoint is still looked at for that stack."""
-    token = _looked.set({})
+    token, worked_out = _looked.set({}), _worked_out.set({})
     try:
         yield
     finally:
+        _worked_out.reset(worked_out)
         _looked.reset(token)
+
+
+def _once_per_look(key: tuple[str, object], compute: Callable[[], T]) -> T:
+    """compute(), once per one_look() (each time outside one)."""
+    worked_out = _worked_out.get()
+    if worked_out is None:
+        return compute()
+    try:
+        return cast(T, worked_out[key])
+    except KeyError:
+        value = worked_out[key] = compute()
+        return value
 
 
 def _shared_stat(path: str) -> os.stat_result:
@@ -253,6 +270,10 @@ def _project_file(work_dir: Path) -> Mapping[str, Any] | None:
     """`work_dir`'s Pulumi.yaml (the project the CLI runs in), None without one; {} when it cannot be
     parsed (the CLI then says why). Parsed again only when it changed (core/files.stat_signature, else
     its text): every stack of a scan asks, and a YAML parse costs more than the rest of a cached read."""
+    return _once_per_look(("project", work_dir), lambda: _read_project_file(work_dir))
+
+
+def _read_project_file(work_dir: Path) -> Mapping[str, Any] | None:
     for name in ("Pulumi.yaml", "Pulumi.yml"):
         path = os.path.join(work_dir, name)
         try:
@@ -403,65 +424,47 @@ def checkpoint_candidates(root: Path, stack: str, project: str | None) -> list[P
     return [base.with_name(base.name + suffix) for base in bases for suffix in _CHECKPOINT_SUFFIXES]
 
 
-# (backend URL, work_dir, stack, project) -> the paths the probe stats: checkpoint_candidates, then
-# meta.yaml; None for a backend that is not file://.
-_probe_paths: dict[tuple[str | None, Path, str, str | None], tuple[str, ...] | None] = {}
+@dataclass(frozen=True)
+class _ProbePaths:
+    """What the probe stats for one stack: each checkpoint candidate (checkpoint_candidates) as its
+    path, folder and name, then meta.yaml."""
+
+    candidates: tuple[tuple[str, str, str], ...]
+    meta: str
 
 
-def _paths_to_probe(url: str | None, work_dir: Path, stack: str, project: str | None) -> tuple[str, ...] | None:
+# (backend URL, work_dir, stack, project) -> its _ProbePaths; None for a backend that is not file://.
+_probe_paths: dict[tuple[str | None, Path, str, str | None], _ProbePaths | None] = {}
+
+
+def _paths_to_probe(url: str | None, work_dir: Path, stack: str, project: str | None) -> _ProbePaths | None:
     key = (url, work_dir, stack, project)
     paths = _probe_paths.get(key)
     if paths is None and key not in _probe_paths:
         root = _file_root(url, work_dir)
         if root is not None:
-            paths = (*map(str, checkpoint_candidates(root, stack, project)), str(root / ".pulumi" / "meta.yaml"))
+            candidates = tuple((str(c), str(c.parent), c.name) for c in checkpoint_candidates(root, stack, project))
+            paths = _ProbePaths(candidates, str(root / ".pulumi" / "meta.yaml"))
         if url is None or "~" not in url:  # a home folder is resolved on every read
             _probe_paths[key] = paths
     return paths
 
 
-# folder -> its stat signature and the names it held then: which checkpoint candidates exist.
-_listings: dict[str, tuple[tuple[int, int, int, int], frozenset[str]]] = {}
-
-
 def _names_in(folder: str) -> frozenset[str] | None:
-    """The names in `folder`, listed again only when the folder changed (a file created, renamed
-    over or removed in it changes its mtime and ctime); None when its stat cannot tell (missing, or
-    changed too recently: core/files.stat_signature), so the caller looks at each path itself.
-    One stat for a folder of every stack of a project, instead of one per candidate per stack."""
-    try:
-        signature = stat_signature(_shared_stat(folder))
-    except OSError:
-        return None
-    if signature is None:
-        return None
-    listed = _listings.get(folder)
-    if listed is None or listed[0] != signature:
-        try:
-            # Listed after the stat: a change in between gives the folder a newer signature, so
-            # the next probe lists it again.
-            listed = (signature, frozenset(os.listdir(folder)))
-        except OSError:
-            return None
-        _listings[folder] = listed
-    return listed[1]
+    """core/files.names_in, once per one_look()."""
+    return _once_per_look(("names", folder), lambda: names_in(folder, _shared_stat))
 
 
-def _probe(paths: tuple[str, ...]) -> str | None:
-    """The stack's version from the checkpoint files' stat (`paths`: the candidates, then meta.yaml);
-    None when none exists (let the CLI say why).
+def _probe(paths: _ProbePaths) -> str | None:
+    """The stack's version from the checkpoint files' stat; None when none exists (let the CLI say why).
 
     Every candidate is looked at, not only the one found last time: the CLI reads the most recently
     written variant, and when its compression setting changes it writes the new variant beside the
     old one, which stays unchanged (diy/state.go saveCheckpoint). The inode and ctime are part of the
     version, so a checkpoint replaced by a copy that kept the old mtime and size is read again."""
     found = []
-    folders: dict[str, frozenset[str] | None] = {}
-    for path in paths[:-1]:
-        folder, name = os.path.split(path)
-        if folder not in folders:
-            folders[folder] = _names_in(folder)
-        names = folders[folder]
+    for path, folder, name in paths.candidates:
+        names = _names_in(folder)
         # os.access answers "not there" without raising (most candidates never exist).
         if (name not in names) if names is not None else not os.access(path, os.F_OK):
             continue
@@ -474,7 +477,7 @@ def _probe(paths: tuple[str, ...]) -> str | None:
         return None
     # meta.yaml decides which layout the CLI reads (diy/meta.go): a change there changes the answer.
     try:
-        meta = _shared_stat(paths[-1])
+        meta = _shared_stat(paths.meta)
         found.append(f"meta:{meta.st_ino}:{meta.st_mtime_ns}:{meta.st_ctime_ns}:{meta.st_size}")
     except OSError:
         pass
@@ -491,14 +494,14 @@ def clear_cache() -> None:
         _cache.clear()
         _projects.clear()
         _probe_paths.clear()
-        _listings.clear()
+        forget_listings()
 
 
 def _version(settings: PulumiSettings, stack: str) -> tuple[tuple[str | None, str, str], str | None, Mapping[str, Any] | None]:
     """The stack's cache key, its version (None: no probe, or no checkpoint found) and the project file."""
     project_file = _project_file(settings.work_dir)
     name = (project_file or {}).get("name")
-    key = (settings.backend_url, str(settings.work_dir.absolute()), stack)
+    key = (settings.backend_url, _once_per_look(("absolute", settings.work_dir), lambda: str(settings.work_dir.absolute())), stack)
     url = _backend_url(settings, project_file)
     paths = _paths_to_probe(url, settings.work_dir, stack, name if isinstance(name, str) else None)
     return key, _probe(paths) if paths is not None else None, project_file

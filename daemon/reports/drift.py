@@ -70,6 +70,14 @@ class InstanceState(Frozen):
     state: str
 
 
+def _by_kind_and_resource(item: DriftItem) -> tuple[str, str]:
+    return item.kind, item.resource
+
+
+def _by_resource(state: InstanceState) -> str:
+    return state.resource
+
+
 class StackReport(Frozen):
     """The result of one engine on one stack; `not_ready` lists its declared instances that are not READY."""
 
@@ -101,14 +109,14 @@ class StackReport(Frozen):
         **fields: Any,
     ) -> StackReport:
         """A check that ran; `fields` are the other fields the engine fills (the live engine's source, pending, ...)."""
-        ordered = tuple(sorted(items, key=lambda i: (i.kind, i.resource)))
+        ordered = tuple(sorted(items, key=_by_kind_and_resource))
         return cls(
             stack=stack,
             engine=engine,
             status="drift" if ordered else "in_sync",
             duration_seconds=round(duration, 3),
             items=ordered,
-            not_ready=tuple(sorted(not_ready, key=lambda i: i.resource)),
+            not_ready=tuple(sorted(not_ready, key=_by_resource)),
             **fields,
         )
 
