@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +14,7 @@ from typing import Any
 
 from redisguard.core.errors import ConfigError, RedisguardError, error_kind
 from redisguard.core.secrets import scrub
-from redisguard.core.threads import ComputedOnce
+from redisguard.core.threads import ComputedOnce, start_daemon_thread
 from redisguard.daemon.checks import drift_live, drift_pulumi
 from redisguard.daemon.checks.audit import AuditReader
 from redisguard.daemon.checks.ignore import IgnoreRules
@@ -22,9 +23,16 @@ from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
 from redisguard.daemon.checks.registry import DRIFT_CHECK_OF, DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig
 from redisguard.daemon.fleet import state as fleet_state
-from redisguard.daemon.fleet.declared import Declared, DeclaredStack, SourceFailure, declare_stack, declared_at_hand
+from redisguard.daemon.fleet.declared import (
+    Declared,
+    DeclaredInstance,
+    DeclaredStack,
+    SourceFailure,
+    declare_stack,
+    declared_at_hand,
+)
 from redisguard.daemon.fleet.inventory import Inventory
-from redisguard.daemon.fleet.stacks import read_stack_files
+from redisguard.daemon.fleet.stacks import StackFileRead, read_stack_files
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, Engine, InstanceState, StackReport
 from redisguard.daemon.sharding import WHOLE, Shard
 
@@ -57,15 +65,57 @@ class _LiveContext:
         self.selected = tuple(selected)
         self.shard = shard
         self.inventory = Inventory(config.gcp)
-        self.files = {file.name: file for file in read_stack_files(config)}
         self._declared: ComputedOnce[str, Declared] = ComputedOnce()
         self._scan_view: ComputedOnce[None, _ScanView] = ComputedOnce()
         self.audit = AuditReader(config)
         # The stacks whose declared side no check has asked for yet (see _view).
         self._unread: queue.SimpleQueue[str] = queue.SimpleQueue()
-        for name in config.pulumi.stacks:
-            self._unread.put(name)
+        self._recall = (config.gcp.redis_endpoint, tuple(targets))
+        self.files: dict[str, StackFileRead] = {}
+        self.at_hand = False
+        last = _LAST_SCANS.get(self._recall)
+        if last is not None and last.at_hand:
+            self._look_while_listing(last.projects)
+        else:
+            self._look()
+
+    def _look(self) -> None:
+        """The stack files, and every declared side at hand; with all of them, the scan's view too."""
+        self.files = {file.name: file for file in read_stack_files(self.config)}
+        _, targets = self._recall
         self.at_hand = self._read_at_hand(set(targets))
+        if self.at_hand:
+            self._scan_view.get(None, self._work_out_view)
+        else:
+            for name in self.config.pulumi.stacks:
+                self._unread.put(name)
+
+    def _look_while_listing(self, projects: frozenset[str]) -> None:
+        """_look on another thread while this one lists `projects`, the last scan's.
+
+        For the daemon's usual scan (nothing changed since the last one, every declared side at
+        hand): the listing's request goes out first and the stack files are looked at while the API
+        answers. Python runs one thread at a time, and a thread started to list would wait for this
+        one to finish looking before its request went out. A fleet's projects rarely change; one
+        no stack names any more costs a listing nobody reads, this scan only."""
+        listing, looked = threading.Event(), threading.Event()
+        failed: list[BaseException] = []
+
+        def look() -> None:
+            listing.wait()  # the listing's request first: it runs while this thread waits for the GIL
+            try:
+                self._look()
+            except BaseException as exc:  # noqa: BLE001 - raised on the scan's thread
+                failed.append(exc)
+            finally:
+                looked.set()  # not the thread's end: its teardown would wait for the GIL the listing holds
+
+        start_daemon_thread(look, "read-stacks")
+        listing.set()
+        self.inventory.list_now(projects)
+        looked.wait()
+        if failed:
+            raise failed[0]
 
     def _read_at_hand(self, targets: set[str]) -> bool:
         """Every stack's declared side that is at hand without the pulumi CLI (a config, an unchanged
@@ -92,15 +142,14 @@ class _LiveContext:
         stack = self.declared(name)
         if isinstance(stack, SourceFailure):
             raise stack.error
-        # Its instances' projects are listed in any case (compare_stack finds each instance there):
-        # the API answers while the other stacks' declared sides are read.
-        self.inventory.prefetch({instance.project for instance in stack.instances})
+        if not self.at_hand:  # else _read_at_hand has started them
+            # Its instances' projects are listed in any case (compare_stack finds each instance
+            # there): the API answers while the other stacks' declared sides are read.
+            self.inventory.prefetch({instance.project for instance in stack.instances})
         view = self._view(cancel)
         projects = view.owners.get(name, [])
         reported = [p for p in projects if not view.blockers(p)]
-        # The others' instances matter only to the stack that reports a project's unmanaged ones.
-        holders = [s for s in view.readable if s.name != name] if reported else []
-        findings = drift_live.compare_stack(stack, self.inventory, rules, holders=holders, unmanaged_projects=reported)
+        findings = drift_live.compare_stack(stack, self.inventory, rules, held=view.held, unmanaged_projects=reported)
         blocked = {p: view.blockers(p) for p in projects if p not in reported}
         # In sync now: an instance's later drift is explained by the changes from here on.
         self.audit.memory.seen(findings.in_sync, self.audit.started)
@@ -115,6 +164,35 @@ class _LiveContext:
             lines.append(f"unmanaged instances of project {project} not checked: a stack that may declare them cannot be read")
             lines += [f"  {line}" for blocker in blockers for line in blocker.splitlines()]
         return stack, findings, "\n".join(lines)
+
+    def unchanged(self, name: str, ignore: object, cancel: CancelToken) -> StackReport | None:
+        """The stack's last live report, when it was in sync and nothing it was worked out from has
+        changed: the same declared side (the same object while its stack file and export are), the
+        same ignore rules (`ignore`: config.ignore), and each of its instances listed exactly as
+        then (protobuf equality, every field). The report is then what comparing again would give.
+
+        Only in a scan that needs no CLI, and never for the stack that reports a project's
+        unmanaged instances (its result depends on the whole listing)."""
+        last = _IN_SYNC.get((self.config.gcp.redis_endpoint, name))
+        if last is None or not self.at_hand or last.ignore is not ignore or last.declared is not self.declared(name):
+            return None
+        if self._view(cancel).owners.get(name) or self._listed(last.declared) != last.listed:
+            return None
+        self.audit.memory.seen(last.in_sync, self.audit.started)
+        return last.report
+
+    def keep(self, name: str, ignore: object, declared: DeclaredStack, findings: drift_live.StackFindings, report: StackReport) -> None:
+        """Remember an in-sync report for unchanged() (and forget a stack's that is not in sync)."""
+        key = (self.config.gcp.redis_endpoint, name)
+        if report.status != "in_sync" or findings.unmanaged_projects or not self.at_hand:
+            _IN_SYNC.pop(key, None)
+            return
+        _IN_SYNC[key] = _InSync(declared, ignore, self._listed(declared), report, findings.in_sync)
+
+    def _listed(self, declared: DeclaredStack) -> tuple[object, ...]:
+        """The protobuf message of each of the stack's instances as listed (None: not listed)."""
+        found = (drift_live.find_instance(self.inventory, d) for d in declared.instances)
+        return tuple(None if i is None else type(i).pb(i) for i in found)
 
     def _view(self, cancel: CancelToken) -> _ScanView:
         """Every stack's declared side and who reports which project's unmanaged instances: worked out
@@ -134,7 +212,43 @@ class _LiveContext:
 
     def _work_out_view(self) -> _ScanView:
         every = {n: self.declared(n) for n in self.config.pulumi.stacks}
-        return _ScanView.of(every, self.selected, self.config.gcp.projects, self.shard)
+        view = _ScanView.of(every, self.selected, self.config.gcp.projects, self.shard)
+        _, targets = self._recall
+        listed = {project for projects in view.owners.values() for project in projects}
+        for name in targets:
+            if isinstance(stack := every[name], DeclaredStack):
+                listed.update(instance.project for instance in stack.instances)
+        _LAST_SCANS[self._recall] = _LastScan(frozenset(listed), self.at_hand)
+        return view
+
+
+@dataclass(frozen=True)
+class _LastScan:
+    """What a live scan remembers for the next scan of the same stacks (see _LiveContext._look_while_listing)."""
+
+    projects: frozenset[str]
+    """The projects it listed."""
+    at_hand: bool
+    """Whether every declared side was at hand (no pulumi CLI run)."""
+
+
+# (endpoint, the scan's target stacks) -> its last scan.
+_LAST_SCANS: dict[tuple[str | None, tuple[str, ...]], _LastScan] = {}
+
+
+@dataclass(frozen=True)
+class _InSync:
+    """A stack's last in-sync live report and what it was worked out from (see _LiveContext.unchanged)."""
+
+    declared: DeclaredStack
+    ignore: object
+    listed: tuple[object, ...]
+    report: StackReport
+    in_sync: tuple[str, ...]
+
+
+# (endpoint, stack) -> its last in-sync live report.
+_IN_SYNC: dict[tuple[str | None, str], _InSync] = {}
 
 
 @dataclass(frozen=True)
@@ -144,6 +258,8 @@ class _ScanView:
     every: Mapping[str, Declared]
     readable: Sequence[DeclaredStack]
     owners: Mapping[str, list[str]]
+    held: Mapping[str, Sequence[DeclaredInstance]]
+    """Every readable stack's instances by id (drift_live.declared_by_id): whether a listed instance is unmanaged."""
 
     @classmethod
     def of(cls, every: Mapping[str, Declared], selected: Sequence[str], listed: Sequence[str], shard: Shard = WHOLE) -> _ScanView:
@@ -164,7 +280,7 @@ class _ScanView:
         for project, name in by_project.items():
             if shard.owns(name):
                 owners.setdefault(name, []).append(project)
-        return cls(every, readable, owners)
+        return cls(every, readable, owners, drift_live.declared_by_id(readable))
 
     def blockers(self, project: str) -> list[str]:
         """Why the unmanaged instances of `project` cannot be decided: one entry per unreadable stack that may hold them."""
@@ -224,11 +340,7 @@ class _DriftCheck(ABC):
         result = StackReport.from_items(
             stack, self.engine, self._kept(items), time.monotonic() - started, not_ready=not_ready, **fields
         )
-        log.debug(
-            "drift check stack=%s engine=%s status=%s drifted=%d duration=%.2fs",
-            result.stack, result.engine, result.status, len(result.items), result.duration_seconds,
-        )  # fmt: skip
-        return result
+        return _logged(result)
 
 
 class PulumiDriftCheck(_DriftCheck):
@@ -261,9 +373,14 @@ class LiveDriftCheck(_DriftCheck):
             # Reading the stack file (before the scan's checks started) is part of checking the stack.
             started = time.monotonic() - live.files[stack].load_seconds
             cancel.raise_if_cancelled()
+            unchanged = live.unchanged(stack, self.config.ignore, cancel)
+            if unchanged is not None:
+                return _logged(unchanged.model_copy(update={"duration_seconds": round(time.monotonic() - started, 3)}))
             declared, findings, problem = live.check(stack, self.rules, cancel)
             if problem is None:
-                return self._report(stack, findings.items, started, findings.not_ready, **_live_fields(declared, findings))
+                report = self._report(stack, findings.items, started, findings.not_ready, **_live_fields(declared, findings))
+                live.keep(stack, self.config.ignore, declared, findings, report)
+                return report
             # What could be checked is kept; what could not fails the stack. A stack file to fix:
             # no retry makes the unmanaged part decidable.
             return StackReport.failed(
@@ -283,6 +400,14 @@ class LiveDriftCheck(_DriftCheck):
             self._job(stack, functools.partial(run, stack), live.files[stack].load_seconds, inline=live.at_hand)
             for stack in targets
         ]
+
+
+def _logged(result: StackReport) -> StackReport:
+    log.debug(
+        "drift check stack=%s engine=%s status=%s drifted=%d duration=%.2fs",
+        result.stack, result.engine, result.status, len(result.items), result.duration_seconds,
+    )  # fmt: skip
+    return result
 
 
 def _live_fields(declared: DeclaredStack, findings: drift_live.StackFindings) -> dict[str, object]:

@@ -7,7 +7,7 @@ state (declared.py), the listing (inventory.py) and the one property reader for 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,21 +55,32 @@ class StackFindings:
     """The API names of its declared instances found live without drift (when the audit log's window opens)."""
 
 
+def declared_by_id(stacks: Iterable[DeclaredStack]) -> dict[str, list[DeclaredInstance]]:
+    """Every instance the stacks declare, by instance id: the stack reporting a project's unmanaged
+    instances asks for each listed one, and a thousand stacks each asked in turn would be a million."""
+    held: dict[str, list[DeclaredInstance]] = {}
+    for stack in stacks:
+        for declared in stack.instances:
+            held.setdefault(declared.instance_id, []).append(declared)
+    return held
+
+
 def compare_stack(
     stack: DeclaredStack,
     inventory: Inventory,
     rules: IgnoreRules,
     *,
-    holders: Sequence[DeclaredStack] = (),
+    held: Mapping[str, Sequence[DeclaredInstance]] | None = None,
     unmanaged_projects: Sequence[str] = (),
 ) -> StackFindings:
     """Drift of one stack: its changed and missing instances; the instances of `unmanaged_projects`
-    that neither it nor any of `holders` holds; and its instances that are not READY."""
+    that no instance of `held` (declared_by_id of every readable stack; default: this stack's own)
+    holds; and its instances that are not READY."""
     items: list[DriftItem] = []
     not_ready: list[InstanceState] = []
     in_sync: list[str] = []
     for declared in stack.instances:
-        instance = _find(inventory, declared)
+        instance = find_instance(inventory, declared)
         if instance is None:
             name = f"projects/{declared.project}/locations/{declared.region or '-'}/instances/{declared.instance_id}"
             items.append(DriftItem(resource=declared.resource, kind="missing", instance=name))
@@ -84,12 +95,7 @@ def compare_stack(
         else:
             in_sync.append(name)
     if unmanaged_projects:
-        # Every declared instance by id, once: the stack reporting a project's unmanaged instances
-        # asks for each listed one, and a thousand stacks each asked in turn would be a million.
-        held: dict[str, list[DeclaredInstance]] = {}
-        for holder in (stack, *holders):
-            for declared in holder.instances:
-                held.setdefault(declared.instance_id, []).append(declared)
+        held = held if held is not None else declared_by_id([stack])
         for project in unmanaged_projects:
             for key, instance in inventory.keyed(project):
                 if not any(d.holds(key) for d in held.get(key.instance_id, ())):
@@ -97,6 +103,9 @@ def compare_stack(
     return StackFindings(items, not_ready, tuple(unmanaged_projects), tuple(in_sync))
 
 
-def _find(inventory: Inventory, declared: DeclaredInstance) -> redis_v1.Instance | None:
-    found = inventory.by_id(declared.project).get(declared.instance_id, ())
-    return next((instance for key, instance in found if declared.holds(key)), None)
+def find_instance(inventory: Inventory, declared: DeclaredInstance) -> redis_v1.Instance | None:
+    """The listed instance `declared` is, None when it is not listed."""
+    for key, instance in inventory.by_id(declared.project).get(declared.instance_id, ()):
+        if declared.holds(key):
+            return instance
+    return None

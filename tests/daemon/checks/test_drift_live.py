@@ -395,3 +395,45 @@ def test_an_instance_that_is_not_ready_is_shown_in_every_format(
     assert "**all stacks in sync; 1 instance not READY**" in markdown
     assert "| `redis-cache` | REPAIRING |" in markdown
 
+
+
+def test_a_stack_found_in_sync_is_checked_again_each_scan(emulator_factory: Callable[..., EmulatorHandle], tmp_path: Path) -> None:
+    """An unchanged in-sync stack's report is reused (daemon scans): any change to one of its
+    instances, to its stack file or to the ignore rules is still reported in the next scan."""
+    work_dir = tmp_path / "program"
+    work_dir.mkdir()
+    # a reports the project's unmanaged instances; b's result is its own instances' only.
+    a = generated_stack(work_dir, "a", "redisguard-load", 1, "a")
+    b = generated_stack(work_dir, "b", "redisguard-load", 2, "b")
+    emulator = emulator_factory(fleet=[a, b], processes=False)
+    client = emulator.redis_client()
+    mapping: dict[str, Any] = {
+        "pulumi": {"work_dir": str(work_dir), "stacks": ["a", "b"]},
+        "gcp": {"redis_endpoint": emulator.redis_endpoint},
+    }
+    config = config_from_mapping(mapping)
+
+    def b_report(config: Any = config) -> tuple[str, list[tuple[str, str, list[str]]]]:
+        [report] = [s for s in run_scan(config, ["a", "b"], ["live"]).stacks if s.stack == "b"]
+        return report.status, [(i.kind, i.resource, [p.path for p in i.properties]) for i in report.items]
+
+    for _ in range(3):  # the first scan, then scans that find nothing changed
+        assert b_report() == ("in_sync", [])
+    update(client, emulator.instance_name("b-0001"), ["memory_size_gb"], memory_size_gb=2)
+    assert b_report() == ("drift", [("changed", "b-0001", ["memorySizeGb"])])
+    update(client, emulator.instance_name("b-0001"), ["memory_size_gb"], memory_size_gb=1)
+    assert b_report() == ("in_sync", [])
+    # A label and a config added by hand (the program manages both maps whole).
+    update(client, emulator.instance_name("b-0000"), ["labels"], labels={"team": "payments"})
+    assert b_report() == ("drift", [("changed", "b-0000", ["labels.team"])])
+    update(client, emulator.instance_name("b-0000"), ["labels", "redis_configs"], labels={}, redis_configs={"activedefrag": "yes"})
+    assert b_report() == ("drift", [("changed", "b-0000", ["redisConfigs.activedefrag"])])
+    # New ignore rules (a new config) judge the same listing again.
+    ignoring = config_from_mapping({**mapping, "ignore": [{"type": INSTANCE_TYPE, "path": "redisConfigs.activedefrag"}]})
+    assert b_report(ignoring) == b_report(ignoring) == ("in_sync", [])
+    assert b_report() == ("drift", [("changed", "b-0000", ["redisConfigs.activedefrag"])])
+    # The stack file changed: its declared side is read again.
+    update(client, emulator.instance_name("b-0000"), ["redis_configs"], redis_configs={})
+    assert b_report() == b_report() == ("in_sync", [])
+    b.write_text(b.read_text().replace("memory_gb: 1", "memory_gb: 4", 1))
+    assert b_report() == ("drift", [("changed", "b-0000", ["memorySizeGb"])])
