@@ -23,14 +23,7 @@ from redisguard.daemon.checks.protocol import CancelToken, Job, run_jobs
 from redisguard.daemon.checks.registry import DRIFT_CHECK_OF, DRIFT_CHECKS
 from redisguard.daemon.config import RedisguardConfig
 from redisguard.daemon.fleet import state as fleet_state
-from redisguard.daemon.fleet.declared import (
-    Declared,
-    DeclaredInstance,
-    DeclaredStack,
-    SourceFailure,
-    declare_stack,
-    declared_at_hand,
-)
+from redisguard.daemon.fleet.declared import Declared, DeclaredStack, SourceFailure, declare_stack, declared_at_hand
 from redisguard.daemon.fleet.inventory import Inventory
 from redisguard.daemon.fleet.stacks import StackFileRead, read_stack_files
 from redisguard.daemon.reports.drift import DriftItem, DriftReport, Engine, InstanceState, StackReport
@@ -258,8 +251,8 @@ class _ScanView:
     every: Mapping[str, Declared]
     readable: Sequence[DeclaredStack]
     owners: Mapping[str, list[str]]
-    held: Mapping[str, Sequence[DeclaredInstance]]
-    """Every readable stack's instances by id (drift_live.declared_by_id): whether a listed instance is unmanaged."""
+    held: frozenset[tuple[str, str | None, str]]
+    """Where every readable stack's instances are (drift_live.declared_keys): whether a listed instance is unmanaged."""
 
     @classmethod
     def of(cls, every: Mapping[str, Declared], selected: Sequence[str], listed: Sequence[str], shard: Shard = WHOLE) -> _ScanView:
@@ -280,7 +273,7 @@ class _ScanView:
         for project, name in by_project.items():
             if shard.owns(name):
                 owners.setdefault(name, []).append(project)
-        return cls(every, readable, owners, drift_live.declared_by_id(readable))
+        return cls(every, readable, owners, drift_live.declared_keys(readable))
 
     def blockers(self, project: str) -> list[str]:
         """Why the unmanaged instances of `project` cannot be decided: one entry per unreadable stack that may hold them."""

@@ -7,7 +7,8 @@ state (declared.py), the listing (inventory.py) and the one property reader for 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,14 +56,12 @@ class StackFindings:
     """The API names of its declared instances found live without drift (when the audit log's window opens)."""
 
 
-def declared_by_id(stacks: Iterable[DeclaredStack]) -> dict[str, list[DeclaredInstance]]:
-    """Every instance the stacks declare, by instance id: the stack reporting a project's unmanaged
-    instances asks for each listed one, and a thousand stacks each asked in turn would be a million."""
-    held: dict[str, list[DeclaredInstance]] = {}
-    for stack in stacks:
-        for declared in stack.instances:
-            held.setdefault(declared.instance_id, []).append(declared)
-    return held
+def declared_keys(stacks: Iterable[DeclaredStack]) -> frozenset[tuple[str, str | None, str]]:
+    """Where every instance the stacks declare is, as (project, region, id), region None for any
+    region: a listed instance (its LiveKey, the same triple) is held when its key or its key with
+    no region is in it. One set lookup per listed instance for the stack that reports a project's
+    unmanaged instances, however many stacks there are."""
+    return frozenset((d.project, d.region, d.instance_id) for stack in stacks for d in stack.instances)
 
 
 def compare_stack(
@@ -70,11 +69,11 @@ def compare_stack(
     inventory: Inventory,
     rules: IgnoreRules,
     *,
-    held: Mapping[str, Sequence[DeclaredInstance]] | None = None,
+    held: AbstractSet[tuple[str, str | None, str]] | None = None,
     unmanaged_projects: Sequence[str] = (),
 ) -> StackFindings:
     """Drift of one stack: its changed and missing instances; the instances of `unmanaged_projects`
-    that no instance of `held` (declared_by_id of every readable stack; default: this stack's own)
+    that no instance of `held` (declared_keys of every readable stack; default: this stack's own)
     holds; and its instances that are not READY."""
     items: list[DriftItem] = []
     not_ready: list[InstanceState] = []
@@ -95,10 +94,10 @@ def compare_stack(
         else:
             in_sync.append(name)
     if unmanaged_projects:
-        held = held if held is not None else declared_by_id([stack])
+        held = held if held is not None else declared_keys([stack])
         for project in unmanaged_projects:
             for key, instance in inventory.keyed(project):
-                if not any(d.holds(key) for d in held.get(key.instance_id, ())):
+                if key not in held and (key.project, None, key.instance_id) not in held:
                     items.append(DriftItem(resource=instance.name, kind="unmanaged", instance=instance.name))
     return StackFindings(items, not_ready, tuple(unmanaged_projects), tuple(in_sync))
 
